@@ -1,0 +1,260 @@
+// Command bench compares rewind with restic and borg on the standard
+// datasets of issue 3 and rewrites BENCHMARKS.md with the ratios.
+//
+//	make bench                               # 3 rounds, all sets, all tools
+//	make bench BENCHFLAGS='-sets tree -n 1'  # a quicker look
+//	make bench-smoke                         # tiny data, one round, stdout only
+//
+// Every step runs as a child process and is measured from the kernel's
+// accounting of that child (wait4 rusage): wall time, user+sys CPU and peak
+// RSS. The machine is shared and noisy, so what matters are ratios between
+// tools measured in the same round, and the harness reports the median of
+// those ratios over -n rounds, with the tool order reversed every other round.
+//
+// Each tool run starts from the same state: the datasets are generated once
+// into DATA/pristine by shared/bench/mkdata.go and resynchronised into
+// DATA/work before every tool's turn (only what the previous mutation
+// changed is copied back), so all tools back up the same absolute paths.
+//
+// The machine-limit rows (parallel read, metadata walk, parallel copy) are
+// run by this same binary re-executed with -limit, so that they are measured
+// exactly like the tools.
+//
+// Set RWBENCH_REWIND_OPTIONAL=1 while rewind is still being written: a
+// rewind that does not build or fails a step is then reported as missing
+// instead of failing the run.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// config holds the parsed command line.
+type config struct {
+	rounds   int
+	dataDir  string
+	sets     []string
+	tools    []string
+	smoke    bool
+	out      string
+	keep     bool
+	verify   bool
+	timeout  time.Duration
+	mkdata   string
+	rewind   string // a rewind binary to use instead of building ./cmd/rewind
+	optional bool   // rewind may be missing or broken (RWBENCH_REWIND_OPTIONAL)
+}
+
+// optionalEnv names the variable that lets a broken rewind through.
+const optionalEnv = "RWBENCH_REWIND_OPTIONAL"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := mainErr(ctx, log, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var cfg config
+	var sets, tools string
+	var limit, src, dst string
+	fs.IntVar(&cfg.rounds, "n", 3, "rounds of the whole comparison; medians are reported")
+	fs.StringVar(&cfg.dataDir, "data", "/var/tmp/rwbench-data", "folder for the datasets, work copies, repositories and logs")
+	fs.StringVar(&sets, "sets", "tree,image,small", "comma-separated datasets: tree, image, small")
+	fs.StringVar(&tools, "tools", "rewind,restic,borg", "comma-separated tools: rewind, restic, borg")
+	fs.BoolVar(&cfg.smoke, "smoke", false, "tiny generated dataset, one round, results on stdout only")
+	fs.StringVar(&cfg.out, "out", "", "Markdown file to rewrite (default BENCHMARKS.md at the repository root; - for none)")
+	fs.BoolVar(&cfg.keep, "keep", false, "keep the repositories (one per round, set and tool) instead of removing them")
+	fs.BoolVar(&cfg.verify, "verify", true, "compare every restore with the source, untimed")
+	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Minute, "limit for one timed step")
+	fs.StringVar(&cfg.mkdata, "mkdata", "", "path of mkdata.go (default ../shared/bench/mkdata.go from the repository root)")
+	fs.StringVar(&cfg.rewind, "rewind", "", "use this rewind binary instead of building ./cmd/rewind (e.g. a PGO build)")
+	fs.StringVar(&limit, "limit", "", "internal: run one machine-limit operation (read, walk, copy) and exit")
+	fs.StringVar(&src, "src", "", "internal: source folder for -limit")
+	fs.StringVar(&dst, "dst", "", "internal: target folder for -limit copy")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if limit != "" {
+		return runLimit(ctx, limit, src, dst)
+	}
+	cfg.sets = splitList(sets)
+	cfg.tools = splitList(tools)
+	cfg.optional = os.Getenv(optionalEnv) == "1"
+	if cfg.smoke {
+		cfg.rounds = 1
+		cfg.sets = []string{"smoke"}
+		cfg.out = "-"
+	}
+	if err := validate(&cfg); err != nil {
+		return err
+	}
+	return run(ctx, log, cfg)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func validate(cfg *config) error {
+	if cfg.rounds < 1 {
+		return errors.New("-n must be at least 1")
+	}
+	for _, s := range cfg.sets {
+		if _, ok := standardSets[s]; !ok && s != "smoke" {
+			return fmt.Errorf("unknown set %q (want tree, image or small)", s)
+		}
+	}
+	for _, t := range cfg.tools {
+		if t != "rewind" && t != "restic" && t != "borg" {
+			return fmt.Errorf("unknown tool %q (want rewind, restic or borg)", t)
+		}
+	}
+	if len(cfg.sets) == 0 || len(cfg.tools) == 0 {
+		return errors.New("no sets or no tools selected")
+	}
+	if !filepath.IsAbs(cfg.dataDir) {
+		abs, err := filepath.Abs(cfg.dataDir)
+		if err != nil {
+			return err
+		}
+		cfg.dataDir = abs
+	}
+	return nil
+}
+
+// repoRoot returns the folder of go.mod, found with `go env GOMOD`.
+func repoRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("not inside the rewind module: run from the repository")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// run does the whole comparison and writes the report.
+func run(ctx context.Context, log *slog.Logger, cfg config) error {
+	root, err := repoRoot(ctx)
+	if err != nil {
+		return err
+	}
+	if cfg.mkdata == "" {
+		cfg.mkdata = filepath.Join(filepath.Dir(root), "shared", "bench", "mkdata.go")
+	}
+	if cfg.out == "" {
+		cfg.out = filepath.Join(root, "BENCHMARKS.md")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own binary: %w", err)
+	}
+	tmp, err := os.MkdirTemp("", "rwbench-bin-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	shm, err := os.MkdirTemp("/dev/shm", "rwbench-")
+	if err != nil {
+		return fmt.Errorf("tmpfs scratch folder: %w", err)
+	}
+	defer os.RemoveAll(shm)
+
+	dataDir := cfg.dataDir
+	if cfg.smoke {
+		// The smoke run never touches the standard data folder.
+		if dataDir, err = os.MkdirTemp("", "rwbench-smoke-"); err != nil {
+			return err
+		}
+		if !cfg.keep {
+			defer os.RemoveAll(dataDir)
+		}
+	}
+
+	if err := ensurePeers(ctx, log, cfg.tools); err != nil {
+		return err
+	}
+	tools, err := prepareTools(ctx, log, cfg, root, tmp)
+	if err != nil {
+		return err
+	}
+	mkdata, err := buildMkdata(ctx, cfg.mkdata, tmp)
+	if err != nil && !cfg.smoke {
+		return err
+	}
+	if err != nil {
+		// The smoke set is made here; only the mutation needs mkdata.
+		return fmt.Errorf("mkdata is needed to mutate the smoke set too: %w", err)
+	}
+
+	h := &harness{
+		cfg:     cfg,
+		log:     log,
+		self:    self,
+		mkdata:  mkdata,
+		tools:   tools,
+		runs:    filepath.Join(dataDir, "runs"),
+		shm:     shm,
+		res:     newResults(),
+		started: time.Now(),
+	}
+	h.res.machine = machineInfo(dataDir)
+	if len(tools) < len(cfg.tools) {
+		h.res.note(fmt.Sprintf("rewind was left out (%s=1): it did not build", optionalEnv))
+	}
+	if err := os.MkdirAll(filepath.Join(h.runs, "logs"), 0o755); err != nil {
+		return err
+	}
+	sets, err := prepareSets(ctx, log, cfg, dataDir, mkdata)
+	if err != nil {
+		return err
+	}
+	if err := h.runAll(ctx, sets); err != nil {
+		return err
+	}
+	h.res.finished = time.Now()
+	h.res.machine.loadEnd = loadAvg()
+	if err := h.res.saveJSON(filepath.Join(h.runs, "logs", "results.json")); err != nil {
+		log.Warn("could not save raw results", "err", err)
+	}
+
+	report := h.res.markdown(cfg, tools)
+	fmt.Print(report.tables)
+	if cfg.out != "-" {
+		if err := os.WriteFile(cfg.out, []byte(report.document), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", cfg.out, err)
+		}
+		log.Info("rewrote report", "file", cfg.out)
+	}
+	log.Info("done", "took", time.Since(h.started).Round(time.Second), "logs", filepath.Join(h.runs, "logs"))
+	return nil
+}

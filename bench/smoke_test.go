@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSmoke builds the harness and runs `bench -smoke` end to end, as
+// `make bench-smoke` does: tiny data, one round, rewind, restic and borg.
+// It checks that every table and row is there and filled; it asserts no
+// speed. Without restic or borg it skips, except on CI (CI=true), where it
+// fails. With RWBENCH_REWIND_OPTIONAL=1, a rewind that does not build or
+// fails is let through (its cells are empty); without it rewind must work.
+func TestSmoke(t *testing.T) {
+	ci := os.Getenv("CI") == "true"
+	for _, bin := range []string{"restic", "borg"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			if ci {
+				t.Fatalf("%s is missing on CI (scripts/test-deps.sh installs it): %v", bin, err)
+			}
+			t.Skipf("%s is not installed", bin)
+		}
+	}
+	if testing.Short() && !ci {
+		t.Skip("runs every tool; skipped with -short")
+	}
+	if _, err := os.Stat("/dev/shm"); err != nil {
+		t.Fatalf("the harness needs tmpfs at /dev/shm: %v", err)
+	}
+	optional := os.Getenv(optionalEnv) == "1"
+
+	bench := filepath.Join(t.TempDir(), "bench")
+	if out, err := exec.Command("go", "build", "-o", bench, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build the harness: %v\n%s", err, out)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bench, "-smoke")
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("bench -smoke: %v\nstderr:\n%s", err, tail(stderr.String(), 60))
+	}
+	out := stdout.String()
+	t.Logf("bench -smoke printed:\n%s", out)
+
+	tables := parseTables(out)
+	tools := []string{"rewind", "restic", "borg"}
+	if optional && !strings.Contains(tables["### Time: wall (user+sys CPU), median of 1 round(s)"].header, "rewind") {
+		t.Log("rewind left out of the run (RWBENCH_REWIND_OPTIONAL=1)")
+		tools = []string{"restic", "borg"}
+	}
+	check := func(title string, rows []string, columns []string) {
+		t.Helper()
+		tb, ok := tables[title]
+		if !ok {
+			t.Errorf("no table %q", title)
+			return
+		}
+		for _, row := range rows {
+			cells, ok := tb.rows[row]
+			if !ok {
+				t.Errorf("table %q has no row %q", title, row)
+				continue
+			}
+			for _, col := range columns {
+				v, ok := cells[col]
+				switch {
+				case !ok:
+					t.Errorf("table %q has no column %q", title, col)
+				case v == "–" && !(optional && strings.Contains(col, "rewind")):
+					t.Errorf("table %q, row %q, column %q is empty", title, row, col)
+				}
+			}
+		}
+	}
+	ratioCols := func() []string {
+		if tools[0] != "rewind" {
+			return nil
+		}
+		return []string{"rewind/restic", "rewind/borg"}
+	}
+	withRatios := append(append([]string{}, tools...), ratioCols()...)
+	check("### Time: wall (user+sys CPU), median of 1 round(s)", toolSteps, withRatios)
+	check("### Peak RSS", toolSteps, withRatios)
+	check("### Repository on disk", []string{sizeInitial, sizeUnchanged, sizeIncremental, bytesAdded}, withRatios)
+	check("### Repository on disk", []string{"added / changed"}, tools)
+	check("### Machine limits (2 workers where parallel)", limitSteps, []string{"wall (CPU)", "peak RSS"})
+	if len(tools) == 3 {
+		check("### Machine limits (2 workers where parallel)", limitSteps, []string{"rewind / limit"})
+	}
+	if !strings.Contains(out, "## Targets (issue 3)") || !strings.Contains(out, "| tree | initial |") {
+		t.Error("no targets table")
+	}
+	if strings.Contains(out, "# Benchmarks") {
+		t.Error("smoke printed the BENCHMARKS.md document; it must print the tables only")
+	}
+}
+
+// table is one parsed Markdown table: its header line and, by first cell,
+// each row's cells by column name.
+type table struct {
+	header string
+	rows   map[string]map[string]string
+}
+
+// parseTables reads every Markdown table under a "### " heading. A title
+// seen twice (one table per set) keeps the first.
+func parseTables(md string) map[string]table {
+	tables := map[string]table{}
+	var title string
+	var cols []string
+	for _, line := range strings.Split(md, "\n") {
+		switch {
+		case strings.HasPrefix(line, "#"):
+			title, cols = line, nil
+		case !strings.HasPrefix(line, "|") || title == "":
+			cols = nil
+		case strings.HasPrefix(line, "|---"):
+		case cols == nil:
+			cols = splitRow(line)
+			if _, seen := tables[title]; !seen {
+				tables[title] = table{header: line, rows: map[string]map[string]string{}}
+			}
+		default:
+			cells := splitRow(line)
+			row := map[string]string{}
+			for i, c := range cells {
+				if i < len(cols) {
+					row[cols[i]] = c
+				}
+			}
+			if tb := tables[title]; tb.rows != nil {
+				if _, seen := tb.rows[cells[0]]; !seen {
+					tb.rows[cells[0]] = row
+				}
+			}
+		}
+	}
+	return tables
+}
+
+func splitRow(line string) []string {
+	parts := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,332 @@
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+
+	"github.com/rewind-backup/rewind/internal/chunker"
+	"github.com/rewind-backup/rewind/internal/fs"
+	"github.com/rewind-backup/rewind/internal/id"
+	"github.com/rewind-backup/rewind/internal/pack"
+	"github.com/rewind-backup/rewind/internal/repository"
+	"github.com/rewind-backup/rewind/internal/tree"
+	"golang.org/x/sys/unix"
+)
+
+// fileJob is a regular file to read.
+type fileJob struct {
+	dir  *dirState
+	slot int
+	path string
+	prev *tree.Node
+	// first is set on the first occurrence of a hard-linked inode, which
+	// publishes its content; linkOf on later ones, which copy it.
+	first  *linkState
+	linkOf *linkState
+}
+
+type devIno struct{ dev, ino uint64 }
+
+// linkState carries the content of a hard-linked inode to its other names.
+type linkState struct {
+	done chan struct{}
+	node *tree.Node
+}
+
+// readAttempts is how often a file that changes while it is read is read.
+const readAttempts = 2
+
+func (a *Archiver) fileWorker(ctx context.Context) error {
+	rd := &fileReader{a: a}
+	for job := range a.files {
+		if err := a.doFile(ctx, rd, job); err != nil {
+			return err
+		}
+		if err := a.childDone(ctx, job.dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Archiver) doFile(ctx context.Context, rd *fileReader, job *fileJob) error {
+	n := &job.dir.nodes[job.slot]
+	if job.linkOf != nil {
+		select {
+		case <-job.linkOf.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if f := job.linkOf.node; f != nil {
+			n.Content, n.ContentLists, n.Size, n.Flags, n.Error = f.Content, f.ContentLists, f.Size, f.Flags, f.Error
+			n.Xattrs = f.Xattrs
+			a.countFile(job.prev, n)
+			a.prog.Done(1, int64(n.Size))
+			return nil
+		}
+	}
+	if job.first != nil {
+		defer func() {
+			job.first.node = n
+			close(job.first.done)
+		}()
+	}
+	err := a.readFile(ctx, rd, job.path, n)
+	if err != nil {
+		if ctx.Err() != nil || isRepoError(err) {
+			return err
+		}
+		var gone *vanishedError
+		if errors.As(err, &gone) {
+			a.st.vanished.Add(1)
+			a.log.Info("vanished before it was read", "path", job.path)
+			a.st.totalFiles.Add(-1)
+			n.Type = removed
+			return nil
+		}
+		n.Flags |= tree.FlagUnreadable
+		n.Error = err.Error()
+		n.Content, n.ContentLists = nil, nil
+		a.fileError(job.path, err)
+	}
+	a.countFile(job.prev, n)
+	a.prog.Done(1, int64(n.Size))
+	return nil
+}
+
+func (a *Archiver) countFile(prev, n *tree.Node) {
+	if prev == nil || prev.Type != tree.File {
+		a.st.filesNew.Add(1)
+	} else {
+		a.st.filesChanged.Add(1)
+	}
+}
+
+type vanishedError struct{ err error }
+
+func (e *vanishedError) Error() string { return e.err.Error() }
+
+// repoError marks an error from storing data, which is fatal for the
+// backup, unlike an error reading one source file.
+type repoError struct{ err error }
+
+func (e *repoError) Error() string { return e.err.Error() }
+func (e *repoError) Unwrap() error { return e.err }
+
+func isRepoError(err error) bool {
+	var r *repoError
+	return errors.As(err, &r)
+}
+
+// fileReader holds one worker's buffers.
+type fileReader struct {
+	a      *Archiver
+	buf    []byte
+	chunks []tree.Chunk
+}
+
+// readFile reads, chunks and hashes one file into n. A file that changed
+// while it was read is read again once, then recorded as changed.
+func (a *Archiver) readFile(ctx context.Context, rd *fileReader, p string, n *tree.Node) error {
+	f, err := openNoAtime(p)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return &vanishedError{err}
+		}
+		return fmt.Errorf("open: %w", err)
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("fstat: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return &vanishedError{errors.New("replaced by a non-regular file")}
+	}
+	for attempt := 1; ; attempt++ {
+		fresh := fs.NodeFromStat(n.Name, &st)
+		n.Size, n.MTime, n.CTime, n.Inode, n.Mode, n.UID, n.GID, n.Links = fresh.Size, fresh.MTime, fresh.CTime, fresh.Inode, fresh.Mode, fresh.UID, fresh.GID, fresh.Links
+		x, err := fs.ReadXattrsFd(fd)
+		if err != nil {
+			a.fileError(p, fmt.Errorf("xattrs: %w", err))
+		}
+		n.Xattrs = x
+		total, err := rd.chunkFile(ctx, f, int64(st.Size))
+		if err != nil {
+			return err
+		}
+		var after unix.Stat_t
+		if err := unix.Fstat(fd, &after); err != nil {
+			return fmt.Errorf("fstat: %w", err)
+		}
+		if err := a.setContent(ctx, n, rd.chunks, total); err != nil {
+			return err
+		}
+		if after.Size == st.Size && after.Mtim == st.Mtim && after.Ctim == st.Ctim {
+			return nil
+		}
+		if attempt == readAttempts {
+			// Keep what was read, marked as torn, with the times from before
+			// the read so that the next backup reads it again.
+			n.Flags |= tree.FlagChanged
+			a.log.Warn("file changed while it was read", "path", p)
+			return nil
+		}
+		st = after
+	}
+}
+
+func openNoAtime(p string) (*os.File, error) {
+	flags := os.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_NOATIME | syscall.O_CLOEXEC | syscall.O_NONBLOCK
+	f, err := os.OpenFile(p, flags, 0)
+	if errors.Is(err, unix.EPERM) {
+		f, err = os.OpenFile(p, flags&^syscall.O_NOATIME, 0)
+	}
+	return f, err
+}
+
+// setContent stores the chunk list in n, moving a long one to content-list
+// blobs.
+func (a *Archiver) setContent(ctx context.Context, n *tree.Node, chunks []tree.Chunk, total int64) error {
+	n.Size = uint64(total)
+	n.ContentLists = nil
+	if len(chunks) <= tree.MaxInlineChunks {
+		n.Content = append([]tree.Chunk(nil), chunks...)
+		return nil
+	}
+	n.Content = nil
+	for start := 0; start < len(chunks); start += tree.MaxInlineChunks {
+		end := min(start+tree.MaxInlineChunks, len(chunks))
+		i, _, err := a.repo.SaveBlob(ctx, pack.TreeBlob, tree.EncodeContentList(chunks[start:end]))
+		if err != nil {
+			return &repoError{err}
+		}
+		n.ContentLists = append(n.ContentLists, i)
+	}
+	return nil
+}
+
+// chunkFile cuts the first size bytes of f into rd.chunks, recording holes
+// without reading them. It returns the number of bytes covered.
+func (rd *fileReader) chunkFile(ctx context.Context, f *os.File, size int64) (int64, error) {
+	a := rd.a
+	rd.chunks = rd.chunks[:0]
+	if size == 0 {
+		return 0, nil
+	}
+	profile := repository.ProfileDefault
+	if size >= a.opt.LargeFile {
+		profile = repository.ProfileSmall
+	}
+	c := a.repo.Chunker(profile)
+	regions := []fs.Region{{Off: 0, Len: size}}
+	if size > 1<<20 {
+		var err error
+		if regions, err = fs.DataRegions(f, size); err != nil {
+			return 0, err
+		}
+	}
+	var pos int64
+	for _, reg := range regions {
+		if reg.Off > pos {
+			rd.chunks = append(rd.chunks, tree.Chunk{Size: uint64(reg.Off - pos)})
+		}
+		if err := rd.chunkRegion(ctx, c, io.NewSectionReader(f, reg.Off, reg.Len), reg.Len); err != nil {
+			return 0, err
+		}
+		pos = reg.Off + reg.Len
+	}
+	if pos < size {
+		rd.chunks = append(rd.chunks, tree.Chunk{Size: uint64(size - pos)})
+	}
+	return size, nil
+}
+
+func (rd *fileReader) chunkRegion(ctx context.Context, c *chunker.Chunker, r io.Reader, n int64) error {
+	a := rd.a
+	if len(rd.buf) < c.BufferSize() {
+		rd.buf = make([]byte, c.BufferSize())
+	}
+	if n <= int64(c.Params().Min) {
+		// Small file or region: one chunk, no chunker.
+		b := rd.buf[:n]
+		if _, err := io.ReadFull(r, b); err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		a.st.bytesRead.Add(n)
+		return rd.addChunk(ctx, b)
+	}
+	cr := c.NewReader(r, rd.buf)
+	var got int64
+	for {
+		chunk, err := cr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		got += int64(len(chunk))
+		a.st.bytesRead.Add(int64(len(chunk)))
+		if err := rd.addChunk(ctx, chunk); err != nil {
+			return err
+		}
+	}
+	if got != n {
+		return fmt.Errorf("read %d bytes of a %d-byte region: file shrank", got, n)
+	}
+	return nil
+}
+
+// addChunk hashes a chunk, appends it to the list, and hands it to the
+// savers if the repository does not have it yet.
+func (rd *fileReader) addChunk(ctx context.Context, data []byte) error {
+	a := rd.a
+	var i id.ID
+	if isZero(data) {
+		if v, ok := a.zeroIDs.Load(len(data)); ok {
+			i = v.(id.ID)
+		} else {
+			i = a.repo.Key().BlobID(data)
+			a.zeroIDs.Store(len(data), i)
+		}
+	} else {
+		i = a.repo.Key().BlobID(data)
+	}
+	rd.chunks = append(rd.chunks, tree.Chunk{ID: i, Size: uint64(len(data))})
+	if a.repo.HasBlob(i) {
+		return nil
+	}
+	if _, dup := a.queued.LoadOrStore(i, struct{}{}); dup {
+		return nil
+	}
+	bp, _ := a.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	*bp = append((*bp)[:0], data...)
+	select {
+	case a.saves <- saveJob{id: i, buf: bp}:
+		return nil
+	case <-ctx.Done():
+		return &repoError{ctx.Err()}
+	}
+}
+
+var zeroPage [4096]byte
+
+func isZero(b []byte) bool {
+	for len(b) > 0 {
+		n := min(len(b), len(zeroPage))
+		if string(b[:n]) != string(zeroPage[:n]) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}

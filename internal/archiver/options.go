@@ -1,0 +1,53 @@
+package archiver
+
+import (
+	"log/slog"
+
+	"github.com/rewind-backup/rewind/internal/snapshot"
+)
+
+// Options control one backup.
+type Options struct {
+	Hostname string
+	Tags     []string
+	// Excludes are patterns (see Matcher); ExcludeCaches skips directories
+	// holding a valid CACHEDIR.TAG.
+	Excludes      []string
+	ExcludeCaches bool
+	// OneFileSystem keeps the walk on the filesystem of each given path.
+	OneFileSystem bool
+	// Parent is the snapshot to compare with; nil reads every file.
+	Parent *snapshot.Snapshot
+	// FileWorkers and Savers size the pools; zero picks defaults.
+	FileWorkers int
+	Savers      int
+	// LargeFile is the size from which a file is cut with the repository's
+	// small-chunk profile (files rewritten in place, disk images).
+	LargeFile int64
+	Logger    *slog.Logger
+	// Progress, when set, is told about each item as it is done.
+	Progress Progress
+	// ProgramVersion is recorded in the snapshot.
+	ProgramVersion string
+}
+
+// Progress receives events during a backup. Methods are called from many
+// goroutines and must be cheap.
+type Progress interface {
+	// Scanned counts an entry found by the walker (bytes for files).
+	Scanned(files, bytes int64)
+	// Done counts an entry finished (bytes of files, whether read or
+	// not).
+	Done(files, bytes int64)
+	// Error reports a path that was not backed up whole.
+	Error(path string, err error)
+}
+
+// DefaultLargeFile is the size from which files use the small-chunk profile.
+const DefaultLargeFile = 64 << 20
+
+type nopProgress struct{}
+
+func (nopProgress) Scanned(int64, int64) {}
+func (nopProgress) Done(int64, int64)    {}
+func (nopProgress) Error(string, error)  {}

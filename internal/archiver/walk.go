@@ -1,0 +1,268 @@
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/rewind-backup/rewind/internal/fs"
+	"github.com/rewind-backup/rewind/internal/tree"
+	"golang.org/x/sys/unix"
+)
+
+// vnode is a directory on the way from / to the backup targets. Target
+// directories are walked whole; other vnodes only hold the path to them.
+type vnode struct {
+	target   bool
+	children map[string]*vnode
+}
+
+func buildVTree(targets []string) *vnode {
+	root := &vnode{children: map[string]*vnode{}}
+	for _, t := range targets {
+		if t == "/" {
+			root.target = true
+			continue
+		}
+		cur := root
+		for _, part := range strings.Split(strings.TrimPrefix(t, "/"), "/") {
+			next, ok := cur.children[part]
+			if !ok {
+				next = &vnode{children: map[string]*vnode{}}
+				cur.children[part] = next
+			}
+			cur = next
+		}
+		cur.target = true
+	}
+	return root
+}
+
+// walkVirtual fills d with the children of a vnode at dir.
+func (a *Archiver) walkVirtual(ctx context.Context, d *dirState, dir string, v *vnode, prev *parentDir) error {
+	if v.target {
+		return a.walkDir(ctx, d, dir, prev, 0)
+	}
+	names := make([]string, 0, len(v.children))
+	for name := range v.children {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	d.pending.Store(1)
+	type sub struct {
+		slot int
+		v    *vnode
+	}
+	var subs []sub
+	for _, name := range names {
+		p := path.Join(dir, name)
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return fmt.Errorf("backup path %q: %w", p, err)
+		}
+		n := fs.NodeFromStat(name, &st)
+		a.names.SetNames(&n)
+		child := v.children[name]
+		if !child.target && n.Type != tree.Dir {
+			return fmt.Errorf("backup path below %q: not a directory", p)
+		}
+		d.nodes = append(d.nodes, n)
+		subs = append(subs, sub{len(d.nodes) - 1, child})
+	}
+	for _, s := range subs {
+		n := &d.nodes[s.slot]
+		p := path.Join(dir, n.Name)
+		pn := prev.find(ctx, n.Name)
+		if s.v.target && n.Type != tree.Dir {
+			if err := a.addEntry(ctx, d, s.slot, p, pn, -1); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := a.readMeta(n, p, pn); err != nil {
+			a.fileError(p, err)
+		}
+		child := &dirState{path: p, parent: d, slot: s.slot, prev: pn}
+		d.pending.Add(1)
+		var prevIDs *parentDir
+		if pn != nil && pn.Type == tree.Dir {
+			prevIDs = newParentDir(a.repo, pn.Subtree)
+		}
+		if s.v.target {
+			if err := a.walkDir(ctx, child, p, prevIDs, n.DeviceID); err != nil {
+				return err
+			}
+		} else if err := a.walkVirtual(ctx, child, p, s.v, prevIDs); err != nil {
+			return err
+		}
+	}
+	return a.childDone(ctx, d)
+}
+
+// walkDir lists the real directory dir into d and walks below it. dev is
+// the device of the backup target, for --one-file-system (0: no limit).
+func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *parentDir, dev uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.pending.Store(1)
+	dirfd, err := fs.OpenDir(dir)
+	if err != nil {
+		// The directory's own node is kept; its content is missing.
+		a.fileError(dir, fmt.Errorf("open directory: %w", err))
+		return a.childDone(ctx, d)
+	}
+	f := os.NewFile(uintptr(dirfd), dir)
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		a.fileError(dir, fmt.Errorf("list directory: %w", err))
+	}
+	if a.opt.ExcludeCaches && isCacheDir(dirfd) {
+		// Keep the tag itself so a restored tree is still marked.
+		names = slices.DeleteFunc(names, func(n string) bool { return n != "CACHEDIR.TAG" })
+	}
+	slices.Sort(names)
+	d.nodes = make([]tree.Node, 0, len(names))
+	for _, name := range names {
+		p := joinPath(dir, name)
+		if a.match.Match(p, name) {
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				a.st.vanished.Add(1)
+				a.log.Info("vanished before it was read", "path", p)
+				continue
+			}
+			a.fileError(p, fmt.Errorf("lstat: %w", err))
+			continue
+		}
+		n := fs.NodeFromStat(name, &st)
+		if n.Type == tree.Socket {
+			a.skip(p, "socket")
+			continue
+		}
+		a.names.SetNames(&n)
+		d.nodes = append(d.nodes, n)
+	}
+	// The listing is final: from here on workers may fill in slots.
+	for slot := range d.nodes {
+		n := &d.nodes[slot]
+		p := joinPath(dir, n.Name)
+		pn := prev.find(ctx, n.Name)
+		if n.Type != tree.Dir {
+			if err := a.addEntry(ctx, d, slot, p, pn, dirfd); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := a.readMeta(n, p, pn); err != nil {
+			a.fileError(p, err)
+		}
+		child := &dirState{path: p, parent: d, slot: slot, prev: pn}
+		d.pending.Add(1)
+		if dev != 0 && a.opt.OneFileSystem && n.DeviceID != dev {
+			// A mount point: keep the directory, not what is mounted on it.
+			child.pending.Store(1)
+			if err := a.childDone(ctx, child); err != nil {
+				return err
+			}
+			continue
+		}
+		var pd *parentDir
+		if pn != nil && pn.Type == tree.Dir {
+			pd = newParentDir(a.repo, pn.Subtree)
+		}
+		if err := a.walkDir(ctx, child, p, pd, dev); err != nil {
+			return err
+		}
+	}
+	return a.childDone(ctx, d)
+}
+
+func joinPath(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
+}
+
+// readMeta fills in what lstat does not give: xattrs and link targets.
+// Xattrs are taken from the parent snapshot when the inode and ctime are
+// unchanged, since setting an xattr changes the ctime.
+func (a *Archiver) readMeta(n *tree.Node, p string, prev *tree.Node) error {
+	if n.Type == tree.Symlink {
+		t, err := os.Readlink(p)
+		if err != nil {
+			return fmt.Errorf("readlink: %w", err)
+		}
+		n.LinkTarget = t
+	}
+	if prev != nil && prev.Type == n.Type && prev.Inode == n.Inode && prev.CTime == n.CTime && prev.DeviceID == n.DeviceID {
+		n.Xattrs = prev.Xattrs
+		return nil
+	}
+	x, err := fs.ReadXattrs(p)
+	if err != nil {
+		return err
+	}
+	n.Xattrs = x
+	return nil
+}
+
+// addEntry handles a non-directory entry: special files are complete after
+// readMeta; regular files are compared with the parent snapshot and queued
+// for reading when they changed.
+func (a *Archiver) addEntry(ctx context.Context, d *dirState, slot int, p string, prev *tree.Node, dirfd int) error {
+	n := &d.nodes[slot]
+	if n.Type != tree.File {
+		if err := a.readMeta(n, p, prev); err != nil {
+			a.fileError(p, err)
+		}
+		return nil
+	}
+	a.st.totalFiles.Add(1)
+	a.st.totalBytes.Add(int64(n.Size))
+	a.prog.Scanned(1, int64(n.Size))
+	if unchanged(prev, n) {
+		n.Content, n.ContentLists, n.Xattrs, n.Flags = prev.Content, prev.ContentLists, prev.Xattrs, 0
+		a.st.filesUnchanged.Add(1)
+		a.prog.Done(1, int64(n.Size))
+		if n.Links > 1 {
+			ls := &linkState{done: make(chan struct{}), node: n}
+			if _, loaded := a.links.LoadOrStore(devIno{n.DeviceID, n.Inode}, ls); !loaded {
+				close(ls.done)
+			}
+		}
+		return nil
+	}
+	job := &fileJob{dir: d, slot: slot, path: p, prev: prev}
+	if n.Links > 1 {
+		ls := &linkState{done: make(chan struct{})}
+		if v, loaded := a.links.LoadOrStore(devIno{n.DeviceID, n.Inode}, ls); loaded {
+			job.linkOf = v.(*linkState)
+		} else {
+			job.first = ls
+		}
+	}
+	d.pending.Add(1)
+	select {
+	case a.files <- job:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// unchanged reports whether a file can keep the parent snapshot's content.
+func unchanged(prev, n *tree.Node) bool {
+	return prev != nil && prev.Type == tree.File && prev.Flags == 0 &&
+		prev.Size == n.Size && prev.MTime == n.MTime && prev.CTime == n.CTime &&
+		prev.Inode == n.Inode && prev.DeviceID == n.DeviceID
+}

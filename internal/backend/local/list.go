@@ -1,0 +1,109 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/rewind-backup/rewind/internal/backend"
+)
+
+// List calls fn for every file of type t. Temporary files, and files whose
+// names are no valid handle or that sit in the wrong data/<xx> folder, are
+// skipped: Load could not reach them. Listing the config type yields the
+// config file, with an empty name, if it exists.
+func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.FileInfo) error) error {
+	if b.closed.Load() {
+		return fmt.Errorf("list %s: %w", t, errClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("list %s: %w", t, err)
+	}
+	switch t {
+	case backend.ConfigFile:
+		fi, err := os.Stat(b.filename(backend.Handle{Type: t}))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return wrapErr("list", t.String(), err)
+		}
+		return fn(backend.FileInfo{Name: "", Size: fi.Size()})
+	case backend.PackFile:
+		return b.listPacks(ctx, fn)
+	case backend.KeyFile, backend.IndexFile, backend.SnapshotFile, backend.LockFile:
+		return b.listDir(ctx, t, filepath.Join(b.dir, t.String()), "", fn)
+	}
+	return backend.Permanent(fmt.Errorf("list: invalid file type %d", t))
+}
+
+// listPacks lists every data/<xx> folder.
+func (b *Backend) listPacks(ctx context.Context, fn func(backend.FileInfo) error) error {
+	data := filepath.Join(b.dir, backend.PackFile.String())
+	entries, err := os.ReadDir(data)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return wrapErr("list", "data", err)
+	}
+	for _, e := range entries {
+		prefix := e.Name()
+		if !e.IsDir() || len(prefix) != 2 || (backend.Handle{Type: backend.PackFile, Name: prefix}).Valid() != nil {
+			continue
+		}
+		if err := b.listDir(ctx, backend.PackFile, filepath.Join(data, prefix), prefix, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listDir calls fn for every file of type t in dir whose name starts with
+// prefix. It reads the folder in batches, so that a large one is not held
+// in memory.
+func (b *Backend) listDir(ctx context.Context, t backend.FileType, dir, prefix string, fn func(backend.FileInfo) error) error {
+	f, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return wrapErr("list", t.String(), err)
+	}
+	defer func() { _ = f.Close() }()
+
+	for {
+		entries, err := f.ReadDir(1024)
+		for _, e := range entries {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("list %s: %w", t, err)
+			}
+			name := e.Name()
+			if strings.HasPrefix(name, tempPrefix) || !strings.HasPrefix(name, prefix) ||
+				!e.Type().IsRegular() || (backend.Handle{Type: t, Name: name}).Valid() != nil {
+				continue
+			}
+			fi, err := e.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // removed since the folder was read
+			}
+			if err != nil {
+				return wrapErr("list", t.String(), err)
+			}
+			if err := fn(backend.FileInfo{Name: name, Size: fi.Size()}); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return wrapErr("list", t.String(), err)
+		}
+	}
+}

@@ -1,0 +1,241 @@
+// Package checker verifies a repository: that the index agrees with the
+// pack headers, that every snapshot and tree decodes, that every blob they
+// reference is stored, and (with ReadData) that every stored blob
+// decrypts and hashes to its ID.
+package checker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+
+	"github.com/rewind-backup/rewind/internal/backend"
+	"github.com/rewind-backup/rewind/internal/crypto"
+	"github.com/rewind-backup/rewind/internal/id"
+	"github.com/rewind-backup/rewind/internal/index"
+	"github.com/rewind-backup/rewind/internal/pack"
+	"github.com/rewind-backup/rewind/internal/repository"
+	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/tree"
+	"golang.org/x/sync/errgroup"
+)
+
+// Options select the checks.
+type Options struct {
+	// ReadData reads every pack in full and verifies every blob.
+	ReadData bool
+}
+
+// Problem is one thing found wrong, naming the damaged object.
+type Problem struct {
+	Object string `json:"object"`
+	Error  string `json:"error"`
+}
+
+// Result is what a check found.
+type Result struct {
+	Packs      int       `json:"packs"`
+	Snapshots  int       `json:"snapshots"`
+	Trees      int       `json:"trees"`
+	DataBlobs  int       `json:"data_blobs"`
+	BlobsRead  int       `json:"blobs_read"`
+	Unindexed  []string  `json:"unindexed_packs,omitempty"`
+	Problems   []Problem `json:"problems"`
+	mu         sync.Mutex
+}
+
+func (r *Result) add(obj string, err error) {
+	r.mu.Lock()
+	r.Problems = append(r.Problems, Problem{Object: obj, Error: err.Error()})
+	r.mu.Unlock()
+}
+
+// Check runs the checks. The returned error is for failures to run the
+// check at all; damage is reported in Result.Problems.
+func Check(ctx context.Context, r *repository.Repository, opt Options) (*Result, error) {
+	res := &Result{Problems: []Problem{}}
+	if err := checkPacks(ctx, r, res, opt.ReadData); err != nil {
+		return nil, err
+	}
+	if err := checkSnapshots(ctx, r, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// checkPacks compares every pack's header with the index, and with
+// readData verifies every blob of every pack.
+func checkPacks(ctx context.Context, r *repository.Repository, res *Result, readData bool) error {
+	stored := map[id.ID]int64{}
+	err := r.Backend().List(ctx, backend.PackFile, func(fi backend.FileInfo) error {
+		i, err := id.Parse(fi.Name)
+		if err != nil {
+			res.add("data/"+fi.Name, fmt.Errorf("pack file with an invalid name"))
+			return nil
+		}
+		stored[i] = fi.Size
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list packs: %w", err)
+	}
+	res.Packs = len(stored)
+	// Which blobs the index places in each pack.
+	indexed := map[id.ID][]pack.Blob{}
+	r.Index().Each(func(l repositoryLocation) {
+		indexed[l.Pack] = append(indexed[l.Pack], l.Blob)
+	})
+	for p := range indexed {
+		if _, ok := stored[p]; !ok {
+			res.add("data/"+p.String(), fmt.Errorf("pack listed in the index is missing"))
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0) * 2)
+	for p := range stored {
+		g.Go(func() error {
+			obj := "data/" + p.String()
+			hdr, err := r.ReadPackHeader(gctx, p)
+			if err != nil {
+				if gctx.Err() != nil {
+					return gctx.Err()
+				}
+				res.add(obj, err)
+				return nil
+			}
+			want, ok := indexed[p]
+			if !ok {
+				res.mu.Lock()
+				res.Unindexed = append(res.Unindexed, p.String())
+				res.mu.Unlock()
+			}
+			inHeader := make(map[id.ID]pack.Blob, len(hdr))
+			for _, b := range hdr {
+				inHeader[b.ID] = b
+			}
+			for _, b := range want {
+				h, ok := inHeader[b.ID]
+				if !ok || h.Offset != b.Offset || h.Length != b.Length || h.RawLength != b.RawLength || h.Type != b.Type {
+					res.add(obj, fmt.Errorf("index entry for blob %s does not match the pack header", b.ID))
+				}
+			}
+			if readData {
+				return readPack(gctx, r, res, p, hdr)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+type repositoryLocation = index.Location
+
+// readPack reads a whole pack, checks that it hashes to its name, and
+// verifies every blob.
+func readPack(ctx context.Context, r *repository.Repository, res *Result, p id.ID, hdr []pack.Blob) error {
+	obj := "data/" + p.String()
+	var data []byte
+	err := r.Backend().Load(ctx, backend.Handle{Type: backend.PackFile, Name: p.String()}, 0, 0, func(rd io.Reader) error {
+		var err error
+		data, err = io.ReadAll(rd)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		res.add(obj, err)
+		return nil
+	}
+	if crypto.FileID(data) != p {
+		res.add(obj, fmt.Errorf("pack content does not match its name (altered, truncated or renamed)"))
+	}
+	var buf []byte
+	for _, b := range hdr {
+		if int(b.Offset)+int(b.Length) > len(data) {
+			res.add(obj, fmt.Errorf("blob %s lies past the end of the pack", b.ID))
+			continue
+		}
+		out, err := r.OpenBlob(b, data[b.Offset:b.Offset+b.Length], buf)
+		if err != nil {
+			res.add(obj, fmt.Errorf("blob %s: %w", b.ID, err))
+			continue
+		}
+		buf = out
+		res.mu.Lock()
+		res.BlobsRead++
+		res.mu.Unlock()
+	}
+	return nil
+}
+
+// checkSnapshots decodes every snapshot and every tree once, and checks
+// that every referenced blob is in the index.
+func checkSnapshots(ctx context.Context, r *repository.Repository, res *Result) error {
+	sns, err := snapshot.List(ctx, r, func(i id.ID, err error) {
+		res.add("snapshots/"+i.String(), err)
+	})
+	if err != nil {
+		return err
+	}
+	res.Snapshots = len(sns)
+	seenTree := map[id.ID]bool{}
+	seenData := map[id.ID]bool{}
+	var walk func(ids []id.ID, p string)
+	walk = func(ids []id.ID, p string) {
+		for _, t := range ids {
+			if seenTree[t] {
+				continue
+			}
+			seenTree[t] = true
+			res.Trees++
+			if !r.HasBlob(t) {
+				res.add("tree/"+t.String(), fmt.Errorf("tree blob of %s is missing", p))
+				continue
+			}
+			var subdirs []tree.Node
+			err := snapshot.EachNode(ctx, r, []id.ID{t}, func(n *tree.Node) error {
+				if n.Type == tree.Dir {
+					subdirs = append(subdirs, tree.Node{Name: n.Name, Subtree: n.Subtree})
+				}
+				for _, c := range n.Content {
+					if !c.IsHole() && !seenData[c.ID] {
+						seenData[c.ID] = true
+						if !r.HasBlob(c.ID) {
+							res.add("data blob "+c.ID.String(), fmt.Errorf("referenced by %s/%s, missing", p, n.Name))
+						}
+					}
+				}
+				for _, l := range n.ContentLists {
+					cs, err := snapshot.LoadContent(ctx, r, &tree.Node{Name: n.Name, ContentLists: []id.ID{l}})
+					if err != nil {
+						res.add("tree/"+l.String(), err)
+						continue
+					}
+					for _, c := range cs {
+						if !c.IsHole() && !seenData[c.ID] {
+							seenData[c.ID] = true
+							if !r.HasBlob(c.ID) {
+								res.add("data blob "+c.ID.String(), fmt.Errorf("referenced by %s/%s, missing", p, n.Name))
+							}
+						}
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				res.add("tree/"+t.String(), err)
+			}
+			for _, d := range subdirs {
+				walk(d.Subtree, p+"/"+d.Name)
+			}
+		}
+	}
+	for _, sn := range sns {
+		walk(sn.Tree, "")
+	}
+	res.DataBlobs = len(seenData)
+	return nil
+}

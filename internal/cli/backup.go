@@ -1,0 +1,200 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/archiver"
+	"github.com/rewind-backup/rewind/internal/filter"
+	"github.com/rewind-backup/rewind/internal/id"
+	"github.com/rewind-backup/rewind/internal/repository"
+	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/ui"
+	"github.com/spf13/cobra"
+)
+
+type backupOpts struct {
+	tags          []string
+	host          string
+	excludes      []string
+	excludeFiles  []string
+	excludeCaches bool
+	oneFS         bool
+	parent        string
+	force         bool
+}
+
+func newBackupCmd(g *globals) *cobra.Command {
+	o := &backupOpts{}
+	cmd := &cobra.Command{
+		Use:   "backup PATH...",
+		Short: "Back up files and directories into a new snapshot",
+		Long: `Back up PATHs into a new snapshot. Files whose size, mtime, ctime and inode
+are the same as in the previous snapshot of the same host and paths are not
+read again. Without --repo, the default repository is used and created on
+first use.
+
+Exit status: 0 when everything was saved; 3 when the snapshot was saved but
+some files could not be read (they are listed); 1 on a fatal error.`,
+		Example: `  rewind backup ~/projects
+  rewind backup --repo /srv/backup/repo --tag nightly /etc /var/www
+  rewind backup --exclude '*.tmp' --exclude /var/cache --exclude-caches /
+  rewind backup --one-file-system --json / > backup.log`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runBackup(cmd, g, o, args) },
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.tags, "tag", nil, "add a `tag` to the snapshot (repeatable)")
+	f.StringVar(&o.host, "host", "", "record this `hostname` instead of the machine's")
+	f.StringArrayVarP(&o.excludes, "exclude", "e", nil, "exclude paths matching `pattern` (repeatable)")
+	f.StringArrayVar(&o.excludeFiles, "exclude-file", nil, "read exclude patterns from `file` (repeatable)")
+	f.BoolVar(&o.excludeCaches, "exclude-caches", false, "skip the contents of directories with a CACHEDIR.TAG")
+	f.BoolVarP(&o.oneFS, "one-file-system", "x", false, "do not cross filesystem boundaries")
+	f.StringVar(&o.parent, "parent", "", "compare with this `snapshot` instead of the latest one of the same host and paths")
+	f.BoolVar(&o.force, "force", false, "read every file, ignoring the parent snapshot")
+	return cmd
+}
+
+func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) error {
+	ctx := cmd.Context()
+	excludes := append([]string(nil), o.excludes...)
+	for _, f := range o.excludeFiles {
+		pats, err := filter.ReadPatternFile(f)
+		if err != nil {
+			return err
+		}
+		excludes = append(excludes, pats...)
+	}
+	r, err := g.openOrCreateDefault(ctx)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	host := o.host
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	var parent *snapshot.Snapshot
+	if !o.force {
+		parent, err = findParent(cmd, g, r, o.parent, host, args)
+		if err != nil {
+			return err
+		}
+	}
+	counter := &ui.Counter{}
+	counter.Scanning.Store(true)
+	a, err := archiver.New(r, archiver.Options{
+		Hostname: host, Tags: o.tags, Excludes: excludes, ExcludeCaches: o.excludeCaches,
+		OneFileSystem: o.oneFS, Parent: parent, Logger: g.log, ProgramVersion: "rewind " + Version,
+		Progress: &backupProgress{g: g, c: counter},
+	})
+	if err != nil {
+		return err
+	}
+	prog := g.ui.StartProgress("backup", counter)
+	sn, err := a.Snapshot(ctx, args)
+	prog.Stop()
+	if err != nil {
+		return err
+	}
+	printBackupSummary(g, sn, parent, a)
+	if n := len(sn.Summary.Errors); n > 0 {
+		return withCode(ExitPartial, fmt.Errorf("snapshot %s saved, but %d files could not be read (listed above)", sn.ID.Short(), n))
+	}
+	return nil
+}
+
+// findParent picks the snapshot to compare with: --parent, or the newest
+// snapshot of this host with the same paths.
+func findParent(cmd *cobra.Command, g *globals, r *repository.Repository, ref, host string, args []string) (*snapshot.Snapshot, error) {
+	ctx := cmd.Context()
+	if ref != "" {
+		return snapshot.Find(ctx, r, ref, snapshot.Filter{})
+	}
+	targets, err := archiver.CleanTargets(args)
+	if err != nil {
+		return nil, err
+	}
+	sns, err := snapshot.List(ctx, r, func(i id.ID, err error) {
+		g.log.Warn("skipping unreadable snapshot", "id", i.String(), "err", err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := len(sns) - 1; i >= 0; i-- {
+		sn := sns[i]
+		if sn.Hostname == host && strings.Join(sn.Paths, "\x00") == strings.Join(targets, "\x00") {
+			return sn, nil
+		}
+	}
+	return nil, nil
+}
+
+// backupProgress feeds the archiver's events to the progress counter and
+// the JSON error events.
+type backupProgress struct {
+	g *globals
+	c *ui.Counter
+}
+
+func (p *backupProgress) Scanned(files, bytes int64) {
+	p.c.TotalFiles.Add(files)
+	p.c.TotalBytes.Add(bytes)
+}
+
+func (p *backupProgress) Done(files, bytes int64) {
+	p.c.Files.Add(files)
+	p.c.Bytes.Add(bytes)
+}
+
+func (p *backupProgress) Error(path string, err error) {
+	if p.g.json {
+		p.g.ui.JSONLine(map[string]any{"message_type": "error", "path": path, "error": err.Error()})
+		return
+	}
+	p.g.ui.Warnf("error: %s: %v\n", path, err)
+}
+
+// BackupSummary is the final JSON line of `backup --json` (docs/JSON.md).
+type BackupSummary struct {
+	MessageType string `json:"message_type"`
+	SnapshotID  string `json:"snapshot_id"`
+	Parent      string `json:"parent,omitempty"`
+	*snapshot.Summary
+	DurationSeconds float64 `json:"duration_seconds"`
+	FilesVanished   int64   `json:"files_vanished"`
+	Skipped         []snapshot.FileError `json:"skipped,omitempty"`
+}
+
+func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snapshot, a *archiver.Archiver) {
+	s := sn.Summary
+	dur := s.BackupEnd.Sub(s.BackupStart)
+	if g.json {
+		out := BackupSummary{MessageType: "summary", SnapshotID: sn.ID.String(), Summary: s,
+			DurationSeconds: dur.Seconds(), FilesVanished: a.Vanished(), Skipped: a.Skipped()}
+		if parent != nil {
+			out.Parent = parent.ID.String()
+		}
+		g.ui.JSONLine(out)
+		return
+	}
+	if g.quiet {
+		return
+	}
+	for _, sk := range a.Skipped() {
+		g.ui.Warnf("skipped %s: %s\n", sk.Path, sk.Error)
+	}
+	if parent != nil {
+		g.ui.Printf("using parent snapshot %s\n", parent.ID.Short())
+	}
+	g.ui.Printf("Files:       %6d new, %6d changed, %6d unmodified\n", s.FilesNew, s.FilesChanged, s.FilesUnchanged)
+	g.ui.Printf("Dirs:        %6d new, %6d changed, %6d unmodified\n", s.DirsNew, s.DirsChanged, s.DirsUnchanged)
+	g.ui.Printf("Read %s of %s; added %s (%s stored)\n", ui.Bytes(s.BytesRead), ui.Bytes(s.TotalBytes), ui.Bytes(s.DataAdded), ui.Bytes(s.DataStored))
+	g.ui.Printf("processed %d files in %s\n", s.TotalFiles, dur.Round(time.Millisecond))
+	g.ui.Printf("snapshot %s saved\n", sn.ID.Short())
+}
+
+var _ = errors.New

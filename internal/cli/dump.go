@@ -1,0 +1,41 @@
+package cli
+
+import (
+	"github.com/rewind-backup/rewind/internal/restorer"
+	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/spf13/cobra"
+)
+
+func newDumpCmd(g *globals) *cobra.Command {
+	var sf snapFilter
+	cmd := &cobra.Command{
+		Use:   "dump SNAPSHOT:PATH",
+		Short: "Write a file to stdout, or a directory as a tar stream",
+		Long: `Write one file from a snapshot to standard output, byte for byte. A directory
+is written as a tar archive (PAX, with owners, times and extended
+attributes) of everything below it.`,
+		Example: `  rewind dump latest:/etc/nginx/nginx.conf
+  rewind dump latest:/var/www > www.tar
+  rewind dump 4f2a91c3:/home/alice | tar -t`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, err := g.openRepo(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			ref, p := snapshot.SplitRef(args[0])
+			sn, err := snapshot.Find(ctx, r, ref, sf.filter())
+			if err != nil {
+				return err
+			}
+			if p == "" {
+				p = "/"
+			}
+			return restorer.Dump(ctx, r, sn, p, cmd.OutOrStdout())
+		},
+	}
+	sf.add(cmd)
+	return cmd
+}

@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"strconv"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/tree"
+	"github.com/spf13/cobra"
+)
+
+// NodeJSON describes one entry in `ls --json` and `find --json`.
+type NodeJSON struct {
+	MessageType string    `json:"message_type"`
+	SnapshotID  string    `json:"snapshot_id,omitempty"`
+	Path        string    `json:"path"`
+	Name        string    `json:"name"`
+	Type        string    `json:"type"`
+	Size        uint64    `json:"size"`
+	Mode        string    `json:"mode"`
+	UID         uint32    `json:"uid"`
+	GID         uint32    `json:"gid"`
+	User        string    `json:"user,omitempty"`
+	Group       string    `json:"group,omitempty"`
+	MTime       time.Time `json:"mtime"`
+	LinkTarget  string    `json:"link_target,omitempty"`
+	Flags       []string  `json:"flags,omitempty"`
+}
+
+func nodeJSON(msg, p string, n *tree.Node) NodeJSON {
+	j := NodeJSON{MessageType: msg, Path: p, Name: n.Name, Type: n.Type.String(), Size: n.Size,
+		Mode: modeString(n), UID: n.UID, GID: n.GID, User: n.User, Group: n.Group,
+		MTime: time.Unix(0, n.MTime).UTC(), LinkTarget: n.LinkTarget}
+	if n.Flags&tree.FlagChanged != 0 {
+		j.Flags = append(j.Flags, "changed-during-backup")
+	}
+	if n.Flags&tree.FlagUnreadable != 0 {
+		j.Flags = append(j.Flags, "unreadable")
+	}
+	return j
+}
+
+func modeString(n *tree.Node) string {
+	m := fs.FileMode(n.Mode & 0o777)
+	if n.Mode&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if n.Mode&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if n.Mode&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	switch n.Type {
+	case tree.Dir:
+		m |= fs.ModeDir
+	case tree.Symlink:
+		m |= fs.ModeSymlink
+	case tree.BlockDev:
+		m |= fs.ModeDevice
+	case tree.CharDev:
+		m |= fs.ModeDevice | fs.ModeCharDevice
+	case tree.FIFO:
+		m |= fs.ModeNamedPipe
+	case tree.Socket:
+		m |= fs.ModeSocket
+	}
+	return m.String()
+}
+
+func lsLine(p string, n *tree.Node) string {
+	owner := n.User
+	if owner == "" {
+		owner = strconv.Itoa(int(n.UID))
+	}
+	group := n.Group
+	if group == "" {
+		group = strconv.Itoa(int(n.GID))
+	}
+	s := fmt.Sprintf("%s %8s %8s %12d %s %s", modeString(n), owner, group, n.Size,
+		time.Unix(0, n.MTime).Local().Format("2006-01-02 15:04:05"), strconv.Quote(p)[1:len(strconv.Quote(p))-1])
+	if n.Type == tree.Symlink {
+		s += " -> " + n.LinkTarget
+	}
+	return s
+}
+
+func newLsCmd(g *globals) *cobra.Command {
+	var recursive, long bool
+	var sf snapFilter
+	cmd := &cobra.Command{
+		Use:   "ls SNAPSHOT[:PATH]",
+		Short: "List a directory inside a snapshot",
+		Example: `  rewind ls latest
+  rewind ls latest:/etc -l
+  rewind ls 4f2a91c3:/home --recursive --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, err := g.openRepo(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			ref, p := snapshot.SplitRef(args[0])
+			sn, err := snapshot.Find(ctx, r, ref, sf.filter())
+			if err != nil {
+				return err
+			}
+			p = path.Clean("/" + p)
+			n, err := snapshot.Lookup(ctx, r, sn, p)
+			if err != nil {
+				return err
+			}
+			show := func(q string, n *tree.Node) {
+				switch {
+				case g.json:
+					j := nodeJSON("node", q, n)
+					j.SnapshotID = sn.ID.String()
+					g.ui.JSONLine(j)
+				case long:
+					g.ui.Printf("%s\n", lsLine(q, n))
+				default:
+					g.ui.Printf("%s\n", q)
+				}
+			}
+			if n.Type != tree.Dir {
+				show(p, n)
+				return nil
+			}
+			return snapshot.Walk(ctx, r, p, n.Subtree, func(q string, c *tree.Node) error {
+				show(q, c)
+				if !recursive && c.Type == tree.Dir {
+					return snapshot.ErrSkipDir
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&recursive, "recursive", "R", false, "list subdirectories too")
+	cmd.Flags().BoolVarP(&long, "long", "l", false, "show mode, owner, size and time")
+	sf.add(cmd)
+	return cmd
+}

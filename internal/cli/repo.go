@@ -1,0 +1,211 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/rewind-backup/rewind/internal/backend/local"
+	"github.com/rewind-backup/rewind/internal/backend/location"
+	"github.com/rewind-backup/rewind/internal/repository"
+	"golang.org/x/term"
+)
+
+// dataDir returns rewind's folder in the user's data directory
+// ($XDG_DATA_HOME/rewind, else ~/.local/share/rewind).
+func dataDir() (string, error) {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "rewind"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find the data directory: %w", err)
+	}
+	return filepath.Join(home, ".local", "share", "rewind"), nil
+}
+
+// defaultRepo returns the default repository folder and its password file.
+func defaultRepo() (repo, passwordFile string, err error) {
+	d, err := dataDir()
+	if err != nil {
+		return "", "", err
+	}
+	return filepath.Join(d, "repo"), filepath.Join(d, "repo.password"), nil
+}
+
+// usingDefault reports whether no repository was named.
+func (g *globals) usingDefault() bool { return g.repo == "" }
+
+// location resolves --repo, or the default repository.
+func (g *globals) location() (location.Location, error) {
+	if g.usingDefault() {
+		repo, _, err := defaultRepo()
+		if err != nil {
+			return location.Location{}, err
+		}
+		return location.Parse(repo)
+	}
+	return location.Parse(g.repo)
+}
+
+// password finds the password: REWIND_PASSWORD, --password-file,
+// --password-command, the default repository's password file, or a
+// prompt on a terminal.
+func (g *globals) password(ctx context.Context, prompt string) ([]byte, error) {
+	if p, ok := os.LookupEnv("REWIND_PASSWORD"); ok {
+		return []byte(p), nil
+	}
+	if g.passwordFile != "" {
+		b, err := os.ReadFile(g.passwordFile)
+		if err != nil {
+			return nil, fmt.Errorf("read password file: %w", err)
+		}
+		return firstLine(b), nil
+	}
+	if g.passwordCommand != "" {
+		cmd := exec.CommandContext(ctx, "sh", "-c", g.passwordCommand)
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return nil, fmt.Errorf("password command: %w", err)
+		}
+		return firstLine(out), nil
+	}
+	if g.usingDefault() {
+		_, pf, err := defaultRepo()
+		if err != nil {
+			return nil, err
+		}
+		if b, err := os.ReadFile(pf); err == nil {
+			return firstLine(b), nil
+		}
+	}
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		return nil, errors.New("no password given: set REWIND_PASSWORD, --password-file or --password-command")
+	}
+	fmt.Fprint(os.Stderr, prompt)
+	p, err := term.ReadPassword(int(os.Stdin.Fd()))
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		return nil, fmt.Errorf("read password: %w", err)
+	}
+	return p, nil
+}
+
+func firstLine(b []byte) []byte {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	return bytes.TrimRight(b, "\r")
+}
+
+// openRepo opens the repository and loads its index.
+func (g *globals) openRepo(ctx context.Context, loadIndex bool) (*repository.Repository, error) {
+	loc, err := g.location()
+	if err != nil {
+		return nil, err
+	}
+	be, err := location.Open(ctx, loc)
+	if errors.Is(err, local.ErrNoRepository) {
+		if g.usingDefault() {
+			return nil, fmt.Errorf("%w: the default repository %s does not exist yet; `rewind backup PATH` creates it", repository.ErrNoRepository, loc.Path)
+		}
+		return nil, fmt.Errorf("%w: %s", repository.ErrNoRepository, loc)
+	}
+	if err != nil {
+		return nil, err
+	}
+	pw, err := g.password(ctx, "Password for "+loc.String()+": ")
+	if err != nil {
+		be.Close()
+		return nil, err
+	}
+	r, err := repository.Open(ctx, be, pw)
+	if err != nil {
+		be.Close()
+		return nil, err
+	}
+	if loadIndex {
+		if err := r.LoadIndex(ctx); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("load index: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// openOrCreateDefault opens the default repository, creating it with a
+// generated password file on first use. Other repositories are only
+// opened: they are created with `rewind init`.
+func (g *globals) openOrCreateDefault(ctx context.Context) (*repository.Repository, error) {
+	if !g.usingDefault() {
+		return g.openRepo(ctx, true)
+	}
+	repoDir, pwFile, err := defaultRepo()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(repoDir, "config")); err == nil {
+		return g.openRepo(ctx, true)
+	}
+	var pw []byte
+	if os.Getenv("REWIND_PASSWORD") != "" || g.passwordFile != "" || g.passwordCommand != "" {
+		if pw, err = g.password(ctx, ""); err != nil {
+			return nil, err
+		}
+	} else if b, err := os.ReadFile(pwFile); err == nil {
+		pw = firstLine(b)
+	} else {
+		if pw, err = generatePassword(pwFile); err != nil {
+			return nil, err
+		}
+		g.ui.Warnf("Created a password for the default repository in %s (mode 0600).\n"+
+			"Keep a copy of it somewhere else: without it the backups cannot be read.\n", pwFile)
+	}
+	be, err := local.Create(ctx, repoDir)
+	if err != nil {
+		return nil, fmt.Errorf("create default repository: %w", err)
+	}
+	r, err := repository.Init(ctx, be, pw, repository.InitOptions{})
+	if err != nil {
+		be.Close()
+		return nil, err
+	}
+	g.ui.Infof("Created the default repository at %s\n", repoDir)
+	return r, nil
+}
+
+// generatePassword writes 32 random bytes, base64-encoded, to a new file
+// with mode 0600.
+func generatePassword(file string) ([]byte, error) {
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", filepath.Dir(file), err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	pw := []byte(base64.RawURLEncoding.EncodeToString(raw))
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("write password file: %w", err)
+	}
+	if _, err := f.Write(append(pw, '\n')); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write password file: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return pw, f.Close()
+}
+
+func trimSlash(s string) string { return strings.TrimRight(s, "/") }

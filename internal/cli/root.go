@@ -1,0 +1,143 @@
+// Package cli implements rewind's commands on top of the repository,
+// archiver and restorer packages.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rewind-backup/rewind/internal/repository"
+	"github.com/rewind-backup/rewind/internal/ui"
+	"github.com/spf13/cobra"
+)
+
+// Exit codes, documented in docs/CLI.md.
+const (
+	ExitOK          = 0
+	ExitFatal       = 1
+	ExitPartial     = 3
+	ExitNoRepo      = 10
+	ExitLocked      = 11
+	ExitBadPassword = 12
+)
+
+// Version is set at build time with -ldflags "-X ...cli.Version=...".
+var Version = "0.1.0-dev"
+
+// globals are the flags every command shares.
+type globals struct {
+	repo            string
+	passwordFile    string
+	passwordCommand string
+	json            bool
+	quiet           bool
+	verbose         int
+	ui              *ui.UI
+	log             *slog.Logger
+}
+
+// exitError carries an exit code with an error that was already reported
+// or needs reporting.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func withCode(code int, err error) error { return &exitError{code: code, err: err} }
+
+// Main runs the CLI and returns the process exit code.
+func Main(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	g := &globals{}
+	root := newRoot(g)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	code := exitCode(err)
+	if code != ExitPartial || !g.json {
+		fmt.Fprintf(os.Stderr, "rewind: %v\n", err)
+		if hint := hintFor(err); hint != "" {
+			fmt.Fprintf(os.Stderr, "%s\n", hint)
+		}
+	}
+	return code
+}
+
+func exitCode(err error) int {
+	var e *exitError
+	if errors.As(err, &e) {
+		return e.code
+	}
+	switch {
+	case errors.Is(err, repository.ErrNoRepository):
+		return ExitNoRepo
+	case errors.Is(err, repository.ErrWrongPassword):
+		return ExitBadPassword
+	}
+	return ExitFatal
+}
+
+// hintFor says what to do about common errors.
+func hintFor(err error) string {
+	switch {
+	case errors.Is(err, repository.ErrNoRepository):
+		return "Create one with `rewind init --repo PATH`, or check --repo / REWIND_REPOSITORY."
+	case errors.Is(err, repository.ErrWrongPassword):
+		return "Check REWIND_PASSWORD, --password-file or --password-command; `rewind key list` shows the keys once you are in."
+	case errors.Is(err, repository.ErrNewerFormat):
+		return "Install a newer rewind to read this repository; nothing was changed."
+	case errors.Is(err, repository.ErrCorrupt):
+		return "Stored data failed verification; run `rewind check --read-data` to see what is damaged."
+	}
+	return ""
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "rewind",
+		Short: "Encrypted, deduplicating backup and recovery for servers",
+		Long: `rewind backs up files into an encrypted, deduplicated, compressed repository
+and brings them back: one file, a directory, or a whole server.
+
+Without --repo or REWIND_REPOSITORY, rewind uses a default repository in your
+data directory, created on the first backup with a generated password file.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			g.ui = ui.New(g.json, g.quiet)
+			level := slog.LevelWarn
+			if g.verbose > 0 {
+				level = slog.LevelInfo
+			}
+			if g.verbose > 1 {
+				level = slog.LevelDebug
+			}
+			g.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			return nil
+		},
+	}
+	f := root.PersistentFlags()
+	f.StringVarP(&g.repo, "repo", "r", os.Getenv("REWIND_REPOSITORY"), "repository `location` (PATH, local:PATH; env REWIND_REPOSITORY)")
+	f.StringVar(&g.passwordFile, "password-file", os.Getenv("REWIND_PASSWORD_FILE"), "read the password from `file` (env REWIND_PASSWORD_FILE)")
+	f.StringVar(&g.passwordCommand, "password-command", os.Getenv("REWIND_PASSWORD_COMMAND"), "run `command` and use its output as password (env REWIND_PASSWORD_COMMAND)")
+	f.BoolVar(&g.json, "json", false, "write machine-readable JSON to stdout")
+	f.BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")
+	f.CountVarP(&g.verbose, "verbose", "v", "log more (-v info, -vv debug)")
+	root.AddCommand(
+		newInitCmd(g), newBackupCmd(g), newRestoreCmd(g), newDumpCmd(g),
+		newSnapshotsCmd(g), newLsCmd(g), newFindCmd(g), newDiffCmd(g),
+		newCatCmd(g), newKeyCmd(g), newCheckCmd(g), newVersionCmd(),
+	)
+	return root
+}

@@ -1,0 +1,63 @@
+package fs
+
+import (
+	"golang.org/x/sys/unix"
+
+	"github.com/rewind-backup/rewind/internal/tree"
+)
+
+// NodeFromStat returns the node for the directory entry name whose lstat
+// result is st. It fills everything stat knows: type, permission bits with
+// setuid, setgid and sticky, owner, times, inode, device, link count and,
+// for devices, the device number.
+//
+// Size is set for regular files only: a directory's st_size depends on the
+// filesystem and a symlink's is the length of its target. A socket gets
+// tree.Socket (the archiver records its name and skips it); an st_mode with
+// no known type gives type 0, which tree.Type prints as "unknown".
+//
+// User, Group, LinkTarget and Xattrs are left empty: see IDNames,
+// ReadXattrs and os.Readlink.
+func NodeFromStat(name string, st *unix.Stat_t) tree.Node {
+	n := tree.Node{
+		Name:     name,
+		Type:     typeOf(st.Mode),
+		Mode:     st.Mode & 0o7777,
+		UID:      st.Uid,
+		GID:      st.Gid,
+		MTime:    st.Mtim.Nano(),
+		CTime:    st.Ctim.Nano(),
+		ATime:    st.Atim.Nano(),
+		Inode:    st.Ino,
+		DeviceID: st.Dev,
+		Links:    uint64(st.Nlink),
+	}
+	switch n.Type {
+	case tree.File:
+		n.Size = uint64(st.Size)
+	case tree.BlockDev, tree.CharDev:
+		n.Rdev = st.Rdev
+	}
+	return n
+}
+
+// typeOf maps the S_IFMT bits of an st_mode to a node type, 0 if unknown.
+func typeOf(mode uint32) tree.Type {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return tree.File
+	case unix.S_IFDIR:
+		return tree.Dir
+	case unix.S_IFLNK:
+		return tree.Symlink
+	case unix.S_IFBLK:
+		return tree.BlockDev
+	case unix.S_IFCHR:
+		return tree.CharDev
+	case unix.S_IFIFO:
+		return tree.FIFO
+	case unix.S_IFSOCK:
+		return tree.Socket
+	}
+	return 0
+}

@@ -1,0 +1,151 @@
+package repository
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/backend"
+	"github.com/rewind-backup/rewind/internal/crypto"
+	"github.com/rewind-backup/rewind/internal/id"
+)
+
+// KeyInfo describes one key file, for `rewind key list`.
+type KeyInfo struct {
+	ID       id.ID     `json:"id"`
+	Current  bool      `json:"current"`
+	Created  time.Time `json:"created"`
+	Hostname string    `json:"hostname"`
+	Username string    `json:"username"`
+}
+
+func loadKeyFile(ctx context.Context, be backend.Backend, name string) (*crypto.KeyFile, error) {
+	var raw []byte
+	err := be.Load(ctx, backend.Handle{Type: backend.KeyFile, Name: name}, 0, 0, func(rd io.Reader) error {
+		var err error
+		raw, err = io.ReadAll(io.LimitReader(rd, 1<<20))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read key %s: %w", name, err)
+	}
+	if i, err := id.Parse(name); err == nil && crypto.FileID(raw) != i {
+		return nil, &CorruptError{Op: "read", Object: "keys/" + name, Err: errors.New("content does not match its name (altered or renamed)")}
+	}
+	kf, err := crypto.ParseKeyFile(raw)
+	if err != nil {
+		return nil, &CorruptError{Op: "parse", Object: "keys/" + name, Err: err}
+	}
+	return kf, nil
+}
+
+// findKey tries every key file with password.
+func findKey(ctx context.Context, be backend.Backend, password []byte) (*crypto.Key, string, error) {
+	var names []string
+	err := be.List(ctx, backend.KeyFile, func(fi backend.FileInfo) error {
+		names = append(names, fi.Name)
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list keys: %w", err)
+	}
+	if len(names) == 0 {
+		return nil, "", fmt.Errorf("%w: the repository has no key files", ErrCorrupt)
+	}
+	var errs []error
+	for _, name := range names {
+		kf, err := loadKeyFile(ctx, be, name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		key, err := kf.Unwrap(password)
+		if err == nil {
+			return key, name, nil
+		}
+		if !errors.Is(err, crypto.ErrWrongPassword) {
+			errs = append(errs, fmt.Errorf("key %s: %w", name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, "", fmt.Errorf("%w (and some key files could not be read: %w)", ErrWrongPassword, errors.Join(errs...))
+	}
+	return nil, "", ErrWrongPassword
+}
+
+// AddKey stores a new key file that opens the repository with password.
+func (r *Repository) AddKey(ctx context.Context, password []byte, kdf crypto.KDFParams) (id.ID, error) {
+	if len(password) == 0 {
+		return id.ID{}, errors.New("the password is empty")
+	}
+	if kdf == (crypto.KDFParams{}) {
+		kdf = crypto.DefaultKDFParams
+	}
+	kf, err := crypto.WrapKey(r.key, password, kdf)
+	if err != nil {
+		return id.ID{}, err
+	}
+	raw, err := json.Marshal(kf)
+	if err != nil {
+		return id.ID{}, err
+	}
+	name := crypto.FileID(raw)
+	if err := r.be.Save(ctx, backend.Handle{Type: backend.KeyFile, Name: name.String()}, backend.NewByteReader(raw)); err != nil {
+		return id.ID{}, fmt.Errorf("save key: %w", err)
+	}
+	if r.keyName == "" {
+		r.keyName = name.String()
+	}
+	return name, nil
+}
+
+// ListKeys describes every key file.
+func (r *Repository) ListKeys(ctx context.Context) ([]KeyInfo, error) {
+	ids, err := r.List(ctx, backend.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	var out []KeyInfo
+	for _, i := range ids {
+		kf, err := loadKeyFile(ctx, r.be, i.String())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, KeyInfo{ID: i, Current: i.String() == r.keyName, Created: kf.Created, Hostname: kf.Hostname, Username: kf.Username})
+	}
+	return out, nil
+}
+
+// RemoveKey deletes a key file. The key that opened the repository cannot
+// be removed, so that the last working password is never lost.
+func (r *Repository) RemoveKey(ctx context.Context, name id.ID) error {
+	if name.String() == r.keyName {
+		return errors.New("refusing to remove the key in use; open the repository with another password to remove this one")
+	}
+	if err := r.be.Remove(ctx, backend.Handle{Type: backend.KeyFile, Name: name.String()}); err != nil {
+		return fmt.Errorf("remove key %s: %w", name.Short(), err)
+	}
+	return nil
+}
+
+// ChangePassword replaces the key in use by a new key file for password.
+// The new key is stored before the old one is removed.
+func (r *Repository) ChangePassword(ctx context.Context, password []byte, kdf crypto.KDFParams) (id.ID, error) {
+	old := r.keyName
+	r.keyName = ""
+	name, err := r.AddKey(ctx, password, kdf)
+	if err != nil {
+		r.keyName = old
+		return id.ID{}, err
+	}
+	r.keyName = name.String()
+	if old != "" && old != name.String() {
+		if err := r.be.Remove(ctx, backend.Handle{Type: backend.KeyFile, Name: old}); err != nil {
+			return name, fmt.Errorf("new key %s stored, but removing the old key failed: %w", name.Short(), err)
+		}
+	}
+	return name, nil
+}

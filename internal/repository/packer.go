@@ -1,0 +1,160 @@
+package repository
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/rewind-backup/rewind/internal/backend"
+	"github.com/rewind-backup/rewind/internal/crypto"
+	"github.com/rewind-backup/rewind/internal/id"
+	"github.com/rewind-backup/rewind/internal/index"
+	"github.com/rewind-backup/rewind/internal/pack"
+	"golang.org/x/sync/errgroup"
+)
+
+// packUploaders is how many finished packs are stored at once. Each holds a
+// pack in memory, so memory use is about (2 open + queue + uploaders) ×
+// pack size.
+const packUploaders = 2
+
+// indexEvery is how many new packs are listed before an index file is
+// written, so that a killed backup leaves most of its work indexed.
+const indexEvery = 32
+
+// writer is the write side of a repository between StartWriting and Flush.
+type writer struct {
+	mu       sync.Mutex // guards open, inflight, newPacks
+	open     [3]*pack.Writer
+	inflight map[id.ID]struct{}
+	newPacks []index.PackEntry
+
+	queue chan *pack.Writer
+	group *errgroup.Group
+	gctx  context.Context
+}
+
+// StartWriting starts the pack uploaders. Every SaveBlob must happen between
+// StartWriting and Flush, with the ctx given here governing the uploads.
+func (r *Repository) StartWriting(ctx context.Context) {
+	g, gctx := errgroup.WithContext(ctx)
+	w := &writer{
+		inflight: make(map[id.ID]struct{}),
+		queue:    make(chan *pack.Writer, 1),
+		group:    g,
+		gctx:     gctx,
+	}
+	for range packUploaders {
+		g.Go(func() error {
+			for p := range w.queue {
+				if err := r.storePack(gctx, w, p); err != nil {
+					// Drain so that senders never block on a dead uploader.
+					for range w.queue {
+					}
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	r.w = w
+}
+
+// addSealed puts a sealed blob into the open pack of its type and hands
+// full packs to the uploaders. It reports false if another caller stored
+// the same blob first.
+func (r *Repository) addSealed(ctx context.Context, t pack.BlobType, i id.ID, sealed []byte, rawLen int, compressed bool) (bool, error) {
+	w := r.w
+	w.mu.Lock()
+	if _, dup := w.inflight[i]; dup || r.idx.Has(i) {
+		w.mu.Unlock()
+		return false, nil
+	}
+	w.inflight[i] = struct{}{}
+	p := w.open[t]
+	if p == nil {
+		p = pack.NewWriter(r.cfg.PackSize + r.cfg.PackSize/8)
+		w.open[t] = p
+	}
+	p.Add(t, i, sealed, rawLen, compressed)
+	var full *pack.Writer
+	if p.Size() >= r.cfg.PackSize {
+		full = p
+		w.open[t] = nil
+	}
+	w.mu.Unlock()
+	if full != nil {
+		return true, r.enqueue(ctx, full)
+	}
+	return true, nil
+}
+
+func (r *Repository) enqueue(ctx context.Context, p *pack.Writer) error {
+	select {
+	case r.w.queue <- p:
+		return nil
+	case <-r.w.gctx.Done():
+		return fmt.Errorf("store pack: %w", context.Cause(r.w.gctx))
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// storePack finishes, names and stores one pack, then makes its blobs
+// visible in the index.
+func (r *Repository) storePack(ctx context.Context, w *writer, p *pack.Writer) error {
+	data, blobs := p.Finish(r.key)
+	pid := crypto.FileID(data)
+	h := backend.Handle{Type: backend.PackFile, Name: pid.String()}
+	if err := r.be.Save(ctx, h, backend.NewByteReader(data)); err != nil {
+		return fmt.Errorf("store pack %s: %w", pid.Short(), err)
+	}
+	r.stats.addPack(int64(len(data)))
+	r.idx.AddPack(pid, blobs)
+	w.mu.Lock()
+	for _, b := range blobs {
+		delete(w.inflight, b.ID)
+	}
+	w.newPacks = append(w.newPacks, index.PackEntry{ID: pid, Blobs: blobs})
+	var batch []index.PackEntry
+	if len(w.newPacks) >= indexEvery {
+		batch, w.newPacks = w.newPacks, nil
+	}
+	w.mu.Unlock()
+	if batch != nil {
+		return r.saveIndexFile(ctx, &index.File{Packs: batch})
+	}
+	return nil
+}
+
+// Flush stores every open pack, waits for the uploads, and writes an index
+// file for the packs not yet listed. After Flush, StartWriting may be called
+// again.
+func (r *Repository) Flush(ctx context.Context) error {
+	w := r.w
+	if w == nil {
+		return nil
+	}
+	var err error
+	for t := range w.open {
+		if p := w.open[t]; p != nil && err == nil {
+			w.open[t] = nil
+			err = r.enqueue(ctx, p)
+		}
+	}
+	close(w.queue)
+	if gerr := w.group.Wait(); err == nil {
+		err = gerr
+	}
+	r.w = nil
+	if err != nil {
+		return err
+	}
+	if len(w.newPacks) > 0 {
+		if err := r.saveIndexFile(ctx, &index.File{Packs: w.newPacks}); err != nil {
+			return err
+		}
+	}
+	r.idx.Merge()
+	return nil
+}

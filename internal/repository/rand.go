@@ -1,0 +1,5 @@
+package repository
+
+import "crypto/rand"
+
+var randReader = rand.Reader

@@ -1,0 +1,110 @@
+package restorer
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/pack"
+	"github.com/rewind-backup/rewind/internal/repository"
+	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/tree"
+)
+
+// Dump writes the file at p to w, or, for a directory, a tar archive of
+// everything below it.
+func Dump(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, p string, w io.Writer) error {
+	n, err := snapshot.Lookup(ctx, r, sn, p)
+	if err != nil {
+		return err
+	}
+	switch n.Type {
+	case tree.File:
+		return WriteContent(ctx, r, n, w)
+	case tree.Dir:
+		tw := tar.NewWriter(w)
+		base := path.Clean("/" + p)
+		err := snapshot.Walk(ctx, r, base, n.Subtree, func(q string, c *tree.Node) error {
+			name := strings.TrimPrefix(strings.TrimPrefix(q, base), "/")
+			return tarEntry(ctx, r, tw, name, c)
+		})
+		if err != nil {
+			return err
+		}
+		return tw.Close()
+	}
+	return fmt.Errorf("%s is a %s; only files and directories can be dumped", p, n.Type)
+}
+
+// WriteContent writes a file's bytes, holes as zeros.
+func WriteContent(ctx context.Context, r *repository.Repository, n *tree.Node, w io.Writer) error {
+	content, err := snapshot.LoadContent(ctx, r, n)
+	if err != nil {
+		return err
+	}
+	var buf []byte
+	zero := make([]byte, 64<<10)
+	for _, c := range content {
+		if c.IsHole() {
+			for left := int64(c.Size); left > 0; {
+				k := min(left, int64(len(zero)))
+				if _, err := w.Write(zero[:k]); err != nil {
+					return err
+				}
+				left -= k
+			}
+			continue
+		}
+		buf, err = r.LoadBlob(ctx, pack.DataBlob, c.ID, buf)
+		if err != nil {
+			return fmt.Errorf("%s: %w", n.Name, err)
+		}
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func tarEntry(ctx context.Context, r *repository.Repository, tw *tar.Writer, name string, n *tree.Node) error {
+	h := &tar.Header{
+		Name: name, Mode: int64(n.Mode), Uid: int(n.UID), Gid: int(n.GID), Uname: n.User, Gname: n.Group,
+		ModTime: time.Unix(0, n.MTime), AccessTime: time.Unix(0, n.ATime), Format: tar.FormatPAX,
+	}
+	for _, x := range n.Xattrs {
+		if h.PAXRecords == nil {
+			h.PAXRecords = map[string]string{}
+		}
+		h.PAXRecords["SCHILY.xattr."+x.Name] = string(x.Value)
+	}
+	switch n.Type {
+	case tree.File:
+		h.Typeflag, h.Size = tar.TypeReg, int64(n.Size)
+	case tree.Dir:
+		h.Typeflag, h.Name = tar.TypeDir, name+"/"
+	case tree.Symlink:
+		h.Typeflag, h.Linkname = tar.TypeSymlink, n.LinkTarget
+	case tree.CharDev, tree.BlockDev:
+		h.Typeflag = tar.TypeChar
+		if n.Type == tree.BlockDev {
+			h.Typeflag = tar.TypeBlock
+		}
+		h.Devmajor = int64((n.Rdev>>8)&0xfff | (n.Rdev>>32)&^0xfff)
+		h.Devminor = int64(n.Rdev&0xff | (n.Rdev>>12)&^0xff)
+	case tree.FIFO:
+		h.Typeflag = tar.TypeFifo
+	default:
+		return nil
+	}
+	if err := tw.WriteHeader(h); err != nil {
+		return fmt.Errorf("tar %s: %w", name, err)
+	}
+	if n.Type == tree.File {
+		return WriteContent(ctx, r, n, tw)
+	}
+	return nil
+}

@@ -1,0 +1,218 @@
+package restorer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/rewind-backup/rewind/internal/fs"
+	"github.com/rewind-backup/rewind/internal/pack"
+	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/tree"
+	"golang.org/x/sys/unix"
+)
+
+// fileJob is one regular file to write.
+type fileJob struct {
+	dir  *rdir
+	path string // path in the snapshot, for messages
+	rel  string
+	node *tree.Node
+	f    *os.File // already created (first name of a hard-linked inode)
+}
+
+func (r *Restorer) worker(ctx context.Context) error {
+	var buf []byte
+	for job := range r.jobs {
+		if !r.full.Load() {
+			var err error
+			buf, err = r.restoreFile(ctx, job, buf)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
+					r.full.Store(true)
+					err = fmt.Errorf("%w: %w", ErrDiskFull, err)
+				}
+				r.fail(job.path, err)
+			}
+		} else if job.f != nil {
+			job.f.Close()
+		}
+		if err := r.childDone(job.dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createFile creates name in d for writing. With Overwrite, an existing
+// regular file is opened as it is, so that only differing chunks are
+// rewritten; anything else in the way is removed first.
+func (r *Restorer) createFile(d *rdir, name string) (*os.File, error) {
+	if r.opt.Overwrite {
+		fd, err := unix.Openat(d.fd, name, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		if err == nil {
+			var st unix.Stat_t
+			// A file with other hard links is replaced, not written into, since
+			// its other names may lie outside the target.
+			if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink == 1 {
+				return os.NewFile(uintptr(fd), name), nil
+			}
+			unix.Close(fd)
+		}
+	}
+	return fs.CreateFileAt(d.fd, name, r.opt.Overwrite)
+}
+
+// restoreFile writes one file's content and metadata. A chunk that cannot
+// be loaded leaves a hole and is reported; the other chunks are written.
+func (r *Restorer) restoreFile(ctx context.Context, job *fileJob, buf []byte) ([]byte, error) {
+	n := job.node
+	f := job.f
+	if f == nil {
+		var err error
+		if f, err = r.createFile(job.dir, n.Name); err != nil {
+			return buf, err
+		}
+	}
+	defer f.Close()
+	content, err := snapshot.LoadContent(ctx, r.repo, n)
+	if err != nil {
+		return buf, fmt.Errorf("chunk list: %w", err)
+	}
+	var existing int64 = -1
+	if r.opt.Overwrite {
+		if fi, err := f.Stat(); err == nil {
+			existing = fi.Size()
+		}
+	}
+	var off int64
+	var lost []error
+	unchanged := existing == int64(n.Size)
+	var cmp []byte
+	for _, c := range content {
+		if c.IsHole() {
+			if existing > off {
+				// The old file may hold data where the snapshot has a hole.
+				if err := punchHole(f, off, int64(c.Size), existing); err != nil {
+					return buf, err
+				}
+				unchanged = false
+			}
+			off += int64(c.Size)
+			continue
+		}
+		if existing >= off+int64(c.Size) {
+			cmp, err = readAt(f, cmp, off, int(c.Size))
+			if err == nil && r.repo.Key().BlobID(cmp) == c.ID {
+				off += int64(c.Size)
+				continue
+			}
+			unchanged = false
+		}
+		buf, err = r.repo.LoadBlob(ctx, pack.DataBlob, c.ID, buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return buf, ctx.Err()
+			}
+			lost = append(lost, fmt.Errorf("bytes %d-%d: %w", off, off+int64(c.Size), err))
+			off += int64(c.Size)
+			continue
+		}
+		if _, err := f.WriteAt(buf, off); err != nil {
+			return buf, fmt.Errorf("write: %w", err)
+		}
+		off += int64(c.Size)
+	}
+	if existing != off || off != int64(n.Size) {
+		if err := f.Truncate(int64(n.Size)); err != nil {
+			return buf, fmt.Errorf("set size: %w", err)
+		}
+	}
+	if r.opt.Verify && len(lost) == 0 {
+		if err := r.verify(f, content, &cmp); err != nil {
+			return buf, err
+		}
+		r.verified.Add(1)
+	}
+	if err := fs.ApplyMetaFd(f, n, r.applyOpts()); err != nil {
+		lost = append(lost, err)
+	}
+	if unchanged && existing >= 0 {
+		r.skipped.Add(1)
+	} else {
+		r.files.Add(1)
+		r.bytes.Add(int64(n.Size))
+	}
+	if r.opt.Progress != nil {
+		r.opt.Progress(1, int64(n.Size))
+	}
+	if len(lost) > 0 {
+		return buf, errors.Join(lost...)
+	}
+	return buf, nil
+}
+
+func readAt(f *os.File, buf []byte, off int64, n int) ([]byte, error) {
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	_, err := f.ReadAt(buf, off)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return buf, err
+}
+
+// punchHole makes [off, off+size) read as zeros in a file that had data
+// there, keeping it sparse where the filesystem allows.
+func punchHole(f *os.File, off, size, existing int64) error {
+	end := min(off+size, existing)
+	err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, end-off)
+	if err == nil {
+		return nil
+	}
+	zero := make([]byte, 1<<16)
+	for p := off; p < end; p += int64(len(zero)) {
+		w := zero[:min(int64(len(zero)), end-p)]
+		if _, err := f.WriteAt(w, p); err != nil {
+			return fmt.Errorf("clear hole: %w", err)
+		}
+	}
+	return nil
+}
+
+// verify re-reads a written file and checks every chunk's hash and every
+// hole's zeros.
+func (r *Restorer) verify(f *os.File, content []tree.Chunk, buf *[]byte) error {
+	var off int64
+	var err error
+	for _, c := range content {
+		*buf, err = readAt(f, *buf, off, int(min(c.Size, 1<<24)))
+		if err != nil {
+			return fmt.Errorf("verify: read at %d: %w", off, err)
+		}
+		if c.IsHole() {
+			for p := int64(0); p < int64(c.Size); p += int64(len(*buf)) {
+				*buf, err = readAt(f, *buf, off+p, int(min(int64(c.Size)-p, 1<<24)))
+				if err != nil {
+					return fmt.Errorf("verify: read at %d: %w", off+p, err)
+				}
+				for _, b := range *buf {
+					if b != 0 {
+						return fmt.Errorf("verify: hole at %d holds data", off+p)
+					}
+				}
+			}
+		} else if r.repo.Key().BlobID(*buf) != c.ID {
+			return fmt.Errorf("verify: bytes %d-%d differ from the snapshot", off, off+int64(c.Size))
+		}
+		off += int64(c.Size)
+	}
+	return nil
+}

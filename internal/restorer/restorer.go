@@ -1,0 +1,329 @@
+package restorer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rewind-backup/rewind/internal/filter"
+	"github.com/rewind-backup/rewind/internal/fs"
+	"github.com/rewind-backup/rewind/internal/id"
+	"github.com/rewind-backup/rewind/internal/repository"
+	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/tree"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+)
+
+// ErrTargetNotEmpty: the target has content and Overwrite is off.
+var ErrTargetNotEmpty = errors.New("target directory is not empty")
+
+// ErrDiskFull: the target filesystem ran out of space.
+var ErrDiskFull = errors.New("target disk is full")
+
+// Restorer restores one snapshot. Use New and call Restore once.
+type Restorer struct {
+	repo *repository.Repository
+	opt  Options
+	log  *slog.Logger
+	incl *filter.Matcher
+	excl *filter.Matcher
+	root *os.Root
+
+	jobs  chan *fileJob
+	links map[devIno]string // walker only: first restored path of an inode
+
+	mu    sync.Mutex // guards stats.Errors
+	stats Stats
+	files, bytes, dirs, other, skipped, verified atomic.Int64
+	full  atomic.Bool
+}
+
+type devIno struct{ dev, ino uint64 }
+
+// New prepares a restorer.
+func New(r *repository.Repository, opt Options) (*Restorer, error) {
+	if opt.Target == "" {
+		return nil, errors.New("no target directory given")
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	rs := &Restorer{repo: r, opt: opt, log: opt.Logger, links: map[devIno]string{}}
+	if rs.log == nil {
+		rs.log = slog.New(slog.DiscardHandler)
+	}
+	var err error
+	if len(opt.Include) > 0 {
+		if rs.incl, err = filter.NewMatcher(opt.Include); err != nil {
+			return nil, err
+		}
+	}
+	if rs.excl, err = filter.NewMatcher(opt.Exclude); err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+func (r *Restorer) fail(p string, err error) {
+	r.mu.Lock()
+	r.stats.Errors = append(r.stats.Errors, FileError{Path: p, Error: err.Error()})
+	r.mu.Unlock()
+	r.log.Warn("restore error", "path", p, "err", err)
+}
+
+// rdir is a directory being restored. Its fd is opened when something is
+// first restored into it; pending counts unfinished children plus one
+// hold by the walker.
+type rdir struct {
+	parent  *rdir
+	name    string
+	rel     string // path below the target, "" for the target itself
+	node    *tree.Node
+	fd      int
+	pending atomic.Int64
+}
+
+// Restore writes the snapshot's entry at snapPath ("/" for all) into the
+// target. A directory's contents go into the target; a file goes into the
+// target under its own name. Errors on single files are collected in the
+// returned Stats; the error is non-nil if anything failed.
+func (r *Restorer) Restore(ctx context.Context, sn *snapshot.Snapshot, snapPath string) (*Stats, error) {
+	start, err := snapshot.Lookup(ctx, r.repo, sn, snapPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.prepareTarget(); err != nil {
+		return nil, err
+	}
+	rootfd, err := fs.OpenDir(r.opt.Target)
+	if err != nil {
+		return nil, fmt.Errorf("open target: %w", err)
+	}
+	if r.root, err = os.OpenRoot(r.opt.Target); err != nil {
+		unix.Close(rootfd)
+		return nil, fmt.Errorf("open target: %w", err)
+	}
+	defer r.root.Close()
+	top := &rdir{fd: rootfd}
+
+	g, gctx := errgroup.WithContext(ctx)
+	r.jobs = make(chan *fileJob, 4*r.opt.Workers)
+	g.Go(func() error {
+		defer close(r.jobs)
+		base := path.Clean("/" + snapPath)
+		if start.Type == tree.Dir {
+			return r.walk(gctx, top, base, start.Subtree, r.incl == nil)
+		}
+		top.pending.Store(1)
+		if err := r.entry(gctx, top, path.Dir(base), start, r.incl == nil); err != nil {
+			return err
+		}
+		return r.childDone(top)
+	})
+	for range r.opt.Workers {
+		g.Go(func() error { return r.worker(gctx) })
+	}
+	err = g.Wait()
+	r.stats.Files, r.stats.Bytes, r.stats.Dirs = r.files.Load(), r.bytes.Load(), r.dirs.Load()
+	r.stats.Other, r.stats.FilesSkipped, r.stats.Verified = r.other.Load(), r.skipped.Load(), r.verified.Load()
+	if err == nil && r.full.Load() {
+		err = fmt.Errorf("%w after restoring %d files (%d bytes): free space and run the restore again with --overwrite to finish it", ErrDiskFull, r.stats.Files, r.stats.Bytes)
+	}
+	if err == nil && len(r.stats.Errors) > 0 {
+		err = fmt.Errorf("%d entries could not be restored whole", len(r.stats.Errors))
+	}
+	return &r.stats, err
+}
+
+// prepareTarget creates the target, or checks that it may be written to.
+func (r *Restorer) prepareTarget() error {
+	t := r.opt.Target
+	ents, err := os.ReadDir(t)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(t, 0o700); err != nil {
+			return fmt.Errorf("create target: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("target %q: %w", t, err)
+	}
+	if len(ents) > 0 && !r.opt.Overwrite {
+		return fmt.Errorf("%w: %q holds %d entries; restore into an empty directory, or pass --overwrite to rewrite what differs", ErrTargetNotEmpty, t, len(ents))
+	}
+	return nil
+}
+
+// ensure creates and opens d and its parents. Walker only.
+func (r *Restorer) ensure(d *rdir) error {
+	if d.fd >= 0 {
+		return nil
+	}
+	if err := r.ensure(d.parent); err != nil {
+		return err
+	}
+	if err := fs.Mkdirat(d.parent.fd, d.name, 0o700); err != nil {
+		return err
+	}
+	fd, err := fs.OpenDirAt(d.parent.fd, d.name)
+	if err != nil {
+		return err
+	}
+	d.fd = fd
+	r.dirs.Add(1)
+	return nil
+}
+
+// childDone releases one hold on d; the last one sets the directory's
+// metadata and closes it, then releases its parent.
+func (r *Restorer) childDone(d *rdir) error {
+	for d != nil {
+		if d.pending.Add(-1) != 0 {
+			return nil
+		}
+		if d.fd >= 0 && d.parent != nil {
+			unix.Close(d.fd)
+			if err := fs.ApplyMeta(d.parent.fd, d.name, d.node, r.applyOpts()); err != nil {
+				r.fail(d.rel, err)
+			}
+		} else if d.fd >= 0 {
+			unix.Close(d.fd)
+		}
+		d = d.parent
+	}
+	return nil
+}
+
+func (r *Restorer) applyOpts() fs.ApplyOptions { return fs.ApplyOptions{Owner: r.opt.Owner} }
+
+// walk restores the directory listing ids into d. all is true when d is
+// inside an included directory (or no includes were given).
+func (r *Restorer) walk(ctx context.Context, d *rdir, snapPath string, ids []id.ID, all bool) error {
+	d.pending.Store(1)
+	err := snapshot.EachNode(ctx, r.repo, ids, func(n *tree.Node) error {
+		if ctx.Err() != nil || r.full.Load() {
+			return ctx.Err()
+		}
+		return r.entry(ctx, d, snapPath, n, all)
+	})
+	if err != nil {
+		// A damaged listing loses what is below it, not the restore.
+		if ctx.Err() != nil {
+			return err
+		}
+		r.fail(path.Join("/", snapPath), err)
+	}
+	return r.childDone(d)
+}
+
+// entry restores one node into d.
+func (r *Restorer) entry(ctx context.Context, d *rdir, dirPath string, n *tree.Node, all bool) error {
+	p := path.Join(dirPath, n.Name)
+	rel := path.Join(d.rel, n.Name)
+	if err := fs.ValidName(n.Name); err != nil {
+		r.fail(p, fmt.Errorf("refusing entry from snapshot: %w", err))
+		return nil
+	}
+	if r.excl.Match(p, n.Name) {
+		return nil
+	}
+	inc := all || r.incl.Match(p, n.Name)
+	if n.Type == tree.Dir {
+		c := *n
+		child := &rdir{parent: d, name: n.Name, rel: rel, node: &c, fd: -1}
+		d.pending.Add(1)
+		if inc {
+			if err := r.ensure(child); err != nil {
+				r.fail(p, err)
+				child.pending.Store(1)
+				return r.childDone(child)
+			}
+		}
+		return r.walk(ctx, child, p, n.Subtree, inc)
+	}
+	if !inc {
+		return nil
+	}
+	if err := r.ensure(d); err != nil {
+		r.fail(p, err)
+		return nil
+	}
+	if n.Type == tree.File {
+		return r.queueFile(ctx, d, p, rel, n)
+	}
+	if err := r.special(d, n); err != nil {
+		r.fail(p, err)
+		return nil
+	}
+	r.other.Add(1)
+	return nil
+}
+
+// special creates a symlink, device or FIFO and sets its metadata.
+func (r *Restorer) special(d *rdir, n *tree.Node) error {
+	if r.opt.Overwrite {
+		var st unix.Stat_t
+		if unix.Fstatat(d.fd, n.Name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			if err := unix.Unlinkat(d.fd, n.Name, 0); err != nil {
+				return fmt.Errorf("replace: %w", err)
+			}
+		}
+	}
+	var err error
+	switch n.Type {
+	case tree.Symlink:
+		err = fs.SymlinkAt(n.LinkTarget, d.fd, n.Name)
+	case tree.BlockDev, tree.CharDev, tree.FIFO:
+		err = fs.MknodAt(d.fd, n.Name, n)
+	default:
+		return fmt.Errorf("cannot restore a %s", n.Type)
+	}
+	if err != nil {
+		return err
+	}
+	return fs.ApplyMeta(d.fd, n.Name, n, r.applyOpts())
+}
+
+// queueFile hands a regular file to the workers, or links it to an inode
+// already restored.
+func (r *Restorer) queueFile(ctx context.Context, d *rdir, p, rel string, n *tree.Node) error {
+	c := *n
+	job := &fileJob{dir: d, path: p, rel: rel, node: &c}
+	if n.Links > 1 {
+		key := devIno{n.DeviceID, n.Inode}
+		if first, ok := r.links[key]; ok {
+			if r.opt.Overwrite {
+				_ = r.root.Remove(rel)
+			}
+			if err := r.root.Link(first, rel); err != nil {
+				r.fail(p, fmt.Errorf("hard link to %s: %w", first, err))
+			} else {
+				r.other.Add(1)
+			}
+			return nil
+		}
+		// Create the first name now, so later names can link to it before
+		// a worker has written it.
+		f, err := r.createFile(d, n.Name)
+		if err != nil {
+			r.fail(p, err)
+			return nil
+		}
+		job.f = f
+		r.links[key] = rel
+	}
+	d.pending.Add(1)
+	select {
+	case r.jobs <- job:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

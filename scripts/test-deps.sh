@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the system packages rewind's tests need, when they are missing.
+# Runs as root on CI; as another user it only reports what is missing.
+set -euo pipefail
+need=()
+command -v setfacl >/dev/null || need+=(acl)
+command -v setfattr >/dev/null || need+=(attr)
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+command -v restic >/dev/null || need+=(restic)
+command -v borg >/dev/null || need+=(borgbackup)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test-deps: missing packages ${need[*]}; tests that need them will be skipped (run as root to install)" >&2
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${need[@]}" >/dev/null
