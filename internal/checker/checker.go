@@ -36,14 +36,14 @@ type Problem struct {
 
 // Result is what a check found.
 type Result struct {
-	Packs      int       `json:"packs"`
-	Snapshots  int       `json:"snapshots"`
-	Trees      int       `json:"trees"`
-	DataBlobs  int       `json:"data_blobs"`
-	BlobsRead  int       `json:"blobs_read"`
-	Unindexed  []string  `json:"unindexed_packs,omitempty"`
-	Problems   []Problem `json:"problems"`
-	mu         sync.Mutex
+	Packs     int       `json:"packs"`
+	Snapshots int       `json:"snapshots"`
+	Trees     int       `json:"trees"`
+	DataBlobs int       `json:"data_blobs"`
+	BlobsRead int       `json:"blobs_read"`
+	Unindexed []string  `json:"unindexed_packs,omitempty"`
+	Problems  []Problem `json:"problems"`
+	mu        sync.Mutex
 }
 
 func (r *Result) add(obj string, err error) {

@@ -164,8 +164,8 @@ type BackupSummary struct {
 	SnapshotID  string `json:"snapshot_id"`
 	Parent      string `json:"parent,omitempty"`
 	*snapshot.Summary
-	DurationSeconds float64 `json:"duration_seconds"`
-	FilesVanished   int64   `json:"files_vanished"`
+	DurationSeconds float64              `json:"duration_seconds"`
+	FilesVanished   int64                `json:"files_vanished"`
 	Skipped         []snapshot.FileError `json:"skipped,omitempty"`
 }
 

@@ -27,12 +27,12 @@ type Options struct {
 
 // Stats is what a restore did.
 type Stats struct {
-	Files        int64 `json:"files_restored"`
-	Dirs         int64 `json:"dirs_restored"`
-	Other        int64 `json:"other_restored"`
-	Bytes        int64 `json:"bytes_restored"`
-	FilesSkipped int64 `json:"files_unchanged"`
-	Verified     int64 `json:"files_verified"`
+	Files        int64       `json:"files_restored"`
+	Dirs         int64       `json:"dirs_restored"`
+	Other        int64       `json:"other_restored"`
+	Bytes        int64       `json:"bytes_restored"`
+	FilesSkipped int64       `json:"files_unchanged"`
+	Verified     int64       `json:"files_verified"`
 	Errors       []FileError `json:"errors,omitempty"`
 }
 

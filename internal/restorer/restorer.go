@@ -39,10 +39,10 @@ type Restorer struct {
 	jobs  chan *fileJob
 	links map[devIno]string // walker only: first restored path of an inode
 
-	mu    sync.Mutex // guards stats.Errors
-	stats Stats
+	mu                                           sync.Mutex // guards stats.Errors
+	stats                                        Stats
 	files, bytes, dirs, other, skipped, verified atomic.Int64
-	full  atomic.Bool
+	full                                         atomic.Bool
 }
 
 type devIno struct{ dev, ino uint64 }
