@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,10 +66,10 @@ func New(r *repository.Repository, opt Options) (*Archiver, error) {
 		names, _ = fs.LoadIDNamesFrom("/dev/null", "/dev/null")
 	}
 	if opt.FileWorkers <= 0 {
-		opt.FileWorkers = max(2, runtime.GOMAXPROCS(0))
+		opt.FileWorkers = envInt("REWIND_FILE_WORKERS", max(2, runtime.GOMAXPROCS(0)))
 	}
 	if opt.Savers <= 0 {
-		opt.Savers = runtime.GOMAXPROCS(0)
+		opt.Savers = envInt("REWIND_SAVERS", runtime.GOMAXPROCS(0))
 	}
 	if opt.LargeFile <= 0 {
 		opt.LargeFile = DefaultLargeFile
@@ -219,7 +220,7 @@ func snapshotRepoStats(r *repository.Repository) repoStats {
 func (a *Archiver) run(ctx context.Context, targets []string) ([]id.ID, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	a.files = make(chan *fileJob, 4*a.opt.FileWorkers)
-	a.saves = make(chan saveJob, 2*a.opt.Savers)
+	a.saves = make(chan saveJob, a.opt.Savers)
 	var rootIDs []id.ID
 	root := &dirState{path: "/", onDone: func(ids []id.ID) { rootIDs = ids }}
 	var parentRoot []id.ID
@@ -272,4 +273,13 @@ func (a *Archiver) saver(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// envInt reads a tuning override from the environment (docs/CLI.md lists
+// them; they exist for benchmarking).
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
 }

@@ -41,3 +41,23 @@ func ReadAll(rd RewindReader) ([]byte, error) {
 	}
 	return buf, nil
 }
+
+// FileReader is a RewindReader over the first size bytes of an open file,
+// read with ReadAt so that the file's offset does not matter.
+type FileReader struct {
+	*io.SectionReader
+}
+
+// NewFileReader returns a RewindReader over f[0:size].
+func NewFileReader(f io.ReaderAt, size int64) *FileReader {
+	return &FileReader{SectionReader: io.NewSectionReader(f, 0, size)}
+}
+
+// Length returns size.
+func (f *FileReader) Length() int64 { return f.Size() }
+
+// Rewind starts again at the first byte.
+func (f *FileReader) Rewind() error {
+	_, err := f.Seek(0, io.SeekStart)
+	return err
+}

@@ -18,6 +18,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/rewind-backup/rewind/internal/id"
 )
@@ -78,44 +79,55 @@ type Sealer interface {
 	Open(dst, ciphertext []byte) ([]byte, error)
 }
 
-// Writer builds one pack in memory. It is not safe for concurrent use.
+// Writer writes one pack to an io.Writer as blobs are added. It is not
+// safe for concurrent use.
 type Writer struct {
-	buf   []byte
+	w     io.Writer
+	off   int64
 	blobs []Blob
 }
 
-// NewWriter returns a writer whose buffer starts with room for size bytes.
-func NewWriter(size int) *Writer {
-	return &Writer{buf: make([]byte, 0, size)}
+// NewWriter returns a writer that writes a pack to w.
+func NewWriter(w io.Writer) *Writer {
+	return &Writer{w: w}
 }
 
 // Add appends a sealed blob.
-func (w *Writer) Add(t BlobType, i id.ID, sealed []byte, rawLen int, compressed bool) {
+func (w *Writer) Add(t BlobType, i id.ID, sealed []byte, rawLen int, compressed bool) error {
+	if w.off+int64(len(sealed)) > 1<<32-1 {
+		return fmt.Errorf("pack would exceed 4 GiB")
+	}
+	if _, err := w.w.Write(sealed); err != nil {
+		return fmt.Errorf("write pack: %w", err)
+	}
 	w.blobs = append(w.blobs, Blob{
-		Type: t, ID: i, Offset: uint32(len(w.buf)), Length: uint32(len(sealed)),
+		Type: t, ID: i, Offset: uint32(w.off), Length: uint32(len(sealed)),
 		RawLength: uint32(rawLen), Compressed: compressed,
 	})
-	w.buf = append(w.buf, sealed...)
+	w.off += int64(len(sealed))
+	return nil
 }
 
 // Size returns the bytes written so far.
-func (w *Writer) Size() int { return len(w.buf) }
+func (w *Writer) Size() int64 { return w.off }
 
 // Count returns the number of blobs added.
 func (w *Writer) Count() int { return len(w.blobs) }
 
-// Finish appends the sealed header and trailer and returns the whole pack
-// and its blobs. The Writer must not be used afterwards.
-func (w *Writer) Finish(key Sealer) ([]byte, []Blob) {
+// Finish writes the sealed header and trailer and returns the blobs and
+// the pack's total size. The Writer must not be used afterwards.
+func (w *Writer) Finish(key Sealer) ([]Blob, int64, error) {
 	hdr := make([]byte, 1, 1+len(w.blobs)*EntrySize)
 	hdr[0] = headerVersion
 	for _, b := range w.blobs {
 		hdr = appendEntry(hdr, b)
 	}
-	start := len(w.buf)
-	w.buf = key.Seal(w.buf, hdr)
-	w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(len(w.buf)-start))
-	return w.buf, w.blobs
+	sealed := key.Seal(nil, hdr)
+	sealed = binary.LittleEndian.AppendUint32(sealed, uint32(len(sealed)))
+	if _, err := w.w.Write(sealed); err != nil {
+		return nil, 0, fmt.Errorf("write pack header: %w", err)
+	}
+	return w.blobs, w.off + int64(len(sealed)), nil
 }
 
 func appendEntry(b []byte, e Blob) []byte {

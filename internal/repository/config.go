@@ -30,7 +30,7 @@ type Config struct {
 	Created  time.Time                 `json:"created"`
 	Chunkers map[string]chunker.Params `json:"chunkers"`
 	PackSize int                       `json:"pack_size"`
-	// Compression is "zstd" (level fastest) or "none".
+	// Compression is "zstd" (level 3, "default") or "none".
 	Compression string `json:"compression"`
 }
 

@@ -6,16 +6,14 @@ import (
 	"sync"
 
 	"github.com/rewind-backup/rewind/internal/backend"
-	"github.com/rewind-backup/rewind/internal/crypto"
 	"github.com/rewind-backup/rewind/internal/id"
 	"github.com/rewind-backup/rewind/internal/index"
 	"github.com/rewind-backup/rewind/internal/pack"
 	"golang.org/x/sync/errgroup"
 )
 
-// packUploaders is how many finished packs are stored at once. Each holds a
-// pack in memory, so memory use is about (2 open + queue + uploaders) ×
-// pack size.
+// packUploaders is how many finished packs are stored at once. Finished
+// packs wait in spool files, so this bounds disk use, not memory.
 const packUploaders = 2
 
 // indexEvery is how many new packs are listed before an index file is
@@ -25,11 +23,11 @@ const indexEvery = 32
 // writer is the write side of a repository between StartWriting and Flush.
 type writer struct {
 	mu       sync.Mutex // guards open, inflight, newPacks
-	open     [3]*pack.Writer
+	open     [3]*spool  // by pack.BlobType
 	inflight map[id.ID]struct{}
 	newPacks []index.PackEntry
 
-	queue chan *pack.Writer
+	queue chan *spool
 	group *errgroup.Group
 	gctx  context.Context
 }
@@ -40,16 +38,17 @@ func (r *Repository) StartWriting(ctx context.Context) {
 	g, gctx := errgroup.WithContext(ctx)
 	w := &writer{
 		inflight: make(map[id.ID]struct{}),
-		queue:    make(chan *pack.Writer, 1),
+		queue:    make(chan *spool),
 		group:    g,
 		gctx:     gctx,
 	}
 	for range packUploaders {
 		g.Go(func() error {
-			for p := range w.queue {
-				if err := r.storePack(gctx, w, p); err != nil {
+			for s := range w.queue {
+				if err := r.storePack(gctx, w, s); err != nil {
 					// Drain so that senders never block on a dead uploader.
-					for range w.queue {
+					for s := range w.queue {
+						s.close()
 					}
 					return err
 				}
@@ -60,7 +59,7 @@ func (r *Repository) StartWriting(ctx context.Context) {
 	r.w = w
 }
 
-// addSealed puts a sealed blob into the open pack of its type and hands
+// addSealed appends a sealed blob to the open pack of its type and hands
 // full packs to the uploaders. It reports false if another caller stored
 // the same blob first.
 func (r *Repository) addSealed(ctx context.Context, t pack.BlobType, i id.ID, sealed []byte, rawLen int, compressed bool) (bool, error) {
@@ -70,16 +69,23 @@ func (r *Repository) addSealed(ctx context.Context, t pack.BlobType, i id.ID, se
 		w.mu.Unlock()
 		return false, nil
 	}
-	w.inflight[i] = struct{}{}
-	p := w.open[t]
-	if p == nil {
-		p = pack.NewWriter(r.cfg.PackSize + r.cfg.PackSize/8)
-		w.open[t] = p
+	s := w.open[t]
+	if s == nil {
+		var err error
+		if s, err = newSpool(t); err != nil {
+			w.mu.Unlock()
+			return false, err
+		}
+		w.open[t] = s
 	}
-	p.Add(t, i, sealed, rawLen, compressed)
-	var full *pack.Writer
-	if p.Size() >= r.cfg.PackSize {
-		full = p
+	if err := s.pw.Add(t, i, sealed, rawLen, compressed); err != nil {
+		w.mu.Unlock()
+		return false, fmt.Errorf("spool pack: %w", err)
+	}
+	w.inflight[i] = struct{}{}
+	var full *spool
+	if s.pw.Size() >= int64(r.cfg.PackSize) {
+		full = s
 		w.open[t] = nil
 	}
 	w.mu.Unlock()
@@ -89,27 +95,32 @@ func (r *Repository) addSealed(ctx context.Context, t pack.BlobType, i id.ID, se
 	return true, nil
 }
 
-func (r *Repository) enqueue(ctx context.Context, p *pack.Writer) error {
+func (r *Repository) enqueue(ctx context.Context, s *spool) error {
 	select {
-	case r.w.queue <- p:
+	case r.w.queue <- s:
 		return nil
 	case <-r.w.gctx.Done():
+		s.close()
 		return fmt.Errorf("store pack: %w", context.Cause(r.w.gctx))
 	case <-ctx.Done():
+		s.close()
 		return ctx.Err()
 	}
 }
 
 // storePack finishes, names and stores one pack, then makes its blobs
 // visible in the index.
-func (r *Repository) storePack(ctx context.Context, w *writer, p *pack.Writer) error {
-	data, blobs := p.Finish(r.key)
-	pid := crypto.FileID(data)
+func (r *Repository) storePack(ctx context.Context, w *writer, s *spool) error {
+	defer s.close()
+	pid, blobs, size, err := s.finish(r.key)
+	if err != nil {
+		return err
+	}
 	h := backend.Handle{Type: backend.PackFile, Name: pid.String()}
-	if err := r.be.Save(ctx, h, backend.NewByteReader(data)); err != nil {
+	if err := r.be.Save(ctx, h, backend.NewFileReader(s.f, size)); err != nil {
 		return fmt.Errorf("store pack %s: %w", pid.Short(), err)
 	}
-	r.stats.addPack(int64(len(data)))
+	r.stats.addPack(size)
 	r.idx.AddPack(pid, blobs)
 	w.mu.Lock()
 	for _, b := range blobs {
@@ -137,9 +148,13 @@ func (r *Repository) Flush(ctx context.Context) error {
 	}
 	var err error
 	for t := range w.open {
-		if p := w.open[t]; p != nil && err == nil {
+		if s := w.open[t]; s != nil {
 			w.open[t] = nil
-			err = r.enqueue(ctx, p)
+			if err == nil {
+				err = r.enqueue(ctx, s)
+			} else {
+				s.close()
+			}
 		}
 	}
 	close(w.queue)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -108,8 +109,12 @@ func newRepository(be backend.Backend, key *crypto.Key, cfg Config) (*Repository
 		r.chunkers[name] = c
 	}
 	var err error
-	r.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
-		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
+	// Level "default" stores about 3% less than "fastest" on a server tree
+	// at a CPU cost the parallel pipeline absorbs. No zstd checksum: every
+	// blob is authenticated and hashed to its ID already.
+	r.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderCRC(false),
+		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true),
+		zstd.WithWindowSize(2<<20))
 	if err != nil {
 		return nil, err
 	}
@@ -144,6 +149,10 @@ func Open(ctx context.Context, be backend.Backend, password []byte) (*Repository
 	if err != nil {
 		return nil, err
 	}
+	// The key derivation just used 64 MiB that is garbage now; hand it back
+	// before the real work starts, so it does not add to the peak.
+	runtime.GC()
+	debug.FreeOSMemory()
 	plain, err := key.Open(nil, cf.Sealed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: config does not decrypt with the key's master key: %w", ErrCorrupt, err)
