@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"github.com/rewind-backup/rewind/internal/fs"
 	"github.com/rewind-backup/rewind/internal/pack"
@@ -90,13 +91,13 @@ func (r *Restorer) restoreFile(ctx context.Context, job *fileJob, buf []byte) ([
 			existing = fi.Size()
 		}
 	}
-	var off int64
+	var off, written int64
 	var lost []error
 	unchanged := existing == int64(n.Size)
 	var cmp []byte
 	for _, c := range content {
 		if c.IsHole() {
-			if existing > off {
+			if existing > off && !isHole(f, off, min(off+int64(c.Size), existing)) {
 				// The old file may hold data where the snapshot has a hole.
 				if err := punchHole(f, off, int64(c.Size), existing); err != nil {
 					return buf, err
@@ -127,19 +128,24 @@ func (r *Restorer) restoreFile(ctx context.Context, job *fileJob, buf []byte) ([
 			return buf, fmt.Errorf("write: %w", err)
 		}
 		off += int64(c.Size)
+		written = off
 	}
-	if existing != off || off != int64(n.Size) {
+	// A new file already has its size unless it ends in a hole; an old one
+	// may be longer than the snapshot's.
+	if written != int64(n.Size) || existing > int64(n.Size) {
 		if err := f.Truncate(int64(n.Size)); err != nil {
 			return buf, fmt.Errorf("set size: %w", err)
 		}
 	}
 	if r.opt.Verify && len(lost) == 0 {
-		if err := r.verify(f, content, &cmp); err != nil {
+		if err := r.verifyFile(f, content, &cmp); err != nil {
 			return buf, err
 		}
 		r.verified.Add(1)
 	}
-	if err := fs.ApplyMetaFd(f, n, r.applyOpts()); err != nil {
+	opts := r.applyOpts()
+	opts.Fresh = existing < 0
+	if err := fs.ApplyMetaFd(f, n, opts); err != nil {
 		lost = append(lost, err)
 	}
 	if unchanged && existing >= 0 {
@@ -167,6 +173,32 @@ func readAt(f *os.File, buf []byte, off int64, n int) ([]byte, error) {
 		err = io.ErrUnexpectedEOF
 	}
 	return buf, err
+}
+
+// isHole reports whether [off, end) of f is a hole already, so that a
+// file restored before keeps its holes without being written to.
+func isHole(f *os.File, off, end int64) bool {
+	data, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
+	return errors.Is(err, unix.ENXIO) || (err == nil && data >= end)
+}
+
+// verifyFile verifies f, which a new file was created write-only as: it
+// is then opened again for reading through /proc/self/fd, which leads to
+// the inode just written whatever has happened to its name since.
+func (r *Restorer) verifyFile(f *os.File, content []tree.Chunk, buf *[]byte) error {
+	fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	if fl&unix.O_ACCMODE == unix.O_WRONLY {
+		rf, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(f.Fd())), os.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("verify: reopen for reading: %w", err)
+		}
+		defer rf.Close()
+		f = rf
+	}
+	return r.verify(f, content, buf)
 }
 
 // punchHole makes [off, off+size) read as zeros in a file that had data

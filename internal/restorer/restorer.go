@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -54,6 +55,9 @@ func New(r *repository.Repository, opt Options) (*Restorer, error) {
 	}
 	if opt.Workers <= 0 {
 		opt.Workers = 2 * runtime.GOMAXPROCS(0)
+		if v, err := strconv.Atoi(os.Getenv("REWIND_RESTORE_WORKERS")); err == nil && v > 0 {
+			opt.Workers = v
+		}
 	}
 	rs := &Restorer{repo: r, opt: opt, log: opt.Logger, links: map[devIno]string{}}
 	if rs.log == nil {
@@ -71,7 +75,15 @@ func New(r *repository.Repository, opt Options) (*Restorer, error) {
 	return rs, nil
 }
 
+// fail records an entry that could not be restored whole. A full
+// filesystem (out of space or inodes, or over quota) also stops the
+// restore, wherever it is met: by a worker writing a file, or by the
+// walker making a folder, symlink, device or hard link.
 func (r *Restorer) fail(p string, err error) {
+	if (errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)) && !errors.Is(err, ErrDiskFull) {
+		r.full.Store(true)
+		err = fmt.Errorf("%w: %w", ErrDiskFull, err)
+	}
 	r.mu.Lock()
 	r.stats.Errors = append(r.stats.Errors, FileError{Path: p, Error: err.Error()})
 	r.mu.Unlock()
