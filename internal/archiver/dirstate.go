@@ -45,7 +45,9 @@ func (a *Archiver) childDone(ctx context.Context, d *dirState) error {
 		}
 		n := &d.parent.nodes[d.slot]
 		n.Subtree = ids
-		a.countDir(n, d.prev)
+		if n.Type != removed {
+			a.countDir(n, d.prev)
+		}
 		d = d.parent
 	}
 	return nil

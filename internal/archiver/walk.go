@@ -42,6 +42,12 @@ func buildVTree(targets []string) *vnode {
 	return root
 }
 
+// afterList is a test hook, nil outside tests: it is called with each
+// directory the walker has listed and lstat'ed, before any of its entries
+// is read, so a test can make entries vanish or change type in between.
+// Tests set it before Snapshot starts and clear it after it returns.
+var afterList func(dir string)
+
 // walkVirtual fills d with the children of a vnode at dir.
 func (a *Archiver) walkVirtual(ctx context.Context, d *dirState, dir string, v *vnode, prev *parentDir) error {
 	if v.target {
@@ -110,7 +116,13 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 		return err
 	}
 	d.pending.Store(1)
-	dirfd, err := fs.OpenDir(dir)
+	dirfd, err := openDirNoAtime(dir)
+	if errors.Is(err, unix.ENOENT) && d.parent != nil {
+		// Removed since its parent was listed: left out, like a file.
+		d.parent.nodes[d.slot].Type = removed
+		a.vanishedEntry(dir)
+		return a.childDone(ctx, d)
+	}
 	if err != nil {
 		// The directory's own node is kept; its content is missing.
 		a.fileError(dir, fmt.Errorf("open directory: %w", err))
@@ -136,8 +148,7 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 		var st unix.Stat_t
 		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			if errors.Is(err, unix.ENOENT) {
-				a.st.vanished.Add(1)
-				a.log.Info("vanished before it was read", "path", p)
+				a.vanishedEntry(p)
 				continue
 			}
 			a.fileError(p, fmt.Errorf("lstat: %w", err))
@@ -151,6 +162,9 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 		a.names.SetNames(&n)
 		d.nodes = append(d.nodes, n)
 	}
+	if afterList != nil {
+		afterList(dir)
+	}
 	// The listing is final: from here on workers may fill in slots.
 	for slot := range d.nodes {
 		n := &d.nodes[slot]
@@ -163,6 +177,11 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 			continue
 		}
 		if err := a.readMeta(n, p, pn); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				n.Type = removed
+				a.vanishedEntry(p)
+				continue
+			}
 			a.fileError(p, err)
 		}
 		child := &dirState{path: p, parent: d, slot: slot, prev: pn}
@@ -184,6 +203,31 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 		}
 	}
 	return a.childDone(ctx, d)
+}
+
+// openDirNoAtime opens a directory for listing without updating its
+// access time: the walker records directories' atimes, so a listing that
+// moved them would make the next backup store every listing anew. As with
+// files, O_NOATIME is dropped where the kernel refuses it (a directory
+// the user does not own). O_NOFOLLOW: dir was lstat'ed as a directory, and
+// a symlink put in its place since must not be walked under its name.
+func openDirNoAtime(dir string) (int, error) {
+	flags := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Open(dir, flags|unix.O_NOATIME, 0)
+	if err == unix.EPERM {
+		fd, err = unix.Open(dir, flags, 0)
+	}
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	return fd, nil
+}
+
+// vanishedEntry counts an entry that disappeared between the listing of
+// its directory and the reading of its metadata or content.
+func (a *Archiver) vanishedEntry(p string) {
+	a.st.vanished.Add(1)
+	a.log.Info("vanished before it was read", "path", p)
 }
 
 func joinPath(dir, name string) string {
@@ -223,6 +267,12 @@ func (a *Archiver) addEntry(ctx context.Context, d *dirState, slot int, p string
 	n := &d.nodes[slot]
 	if n.Type != tree.File {
 		if err := a.readMeta(n, p, prev); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				// Without it a symlink would be kept with no target.
+				n.Type = removed
+				a.vanishedEntry(p)
+				return nil
+			}
 			a.fileError(p, err)
 		}
 		return nil

@@ -131,8 +131,9 @@ func (r *Restorer) restoreFile(ctx context.Context, job *fileJob, buf []byte) ([
 		written = off
 	}
 	// A new file already has its size unless it ends in a hole; an old one
-	// may be longer than the snapshot's.
-	if written != int64(n.Size) || existing > int64(n.Size) {
+	// may be longer or shorter than the snapshot's. One that has it is not
+	// truncated: that would count as modifying a file left alone.
+	if max(existing, written) != int64(n.Size) {
 		if err := f.Truncate(int64(n.Size)); err != nil {
 			return buf, fmt.Errorf("set size: %w", err)
 		}
@@ -144,7 +145,9 @@ func (r *Restorer) restoreFile(ctx context.Context, job *fileJob, buf []byte) ([
 		r.verified.Add(1)
 	}
 	opts := r.applyOpts()
-	opts.Fresh = existing < 0
+	// A file just created has no attributes to remove, unless it inherited
+	// the target's default ACL (folders below it inherit it too).
+	opts.Fresh = existing < 0 && !r.inheritsACL
 	if err := fs.ApplyMetaFd(f, n, opts); err != nil {
 		lost = append(lost, err)
 	}

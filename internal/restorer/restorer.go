@@ -44,6 +44,9 @@ type Restorer struct {
 	stats                                        Stats
 	files, bytes, dirs, other, skipped, verified atomic.Int64
 	full                                         atomic.Bool
+	// inheritsACL: the target has a default ACL, so every entry created
+	// below it starts with an ACL that is not the snapshot's.
+	inheritsACL bool
 }
 
 type devIno struct{ dev, ino uint64 }
@@ -123,6 +126,9 @@ func (r *Restorer) Restore(ctx context.Context, sn *snapshot.Snapshot, snapPath 
 		return nil, fmt.Errorf("open target: %w", err)
 	}
 	defer r.root.Close()
+	if _, err := unix.Fgetxattr(rootfd, "system.posix_acl_default", nil); err == nil {
+		r.inheritsACL = true
+	}
 	top := &rdir{fd: rootfd}
 
 	g, gctx := errgroup.WithContext(ctx)
