@@ -49,6 +49,7 @@ type config struct {
 	smoke    bool
 	out      string
 	keep     bool
+	prepare  bool // only generate the datasets
 	verify   bool
 	timeout  time.Duration
 	mkdata   string
@@ -82,6 +83,7 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.BoolVar(&cfg.smoke, "smoke", false, "tiny generated dataset, one round, results on stdout only")
 	fs.StringVar(&cfg.out, "out", "", "Markdown file to rewrite (default BENCHMARKS.md at the repository root; - for none)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the repositories (one per round, set and tool) instead of removing them")
+	fs.BoolVar(&cfg.prepare, "prepare", false, "only generate (or check) the datasets, then exit")
 	fs.BoolVar(&cfg.verify, "verify", true, "compare every restore with the source, untimed")
 	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Minute, "limit for one timed step")
 	fs.StringVar(&cfg.mkdata, "mkdata", "", "path of mkdata.go (default ../shared/bench/mkdata.go from the repository root)")
@@ -200,6 +202,14 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 		}
 	}
 
+	if cfg.prepare {
+		mkdata, err := buildMkdata(ctx, cfg.mkdata, tmp)
+		if err != nil {
+			return err
+		}
+		_, err = prepareSets(ctx, log, cfg, dataDir, mkdata)
+		return err
+	}
 	if err := ensurePeers(ctx, log, cfg.tools); err != nil {
 		return err
 	}
@@ -207,13 +217,9 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 	if err != nil {
 		return err
 	}
-	mkdata, err := buildMkdata(ctx, cfg.mkdata, tmp)
-	if err != nil && !cfg.smoke {
-		return err
-	}
+	mkdata, err := buildMkdata(ctx, cfg.mkdata, tmp) // the smoke set needs it to mutate
 	if err != nil {
-		// The smoke set is made here; only the mutation needs mkdata.
-		return fmt.Errorf("mkdata is needed to mutate the smoke set too: %w", err)
+		return err
 	}
 
 	h := &harness{
@@ -226,10 +232,16 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 		shm:     shm,
 		res:     newResults(),
 		started: time.Now(),
+
+		templates: map[string]string{},
 	}
 	h.res.machine = machineInfo(dataDir)
 	if len(tools) < len(cfg.tools) {
 		h.res.note(fmt.Sprintf("rewind was left out (%s=1): it did not build", optionalEnv))
+	}
+	// Logs of an earlier run would mix with this one's.
+	if err := os.RemoveAll(filepath.Join(h.runs, "logs")); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(filepath.Join(h.runs, "logs"), 0o755); err != nil {
 		return err
@@ -238,7 +250,13 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 	if err != nil {
 		return err
 	}
-	if err := h.runAll(ctx, sets); err != nil {
+	err = h.runAll(ctx, sets)
+	if !cfg.keep {
+		for _, p := range h.templates {
+			os.RemoveAll(p)
+		}
+	}
+	if err != nil {
 		return err
 	}
 	h.res.finished = time.Now()

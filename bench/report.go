@@ -169,7 +169,7 @@ func (r *results) markdown(cfg config, tools []tool) report {
 			w, ok := r.median(set, machineTool, row, wallOf)
 			c, _ := r.median(set, machineTool, row, cpuOf)
 			rss, _ := r.median(set, machineTool, row, rssOf)
-			x, rok := r.ratio(set, "rewind", machineTool, pairs[row], wallOf)
+			x, rok := r.ratioSteps(set, "rewind", pairs[row], machineTool, row, wallOf)
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", row, cell(ok, fmtSecs(w)+" ("+fmtSecs(c)+")"),
 				cell(ok, fmt.Sprintf("%.0f MiB", rss/(1<<20))), pairs[row], cell(rok, fmtRatio(x)))
 		}

@@ -94,7 +94,13 @@ func (r *results) median(set, tool, step string, m metric) (float64, bool) {
 // ratio returns the median over rounds of a's metric divided by b's, taken
 // round by round so that the noise common to a round cancels out.
 func (r *results) ratio(set, a, b, step string, m metric) (float64, bool) {
-	sa, sb := r.Samples[key(set, a, step)], r.Samples[key(set, b, step)]
+	return r.ratioSteps(set, a, step, b, step, m)
+}
+
+// ratioSteps is ratio between two different steps (rewind's restore
+// against the machine's copy).
+func (r *results) ratioSteps(set, a, stepA, b, stepB string, m metric) (float64, bool) {
+	sa, sb := r.Samples[key(set, a, stepA)], r.Samples[key(set, b, stepB)]
 	var xs []float64
 	for round, x := range sa {
 		if y, ok := sb[round]; ok && m(y) > 0 {

@@ -15,6 +15,8 @@ import (
 // speed. Without restic or borg it skips, except on CI (CI=true), where it
 // fails. With RWBENCH_REWIND_OPTIONAL=1, a rewind that does not build or
 // fails is let through (its cells are empty); without it rewind must work.
+// RWBENCH_REWIND=/path/to/rewind runs a prebuilt rewind instead of
+// building ./cmd/rewind.
 func TestSmoke(t *testing.T) {
 	ci := os.Getenv("CI") == "true"
 	for _, bin := range []string{"restic", "borg"} {
@@ -38,7 +40,11 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("build the harness: %v\n%s", err, out)
 	}
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(bench, "-smoke")
+	args := []string{"-smoke"}
+	if bin := os.Getenv("RWBENCH_REWIND"); bin != "" {
+		args = append(args, "-rewind", bin) // a prebuilt rewind instead of ./cmd/rewind
+	}
+	cmd := exec.Command(bench, args...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -156,7 +156,7 @@ func (a *Archiver) readFile(ctx context.Context, rd *fileReader, p string, n *tr
 			a.fileError(p, fmt.Errorf("xattrs: %w", err))
 		}
 		n.Xattrs = x
-		total, err := rd.chunkFile(ctx, f, int64(st.Size))
+		total, err := rd.chunkFile(ctx, f, int64(st.Size), st.Blocks*512 < st.Size)
 		if err != nil {
 			return err
 		}
@@ -213,7 +213,7 @@ func (a *Archiver) setContent(ctx context.Context, n *tree.Node, chunks []tree.C
 
 // chunkFile cuts the first size bytes of f into rd.chunks, recording holes
 // without reading them. It returns the number of bytes covered.
-func (rd *fileReader) chunkFile(ctx context.Context, f *os.File, size int64) (int64, error) {
+func (rd *fileReader) chunkFile(ctx context.Context, f *os.File, size int64, sparse bool) (int64, error) {
 	a := rd.a
 	rd.chunks = rd.chunks[:0]
 	if size == 0 {
@@ -225,7 +225,9 @@ func (rd *fileReader) chunkFile(ctx context.Context, f *os.File, size int64) (in
 	}
 	c := a.repo.Chunker(profile)
 	regions := []fs.Region{{Off: 0, Len: size}}
-	if size > 1<<20 {
+	// Large files are asked for holes; small ones only when they take less
+	// space than their size.
+	if size > 1<<20 || sparse {
 		var err error
 		if regions, err = fs.DataRegions(f, size); err != nil {
 			return 0, err

@@ -241,16 +241,18 @@ func joinPath(dir, name string) string {
 // Xattrs are taken from the parent snapshot when the inode and ctime are
 // unchanged, since setting an xattr changes the ctime.
 func (a *Archiver) readMeta(n *tree.Node, p string, prev *tree.Node) error {
+	if prev != nil && prev.Type == n.Type && prev.Inode == n.Inode && prev.CTime == n.CTime && prev.DeviceID == n.DeviceID {
+		// A symlink's target cannot change without a new inode, and
+		// reading it would move its atime.
+		n.Xattrs, n.LinkTarget = prev.Xattrs, prev.LinkTarget
+		return nil
+	}
 	if n.Type == tree.Symlink {
 		t, err := os.Readlink(p)
 		if err != nil {
 			return fmt.Errorf("readlink: %w", err)
 		}
 		n.LinkTarget = t
-	}
-	if prev != nil && prev.Type == n.Type && prev.Inode == n.Inode && prev.CTime == n.CTime && prev.DeviceID == n.DeviceID {
-		n.Xattrs = prev.Xattrs
-		return nil
 	}
 	x, err := fs.ReadXattrs(p)
 	if err != nil {

@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"testing"
 )
 
 const benchSize = 64 << 20
 
-var benchData = randomBytes(benchSize, 1)
+// benchData is made on first use, so tests and fuzzing don't pay for it.
+var benchData = sync.OnceValue(func() []byte { return randomBytes(benchSize, 1) })
 
 var benchProfiles = []struct {
 	name string
@@ -25,7 +27,7 @@ func BenchmarkCut(b *testing.B) {
 			b.SetBytes(benchSize)
 			chunks := 0
 			for b.Loop() {
-				for d := benchData; len(d) > 0; chunks++ {
+				for d := benchData(); len(d) > 0; chunks++ {
 					d = d[c.Cut(d):]
 				}
 			}
@@ -40,10 +42,11 @@ func BenchmarkSplit(b *testing.B) {
 		b.Run(prof.name, func(b *testing.B) {
 			c := mustNew(b, testSecret, prof.p)
 			buf := make([]byte, 4*int(prof.p.Max))
-			r := bytes.NewReader(benchData)
+			data := benchData()
+			r := bytes.NewReader(data)
 			b.SetBytes(benchSize)
 			for b.Loop() {
-				r.Reset(benchData)
+				r.Reset(data)
 				if err := c.Split(r, buf, func([]byte) error { return nil }); err != nil {
 					b.Fatal(err)
 				}
@@ -60,7 +63,7 @@ func BenchmarkReference(b *testing.B) {
 			c := mustNew(b, testSecret, prof.p)
 			b.SetBytes(benchSize)
 			for b.Loop() {
-				for d := benchData; len(d) > 0; {
+				for d := benchData(); len(d) > 0; {
 					d = d[cutOneLane(c, d):]
 				}
 			}
@@ -109,18 +112,19 @@ func sum64(data []byte) uint64 {
 // BenchmarkCeiling measures what this machine does with the same 64 MiB
 // in the simplest loops, as a yardstick for the chunker.
 func BenchmarkCeiling(b *testing.B) {
+	src := benchData()
 	dst := make([]byte, benchSize)
 	b.Run("memmove", func(b *testing.B) {
 		b.SetBytes(benchSize)
 		for b.Loop() {
-			copy(dst, benchData)
+			copy(dst, src)
 		}
 	})
 	b.Run("bytes.Equal", func(b *testing.B) {
-		copy(dst, benchData)
+		copy(dst, src)
 		b.SetBytes(benchSize)
 		for b.Loop() {
-			if !bytes.Equal(dst, benchData) {
+			if !bytes.Equal(dst, src) {
 				b.Fatal("differ")
 			}
 		}
@@ -128,13 +132,13 @@ func BenchmarkCeiling(b *testing.B) {
 	b.Run("sum64", func(b *testing.B) {
 		b.SetBytes(benchSize)
 		for b.Loop() {
-			sink += sum64(benchData)
+			sink += sum64(src)
 		}
 	})
 	b.Run("sha256", func(b *testing.B) {
 		b.SetBytes(benchSize)
 		for b.Loop() {
-			sum := sha256.Sum256(benchData)
+			sum := sha256.Sum256(src)
 			sink += uint64(sum[0])
 		}
 	})

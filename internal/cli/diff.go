@@ -81,7 +81,14 @@ whose trees are identical are skipped without being read.`,
 					g.ui.Printf("%-2s %s\n", mod, p)
 				}
 			}
-			if err := diffTrees(ctx, r, base, roots[0].Subtree, roots[1].Subtree, emit); err != nil {
+			if roots[0].Type == tree.Dir && roots[1].Type == tree.Dir {
+				err = diffTrees(ctx, r, base, roots[0].Subtree, roots[1].Subtree, emit)
+			} else {
+				// SNAPSHOT:PATH named a file (or other non-directory):
+				// compare the two entries themselves.
+				err = diffNodes(ctx, r, base, roots[0], roots[1], emit)
+			}
+			if err != nil {
 				return err
 			}
 			if g.json {
@@ -147,24 +154,29 @@ func diffTrees(ctx context.Context, r *repository.Repository, dir string, a, b [
 			}
 			j++
 		default:
-			x, y := &la[i], &lb[j]
-			p := path.Join(dir, x.Name)
-			switch {
-			case x.Type != y.Type:
-				emit(p, "T")
-			case x.Type == tree.File && !slices.Equal(x.Content, y.Content) || !slices.Equal(x.ContentLists, y.ContentLists):
-				emit(p, "M")
-			case !sameNodeMeta(x, y):
-				emit(p, "U")
-			}
-			if x.Type == tree.Dir && y.Type == tree.Dir {
-				if err := diffTrees(ctx, r, p, x.Subtree, y.Subtree, emit); err != nil {
-					return err
-				}
+			if err := diffNodes(ctx, r, path.Join(dir, la[i].Name), &la[i], &lb[j], emit); err != nil {
+				return err
 			}
 			i++
 			j++
 		}
+	}
+	return nil
+}
+
+// diffNodes compares two entries found at the same path p, and what is
+// below them when both are directories.
+func diffNodes(ctx context.Context, r *repository.Repository, p string, x, y *tree.Node, emit func(p, mod string)) error {
+	switch {
+	case x.Type != y.Type:
+		emit(p, "T")
+	case x.Type == tree.File && !slices.Equal(x.Content, y.Content) || !slices.Equal(x.ContentLists, y.ContentLists):
+		emit(p, "M")
+	case !sameNodeMeta(x, y):
+		emit(p, "U")
+	}
+	if x.Type == tree.Dir && y.Type == tree.Dir {
+		return diffTrees(ctx, r, p, x.Subtree, y.Subtree, emit)
 	}
 	return nil
 }

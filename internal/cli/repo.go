@@ -57,9 +57,10 @@ func (g *globals) location() (location.Location, error) {
 
 // password finds the password: REWIND_PASSWORD, --password-file,
 // --password-command, the default repository's password file, or a
-// prompt on a terminal.
+// prompt on a terminal. An empty REWIND_PASSWORD counts as unset, as it
+// does when the default repository is created.
 func (g *globals) password(ctx context.Context, prompt string) ([]byte, error) {
-	if p, ok := os.LookupEnv("REWIND_PASSWORD"); ok {
+	if p := os.Getenv("REWIND_PASSWORD"); p != "" {
 		return []byte(p), nil
 	}
 	if g.passwordFile != "" {

@@ -97,6 +97,12 @@ func BenchmarkBlobIDStrategies(b *testing.B) {
 				h.Sum(sinkID[:0])
 			}
 		})
+		b.Run("stackcopy/"+sizeName(n), func(b *testing.B) {
+			b.SetBytes(int64(n))
+			for b.Loop() {
+				sinkID = stackCopyID(k, data)
+			}
+		})
 		b.Run("newkeyed/"+sizeName(n), func(b *testing.B) {
 			b.SetBytes(int64(n))
 			for b.Loop() {
@@ -134,4 +140,13 @@ func BenchmarkKDF(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// stackCopyID copies the keyed prototype by value instead of pooling.
+func stackCopyID(k *Key, data []byte) id.ID {
+	h := *k.idProto
+	_, _ = h.Write(data)
+	var out id.ID
+	h.Sum(out[:0])
+	return out
 }

@@ -48,7 +48,7 @@
 //	{
 //	  "version": 1,
 //	  "kdf": "argon2id",
-//	  "params": {"time": 3, "memory_kib": 65536, "threads": 4},
+//	  "params": {"time": 1, "memory_kib": 65536, "threads": 4},
 //	  "salt": "<32 bytes, base64: 44 characters>",
 //	  "created": "2025-06-01T12:00:00.123456789Z",
 //	  "hostname": "laptop",
@@ -72,7 +72,6 @@
 // both make Unwrap fail with ErrWrongPassword: authentication cannot
 // tell them apart.
 //
-// DefaultKDFParams (time 3, 64 MiB, 4 threads) takes about 0.3 s on the
-// 2-core reference machine; TestKDFParams is a fast setting for tests
-// only.
+// New key files use DefaultKDFParams (see its comment for the choice and
+// its cost); TestKDFParams is a fast setting for tests only.
 package crypto

@@ -75,12 +75,13 @@ func (x *Index) packIndex(p id.ID) uint32 {
 }
 
 // AddPack records the blobs of one pack. They are visible to Lookup at once.
+// A blob already known, pending or merged, keeps its first location.
 func (x *Index) AddPack(p id.ID, blobs []pack.Blob) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	n := x.packIndex(p)
 	for _, b := range blobs {
-		if _, ok := x.pending[b.ID]; ok {
+		if _, ok := x.find(b.ID); ok {
 			continue
 		}
 		x.pending[b.ID] = makeEntry(n, b)
