@@ -1,0 +1,509 @@
+package cli
+
+// The --json output is a contract documented in docs/JSON.md. This file
+// holds the test's own strict copy of every documented object, a reader
+// for the field tables of docs/JSON.md, and the checks that tie the three
+// together: output against docs (field names, types, required fields),
+// output against the strict structs (json.Decoder with
+// DisallowUnknownFields), and structs against docs.
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type jsonStatus struct {
+	MessageType    string  `json:"message_type"`
+	Action         string  `json:"action"`
+	SecondsElapsed float64 `json:"seconds_elapsed"`
+	PercentDone    float64 `json:"percent_done"`
+	FilesDone      int64   `json:"files_done"`
+	TotalFiles     int64   `json:"total_files"`
+	BytesDone      int64   `json:"bytes_done"`
+	TotalBytes     int64   `json:"total_bytes"`
+	Scanning       bool    `json:"scanning"`
+}
+
+type jsonFileError struct {
+	Path  string `json:"path"`
+	Error string `json:"error"`
+}
+
+type jsonBackupError struct {
+	MessageType string `json:"message_type"`
+	Path        string `json:"path"`
+	Error       string `json:"error"`
+}
+
+type jsonBackupSummary struct {
+	MessageType     string          `json:"message_type"`
+	SnapshotID      string          `json:"snapshot_id"`
+	Parent          string          `json:"parent"`
+	BackupStart     time.Time       `json:"backup_start"`
+	BackupEnd       time.Time       `json:"backup_end"`
+	FilesNew        int64           `json:"files_new"`
+	FilesChanged    int64           `json:"files_changed"`
+	FilesUnchanged  int64           `json:"files_unchanged"`
+	DirsNew         int64           `json:"dirs_new"`
+	DirsChanged     int64           `json:"dirs_changed"`
+	DirsUnchanged   int64           `json:"dirs_unchanged"`
+	TotalFiles      int64           `json:"total_files_processed"`
+	TotalBytes      int64           `json:"total_bytes_processed"`
+	BytesRead       int64           `json:"bytes_read"`
+	DataBlobs       int64           `json:"data_blobs"`
+	TreeBlobs       int64           `json:"tree_blobs"`
+	DataAdded       int64           `json:"data_added"`
+	DataAddedPacked int64           `json:"data_added_packed"`
+	Errors          []jsonFileError `json:"errors"`
+	DurationSeconds float64         `json:"duration_seconds"`
+	FilesVanished   int64           `json:"files_vanished"`
+	Skipped         []jsonFileError `json:"skipped"`
+}
+
+type jsonRestoreSummary struct {
+	MessageType    string          `json:"message_type"`
+	SnapshotID     string          `json:"snapshot_id"`
+	FilesRestored  int64           `json:"files_restored"`
+	DirsRestored   int64           `json:"dirs_restored"`
+	OtherRestored  int64           `json:"other_restored"`
+	BytesRestored  int64           `json:"bytes_restored"`
+	FilesUnchanged int64           `json:"files_unchanged"`
+	FilesVerified  int64           `json:"files_verified"`
+	Errors         []jsonFileError `json:"errors"`
+}
+
+type jsonSnapshotSummary struct {
+	BackupStart     time.Time       `json:"backup_start"`
+	BackupEnd       time.Time       `json:"backup_end"`
+	FilesNew        int64           `json:"files_new"`
+	FilesChanged    int64           `json:"files_changed"`
+	FilesUnchanged  int64           `json:"files_unchanged"`
+	DirsNew         int64           `json:"dirs_new"`
+	DirsChanged     int64           `json:"dirs_changed"`
+	DirsUnchanged   int64           `json:"dirs_unchanged"`
+	TotalFiles      int64           `json:"total_files_processed"`
+	TotalBytes      int64           `json:"total_bytes_processed"`
+	BytesRead       int64           `json:"bytes_read"`
+	DataBlobs       int64           `json:"data_blobs"`
+	TreeBlobs       int64           `json:"tree_blobs"`
+	DataAdded       int64           `json:"data_added"`
+	DataAddedPacked int64           `json:"data_added_packed"`
+	Errors          []jsonFileError `json:"errors"`
+}
+
+type jsonSnapshot struct {
+	ID             string               `json:"id"`
+	ShortID        string               `json:"short_id"`
+	Time           time.Time            `json:"time"`
+	Parent         string               `json:"parent"`
+	Tree           []string             `json:"tree"`
+	Paths          []string             `json:"paths"`
+	Hostname       string               `json:"hostname"`
+	Username       string               `json:"username"`
+	UID            uint32               `json:"uid"`
+	GID            uint32               `json:"gid"`
+	Tags           []string             `json:"tags"`
+	Excludes       []string             `json:"excludes"`
+	ProgramVersion string               `json:"program_version"`
+	Summary        *jsonSnapshotSummary `json:"summary"`
+}
+
+type jsonNode struct {
+	MessageType string    `json:"message_type"`
+	SnapshotID  string    `json:"snapshot_id"`
+	Path        string    `json:"path"`
+	Name        string    `json:"name"`
+	Type        string    `json:"type"`
+	Size        uint64    `json:"size"`
+	Mode        string    `json:"mode"`
+	UID         uint32    `json:"uid"`
+	GID         uint32    `json:"gid"`
+	User        string    `json:"user"`
+	Group       string    `json:"group"`
+	MTime       time.Time `json:"mtime"`
+	LinkTarget  string    `json:"link_target"`
+	Flags       []string  `json:"flags"`
+}
+
+type jsonChange struct {
+	MessageType string `json:"message_type"`
+	Path        string `json:"path"`
+	Modifier    string `json:"modifier"`
+}
+
+type jsonDiffStatistics struct {
+	MessageType  string `json:"message_type"`
+	Added        int    `json:"added"`
+	Removed      int    `json:"removed"`
+	Changed      int    `json:"changed"`
+	MetadataOnly int    `json:"metadata_only"`
+}
+
+type jsonProblem struct {
+	Object string `json:"object"`
+	Error  string `json:"error"`
+}
+
+type jsonCheckSummary struct {
+	MessageType    string        `json:"message_type"`
+	Packs          int           `json:"packs"`
+	Snapshots      int           `json:"snapshots"`
+	Trees          int           `json:"trees"`
+	DataBlobs      int           `json:"data_blobs"`
+	BlobsRead      int           `json:"blobs_read"`
+	UnindexedPacks []string      `json:"unindexed_packs"`
+	Problems       []jsonProblem `json:"problems"`
+	OK             bool          `json:"ok"`
+}
+
+type jsonKey struct {
+	ID       string    `json:"id"`
+	Current  bool      `json:"current"`
+	Created  time.Time `json:"created"`
+	Hostname string    `json:"hostname"`
+	Username string    `json:"username"`
+}
+
+type jsonVersion struct {
+	Version       string `json:"version"`
+	FormatVersion int    `json:"format_version"`
+	Go            string `json:"go"`
+	OS            string `json:"os"`
+	Arch          string `json:"arch"`
+}
+
+type jsonInit struct {
+	MessageType string `json:"message_type"`
+	ID          string `json:"id"`
+	Repository  string `json:"repository"`
+}
+
+// schemaTypes maps each schema of docs/JSON.md (its `<!-- schema: NAME -->`
+// marker) to the test's strict struct for it.
+var schemaTypes = map[string]reflect.Type{
+	"status":           reflect.TypeFor[jsonStatus](),
+	"backup.error":     reflect.TypeFor[jsonBackupError](),
+	"backup.summary":   reflect.TypeFor[jsonBackupSummary](),
+	"restore.summary":  reflect.TypeFor[jsonRestoreSummary](),
+	"snapshot":         reflect.TypeFor[jsonSnapshot](),
+	"node":             reflect.TypeFor[jsonNode](),
+	"diff.change":      reflect.TypeFor[jsonChange](),
+	"diff.statistics":  reflect.TypeFor[jsonDiffStatistics](),
+	"check.summary":    reflect.TypeFor[jsonCheckSummary](),
+	"key":              reflect.TypeFor[jsonKey](),
+	"version":          reflect.TypeFor[jsonVersion](),
+	"init.initialized": reflect.TypeFor[jsonInit](),
+}
+
+// fieldSpec is one row of a documented field table.
+type fieldSpec struct {
+	typ      string // string, id, time, integer, number, boolean, object, "array of X"
+	optional bool
+}
+
+// docSchemas reads the field tables of docs/JSON.md: name -> dotted field
+// path -> spec.
+var docSchemas = sync.OnceValues(func() (map[string]map[string]fieldSpec, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return nil, err
+	}
+	return parseSchemaDoc(filepath.Join(root, "docs", "JSON.md"))
+})
+
+var schemaMarker = regexp.MustCompile(`^<!-- schema: ([a-z.]+) -->$`)
+
+func parseSchemaDoc(file string) (map[string]map[string]fieldSpec, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]map[string]fieldSpec{}
+	var cur map[string]fieldSpec
+	var curName string
+	rows := 0 // table lines seen since the marker
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if m := schemaMarker.FindStringSubmatch(line); m != nil {
+			if _, dup := out[m[1]]; dup {
+				return nil, fmt.Errorf("%s:%d: schema %q documented twice", file, n, m[1])
+			}
+			curName, cur, rows = m[1], map[string]fieldSpec{}, 0
+			out[curName] = cur
+			continue
+		}
+		if cur == nil {
+			continue
+		}
+		if !strings.HasPrefix(line, "|") {
+			if rows > 0 {
+				cur = nil // end of the table
+			}
+			continue
+		}
+		rows++
+		if rows <= 2 { // header and separator
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "|"), "|")
+		if len(cells) < 3 {
+			return nil, fmt.Errorf("%s:%d: table row with %d cells", file, n, len(cells))
+		}
+		name := strings.Trim(strings.TrimSpace(cells[0]), "`")
+		typ := strings.TrimSpace(cells[1])
+		spec := fieldSpec{typ: typ}
+		if t, ok := strings.CutSuffix(typ, ", optional"); ok {
+			spec = fieldSpec{typ: t, optional: true}
+		}
+		if !knownDocType(spec.typ) {
+			return nil, fmt.Errorf("%s:%d: schema %s: field %s has unknown type %q", file, n, curName, name, typ)
+		}
+		if _, dup := cur[name]; dup {
+			return nil, fmt.Errorf("%s:%d: schema %s: field %s documented twice", file, n, curName, name)
+		}
+		cur[name] = spec
+	}
+	return out, sc.Err()
+}
+
+func knownDocType(t string) bool {
+	base := strings.TrimPrefix(t, "array of ")
+	return slices.Contains([]string{"string", "id", "time", "integer", "number", "boolean", "object"}, base)
+}
+
+func schema(t *testing.T, name string) map[string]fieldSpec {
+	t.Helper()
+	all, err := docSchemas()
+	if err != nil {
+		t.Fatalf("read docs/JSON.md: %v", err)
+	}
+	s, ok := all[name]
+	if !ok {
+		t.Fatalf("docs/JSON.md documents no schema %q", name)
+	}
+	return s
+}
+
+// checkDoc decodes one JSON document (an object, or an array of objects
+// when v is a slice) strictly into v, and checks every object in it
+// against the schema's documentation.
+func checkDoc(t *testing.T, schemaName string, raw []byte, v any) {
+	t.Helper()
+	decodeStrict(t, raw, v)
+	var generic any
+	if err := json.Unmarshal(raw, &generic); err != nil {
+		t.Fatal(err)
+	}
+	objs := []any{generic}
+	if a, ok := generic.([]any); ok {
+		objs = a
+	}
+	for _, o := range objs {
+		m, ok := o.(map[string]any)
+		if !ok {
+			t.Fatalf("%s: not a JSON object: %s", schemaName, raw)
+		}
+		for _, err := range validate(schema(t, schemaName), m, "") {
+			t.Errorf("%s: %v in %s", schemaName, err, raw)
+		}
+	}
+}
+
+var hexID = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// validate checks obj, found at path prefix, against the documented
+// fields: nothing undocumented, every type as documented, every field not
+// marked optional present.
+func validate(spec map[string]fieldSpec, obj map[string]any, prefix string) []error {
+	var errs []error
+	for k, v := range obj {
+		p := prefix + k
+		fs, ok := spec[p]
+		if !ok {
+			errs = append(errs, fmt.Errorf("field %s is not documented", p))
+			continue
+		}
+		if v == nil {
+			errs = append(errs, fmt.Errorf("field %s is null", p))
+			continue
+		}
+		elem, isArray := strings.CutPrefix(fs.typ, "array of ")
+		if !isArray {
+			if err := checkValue(fs.typ, v); err != nil {
+				errs = append(errs, fmt.Errorf("field %s: %w", p, err))
+			} else if fs.typ == "object" {
+				errs = append(errs, validate(spec, v.(map[string]any), p+".")...)
+			}
+			continue
+		}
+		a, ok := v.([]any)
+		if !ok {
+			errs = append(errs, fmt.Errorf("field %s: want an array, got %T", p, v))
+			continue
+		}
+		if fs.optional && len(a) == 0 {
+			errs = append(errs, fmt.Errorf("field %s: optional arrays are left out, not empty", p))
+		}
+		for i, e := range a {
+			if err := checkValue(elem, e); err != nil {
+				errs = append(errs, fmt.Errorf("field %s[%d]: %w", p, i, err))
+			} else if elem == "object" {
+				errs = append(errs, validate(spec, e.(map[string]any), p+"[].")...)
+			}
+		}
+	}
+	for p, fs := range spec {
+		rest, ok := strings.CutPrefix(p, prefix)
+		if !ok || strings.Contains(rest, ".") || fs.optional {
+			continue
+		}
+		if _, ok := obj[rest]; !ok {
+			errs = append(errs, fmt.Errorf("documented field %s is missing", p))
+		}
+	}
+	return errs
+}
+
+func checkValue(typ string, v any) error {
+	switch typ {
+	case "string":
+		if _, ok := v.(string); ok {
+			return nil
+		}
+	case "id":
+		if s, ok := v.(string); ok {
+			if !hexID.MatchString(s) {
+				return fmt.Errorf("%q is not a full ID", s)
+			}
+			return nil
+		}
+	case "time":
+		if s, ok := v.(string); ok {
+			tm, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return err
+			}
+			if tm.Location() != time.UTC {
+				return fmt.Errorf("%q is not in UTC", s)
+			}
+			return nil
+		}
+	case "integer":
+		if f, ok := v.(float64); ok {
+			if f != float64(int64(f)) {
+				return fmt.Errorf("%v is not an integer", f)
+			}
+			return nil
+		}
+	case "number":
+		if _, ok := v.(float64); ok {
+			return nil
+		}
+	case "boolean":
+		if _, ok := v.(bool); ok {
+			return nil
+		}
+	case "object":
+		if _, ok := v.(map[string]any); ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("want %s, got %T %v", typ, v, v)
+}
+
+// structFields lists the JSON fields of a strict struct as dotted paths,
+// with the documented type family each Go type stands for.
+func structFields(t reflect.Type, prefix string, out map[string]string) {
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		p := prefix + name
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		kind := goDocType(ft)
+		out[p] = kind
+		switch kind {
+		case "object":
+			structFields(ft, p+".", out)
+		case "array of object":
+			structFields(ft.Elem(), p+"[].", out)
+		}
+	}
+}
+
+func goDocType(t reflect.Type) string {
+	if t == reflect.TypeFor[time.Time]() {
+		return "time"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Int, reflect.Int32, reflect.Int64, reflect.Uint32, reflect.Uint64:
+		return "integer"
+	case reflect.Float64:
+		return "number"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Struct:
+		return "object"
+	case reflect.Slice:
+		return "array of " + goDocType(t.Elem())
+	}
+	return "unsupported " + t.String()
+}
+
+// TestJSONDocsMatchStrictStructs: docs/JSON.md and the strict structs
+// describe the same fields with the same types, so that neither can drift
+// from the other (and, through the output tests, from the program).
+func TestJSONDocsMatchStrictStructs(t *testing.T) {
+	all, err := docSchemas()
+	if err != nil {
+		t.Fatalf("read docs/JSON.md: %v", err)
+	}
+	for name := range all {
+		if _, ok := schemaTypes[name]; !ok {
+			t.Errorf("docs/JSON.md documents schema %q, which no test checks", name)
+		}
+	}
+	for name, typ := range schemaTypes {
+		doc, ok := all[name]
+		if !ok {
+			t.Errorf("schema %q (%v) is not documented in docs/JSON.md", name, typ)
+			continue
+		}
+		got := map[string]string{}
+		structFields(typ, "", got)
+		for p, gt := range got {
+			fs, ok := doc[p]
+			if !ok {
+				t.Errorf("%s: field %s of %v is not documented", name, p, typ)
+				continue
+			}
+			dt := strings.NewReplacer("id", "string").Replace(fs.typ)
+			if dt != gt {
+				t.Errorf("%s: field %s is documented as %s, the test reads it as %s", name, p, fs.typ, gt)
+			}
+		}
+		for p := range doc {
+			if _, ok := got[p]; !ok {
+				t.Errorf("%s: documented field %s is missing from %v", name, p, typ)
+			}
+		}
+	}
+}
