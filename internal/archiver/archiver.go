@@ -92,7 +92,7 @@ func (a *Archiver) fileError(p string, err error) {
 	a.errMu.Lock()
 	a.errs = append(a.errs, snapshot.FileError{Path: p, Error: err.Error()})
 	a.errMu.Unlock()
-	a.log.Warn("file not backed up whole", "path", p, "err", err)
+	a.log.Info("file not backed up whole", "path", p, "err", err)
 	a.prog.Error(p, err)
 }
 
@@ -158,7 +158,7 @@ func (a *Archiver) Snapshot(ctx context.Context, paths []string) (*snapshot.Snap
 	if err != nil {
 		return nil, err
 	}
-	u, _ := os.LookupEnv("USER")
+	u := a.names.User(uint32(os.Getuid()))
 	sn := &snapshot.Snapshot{
 		Time:           start.UTC(),
 		Tree:           rootIDs,

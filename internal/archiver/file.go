@@ -137,7 +137,7 @@ func (a *Archiver) readFile(ctx context.Context, rd *fileReader, p string, n *tr
 		if errors.Is(err, unix.ENOENT) {
 			return &vanishedError{err}
 		}
-		return fmt.Errorf("open: %w", err)
+		return err
 	}
 	defer f.Close()
 	fd := int(f.Fd())

@@ -123,6 +123,12 @@ func (g *globals) openRepo(ctx context.Context, loadIndex bool) (*repository.Rep
 	if err != nil {
 		return nil, err
 	}
+	// A repository too new for this rewind is refused before asking for
+	// a password that could not help.
+	if err := repository.CheckFormat(ctx, be); err != nil {
+		be.Close()
+		return nil, err
+	}
 	pw, err := g.password(ctx, "Password for "+loc.String()+": ")
 	if err != nil {
 		be.Close()

@@ -125,14 +125,12 @@ func newRepository(be backend.Backend, key *crypto.Key, cfg Config) (*Repository
 	return r, nil
 }
 
-// Open opens the repository on be with password. It returns errors
-// matching ErrNoRepository, ErrNewerFormat or ErrWrongPassword for those
-// cases.
-func Open(ctx context.Context, be backend.Backend, password []byte) (*Repository, error) {
+// readConfig reads the stored config and checks its clear version.
+func readConfig(ctx context.Context, be backend.Backend) (*configFile, error) {
 	var raw []byte
 	err := be.Load(ctx, backend.Handle{Type: backend.ConfigFile}, 0, 0, func(rd io.Reader) error {
 		var err error
-		raw, err = io.ReadAll(rd)
+		raw, err = io.ReadAll(io.LimitReader(rd, 1<<20))
 		return err
 	})
 	if backend.IsNotExist(err) {
@@ -141,7 +139,21 @@ func Open(ctx context.Context, be backend.Backend, password []byte) (*Repository
 	if err != nil {
 		return nil, fmt.Errorf("read config of %s: %w", be.Location(), err)
 	}
-	cf, err := parseConfigVersion(raw)
+	return parseConfigVersion(raw)
+}
+
+// CheckFormat tells, without a password, whether be holds a repository
+// this rewind can read: it fails with ErrNoRepository or ErrNewerFormat.
+func CheckFormat(ctx context.Context, be backend.Backend) error {
+	_, err := readConfig(ctx, be)
+	return err
+}
+
+// Open opens the repository on be with password. It returns errors
+// matching ErrNoRepository, ErrNewerFormat or ErrWrongPassword for those
+// cases.
+func Open(ctx context.Context, be backend.Backend, password []byte) (*Repository, error) {
+	cf, err := readConfig(ctx, be)
 	if err != nil {
 		return nil, err
 	}

@@ -151,9 +151,12 @@ func (r *Restorer) restoreFile(ctx context.Context, job *fileJob, buf []byte) ([
 	if err := fs.ApplyMetaFd(f, n, opts); err != nil {
 		lost = append(lost, err)
 	}
-	if unchanged && existing >= 0 {
+	switch {
+	case len(lost) > 0:
+		// Counted with the errors, not as restored.
+	case unchanged && existing >= 0:
 		r.skipped.Add(1)
-	} else {
+	default:
 		r.files.Add(1)
 		r.bytes.Add(int64(n.Size))
 	}

@@ -90,7 +90,7 @@ func (r *Restorer) fail(p string, err error) {
 	r.mu.Lock()
 	r.stats.Errors = append(r.stats.Errors, FileError{Path: p, Error: err.Error()})
 	r.mu.Unlock()
-	r.log.Warn("restore error", "path", p, "err", err)
+	r.log.Info("restore error", "path", p, "err", err)
 }
 
 // rdir is a directory being restored. Its fd is opened when something is

@@ -74,6 +74,8 @@ type FileError struct {
 var (
 	ErrNotFound  = errors.New("no matching snapshot")
 	ErrAmbiguous = errors.New("snapshot ID prefix is ambiguous")
+	// ErrPathNotFound: a snapshot does not hold the path asked for.
+	ErrPathNotFound = errors.New("no such path")
 )
 
 // Save stores sn and sets its ID.

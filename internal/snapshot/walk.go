@@ -70,7 +70,7 @@ func Lookup(ctx context.Context, r *repository.Repository, sn *Snapshot, p strin
 			return nil, err
 		}
 		if found == nil {
-			return nil, fmt.Errorf("%w: %q is not in snapshot %s", ErrNotFound, p, sn.ID.Short())
+			return nil, fmt.Errorf("%w: %q is not in snapshot %s", ErrPathNotFound, p, sn.ID.Short())
 		}
 		cur = found
 	}
