@@ -43,8 +43,11 @@ type configFile struct {
 }
 
 func (c *Config) validate() error {
-	if c.Version < 1 || c.Version > FormatVersion {
+	if c.Version > FormatVersion {
 		return fmt.Errorf("%w: version %d (this rewind reads up to %d); upgrade rewind", ErrNewerFormat, c.Version, FormatVersion)
+	}
+	if c.Version < 1 {
+		return fmt.Errorf("%w: config has version %d", ErrCorrupt, c.Version)
 	}
 	for _, name := range []string{ProfileDefault, ProfileSmall} {
 		p, ok := c.Chunkers[name]

@@ -56,12 +56,14 @@ func findKey(ctx context.Context, be backend.Backend, password []byte) (*crypto.
 		return nil, "", fmt.Errorf("%w: the repository has no key files", ErrCorrupt)
 	}
 	var errs []error
+	tried := 0
 	for _, name := range names {
 		kf, err := loadKeyFile(ctx, be, name)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
+		tried++
 		key, err := kf.Unwrap(password)
 		if err == nil {
 			return key, name, nil
@@ -69,6 +71,11 @@ func findKey(ctx context.Context, be backend.Backend, password []byte) (*crypto.
 		if !errors.Is(err, crypto.ErrWrongPassword) {
 			errs = append(errs, fmt.Errorf("key %s: %w", name, err))
 		}
+	}
+	if tried == 0 {
+		// No key file could be tried: the password was never checked, so
+		// blaming it would send the user the wrong way.
+		return nil, "", fmt.Errorf("no key file could be read: %w", errors.Join(errs...))
 	}
 	if len(errs) > 0 {
 		return nil, "", fmt.Errorf("%w (and some key files could not be read: %w)", ErrWrongPassword, errors.Join(errs...))

@@ -2,6 +2,7 @@ package repository
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -64,6 +65,9 @@ func (r *Repository) StartWriting(ctx context.Context) {
 // the same blob first.
 func (r *Repository) addSealed(ctx context.Context, t pack.BlobType, i id.ID, sealed []byte, rawLen int, compressed bool) (bool, error) {
 	w := r.w
+	if w == nil {
+		return false, errors.New("internal error: blob saved outside StartWriting/Flush")
+	}
 	w.mu.Lock()
 	if _, dup := w.inflight[i]; dup || r.idx.Has(i) {
 		w.mu.Unlock()

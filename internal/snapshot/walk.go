@@ -55,7 +55,7 @@ func Lookup(ctx context.Context, r *repository.Repository, sn *Snapshot, p strin
 	}
 	for _, part := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
 		if cur.Type != tree.Dir {
-			return nil, fmt.Errorf("%q: %q is not a directory in snapshot %s", p, cur.Name, sn.ID.Short())
+			return nil, fmt.Errorf("%w: %q: %q is not a directory in snapshot %s", ErrPathNotFound, p, cur.Name, sn.ID.Short())
 		}
 		var found *tree.Node
 		err := EachNode(ctx, r, cur.Subtree, func(n *tree.Node) error {
