@@ -31,7 +31,7 @@ func TestResyncUndoesMutation(t *testing.T) {
 	if err := resync(ctx, pristine, work); err != nil { // first time: a copy
 		t.Fatal(err)
 	}
-	if err := compareTrees(pristine, work); err != nil {
+	if err := compareTrees(ctx, pristine, work); err != nil {
 		t.Fatal(err)
 	}
 	img := filepath.Join(work, "disk.img")
@@ -83,14 +83,14 @@ func TestResyncUndoesMutation(t *testing.T) {
 	if want := int64(100 + 5000 + 64<<10 + 10); n > want || n < want-600 {
 		t.Errorf("changedBytes = %d, want about %d", n, want)
 	}
-	if err := compareTrees(pristine, work); err == nil {
+	if err := compareTrees(ctx, pristine, work); err == nil {
 		t.Fatal("compareTrees found no difference after the change")
 	}
 
 	if err := resync(ctx, pristine, work); err != nil {
 		t.Fatal(err)
 	}
-	if err := compareTrees(pristine, work); err != nil {
+	if err := compareTrees(ctx, pristine, work); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := changedBytes(pristine, work); err != nil || n != 0 {
@@ -130,7 +130,7 @@ func TestLimitRows(t *testing.T) {
 	if err := copyTree(ctx, src, dst, 2); err != nil {
 		t.Fatal(err)
 	}
-	if err := compareTrees(src, dst); err != nil {
+	if err := compareTrees(ctx, src, dst); err != nil {
 		t.Fatal(err)
 	}
 	du, err := diskUsage(dst)

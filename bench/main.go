@@ -49,7 +49,8 @@ type config struct {
 	smoke    bool
 	out      string
 	keep     bool
-	prepare  bool // only generate the datasets
+	prepare  bool   // only generate the datasets
+	cache    string // page cache before each step: warm, cold or as-is
 	verify   bool
 	timeout  time.Duration
 	mkdata   string
@@ -83,6 +84,7 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.BoolVar(&cfg.smoke, "smoke", false, "tiny generated dataset, one round, results on stdout only")
 	fs.StringVar(&cfg.out, "out", "", "Markdown file to rewrite (default BENCHMARKS.md at the repository root; - for none)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the repositories (one per round, set and tool) instead of removing them")
+	fs.StringVar(&cfg.cache, "cache", cacheWarm, "page cache before each step: warm (its inputs just read), cold (dropped; root) or as-is")
 	fs.BoolVar(&cfg.prepare, "prepare", false, "only generate (or check) the datasets, then exit")
 	fs.BoolVar(&cfg.verify, "verify", true, "compare every restore with the source, untimed")
 	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Minute, "limit for one timed step")
@@ -137,6 +139,9 @@ func validate(cfg *config) error {
 		if t != "rewind" && t != "restic" && t != "borg" {
 			return fmt.Errorf("unknown tool %q (want rewind, restic or borg)", t)
 		}
+	}
+	if cfg.cache != cacheWarm && cfg.cache != cacheCold && cfg.cache != cacheAsIs {
+		return fmt.Errorf("-cache %q: want warm, cold or as-is", cfg.cache)
 	}
 	if len(cfg.sets) == 0 || len(cfg.tools) == 0 {
 		return errors.New("no sets or no tools selected")
@@ -273,6 +278,10 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 		}
 		log.Info("rewrote report", "file", cfg.out)
 	}
-	log.Info("done", "took", time.Since(h.started).Round(time.Second), "logs", filepath.Join(h.runs, "logs"))
+	if cfg.smoke && !cfg.keep {
+		log.Info("done", "took", time.Since(h.started).Round(time.Second))
+	} else {
+		log.Info("done", "took", time.Since(h.started).Round(time.Second), "logs", filepath.Join(h.runs, "logs"))
+	}
 	return nil
 }

@@ -125,8 +125,16 @@ func (h *harness) runTool(ctx context.Context, r int, d *dataset, t tool) error 
 	logName := func(step string) string {
 		return fmt.Sprintf("r%d-%s-%s-%s", r, d.name, name, strings.ReplaceAll(step, " ", "-"))
 	}
+	// Backups read the set, the repository and the tool's cache; the other
+	// steps read the repository and the cache.
+	backupInputs := []string{d.work, repo, cache}
+	repoInputs := []string{repo, cache}
 	timed := func(step string, spec cmdSpec) error {
-		s, err := h.measure(ctx, spec, env, logName(step))
+		inputs := repoInputs
+		if step == stepInitial || step == stepUnchanged || step == stepIncremental {
+			inputs = backupInputs
+		}
+		s, err := h.measure(ctx, spec, env, logName(step), inputs...)
 		if err != nil {
 			return fmt.Errorf("%s: %w", step, err)
 		}
@@ -195,7 +203,7 @@ func (h *harness) runTool(ctx context.Context, r int, d *dataset, t tool) error 
 		if h.cfg.verify {
 			got, err := restoredPath(rs.dir, d.work, true)
 			if err == nil {
-				err = compareTrees(d.work, got)
+				err = compareTrees(ctx, d.work, got)
 			}
 			if err != nil {
 				return fmt.Errorf("%s is wrong: %w", rs.step, err)
@@ -304,7 +312,7 @@ func (h *harness) limits(ctx context.Context, r int, d *dataset) error {
 			argv = append(argv, "-limit", "copy", "-dst", filepath.Join(row.dst, d.mkset))
 		}
 		logName := fmt.Sprintf("r%d-%s-machine-%s", r, d.name, strings.ReplaceAll(row.step, " ", "-"))
-		s, err := h.measure(ctx, cmdSpec{argv: argv}, nil, logName)
+		s, err := h.measure(ctx, cmdSpec{argv: argv}, nil, logName, d.work)
 		if err != nil {
 			return fmt.Errorf("%s: %w", row.step, err)
 		}
@@ -369,8 +377,10 @@ func emptyFolder(p string) error {
 }
 
 // measure runs spec as a child with its output in a log file and returns
-// the kernel's accounting of it. Every step starts after a sync.
-func (h *harness) measure(ctx context.Context, spec cmdSpec, env []string, logName string) (sample, error) {
+// the kernel's accounting of it. Every step starts after a sync, with the
+// page cache put in the state -cache asks for; inputs are the folders the
+// step reads.
+func (h *harness) measure(ctx context.Context, spec cmdSpec, env []string, logName string, inputs ...string) (sample, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
 	defer cancel()
 	logPath := filepath.Join(h.runs, "logs", logName+".log")
@@ -386,6 +396,9 @@ func (h *harness) measure(ctx context.Context, spec cmdSpec, env []string, logNa
 	cmd.Stdout, cmd.Stderr = logf, logf
 
 	syscall.Sync()
+	if err := h.setCache(ctx, inputs); err != nil {
+		return sample{}, err
+	}
 	start := time.Now()
 	err = cmd.Start()
 	if err == nil {
@@ -410,6 +423,36 @@ func (h *harness) measure(ctx context.Context, spec cmdSpec, env []string, logNa
 		return s, fmt.Errorf("%s: %w\n%s", strings.Join(spec.argv, " "), err, logTail(logPath))
 	}
 	return s, nil
+}
+
+// Page cache states before a step (-cache).
+const (
+	cacheWarm = "warm" // the step's inputs were just read
+	cacheCold = "cold" // the page cache was dropped
+	cacheAsIs = "as-is"
+)
+
+// setCache puts the page cache in the configured state for a step that
+// reads inputs. This matters here: the host reclaims page cache that has
+// not been touched for some seconds, so without it whether a step finds its
+// input cached depends on how long ago the previous step touched it.
+func (h *harness) setCache(ctx context.Context, inputs []string) error {
+	switch h.cfg.cache {
+	case cacheWarm:
+		for _, in := range inputs {
+			if _, err := os.Lstat(in); err != nil {
+				continue // a repository or cache not made yet
+			}
+			if _, err := readTree(ctx, in, 2); err != nil {
+				return fmt.Errorf("warm %s: %w", in, err)
+			}
+		}
+	case cacheCold:
+		if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0); err != nil {
+			return fmt.Errorf("drop the page cache (-cache cold needs root): %w", err)
+		}
+	}
+	return nil
 }
 
 // logTail returns the last lines of a log, for error messages.

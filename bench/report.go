@@ -191,7 +191,7 @@ func (r *results) document(cfg config, tools []tool, tables string) string {
 	b.WriteString("# Benchmarks\n\n")
 	b.WriteString("Rewritten by `make bench` (the program in `bench/`); do not edit by hand.\n\n")
 	fmt.Fprintf(&b, "Run on %s, took %s, %d round(s), sets %s, tools %s.\n",
-		r.started.UTC().Format("2006-01-02 15:04 MST"), r.finished.Sub(r.started).Round(time.Minute),
+		r.started.UTC().Format("2006-01-02 15:04 MST"), r.finished.Sub(r.started).Round(time.Second),
 		cfg.rounds, strings.Join(cfg.sets, ", "), strings.Join(cfg.tools, ", "))
 	if cfg.rounds < 3 || len(cfg.sets) < 3 || len(tools) < 3 {
 		b.WriteString("\n**Partial run**: the reference is 3 rounds of all sets with all three tools.\n")
@@ -205,6 +205,7 @@ func (r *results) document(cfg config, tools []tool, tables string) string {
 	}
 	fmt.Fprintf(&b, "- Harness built with %s.\n", runtime.Version())
 	b.WriteString(method)
+	fmt.Fprintf(&b, "- Page cache before each step (`-cache %s`): %s\n", cfg.cache, cacheModes[cfg.cache])
 	b.WriteString("\n" + tables)
 	b.WriteString(reproduce)
 	return b.String()
@@ -217,17 +218,21 @@ const method = `
   once and reused. Before each tool's turn the work copy is put back to the
   generated state, so every tool backs up the same absolute paths and the
   same bytes.
+- Each tool's empty repository is made once per run by its own ` + "`init`" + `
+  and copied for every round, so that what init calibrates or draws at
+  random (restic's scrypt cost, chunker secrets) does not vary between
+  rounds.
 - Each tool, in turn: initial backup into a new repository; the same backup
-  again (unchanged); ` + "`mkdata -mutate 10 -round N`" + ` (1% of the set) and an
-  incremental backup; a full restore of the newest snapshot to an empty
+  again (unchanged); ` + "`mkdata -mutate 10 -round N`" + ` in round N (1% of the
+  set, the same change for every tool of the round) and an incremental
+  backup; a full restore of the newest snapshot to an empty
   folder on the same disk, then into tmpfs (` + "`/dev/shm`" + `); a restore of one
   file (the middle file of the set's sorted walk) into tmpfs; the
   structural check (` + "`rewind check`" + `, ` + "`restic check`" + ` without ` + "`--read-data`" + `,
   ` + "`borg check --archives-only`" + `: metadata and references, not every byte).
 - Every step is a child process, measured by the kernel (wait4 rusage):
   wall time, user+sys CPU, peak RSS (ru_maxrss). ` + "`sync`" + ` runs before each
-  step, and each restore target is emptied and synced before the step. The
-  page cache is warm: the data was just written.
+  step, and each restore target is emptied and synced before the step.
 - Repository size is the sum of allocated blocks (` + "`du`" + `). "Added by
   incremental" is the size after the incremental minus the size before it;
   "changed" counts the bytes the mutation actually changed (new files, and
@@ -243,6 +248,18 @@ const method = `
   to the disk and into tmpfs.
 `
 
+// cacheModes says what each -cache mode means, for the report.
+var cacheModes = map[string]string{
+	cacheWarm: "warm. Right before each step the harness reads what the step " +
+		"reads (the set for backups, the repository and the tool's cache for every " +
+		"step), because this machine's host reclaims page cache untouched for some " +
+		"seconds; the figures show the tools, not the virtual disk's reads.",
+	cacheCold: "cold. The page cache is dropped before each step; every read " +
+		"comes from the disk.",
+	cacheAsIs: "as left by the previous step, which on this machine depends on " +
+		"timing; use it only to compare with older runs.",
+}
+
 const reproduce = `
 ## Reproduce
 
@@ -252,7 +269,8 @@ const reproduce = `
 
 Flags: ` + "`-n`" + ` rounds (3), ` + "`-data`" + ` dataset folder (/var/tmp/rwbench-data),
 ` + "`-sets`" + `, ` + "`-tools`" + `, ` + "`-out`" + ` (this file; ` + "`-`" + ` for stdout only), ` + "`-keep`" + `
-(keep the repositories), ` + "`-verify`" + `, ` + "`-timeout`" + `. Run as root: the harness
+(keep the repositories), ` + "`-cache`" + ` (warm, cold, as-is), ` + "`-verify`" + `,
+` + "`-timeout`" + `, ` + "`-rewind`" + ` (a prebuilt binary). Run as root: the harness
 installs restic and borgbackup from Debian when they are missing.
 `
 

@@ -122,12 +122,15 @@ func (t borgTool) Backup(repo, src, label string) cmdSpec {
 }
 func (t borgTool) Restore(repo, label, target string) cmdSpec {
 	// borg extracts into the working folder, paths without the leading /.
-	return cmdSpec{argv: []string{t.bin, "extract", "--sparse", repo + "::" + label}, dir: target}
+	// 1: extracted, with warnings (e.g. an attribute it could not set); the
+	// comparison with the source tells whether the data is right.
+	return cmdSpec{argv: []string{t.bin, "extract", "--sparse", repo + "::" + label}, dir: target, warn: []int{1}}
 }
 func (t borgTool) RestoreFile(repo, label, file, target string) cmdSpec {
 	return cmdSpec{
 		argv: []string{t.bin, "extract", "--sparse", repo + "::" + label, strings.TrimPrefix(file, "/")},
 		dir:  target,
+		warn: []int{1},
 	}
 }
 func (t borgTool) Check(repo string) cmdSpec {
@@ -262,7 +265,8 @@ func mkdataEnv(ctx context.Context) []string {
 }
 
 func firstLine(ctx context.Context, bin string, args ...string) string {
-	out, err := exec.CommandContext(ctx, bin, args...).Output()
+	// Combined: a cobra command's Println writes to stderr.
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
 	if err != nil {
 		return ""
 	}

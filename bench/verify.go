@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // changedBytes returns how many bytes of work differ from pristine: every
@@ -88,64 +90,63 @@ func firstReal(errs ...error) error {
 }
 
 // compareTrees checks that got holds exactly what want holds: the same
-// names and types, the same symlink targets and the same file contents.
-// Owners, modes and times are not compared: the tools differ there and the
-// benchmark is about data.
-func compareTrees(want, got string) error {
-	var problems []string
+// names and types, the same symlink targets and the same file contents,
+// comparing contents with two workers. Owners, modes and times are not
+// compared: the tools differ there and the benchmark is about data.
+func compareTrees(ctx context.Context, want, got string) error {
+	var (
+		mu       sync.Mutex
+		problems []string // mu must be held
+	)
 	report := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
 		if len(problems) < 5 {
 			problems = append(problems, fmt.Sprintf(format, args...))
 		}
 	}
-	a, b := make([]byte, bufSize), make([]byte, bufSize)
 	entries := 0
-	err := filepath.WalkDir(want, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
+	visit := func(p string, wi fs.FileInfo) error {
 		entries++
 		rel, _ := filepath.Rel(want, p)
 		target := filepath.Join(got, rel)
 		gi, err := os.Lstat(target)
-		if err != nil {
+		switch {
+		case err != nil:
 			report("missing %s", rel)
-			if d.IsDir() {
+			if wi.IsDir() {
 				return filepath.SkipDir
 			}
-			return nil
-		}
-		if gi.Mode().Type() != d.Type() {
-			report("%s: type %v, want %v", rel, gi.Mode().Type(), d.Type())
-			return nil
-		}
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
+		case gi.Mode().Type() != wi.Mode().Type():
+			report("%s: type %v, want %v", rel, gi.Mode().Type(), wi.Mode().Type())
+		case wi.Mode()&fs.ModeSymlink != 0:
 			lw, _ := os.Readlink(p)
 			lg, _ := os.Readlink(target)
 			if lw != lg {
 				report("%s: symlink to %q, want %q", rel, lg, lw)
 			}
-		case d.Type().IsRegular():
-			wi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			if wi.Size() != gi.Size() {
-				report("%s: %d bytes, want %d", rel, gi.Size(), wi.Size())
-				return nil
-			}
-			n, err := differingBytes(p, target, a, b)
-			if err != nil {
-				return err
-			}
-			if n > 0 {
-				report("%s: %d bytes differ", rel, n)
-			}
+		case wi.Mode().IsRegular() && gi.Size() != wi.Size():
+			report("%s: %d bytes, want %d", rel, gi.Size(), wi.Size())
 		}
 		return nil
-	})
-	if err != nil {
+	}
+	work := func(j fileJob, buf []byte) error {
+		rel, _ := filepath.Rel(want, j.path)
+		target := filepath.Join(got, rel)
+		if gi, err := os.Lstat(target); err != nil || !gi.Mode().IsRegular() || gi.Size() != j.info.Size() {
+			return nil // reported by visit
+		}
+		half := len(buf) / 2
+		n, err := differingBytes(j.path, target, buf[:half], buf[half:])
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			report("%s: %d bytes differ", rel, n)
+		}
+		return nil
+	}
+	if err := parallelFiles(ctx, want, 2, visit, work); err != nil {
 		return err
 	}
 	if len(problems) == 0 {
