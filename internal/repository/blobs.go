@@ -37,7 +37,7 @@ func (r *Repository) SaveBlobID(ctx context.Context, t pack.BlobType, i id.ID, d
 	defer putBuf(buf)
 	plain, compressed := data, false
 	if r.cfg.Compression == "zstd" && len(data) >= 64 {
-		c := r.zenc.EncodeAll(data, (*buf)[:0])
+		c := r.compress((*buf)[:0], data)
 		if len(c) < len(data)-len(data)/minCompressGain {
 			plain, compressed = c, true
 		}

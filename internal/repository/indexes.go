@@ -14,7 +14,7 @@ import (
 
 // saveIndexFile compresses, seals and stores one index file.
 func (r *Repository) saveIndexFile(ctx context.Context, f *index.File) error {
-	plain := r.zenc.EncodeAll(f.Encode(), nil)
+	plain := r.compress(nil, f.Encode())
 	if _, err := r.saveSealed(ctx, backend.IndexFile, plain); err != nil {
 		return fmt.Errorf("save index: %w", err)
 	}
