@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 )
 
 // FileType names one of the kinds of file a repository stores. Each kind
@@ -191,3 +192,17 @@ func IsPermanent(err error) bool {
 
 // IsNotExist reports whether err means a file is not stored.
 func IsNotExist(err error) bool { return errors.Is(err, ErrNotExist) }
+
+// TempFiler is implemented by backends that can take over a finished local
+// file instead of copying it (the local backend, whose temporary files lie
+// on the repository's filesystem). Writers use it when the backend offers
+// it, and Save otherwise; wrappers do not offer it, so retries and fault
+// injection always see Save.
+type TempFiler interface {
+	// TempFile creates an empty temporary file for a future file of type t.
+	TempFile(t FileType) (*os.File, error)
+	// SaveTemp stores f, a file from TempFile holding the complete content,
+	// under h with Save's guarantees, and closes it. On error f is closed
+	// and removed.
+	SaveTemp(ctx context.Context, h Handle, f *os.File) error
+}

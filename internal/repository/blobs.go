@@ -36,7 +36,7 @@ func (r *Repository) SaveBlobID(ctx context.Context, t pack.BlobType, i id.ID, d
 	buf := getBuf(len(data) + len(data)/16 + 128)
 	defer putBuf(buf)
 	plain, compressed := data, false
-	if r.cfg.Compression == "zstd" && len(data) >= 64 {
+	if r.cfg.Compression == "zstd" && len(data) >= 64 && !looksIncompressible(data) {
 		c := r.compress((*buf)[:0], data)
 		if len(c) < len(data)-len(data)/minCompressGain {
 			plain, compressed = c, true

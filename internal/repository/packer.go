@@ -76,7 +76,7 @@ func (r *Repository) addSealed(ctx context.Context, t pack.BlobType, i id.ID, se
 	s := w.open[t]
 	if s == nil {
 		var err error
-		if s, err = newSpool(t); err != nil {
+		if s, err = newSpool(r.be, t); err != nil {
 			w.mu.Unlock()
 			return false, err
 		}
@@ -121,7 +121,7 @@ func (r *Repository) storePack(ctx context.Context, w *writer, s *spool) error {
 		return err
 	}
 	h := backend.Handle{Type: backend.PackFile, Name: pid.String()}
-	if err := r.be.Save(ctx, h, backend.NewFileReader(s.f, size)); err != nil {
+	if err := s.store(ctx, r.be, h, size); err != nil {
 		return fmt.Errorf("store pack %s: %w", pid.Short(), err)
 	}
 	r.stats.addPack(size)
