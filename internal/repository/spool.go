@@ -20,14 +20,14 @@ import (
 // so the pack is written once; otherwise it is an unlinked file in TMPDIR
 // that Save copies.
 type spool struct {
-	f    *os.File
+	f *os.File
 	// adopt is the backend that made f and will take it over; nil for an
 	// unlinked TMPDIR file.
 	adopt backend.TempFiler
-	bw   *bufio.Writer
-	hash *blake3.Hasher
-	pw   *pack.Writer
-	t    pack.BlobType
+	bw    *bufio.Writer
+	hash  *blake3.Hasher
+	pw    *pack.Writer
+	t     pack.BlobType
 }
 
 func newSpool(be backend.Backend, t pack.BlobType) (*spool, error) {
