@@ -33,11 +33,8 @@ type Archiver struct {
 	names *fs.IDNames
 	match *filter.Matcher
 
-	files chan *fileJob
-	saves chan saveJob
-	// queued holds IDs of new chunks handed to the savers, so that a chunk
-	// seen twice before it is packed is compressed and sealed once.
-	queued  sync.Map
+	files   chan *fileJob
+	saves   chan saveJob
 	zeroIDs sync.Map // chunk length → ID of that many zero bytes
 
 	links   sync.Map // devIno → *linkState, hard links seen in this run
@@ -264,7 +261,7 @@ type saveJob struct {
 
 func (a *Archiver) saver(ctx context.Context) error {
 	for j := range a.saves {
-		_, err := a.repo.SaveBlobID(ctx, pack.DataBlob, j.id, *j.buf)
+		err := a.repo.SaveReserved(ctx, pack.DataBlob, j.id, *j.buf)
 		a.bufs.Put(j.buf)
 		if err != nil {
 			for range a.saves {

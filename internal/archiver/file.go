@@ -304,7 +304,11 @@ func (rd *fileReader) addChunk(ctx context.Context, data []byte) error {
 	if a.repo.HasBlob(i) {
 		return nil
 	}
-	if _, dup := a.queued.LoadOrStore(i, struct{}{}); dup {
+	ok, err := a.repo.Reserve(i)
+	if err != nil {
+		return &repoError{err}
+	}
+	if !ok {
 		return nil
 	}
 	bp, _ := a.bufs.Get().(*[]byte)

@@ -96,6 +96,19 @@ func (x *Index) AddFile(f *File) {
 	}
 }
 
+// MergeIfLarge merges when the pending map has grown to an eighth of the
+// sorted table (and at least 64Ki entries), so that a long backup keeps
+// most blobs in the compact table at an amortized cost of a few copies
+// per blob.
+func (x *Index) MergeIfLarge() {
+	x.mu.RLock()
+	large := len(x.pending) >= max(1<<16, len(x.sorted)/8)
+	x.mu.RUnlock()
+	if large {
+		x.Merge()
+	}
+}
+
 // Merge moves pending blobs into the sorted table. A blob stored in several
 // packs keeps the first location seen.
 func (x *Index) Merge() {

@@ -24,14 +24,24 @@ func (r *Repository) SaveBlob(ctx context.Context, t pack.BlobType, data []byte)
 	return i, added, err
 }
 
-// SaveBlobID is SaveBlob for a caller that has already computed the ID
-// (and checked the index, for the common case of a known blob).
+// SaveBlobID is SaveBlob for a caller that has already computed the ID.
 func (r *Repository) SaveBlobID(ctx context.Context, t pack.BlobType, i id.ID, data []byte) (bool, error) {
 	if r.idx.Has(i) {
 		return false, nil
 	}
+	ok, err := r.Reserve(i)
+	if !ok || err != nil {
+		return false, err
+	}
+	return true, r.SaveReserved(ctx, t, i, data)
+}
+
+// SaveReserved compresses, seals and packs a blob whose ID the caller
+// reserved with Reserve. Every reserved ID must be saved (or the write
+// session abandoned), or later SaveBlob calls for it would skip it.
+func (r *Repository) SaveReserved(ctx context.Context, t pack.BlobType, i id.ID, data []byte) error {
 	if len(data) > pack.MaxBlobSize {
-		return false, fmt.Errorf("blob of %d bytes exceeds the limit of %d", len(data), pack.MaxBlobSize)
+		return fmt.Errorf("blob of %d bytes exceeds the limit of %d", len(data), pack.MaxBlobSize)
 	}
 	buf := getBuf(len(data) + len(data)/16 + 128)
 	defer putBuf(buf)
@@ -47,11 +57,11 @@ func (r *Repository) SaveBlobID(ctx context.Context, t pack.BlobType, i id.ID, d
 	defer putBuf(sbuf)
 	sealed := r.key.Seal((*sbuf)[:0], plain)
 	*sbuf = sealed[:0]
-	added, err := r.addSealed(ctx, t, i, sealed, len(data), compressed)
-	if added {
-		r.stats.addBlob(t, int64(len(data)), int64(len(sealed)))
+	if err := r.addSealed(ctx, t, i, sealed, len(data), compressed); err != nil {
+		return err
 	}
-	return added, err
+	r.stats.addBlob(t, int64(len(data)), int64(len(sealed)))
+	return nil
 }
 
 // LoadBlob reads, decrypts, decompresses and verifies a blob, appending it

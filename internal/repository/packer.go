@@ -60,33 +60,45 @@ func (r *Repository) StartWriting(ctx context.Context) {
 	r.w = w
 }
 
-// addSealed appends a sealed blob to the open pack of its type and hands
-// full packs to the uploaders. It reports false if another caller stored
-// the same blob first.
-func (r *Repository) addSealed(ctx context.Context, t pack.BlobType, i id.ID, sealed []byte, rawLen int, compressed bool) (bool, error) {
+// Reserve claims a blob ID for the caller to store with SaveReserved. It
+// returns false when the blob is stored already or another caller has
+// claimed it, so that each new blob is compressed and sealed once however
+// many files hold it. Reservations end when the blob's pack is stored.
+func (r *Repository) Reserve(i id.ID) (bool, error) {
 	w := r.w
 	if w == nil {
 		return false, errors.New("internal error: blob saved outside StartWriting/Flush")
 	}
-	w.mu.Lock()
-	if _, dup := w.inflight[i]; dup || r.idx.Has(i) {
-		w.mu.Unlock()
+	if r.idx.Has(i) {
 		return false, nil
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, dup := w.inflight[i]; dup || r.idx.Has(i) {
+		return false, nil
+	}
+	w.inflight[i] = struct{}{}
+	return true, nil
+}
+
+// addSealed appends a sealed, reserved blob to the open pack of its type
+// and hands full packs to the uploaders.
+func (r *Repository) addSealed(ctx context.Context, t pack.BlobType, i id.ID, sealed []byte, rawLen int, compressed bool) error {
+	w := r.w
+	w.mu.Lock()
 	s := w.open[t]
 	if s == nil {
 		var err error
 		if s, err = newSpool(r.be, t); err != nil {
 			w.mu.Unlock()
-			return false, err
+			return err
 		}
 		w.open[t] = s
 	}
 	if err := s.pw.Add(t, i, sealed, rawLen, compressed); err != nil {
 		w.mu.Unlock()
-		return false, fmt.Errorf("spool pack: %w", err)
+		return fmt.Errorf("spool pack: %w", err)
 	}
-	w.inflight[i] = struct{}{}
 	var full *spool
 	if s.pw.Size() >= int64(r.cfg.PackSize) {
 		full = s
@@ -94,9 +106,9 @@ func (r *Repository) addSealed(ctx context.Context, t pack.BlobType, i id.ID, se
 	}
 	w.mu.Unlock()
 	if full != nil {
-		return true, r.enqueue(ctx, full)
+		return r.enqueue(ctx, full)
 	}
-	return true, nil
+	return nil
 }
 
 func (r *Repository) enqueue(ctx context.Context, s *spool) error {
@@ -136,6 +148,7 @@ func (r *Repository) storePack(ctx context.Context, w *writer, s *spool) error {
 		batch, w.newPacks = w.newPacks, nil
 	}
 	w.mu.Unlock()
+	r.idx.MergeIfLarge()
 	if batch != nil {
 		return r.saveIndexFile(ctx, &index.File{Packs: batch})
 	}
