@@ -33,6 +33,8 @@ type Archiver struct {
 	names *fs.IDNames
 	match *filter.Matcher
 
+	// walkers runs extra directory walkers beside the first one.
+	walkers *errgroup.Group
 	files   chan *fileJob
 	saves   chan saveJob
 	zeroIDs sync.Map // chunk length → ID of that many zero bytes
@@ -67,6 +69,9 @@ func New(r *repository.Repository, opt Options) (*Archiver, error) {
 	}
 	if opt.Savers <= 0 {
 		opt.Savers = envInt("REWIND_SAVERS", runtime.GOMAXPROCS(0))
+	}
+	if opt.Walkers <= 0 {
+		opt.Walkers = envInt("REWIND_WALKERS", runtime.GOMAXPROCS(0))
 	}
 	if opt.LargeFile <= 0 {
 		opt.LargeFile = DefaultLargeFile
@@ -226,7 +231,14 @@ func (a *Archiver) run(ctx context.Context, targets []string) ([]id.ID, error) {
 	}
 	g.Go(func() error {
 		defer close(a.files)
-		return a.walkVirtual(gctx, root, "/", buildVTree(targets), newParentDir(a.repo, parentRoot))
+		wg, wctx := errgroup.WithContext(gctx)
+		wg.SetLimit(a.opt.Walkers)
+		a.walkers = wg
+		err := a.walkVirtual(wctx, root, "/", buildVTree(targets), newParentDir(a.repo, parentRoot))
+		if werr := wg.Wait(); err == nil {
+			err = werr
+		}
+		return err
 	})
 	var workers sync.WaitGroup
 	for range a.opt.FileWorkers {

@@ -18,9 +18,11 @@ type Options struct {
 	OneFileSystem bool
 	// Parent is the snapshot to compare with; nil reads every file.
 	Parent *snapshot.Snapshot
-	// FileWorkers and Savers size the pools; zero picks defaults.
+	// FileWorkers, Savers and Walkers (directory walkers besides the
+	// first) size the pools; zero picks defaults.
 	FileWorkers int
 	Savers      int
+	Walkers     int
 	// LargeFile is the size from which a file is cut with the repository's
 	// small-chunk profile (files rewritten in place, disk images).
 	LargeFile int64

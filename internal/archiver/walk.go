@@ -198,8 +198,14 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 		if pn != nil && pn.Type == tree.Dir {
 			pd = newParentDir(a.repo, pn.Subtree)
 		}
-		if err := a.walkDir(ctx, child, p, pd, dev); err != nil {
-			return err
+		// Walk the subdirectory on another walker if one is free, so that
+		// a metadata-bound backup (an unchanged one, or many small files)
+		// uses every core; else walk it here.
+		walk := func() error { return a.walkDir(ctx, child, p, pd, dev) }
+		if a.walkers == nil || !a.walkers.TryGo(walk) {
+			if err := walk(); err != nil {
+				return err
+			}
 		}
 	}
 	return a.childDone(ctx, d)

@@ -39,6 +39,18 @@ func DataRegions(f *os.File, size int64) ([]Region, error) {
 	return rs, nil
 }
 
+// DataRegionsFd is DataRegions for a raw file descriptor.
+func DataRegionsFd(fd int, size int64) ([]Region, error) {
+	if size <= 0 {
+		return nil, nil
+	}
+	rs, err := dataRegionsFd(fd, size)
+	if err != nil {
+		return nil, fmt.Errorf("data regions: %w", err)
+	}
+	return rs, nil
+}
+
 func dataRegionsFd(fd int, size int64) (rs []Region, err error) {
 	pos, err := unix.Seek(fd, 0, io.SeekCurrent)
 	if err != nil {

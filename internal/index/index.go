@@ -88,6 +88,30 @@ func (x *Index) AddPack(p id.ID, blobs []pack.Blob) {
 	}
 }
 
+// AddFiles records every pack of the index files in one pass: the blobs
+// are sorted into the table directly, without passing through the pending
+// map. Where files list a blob more than once, the first listing wins.
+func (x *Index) AddFiles(files []*File) {
+	n := 0
+	for _, f := range files {
+		for _, p := range f.Packs {
+			n += len(p.Blobs)
+		}
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	add := make([]entry, 0, n)
+	for _, f := range files {
+		for _, p := range f.Packs {
+			pn := x.packIndex(p.ID)
+			for _, b := range p.Blobs {
+				add = append(add, makeEntry(pn, b))
+			}
+		}
+	}
+	x.mergeSorted(add)
+}
+
 // AddFile records every pack of an index file. Call Merge after a batch of
 // AddFile calls.
 func (x *Index) AddFile(f *File) {
@@ -121,8 +145,17 @@ func (x *Index) Merge() {
 	for _, e := range x.pending {
 		add = append(add, e)
 	}
+	x.pending = make(map[id.ID]entry)
+	x.mergeSorted(add)
+}
+
+// mergeSorted sorts add (stably, so earlier entries win among equal IDs)
+// and merges it into the table, keeping entries already there. mu must be
+// held for writing.
+func (x *Index) mergeSorted(add []entry) {
 	cmp := func(a, b entry) int { return bytes.Compare(a.id[:], b.id[:]) }
-	slices.SortFunc(add, cmp)
+	slices.SortStableFunc(add, cmp)
+	add = slices.CompactFunc(add, func(a, b entry) bool { return a.id == b.id })
 	merged := make([]entry, 0, len(x.sorted)+len(add))
 	i, j := 0, 0
 	for i < len(x.sorted) || j < len(add) {
@@ -140,7 +173,6 @@ func (x *Index) Merge() {
 		}
 	}
 	x.sorted = merged
-	x.pending = make(map[id.ID]entry)
 	x.rebuildBuckets()
 }
 

@@ -70,11 +70,12 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 			superseded[s] = true
 		}
 	}
+	live := files[:0]
 	for i, f := range files {
 		if !superseded[names[i]] {
-			r.idx.AddFile(f)
+			live = append(live, f)
 		}
 	}
-	r.idx.Merge()
+	r.idx.AddFiles(live)
 	return nil
 }
