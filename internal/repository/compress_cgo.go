@@ -19,7 +19,11 @@ var zctxPool = sync.Pool{New: func() any { return ddzstd.NewCtx() }}
 
 func zstdCompress(r *Repository, dst, src []byte) []byte {
 	c := zctxPool.Get().(ddzstd.Ctx)
-	out, err := c.CompressLevel(dst[:0], src, compressLevel)
+	level := compressLevel
+	if len(src) < smallBlob {
+		level = 1
+	}
+	out, err := c.CompressLevel(dst[:0], src, level)
 	zctxPool.Put(c)
 	if err != nil {
 		// The reference encoder fails only on allocation failure; the
