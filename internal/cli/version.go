@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"runtime"
 
 	"github.com/rewind-backup/rewind/internal/repository"
@@ -19,7 +20,7 @@ func newVersionCmd() *cobra.Command {
 				return writeJSON(cmd, map[string]any{"version": Version, "go": runtime.Version(),
 					"os": runtime.GOOS, "arch": runtime.GOARCH, "format_version": repository.FormatVersion})
 			}
-			cmd.Printf("rewind %s (repository format %d) compiled with %s on %s/%s\n",
+			fmt.Fprintf(cmd.OutOrStdout(), "rewind %s (repository format %d) compiled with %s on %s/%s\n",
 				Version, repository.FormatVersion, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return nil
 		},
