@@ -57,7 +57,7 @@ func (a *Archiver) countDir(n, prev *tree.Node) {
 	switch {
 	case prev == nil || prev.Type != tree.Dir:
 		a.st.dirsNew.Add(1)
-	case slices.Equal(prev.Subtree, n.Subtree) && sameMeta(prev, n):
+	case slices.Equal(prev.Subtree, n.Subtree) && prev.CTime == n.CTime && tree.SameMeta(prev, n):
 		a.st.dirsUnchanged.Add(1)
 	default:
 		a.st.dirsChanged.Add(1)
@@ -81,20 +81,4 @@ func (a *Archiver) encodeDir(ctx context.Context, d *dirState) ([]id.ID, error) 
 	ids, err := b.Finish()
 	d.nodes = nil
 	return ids, err
-}
-
-// sameMeta compares the metadata that a directory listing records, apart
-// from content.
-func sameMeta(a, b *tree.Node) bool {
-	if a.Mode != b.Mode || a.UID != b.UID || a.GID != b.GID || a.MTime != b.MTime ||
-		a.CTime != b.CTime || a.Size != b.Size || a.LinkTarget != b.LinkTarget || a.Rdev != b.Rdev ||
-		len(a.Xattrs) != len(b.Xattrs) {
-		return false
-	}
-	for i := range a.Xattrs {
-		if a.Xattrs[i].Name != b.Xattrs[i].Name || string(a.Xattrs[i].Value) != string(b.Xattrs[i].Value) {
-			return false
-		}
-	}
-	return true
 }

@@ -172,24 +172,11 @@ func diffNodes(ctx context.Context, r *repository.Repository, p string, x, y *tr
 		emit(p, "T")
 	case x.Type == tree.File && !slices.Equal(x.Content, y.Content) || !slices.Equal(x.ContentLists, y.ContentLists):
 		emit(p, "M")
-	case !sameNodeMeta(x, y):
+	case !tree.SameMeta(x, y):
 		emit(p, "U")
 	}
 	if x.Type == tree.Dir && y.Type == tree.Dir {
 		return diffTrees(ctx, r, p, x.Subtree, y.Subtree, emit)
 	}
 	return nil
-}
-
-func sameNodeMeta(a, b *tree.Node) bool {
-	if a.Mode != b.Mode || a.UID != b.UID || a.GID != b.GID || a.MTime != b.MTime || a.Size != b.Size ||
-		a.LinkTarget != b.LinkTarget || a.Rdev != b.Rdev || len(a.Xattrs) != len(b.Xattrs) {
-		return false
-	}
-	for k := range a.Xattrs {
-		if a.Xattrs[k].Name != b.Xattrs[k].Name || string(a.Xattrs[k].Value) != string(b.Xattrs[k].Value) {
-			return false
-		}
-	}
-	return true
 }

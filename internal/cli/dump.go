@@ -2,7 +2,6 @@ package cli
 
 import (
 	"github.com/rewind-backup/rewind/internal/restorer"
-	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/spf13/cobra"
 )
 
@@ -20,19 +19,11 @@ attributes) of everything below it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := g.openRepo(ctx, true)
+			r, sn, p, err := g.openSnapshot(ctx, args[0], sf.filter())
 			if err != nil {
 				return err
 			}
 			defer r.Close()
-			ref, p := snapshot.SplitRef(args[0])
-			sn, err := snapshot.Find(ctx, r, ref, sf.filter())
-			if err != nil {
-				return err
-			}
-			if p == "" {
-				p = "/"
-			}
 			return restorer.Dump(ctx, r, sn, p, cmd.OutOrStdout())
 		},
 	}

@@ -4,7 +4,6 @@ import (
 	"path"
 
 	"github.com/rewind-backup/rewind/internal/filter"
-	"github.com/rewind-backup/rewind/internal/id"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/tree"
 	"github.com/spf13/cobra"
@@ -34,9 +33,7 @@ name matches PATTERN, or whose whole path matches when PATTERN holds a slash
 				return err
 			}
 			defer r.Close()
-			sns, err := snapshot.List(ctx, r, func(i id.ID, err error) {
-				g.ui.Warnf("snapshot %s cannot be read: %v\n", i.Short(), err)
-			})
+			sns, err := g.listSnapshots(ctx, r)
 			if err != nil {
 				return err
 			}

@@ -100,16 +100,11 @@ func newLsCmd(g *globals) *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := g.openRepo(ctx, true)
+			r, sn, p, err := g.openSnapshot(ctx, args[0], sf.filter())
 			if err != nil {
 				return err
 			}
 			defer r.Close()
-			ref, p := snapshot.SplitRef(args[0])
-			sn, err := snapshot.Find(ctx, r, ref, sf.filter())
-			if err != nil {
-				return err
-			}
 			p = path.Clean("/" + p)
 			n, err := snapshot.Lookup(ctx, r, sn, p)
 			if err != nil {

@@ -14,7 +14,9 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/backend/local"
 	"github.com/rewind-backup/rewind/internal/backend/location"
+	"github.com/rewind-backup/rewind/internal/id"
 	"github.com/rewind-backup/rewind/internal/repository"
+	"github.com/rewind-backup/rewind/internal/snapshot"
 	"golang.org/x/term"
 )
 
@@ -216,3 +218,30 @@ func generatePassword(file string) ([]byte, error) {
 }
 
 func trimSlash(s string) string { return strings.TrimRight(s, "/") }
+
+// openSnapshot opens the repository with its index and resolves
+// "SNAPSHOT[:PATH]" (the path defaults to "/"). The caller closes the
+// repository.
+func (g *globals) openSnapshot(ctx context.Context, arg string, f snapshot.Filter) (*repository.Repository, *snapshot.Snapshot, string, error) {
+	r, err := g.openRepo(ctx, true)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	ref, p := snapshot.SplitRef(arg)
+	sn, err := snapshot.Find(ctx, r, ref, f)
+	if err != nil {
+		r.Close()
+		return nil, nil, "", err
+	}
+	if p == "" {
+		p = "/"
+	}
+	return r, sn, p, nil
+}
+
+// listSnapshots loads every readable snapshot, warning about the others.
+func (g *globals) listSnapshots(ctx context.Context, r *repository.Repository) ([]*snapshot.Snapshot, error) {
+	return snapshot.List(ctx, r, func(i id.ID, err error) {
+		g.ui.Warnf("snapshot %s cannot be read: %v\n", i.Short(), err)
+	})
+}

@@ -43,19 +43,11 @@ is ever written outside the target, whatever the snapshot holds.`,
 			if o.target == "" {
 				return fmt.Errorf("--target is required")
 			}
-			r, err := g.openRepo(ctx, true)
+			r, sn, p, err := g.openSnapshot(ctx, args[0], o.filter())
 			if err != nil {
 				return err
 			}
 			defer r.Close()
-			ref, p := snapshot.SplitRef(args[0])
-			sn, err := snapshot.Find(ctx, r, ref, o.filter())
-			if err != nil {
-				return err
-			}
-			if p == "" {
-				p = "/"
-			}
 			c := &ui.Counter{}
 			if sn.Summary != nil {
 				c.TotalBytes.Store(sn.Summary.TotalBytes)

@@ -3,7 +3,6 @@ package cli
 import (
 	"strings"
 
-	"github.com/rewind-backup/rewind/internal/id"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/spf13/cobra"
 )
@@ -31,9 +30,7 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer r.Close()
-			sns, err := snapshot.List(ctx, r, func(i id.ID, err error) {
-				g.ui.Warnf("snapshot %s cannot be read: %v\n", i.Short(), err)
-			})
+			sns, err := g.listSnapshots(ctx, r)
 			if err != nil {
 				return err
 			}

@@ -107,3 +107,19 @@ type Node struct {
 	// Error says why a file could not be read (FlagUnreadable).
 	Error string
 }
+
+// SameMeta reports whether two nodes record the same metadata that a
+// restore sets: mode, owner, mtime, size, link target, device number and
+// xattrs. Content, inode numbers, atime and ctime are not compared.
+func SameMeta(a, b *Node) bool {
+	if a.Mode != b.Mode || a.UID != b.UID || a.GID != b.GID || a.MTime != b.MTime || a.Size != b.Size ||
+		a.LinkTarget != b.LinkTarget || a.Rdev != b.Rdev || len(a.Xattrs) != len(b.Xattrs) {
+		return false
+	}
+	for i := range a.Xattrs {
+		if a.Xattrs[i].Name != b.Xattrs[i].Name || string(a.Xattrs[i].Value) != string(b.Xattrs[i].Value) {
+			return false
+		}
+	}
+	return true
+}
