@@ -150,13 +150,12 @@ func TestDeterministicAndBounded(t *testing.T) {
 
 // TestMaxCut checks data without any boundary is cut at Max.
 func TestMaxCut(t *testing.T) {
-	c := mustNew(t, testSecret, tinyParams)
 	// Zeros: every window hash is the same; find a secret where it misses.
 	data := make([]byte, 10*int(tinyParams.Max)+5)
 	for s := 0; s < 256; s++ {
 		secret := testSecret
 		secret[31] = byte(s)
-		c = mustNew(t, secret, tinyParams)
+		c := mustNew(t, secret, tinyParams)
 		if got := cutLengths(c, data); len(got) == 11 && got[0] == int(tinyParams.Max) {
 			if got[10] != 5 {
 				t.Errorf("last chunk %d bytes, want 5", got[10])

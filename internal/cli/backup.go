@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -196,5 +195,3 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 	g.ui.Printf("processed %d files in %s\n", s.TotalFiles, dur.Round(time.Millisecond))
 	g.ui.Printf("snapshot %s saved\n", sn.ID.Short())
 }
-
-var _ = errors.New

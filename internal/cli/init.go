@@ -53,5 +53,3 @@ prompt. The default repository needs no init: the first backup creates it.`,
 		},
 	}
 }
-
-var _ = repository.FormatVersion

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"github.com/rewind-backup/rewind/internal/backend/local"
 	"github.com/rewind-backup/rewind/internal/backend/location"
@@ -216,8 +215,6 @@ func generatePassword(file string) ([]byte, error) {
 	}
 	return pw, f.Close()
 }
-
-func trimSlash(s string) string { return strings.TrimRight(s, "/") }
 
 // openSnapshot opens the repository with its index and resolves
 // "SNAPSHOT[:PATH]" (the path defaults to "/"). The caller closes the

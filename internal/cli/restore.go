@@ -16,7 +16,6 @@ type restoreOpts struct {
 	exclude   []string
 	verify    bool
 	overwrite bool
-	numericID bool
 	snapFilter
 }
 
