@@ -1,0 +1,326 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/backend"
+	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/spf13/cobra"
+)
+
+// ForgetGroupJSON is one element of `forget --json` (docs/JSON.md).
+type ForgetGroupJSON struct {
+	Group  snapshot.GroupKey    `json:"group"`
+	Keep   []ForgetKeepJSON     `json:"keep"`
+	Remove []ForgetSnapshotJSON `json:"remove"`
+}
+
+// ForgetSnapshotJSON names one snapshot in `forget --json`.
+type ForgetSnapshotJSON struct {
+	ID      string    `json:"id"`
+	ShortID string    `json:"short_id"`
+	Time    time.Time `json:"time"`
+}
+
+// ForgetKeepJSON is a kept snapshot and the rules that keep it.
+type ForgetKeepJSON struct {
+	ForgetSnapshotJSON
+	Reasons []string `json:"reasons"`
+}
+
+func forgetSnapshotJSON(sn *snapshot.Snapshot) ForgetSnapshotJSON {
+	return ForgetSnapshotJSON{ID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time.UTC()}
+}
+
+// forgetOptions are the flags of `rewind forget`.
+type forgetOptions struct {
+	policy  snapshot.Policy
+	within  string
+	groupBy string
+	dryRun  bool
+	filter  snapFilter
+}
+
+// errEmptyPolicy refuses a forget that would remove every snapshot.
+var errEmptyPolicy = errors.New("refusing to forget everything: give at least one --keep-* option, or the snapshots to remove")
+
+func newForgetCmd(g *globals) *cobra.Command {
+	var o forgetOptions
+	cmd := &cobra.Command{
+		Use:   "forget [SNAPSHOT...]",
+		Short: "Remove snapshots, by ID or by a retention policy",
+		Long: `Remove the snapshots named as arguments (IDs or unique ID prefixes), or
+apply a retention policy: the snapshots are split into groups (--group-by,
+by default host and paths), and in each group every snapshot that no
+--keep-* rule keeps is removed. Like restic, --keep-daily N keeps the newest
+snapshot of each of the N most recent days that have snapshots, and so on
+for hours, ISO weeks, months and years (in local time); -1 means no limit.
+
+DURATION for --keep-within is a Go duration ("36h", "1h30m") or a sum of
+whole units as in restic: y (365 days), m (30 days), w (7 days), d (24 hours)
+and h, e.g. "7d", "2w", "1y2m". A bare "6m" is refused as ambiguous.
+
+forget removes only the snapshot files. The data they referenced stays in
+the repository until prune (a later release) deletes what no snapshot
+needs. Use --dry-run to see what would be removed and why the rest stays.`,
+		Example: `  rewind forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
+  rewind forget --keep-last 10 --keep-within 30d --host web1
+  rewind forget --keep-tag release --keep-last 3 --json
+  rewind forget 4f2a91c3 9b1d0e77`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runForget(cmd.Context(), g, &o, args, time.Now())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.policy.Last, "keep-last", 0, "keep the `N` newest snapshots")
+	f.IntVar(&o.policy.Hourly, "keep-hourly", 0, "keep the newest snapshot of each of the last `N` hours that have one")
+	f.IntVar(&o.policy.Daily, "keep-daily", 0, "keep the newest snapshot of each of the last `N` days that have one")
+	f.IntVar(&o.policy.Weekly, "keep-weekly", 0, "keep the newest snapshot of each of the last `N` ISO weeks that have one")
+	f.IntVar(&o.policy.Monthly, "keep-monthly", 0, "keep the newest snapshot of each of the last `N` months that have one")
+	f.IntVar(&o.policy.Yearly, "keep-yearly", 0, "keep the newest snapshot of each of the last `N` years that have one")
+	f.StringVar(&o.within, "keep-within", "", "keep every snapshot younger than `DURATION` (e.g. 7d, 2w, 1y2m, 36h)")
+	f.StringArrayVar(&o.policy.Tags, "keep-tag", nil, "keep every snapshot with this `tag` (repeatable: any of them)")
+	f.StringVar(&o.groupBy, "group-by", "host,paths", "apply the policy per group of snapshots sharing these `fields` (host, paths, tags; \"\" for one group)")
+	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "only show what would be removed")
+	o.filter.add(cmd)
+	return cmd
+}
+
+// forgetPlan is what forget decided for one group.
+type forgetPlan struct {
+	key      snapshot.GroupKey
+	byPolicy bool // false for snapshots named on the command line
+	keep     []*snapshot.Snapshot
+	remove   []*snapshot.Snapshot
+	reasons  map[string][]string // by full ID
+}
+
+func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string, now time.Time) error {
+	if o.within != "" {
+		d, err := parseRetention(o.within)
+		if err != nil {
+			return fmt.Errorf("--keep-within: %w", err)
+		}
+		o.policy.Within = d
+	}
+	for name, n := range map[string]int{
+		"keep-last": o.policy.Last, "keep-hourly": o.policy.Hourly, "keep-daily": o.policy.Daily,
+		"keep-weekly": o.policy.Weekly, "keep-monthly": o.policy.Monthly, "keep-yearly": o.policy.Yearly,
+	} {
+		if n < -1 {
+			return fmt.Errorf("--%s %d: give a count, or -1 for no limit", name, n)
+		}
+	}
+	var by []string
+	for _, k := range strings.Split(o.groupBy, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			by = append(by, k)
+		}
+	}
+	if len(args) > 0 && !o.policy.Empty() {
+		return errors.New("give either snapshots to remove or --keep-* options, not both")
+	}
+	if len(args) == 0 && o.policy.Empty() {
+		return errEmptyPolicy
+	}
+
+	r, err := g.openRepo(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	sns, err := g.listSnapshots(ctx, r)
+	if err != nil {
+		return err
+	}
+
+	var plans []forgetPlan
+	if len(args) > 0 {
+		remove, err := resolveSnapshots(sns, args, o.filter.filter())
+		if err != nil {
+			return err
+		}
+		plans = []forgetPlan{{remove: remove}}
+	} else {
+		f := o.filter.filter()
+		var selected []*snapshot.Snapshot
+		for _, sn := range sns {
+			if f.Match(sn) {
+				selected = append(selected, sn)
+			}
+		}
+		groups, err := snapshot.Group(selected, by)
+		if err != nil {
+			return fmt.Errorf("--group-by: %w", err)
+		}
+		for _, grp := range groups {
+			keep, remove, reasons := snapshot.Apply(grp.Snapshots, o.policy, now)
+			p := forgetPlan{key: grp.Key, byPolicy: true, keep: keep, remove: remove, reasons: map[string][]string{}}
+			for i, why := range reasons {
+				p.reasons[i.String()] = why
+			}
+			plans = append(plans, p)
+		}
+	}
+
+	removed, failed := 0, 0
+	if !o.dryRun {
+		for _, p := range plans {
+			for _, sn := range p.remove {
+				h := backend.Handle{Type: backend.SnapshotFile, Name: sn.ID.String()}
+				if err := r.Backend().Remove(ctx, h); err != nil && !backend.IsNotExist(err) {
+					g.ui.Warnf("remove snapshot %s: %v\n", sn.ID.Short(), err)
+					failed++
+					continue
+				}
+				removed++
+			}
+		}
+	}
+
+	if g.json {
+		if err := printForgetJSON(g, plans); err != nil {
+			return err
+		}
+	} else {
+		printForget(g, plans, o.dryRun)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d snapshots could not be removed", failed, failed+removed)
+	}
+	if removed > 0 {
+		g.ui.Infof("removed %d snapshots; the data only they used stays in the repository (forget does not prune)\n", removed)
+	}
+	return nil
+}
+
+// resolveSnapshots finds the snapshots named by args: full IDs, unique ID
+// prefixes, or "latest" (the newest passing f).
+func resolveSnapshots(sns []*snapshot.Snapshot, args []string, f snapshot.Filter) ([]*snapshot.Snapshot, error) {
+	var out []*snapshot.Snapshot
+	seen := map[*snapshot.Snapshot]bool{}
+	for _, a := range args {
+		var match []*snapshot.Snapshot
+		if a == "latest" {
+			for i := len(sns) - 1; i >= 0; i-- {
+				if f.Match(sns[i]) {
+					match = append(match, sns[i])
+					break
+				}
+			}
+		} else if a != "" {
+			for _, sn := range sns {
+				if strings.HasPrefix(sn.ID.String(), strings.ToLower(a)) {
+					match = append(match, sn)
+				}
+			}
+		}
+		switch len(match) {
+		case 0:
+			return nil, fmt.Errorf("%w: %q", snapshot.ErrNotFound, a)
+		case 1:
+		default:
+			return nil, fmt.Errorf("%w: %q matches %d snapshots; give more digits", snapshot.ErrAmbiguous, a, len(match))
+		}
+		if !seen[match[0]] {
+			seen[match[0]] = true
+			out = append(out, match[0])
+		}
+	}
+	snapshot.SortByTime(out)
+	return out, nil
+}
+
+func printForgetJSON(g *globals, plans []forgetPlan) error {
+	out := []ForgetGroupJSON{}
+	for _, p := range plans {
+		j := ForgetGroupJSON{Group: p.key, Keep: []ForgetKeepJSON{}, Remove: []ForgetSnapshotJSON{}}
+		for _, sn := range p.keep {
+			j.Keep = append(j.Keep, ForgetKeepJSON{ForgetSnapshotJSON: forgetSnapshotJSON(sn), Reasons: p.reasons[sn.ID.String()]})
+		}
+		for _, sn := range p.remove {
+			j.Remove = append(j.Remove, forgetSnapshotJSON(sn))
+		}
+		out = append(out, j)
+	}
+	return g.ui.JSONDoc(out)
+}
+
+func printForget(g *globals, plans []forgetPlan, dryRun bool) {
+	verb := "removed"
+	if dryRun {
+		verb = "would remove"
+	}
+	total := 0
+	for i, p := range plans {
+		if i > 0 {
+			g.ui.Printf("\n")
+		}
+		if p.byPolicy {
+			g.ui.Printf("%s:\n", p.key)
+			g.ui.Printf("keep %d snapshots:\n", len(p.keep))
+			for _, sn := range p.keep {
+				g.ui.Printf("  %-8s  %-19s  %s\n", sn.ID.Short(), sn.Time.Local().Format("2006-01-02 15:04:05"),
+					strings.Join(p.reasons[sn.ID.String()], ", "))
+			}
+		}
+		g.ui.Printf("%s %d snapshots:\n", verb, len(p.remove))
+		for _, sn := range p.remove {
+			g.ui.Printf("  %-8s  %-19s  %-15s  %s\n", sn.ID.Short(), sn.Time.Local().Format("2006-01-02 15:04:05"),
+				sn.Hostname, strings.Join(sn.Paths, " "))
+		}
+		total += len(p.remove)
+	}
+	if dryRun {
+		g.ui.Printf("dry run: would remove %d snapshots, removed nothing\n", total)
+	}
+}
+
+// retentionSyntax is a restic-style duration; retentionPart one number
+// and unit of it.
+var (
+	retentionSyntax = regexp.MustCompile(`^(\d+[ymwdh])+$`)
+	retentionPart   = regexp.MustCompile(`(\d+)([ymwdh])`)
+	bareMonths      = regexp.MustCompile(`^\d+m$`)
+)
+
+// parseRetention reads --keep-within: restic-style sums of whole units
+// (y = 365d, m = 30d, w = 7d, d = 24h, h) when any of y, w or d is used,
+// else a Go duration. A bare count of m is ambiguous (minutes in Go,
+// months in restic) and refused.
+func parseRetention(s string) (time.Duration, error) {
+	const day = 24 * time.Hour
+	if retentionSyntax.MatchString(s) && strings.ContainsAny(s, "ywd") {
+		var d time.Duration
+		for _, m := range retentionPart.FindAllStringSubmatch(s, -1) {
+			unit := map[string]time.Duration{"y": 365 * day, "m": 30 * day, "w": 7 * day, "d": day, "h": time.Hour}[m[2]]
+			n, err := strconv.ParseInt(m[1], 10, 64)
+			if err != nil || n > int64(math.MaxInt64/unit) || time.Duration(n)*unit > math.MaxInt64-d {
+				return 0, fmt.Errorf("duration %q is too long", s)
+			}
+			d += time.Duration(n) * unit
+		}
+		if d == 0 {
+			return 0, fmt.Errorf("duration %q is not positive", s)
+		}
+		return d, nil
+	}
+	if bareMonths.MatchString(s) {
+		return 0, fmt.Errorf("duration %q is ambiguous: write %q for months or %q for minutes", s, "0d"+s, s+"0s")
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("duration %q: use e.g. 7d, 2w, 1y2m or 36h", s)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("duration %q is not positive", s)
+	}
+	return d, nil
+}
