@@ -17,3 +17,23 @@ bench:
 
 bench-smoke:
 	$(GO) run ./bench -smoke
+
+# fuzz runs every fuzz target for FUZZTIME each (seed corpora in testdata/
+# run in `make test` anyway).
+FUZZTIME ?= 30s
+FUZZ_TARGETS = \
+	./internal/chunker:FuzzChunker \
+	./internal/crypto:FuzzOpen \
+	./internal/crypto:FuzzParseKeyFile \
+	./internal/index:FuzzDecode \
+	./internal/pack:FuzzParseHeader \
+	./internal/repository:FuzzDecodeConfig \
+	./internal/snapshot:FuzzSnapshotJSON \
+	./internal/tree:FuzzTree
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
