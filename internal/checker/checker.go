@@ -6,8 +6,10 @@ package checker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"runtime"
 	"sync"
 
@@ -26,6 +28,20 @@ import (
 type Options struct {
 	// ReadData reads every pack in full and verifies every blob.
 	ReadData bool
+	// Subset, when not nil, reads only the packs it selects in full (and
+	// implies reading data). See Subset.
+	Subset *Subset
+	// StateDir keeps the position of a rotating (P%) subset between runs,
+	// in the file check-position: outside the repository, since a check
+	// never writes to it. The CLI uses $XDG_CACHE_HOME/rewind/<repository
+	// id>. When the position cannot be read (first run, empty StateDir,
+	// unreadable file) the window starts at a random pack; when it cannot be
+	// written, the next run starts at random again. Full coverage over
+	// repeated runs is guaranteed only while the position is kept.
+	StateDir string
+	// Warn, when not nil, is told about a position that could not be read
+	// or written.
+	Warn func(msg string)
 }
 
 // Problem is one thing found wrong, naming the damaged object.
@@ -41,9 +57,12 @@ type Result struct {
 	Trees     int       `json:"trees"`
 	DataBlobs int       `json:"data_blobs"`
 	BlobsRead int       `json:"blobs_read"`
+	PacksRead int       `json:"packs_read"`
+	Subset    string    `json:"subset,omitempty"`
 	Unindexed []string  `json:"unindexed_packs,omitempty"`
 	Problems  []Problem `json:"problems"`
 	mu        sync.Mutex
+	read      []id.ID // packs read in full, for tests
 }
 
 func (r *Result) add(obj string, err error) {
@@ -56,7 +75,7 @@ func (r *Result) add(obj string, err error) {
 // check at all; damage is reported in Result.Problems.
 func Check(ctx context.Context, r *repository.Repository, opt Options) (*Result, error) {
 	res := &Result{Problems: []Problem{}}
-	if err := checkPacks(ctx, r, res, opt.ReadData); err != nil {
+	if err := checkPacks(ctx, r, res, opt); err != nil {
 		return nil, err
 	}
 	if err := checkSnapshots(ctx, r, res); err != nil {
@@ -67,7 +86,7 @@ func Check(ctx context.Context, r *repository.Repository, opt Options) (*Result,
 
 // checkPacks compares every pack's header with the index, and with
 // readData verifies every blob of every pack.
-func checkPacks(ctx context.Context, r *repository.Repository, res *Result, readData bool) error {
+func checkPacks(ctx context.Context, r *repository.Repository, res *Result, opt Options) error {
 	stored := map[id.ID]int64{}
 	err := r.Backend().List(ctx, backend.PackFile, func(fi backend.FileInfo) error {
 		i, err := id.Parse(fi.Name)
@@ -92,6 +111,7 @@ func checkPacks(ctx context.Context, r *repository.Repository, res *Result, read
 			res.add("data/"+p.String(), fmt.Errorf("pack listed in the index is missing"))
 		}
 	}
+	toRead, commit := packsToRead(stored, opt)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0) * 2)
 	for p := range stored {
@@ -121,13 +141,63 @@ func checkPacks(ctx context.Context, r *repository.Repository, res *Result, read
 					res.add(obj, fmt.Errorf("index entry for blob %s does not match the pack header", b.ID))
 				}
 			}
-			if readData {
+			if toRead[p] {
 				return readPack(gctx, r, res, p, hdr)
 			}
 			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	commit()
+	if opt.Subset != nil {
+		res.Subset = opt.Subset.String()
+	}
+	return nil
+}
+
+// packsToRead returns the packs to read in full, and a function to call
+// once the check has run, which stores the position of a rotating subset.
+func packsToRead(stored map[id.ID]int64, opt Options) (map[id.ID]bool, func()) {
+	toRead := map[id.ID]bool{}
+	nop := func() {}
+	if opt.Subset == nil {
+		if opt.ReadData {
+			for p := range stored {
+				toRead[p] = true
+			}
+		}
+		return toRead, nop
+	}
+	warn := func(format string, args ...any) {
+		if opt.Warn != nil {
+			opt.Warn(fmt.Sprintf(format, args...))
+		}
+	}
+	all := make([]id.ID, 0, len(stored))
+	for p := range stored {
+		all = append(all, p)
+	}
+	var cursor id.ID
+	if opt.Subset.M == 0 {
+		var err error
+		if cursor, err = loadPosition(opt.StateDir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			warn("read-data-subset: no stored position (%v), starting at a random pack", err)
+		}
+	}
+	sel, next, rotating := opt.Subset.selectPacks(all, cursor)
+	for _, p := range sel {
+		toRead[p] = true
+	}
+	if !rotating {
+		return toRead, nop
+	}
+	return toRead, func() {
+		if err := savePosition(opt.StateDir, next); err != nil {
+			warn("read-data-subset: cannot store the position for the next run (%v); it will start at a random pack", err)
+		}
+	}
 }
 
 type repositoryLocation = index.Location
@@ -136,6 +206,10 @@ type repositoryLocation = index.Location
 // verifies every blob.
 func readPack(ctx context.Context, r *repository.Repository, res *Result, p id.ID, hdr []pack.Blob) error {
 	obj := "data/" + p.String()
+	res.mu.Lock()
+	res.PacksRead++
+	res.read = append(res.read, p)
+	res.mu.Unlock()
 	var data []byte
 	err := r.Backend().Load(ctx, backend.Handle{Type: backend.PackFile, Name: p.String()}, 0, 0, func(rd io.Reader) error {
 		var err error

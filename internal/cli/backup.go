@@ -72,6 +72,19 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 		return err
 	}
 	defer r.Close()
+	// Packs stored by a backup that was killed before it wrote its index
+	// are listed now, so that this backup reuses them instead of storing
+	// their blobs again.
+	recovered, skipped, err := r.IndexUnindexedPacks(ctx)
+	if err != nil {
+		return fmt.Errorf("index packs of interrupted backups: %w", err)
+	}
+	for _, p := range skipped {
+		g.log.Warn("unreadable pack left out of the index", "pack", p.Pack.String(), "err", p.Err)
+	}
+	if recovered > 0 {
+		g.log.Info("indexed packs left by an interrupted backup", "packs", recovered)
+	}
 	host := o.host
 	if host == "" {
 		host, _ = os.Hostname()

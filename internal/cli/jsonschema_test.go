@@ -161,6 +161,8 @@ type jsonCheckSummary struct {
 	Trees          int           `json:"trees"`
 	DataBlobs      int           `json:"data_blobs"`
 	BlobsRead      int           `json:"blobs_read"`
+	PacksRead      int           `json:"packs_read"`
+	Subset         string        `json:"subset"`
 	UnindexedPacks []string      `json:"unindexed_packs"`
 	Problems       []jsonProblem `json:"problems"`
 	OK             bool          `json:"ok"`

@@ -146,7 +146,7 @@ data directory, created on the first backup with a generated password file.`,
 		newInitCmd(g), newBackupCmd(g), newRestoreCmd(g), newDumpCmd(g),
 		newSnapshotsCmd(g), newLsCmd(g), newFindCmd(g), newDiffCmd(g),
 		newCatCmd(g), newKeyCmd(g), newCheckCmd(g), newVersionCmd(),
-		newForgetCmd(g),
+		newForgetCmd(g), newRepairCmd(g),
 	)
 	return root
 }
