@@ -69,9 +69,8 @@ func (r *Repository) Reserve(i id.ID) (bool, error) {
 	if w == nil {
 		return false, errors.New("internal error: blob saved outside StartWriting/Flush")
 	}
-	if r.idx.Has(i) {
-		return false, nil
-	}
+	// Callers look the ID up in the index first (the common case of a
+	// known blob costs no lock); the lookup under mu settles races.
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if _, dup := w.inflight[i]; dup || r.idx.Has(i) {
