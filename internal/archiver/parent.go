@@ -48,10 +48,10 @@ func (p *parentDir) advance(ctx context.Context) {
 		p.buf, p.err = p.repo.LoadBlob(ctx, pack.TreeBlob, p.ids[p.next], p.buf)
 		p.next++
 		if p.err == nil {
-			// The decoder keeps using buf; take a private copy so the next
-			// load cannot overwrite it while nodes are decoded from it.
-			blob := append([]byte(nil), p.buf...)
-			p.dec, p.err = tree.NewDecoder(blob)
+			// The decoder reads buf until it is exhausted, and buf is only
+			// reloaded after that; decoded nodes own their bytes (the codec
+			// copies names, values and IDs), so no copy is needed here.
+			p.dec, p.err = tree.NewDecoder(p.buf)
 		}
 	}
 }
