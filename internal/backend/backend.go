@@ -49,10 +49,23 @@ const (
 	IndexFile
 	SnapshotFile
 	LockFile
+	// GCFile holds a prune mark: packs condemned by the first phase of
+	// prune and deleted by a later one (docs/FORMAT.md, "Prune").
+	GCFile
+	// HoldFile puts one snapshot under legal hold (rewind protect).
+	HoldFile
+	// PolicyFile holds the repository policy signed by the admin key
+	// (minimum retention).
+	PolicyFile
+	// DamageFile marks a snapshot that references lost data, written by
+	// rewind repair snapshots.
+	DamageFile
+
+	lastFileType = DamageFile
 )
 
 // AllTypes lists every FileType, for tools that walk a whole repository.
-var AllTypes = []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile}
+var AllTypes = []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile, GCFile, HoldFile, PolicyFile, DamageFile}
 
 // String returns the folder name of the file type ("data" for packs).
 func (t FileType) String() string {
@@ -69,6 +82,14 @@ func (t FileType) String() string {
 		return "snapshots"
 	case LockFile:
 		return "locks"
+	case GCFile:
+		return "gc"
+	case HoldFile:
+		return "holds"
+	case PolicyFile:
+		return "policy"
+	case DamageFile:
+		return "damaged"
 	}
 	return fmt.Sprintf("filetype(%d)", uint8(t))
 }
@@ -95,7 +116,7 @@ func (h Handle) Valid() error {
 		}
 		return nil
 	}
-	if h.Type < ConfigFile || h.Type > LockFile {
+	if h.Type < ConfigFile || h.Type > lastFileType {
 		return fmt.Errorf("invalid file type %d", h.Type)
 	}
 	if len(h.Name) < 2 || len(h.Name) > 128 {

@@ -36,10 +36,11 @@ func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.
 		return fn(backend.FileInfo{Name: "", Size: fi.Size()})
 	case backend.PackFile:
 		return b.listPacks(ctx, fn)
-	case backend.KeyFile, backend.IndexFile, backend.SnapshotFile, backend.LockFile:
-		return b.listDir(ctx, t, filepath.Join(b.dir, t.String()), "", fn)
 	}
-	return backend.Permanent(fmt.Errorf("list: invalid file type %d", t))
+	if err := (backend.Handle{Type: t, Name: "00"}).Valid(); err != nil {
+		return backend.Permanent(fmt.Errorf("list: invalid file type %d", t))
+	}
+	return b.listDir(ctx, t, filepath.Join(b.dir, t.String()), "", fn)
 }
 
 // listPacks lists every data/<xx> folder.
