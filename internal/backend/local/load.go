@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -86,8 +87,10 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 	return backend.FileInfo{Name: h.Name, Size: fi.Size()}, nil
 }
 
-// Remove deletes h. The file's cached descriptor, if any, is dropped; Loads
-// already running finish reading the removed file.
+// Remove deletes h and syncs its folder, so that a removal reported done
+// survives a crash, and removals become durable in the order they were
+// made. The file's cached descriptor, if any, is dropped; Loads already
+// running finish reading the removed file.
 func (b *Backend) Remove(ctx context.Context, h backend.Handle) error {
 	if err := b.check(ctx, "remove", h); err != nil {
 		return err
@@ -100,6 +103,13 @@ func (b *Backend) Remove(ctx context.Context, h backend.Handle) error {
 			return backend.Permanent(fmt.Errorf("remove %s: not a regular file", h))
 		}
 		return wrapErr("remove", h.String(), &fs.PathError{Op: "unlink", Path: name, Err: err})
+	}
+	if err := syncDir(filepath.Dir(name)); err != nil {
+		// The file is gone but may come back after a crash: a forgotten
+		// snapshot would reappear, or a prune would find its steps
+		// undone out of order. Report it, so that the caller does not
+		// count on it; a retry finds the file gone.
+		return wrapErr("remove", h.String(), fmt.Errorf("sync folder: %w", err))
 	}
 	return nil
 }

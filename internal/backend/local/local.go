@@ -33,8 +33,11 @@
 // removed or replaced (link count 0), by this process or another one, the
 // descriptor is dropped and the file opened afresh.
 //
-// Removals are not followed by a folder sync: a removal lost in a crash only
-// leaves an unreferenced file for garbage collection to find again.
+// # Removals
+//
+// Remove unlinks the file and syncs its folder before it returns, so that a
+// removal reported done is not undone by a crash (a forgotten snapshot
+// coming back), and removals become durable in the order they were made.
 //
 // # Errors
 //
@@ -204,6 +207,16 @@ func wrapErr(op, name string, err error) error {
 		return backend.Permanent(fmt.Errorf("%s %s: %w", op, name, err))
 	}
 	return fmt.Errorf("%s %s: %w", op, name, err)
+}
+
+// mkdirDurable makes folder dir (and missing parents) and syncs its parent,
+// so that files later stored in it, and synced there, are not lost with
+// the folder's own entry in a crash.
+func mkdirDurable(dir string) error {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dir))
 }
 
 // syncDir makes the entries of folder dir durable. Filesystems that cannot

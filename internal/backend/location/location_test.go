@@ -9,6 +9,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/backend"
 	"github.com/rewind-backup/rewind/internal/backend/local"
+	"github.com/rewind-backup/rewind/internal/testutil"
 )
 
 func TestParseGood(t *testing.T) {
@@ -143,15 +144,15 @@ func TestOpenCreateLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	be, err := Open(ctx, loc)
-	if !errors.Is(err, local.ErrNoRepository) {
+	be, err := Open(ctx, loc, Options{})
+	if !errors.Is(err, local.ErrNoRepository) || !IsNoRepository(err) {
 		t.Fatalf("Open before Create: got %v, want ErrNoRepository", err)
 	}
 	if be != nil {
 		t.Fatalf("Open returned a backend %#v with its error", be)
 	}
 
-	be, err = Create(ctx, loc)
+	be, err = Create(ctx, loc, Options{})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -164,25 +165,25 @@ func TestOpenCreateLocal(t *testing.T) {
 	}
 	_ = be.Close()
 
-	be, err = Open(ctx, loc)
+	be, err = Open(ctx, loc, Options{})
 	if err != nil {
 		t.Fatalf("Open after Create: %v", err)
 	}
 	_ = be.Close()
-	if _, err := Create(ctx, loc); !errors.Is(err, backend.ErrExists) {
+	if _, err := Create(ctx, loc, Options{}); !errors.Is(err, backend.ErrExists) {
 		t.Fatalf("Create over a repository: got %v, want ErrExists", err)
 	}
 }
 
 func TestOpenUnsupported(t *testing.T) {
 	ctx := context.Background()
-	for _, addr := range []string{"s3:https://host/bucket", "rest:https://user:secret@host/"} {
+	for _, addr := range []string{"rest:https://user:secret@host/"} {
 		loc, err := Parse(addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for op, fn := range map[string]func(context.Context, Location) (backend.Backend, error){"Open": Open, "Create": Create} {
-			be, err := fn(ctx, loc)
+		for op, fn := range map[string]func(context.Context, Location, Options) (backend.Backend, error){"Open": Open, "Create": Create} {
+			be, err := fn(ctx, loc, Options{})
 			if be != nil || !errors.Is(err, errors.ErrUnsupported) || !backend.IsPermanent(err) {
 				t.Errorf("%s(%s) = %v, %v; want a permanent ErrUnsupported", op, addr, be, err)
 			}
@@ -191,7 +192,63 @@ func TestOpenUnsupported(t *testing.T) {
 			}
 		}
 	}
-	if _, err := Open(ctx, Location{Scheme: "ftp"}); !errors.Is(err, ErrUnknownScheme) {
+	if _, err := Open(ctx, Location{Scheme: "ftp"}, Options{}); !errors.Is(err, ErrUnknownScheme) {
 		t.Errorf("Open of an unknown scheme: got %v", err)
+	}
+}
+
+// TestOpenCreateS3 opens and creates repositories on a real MinIO server,
+// with the credentials taken from the AWS environment variables.
+func TestOpenCreateS3(t *testing.T) {
+	m := testutil.StartMinIO(t)
+	for _, kv := range m.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	ctx := context.Background()
+	bucket := m.NewBucket(t)
+	loc, err := Parse(m.URL(bucket, "team/host1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loc.Scheme != S3 || loc.Bucket != bucket || loc.Prefix != "team/host1" || !loc.IsRemote() {
+		t.Fatalf("Parse = %+v", loc)
+	}
+	opts := Options{S3Region: "us-east-1", S3BucketLookup: "path"}
+	if _, err := Open(ctx, loc, opts); !IsNoRepository(err) {
+		t.Fatalf("Open of an empty bucket: got %v, want no repository", err)
+	}
+	be, err := Create(ctx, loc, opts)
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if be.Location() != loc.String() {
+		t.Errorf("Location() = %q, want %q", be.Location(), loc.String())
+	}
+	if err := be.Save(ctx, backend.Handle{Type: backend.ConfigFile}, backend.NewByteReader([]byte("config"))); err != nil {
+		t.Fatal(err)
+	}
+	_ = be.Close()
+	be, err = Open(ctx, loc, opts)
+	if err != nil {
+		t.Fatalf("Open after Create: %v", err)
+	}
+	_ = be.Close()
+	if _, err := Create(ctx, loc, opts); !errors.Is(err, backend.ErrExists) {
+		t.Fatalf("Create over a repository: got %v, want ErrExists", err)
+	}
+
+	// A missing bucket is no repository for Open, and Create makes it.
+	missing, _ := Parse(m.URL("rewind-missing-bucket", ""))
+	if _, err := Open(ctx, missing, opts); !IsNoRepository(err) || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("Open of a missing bucket: got %v", err)
+	}
+	be, err = Create(ctx, missing, opts)
+	if err != nil {
+		t.Fatalf("Create in a missing bucket: %v", err)
+	}
+	_ = be.Close()
+	if _, err := Open(ctx, loc, Options{S3BucketLookup: "sideways"}); err == nil || !backend.IsPermanent(err) {
+		t.Fatalf("Open with a bad bucket lookup: got %v", err)
 	}
 }
