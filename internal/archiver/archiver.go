@@ -198,6 +198,11 @@ func (a *Archiver) Snapshot(ctx context.Context, paths []string) (*snapshot.Snap
 	}
 	// Skipped entries (sockets) are named in the log and the summary's
 	// errors are reserved for files whose content is missing.
+	if a.opt.BeforeCommit != nil {
+		if err := a.opt.BeforeCommit(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := snapshot.Save(ctx, r, sn); err != nil {
 		return nil, err
 	}

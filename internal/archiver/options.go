@@ -1,6 +1,7 @@
 package archiver
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/rewind-backup/rewind/internal/snapshot"
@@ -31,6 +32,12 @@ type Options struct {
 	Progress Progress
 	// ProgramVersion is recorded in the snapshot.
 	ProgramVersion string
+	// BeforeCommit, when set, is called after every pack and index file
+	// of the backup is stored and right before the snapshot file is: an
+	// error from it leaves the snapshot unsaved (the uploaded data stays
+	// and is reused by the next backup) and is returned by Snapshot. The
+	// CLI checks its repository lock there.
+	BeforeCommit func(ctx context.Context) error
 }
 
 // Progress receives events during a backup. Methods are called from many

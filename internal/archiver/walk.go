@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/rewind-backup/rewind/internal/fs"
+	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/tree"
 	"golang.org/x/sys/unix"
 )
@@ -288,7 +289,7 @@ func (a *Archiver) addEntry(ctx context.Context, d *dirState, slot int, p string
 	a.st.totalFiles.Add(1)
 	a.st.totalBytes.Add(int64(n.Size))
 	a.prog.Scanned(1, int64(n.Size))
-	if unchanged(prev, n) {
+	if unchanged(prev, n) && a.contentIndexed(ctx, prev) {
 		n.Content, n.ContentLists, n.Xattrs, n.Flags = prev.Content, prev.ContentLists, prev.Xattrs, 0
 		a.st.filesUnchanged.Add(1)
 		a.prog.Done(1, int64(n.Size))
@@ -316,6 +317,32 @@ func (a *Archiver) addEntry(ctx context.Context, d *dirState, slot int, p string
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// contentIndexed reports whether every blob of a parent's file node is in
+// the index. A blob that is not (lost, or in a pack that a prune condemned)
+// must not be referenced again: the file is read and stored afresh. For the
+// rare file whose chunk list is stored in content-list blobs, those lists
+// are read to check the chunks they name.
+func (a *Archiver) contentIndexed(ctx context.Context, prev *tree.Node) bool {
+	for _, l := range prev.ContentLists {
+		if !a.repo.HasBlob(l) {
+			return false
+		}
+	}
+	chunks := prev.Content
+	if len(prev.ContentLists) > 0 {
+		var err error
+		if chunks, err = snapshot.LoadContent(ctx, a.repo, prev); err != nil {
+			return false
+		}
+	}
+	for _, c := range chunks {
+		if !c.IsHole() && !a.repo.HasBlob(c.ID) {
+			return false
+		}
+	}
+	return true
 }
 
 // unchanged reports whether a file can keep the parent snapshot's content.

@@ -11,6 +11,8 @@ import (
 	"io"
 	"io/fs"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/rewind-backup/rewind/internal/backend"
@@ -52,14 +54,16 @@ type Problem struct {
 
 // Result is what a check found.
 type Result struct {
-	Packs     int       `json:"packs"`
-	Snapshots int       `json:"snapshots"`
-	Trees     int       `json:"trees"`
-	DataBlobs int       `json:"data_blobs"`
-	BlobsRead int       `json:"blobs_read"`
-	PacksRead int       `json:"packs_read"`
-	Subset    string    `json:"subset,omitempty"`
-	Unindexed []string  `json:"unindexed_packs,omitempty"`
+	Packs     int      `json:"packs"`
+	Snapshots int      `json:"snapshots"`
+	Trees     int      `json:"trees"`
+	DataBlobs int      `json:"data_blobs"`
+	BlobsRead int      `json:"blobs_read"`
+	PacksRead int      `json:"packs_read"`
+	Subset    string   `json:"subset,omitempty"`
+	Unindexed []string `json:"unindexed_packs,omitempty"`
+	// Condemned counts the stored packs that a prune mark condemned.
+	Condemned int       `json:"condemned_packs,omitempty"`
 	Problems  []Problem `json:"problems"`
 	mu        sync.Mutex
 	read      []id.ID // packs read in full, for tests
@@ -75,6 +79,9 @@ func (r *Result) add(obj string, err error) {
 // check at all; damage is reported in Result.Problems.
 func Check(ctx context.Context, r *repository.Repository, opt Options) (*Result, error) {
 	res := &Result{Problems: []Problem{}}
+	if err := checkKeys(ctx, r, res); err != nil {
+		return nil, err
+	}
 	if err := checkPacks(ctx, r, res, opt); err != nil {
 		return nil, err
 	}
@@ -106,9 +113,16 @@ func checkPacks(ctx context.Context, r *repository.Repository, res *Result, opt 
 	r.Index().Each(func(l repositoryLocation) {
 		indexed[l.Pack] = append(indexed[l.Pack], l.Blob)
 	})
+	missing := map[id.ID]bool{}
 	for p := range indexed {
 		if _, ok := stored[p]; !ok {
 			res.add("data/"+p.String(), fmt.Errorf("pack listed in the index is missing"))
+			missing[p] = true
+		}
+	}
+	if len(missing) > 0 {
+		if err := blameIndexFiles(ctx, r, res, missing); err != nil {
+			return err
 		}
 	}
 	toRead, commit := packsToRead(stored, opt)
@@ -126,7 +140,13 @@ func checkPacks(ctx context.Context, r *repository.Repository, res *Result, opt 
 				return nil
 			}
 			want, ok := indexed[p]
-			if !ok {
+			if !ok && r.Condemned(p) {
+				// Out of the index on purpose: a prune mark condemned it
+				// and a later prune deletes it (docs/FORMAT.md §12).
+				res.mu.Lock()
+				res.Condemned++
+				res.mu.Unlock()
+			} else if !ok {
 				res.mu.Lock()
 				res.Unindexed = append(res.Unindexed, p.String())
 				res.mu.Unlock()
@@ -153,6 +173,76 @@ func checkPacks(ctx context.Context, r *repository.Repository, res *Result, opt 
 	commit()
 	if opt.Subset != nil {
 		res.Subset = opt.Subset.String()
+	}
+	return nil
+}
+
+// checkKeys checks that every key file hashes to its name and decodes.
+// Without its password a key file cannot be opened, so this is all that
+// can be told about keys other than the one in use.
+func checkKeys(ctx context.Context, r *repository.Repository, res *Result) error {
+	var names []string
+	err := r.Backend().List(ctx, backend.KeyFile, func(fi backend.FileInfo) error {
+		names = append(names, fi.Name)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list keys: %w", err)
+	}
+	for _, name := range names {
+		if err := r.VerifyKeyFile(ctx, name); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			res.add("keys/"+name, err)
+		}
+	}
+	return nil
+}
+
+// blameIndexFiles names the index files in force that list a missing
+// pack: an older index file put back after its packs were deleted shows
+// up here, not only as missing packs. It reads the index files again,
+// which only a damaged repository pays for.
+func blameIndexFiles(ctx context.Context, r *repository.Repository, res *Result, missing map[id.ID]bool) error {
+	names, err := r.List(ctx, backend.IndexFile)
+	if err != nil {
+		return fmt.Errorf("list index files: %w", err)
+	}
+	files := make(map[id.ID]*index.File, len(names))
+	superseded := map[id.ID]bool{}
+	for _, n := range names {
+		f, err := r.LoadIndexFile(ctx, n)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			res.add("index/"+n.String(), err)
+			continue
+		}
+		files[n] = f
+		for _, s := range f.Supersedes {
+			superseded[s] = true
+		}
+	}
+	for n, f := range files {
+		if superseded[n] {
+			continue
+		}
+		var gone []string
+		for _, p := range f.Packs {
+			if missing[p.ID] {
+				gone = append(gone, "data/"+p.ID.String())
+			}
+		}
+		if len(gone) > 0 {
+			slices.Sort(gone)
+			if len(gone) > 3 {
+				gone = append(gone[:3], fmt.Sprintf("%d more", len(gone)-3))
+			}
+			res.add("index/"+n.String(), fmt.Errorf("lists packs that are not stored (%s): packs deleted or moved, or an older index file put back",
+				strings.Join(gone, ", ")))
+		}
 	}
 	return nil
 }
@@ -265,7 +355,7 @@ func checkSnapshots(ctx context.Context, r *repository.Repository, res *Result) 
 			}
 			seenTree[t] = true
 			res.Trees++
-			if !r.HasBlob(t) {
+			if !r.Readable(t) {
 				res.add("tree/"+t.String(), fmt.Errorf("tree blob of %s is missing", p))
 				continue
 			}
@@ -277,7 +367,7 @@ func checkSnapshots(ctx context.Context, r *repository.Repository, res *Result) 
 				for _, c := range n.Content {
 					if !c.IsHole() && !seenData[c.ID] {
 						seenData[c.ID] = true
-						if !r.HasBlob(c.ID) {
+						if !r.Readable(c.ID) {
 							res.add("data blob "+c.ID.String(), fmt.Errorf("referenced by %s/%s, missing", p, n.Name))
 						}
 					}
@@ -291,7 +381,7 @@ func checkSnapshots(ctx context.Context, r *repository.Repository, res *Result) 
 					for _, c := range cs {
 						if !c.IsHole() && !seenData[c.ID] {
 							seenData[c.ID] = true
-							if !r.HasBlob(c.ID) {
+							if !r.Readable(c.ID) {
 								res.add("data blob "+c.ID.String(), fmt.Errorf("referenced by %s/%s, missing", p, n.Name))
 							}
 						}

@@ -2,6 +2,7 @@ package repository
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -75,7 +76,9 @@ func (r *Repository) LoadBlob(ctx context.Context, t pack.BlobType, i id.ID, buf
 	}
 	loc, ok := r.idx.Lookup(i)
 	if !ok {
-		return nil, fmt.Errorf("%w: %s blob %s", ErrBlobNotFound, t, i)
+		if loc, ok = r.lookupCondemned(i); !ok {
+			return nil, fmt.Errorf("%w: %s blob %s", ErrBlobNotFound, t, i)
+		}
 	}
 	sealedBuf := getBuf(int(loc.Length))
 	defer putBuf(sealedBuf)
@@ -112,7 +115,7 @@ func (r *Repository) openBlob(b pack.Blob, sealed, buf []byte) ([]byte, error) {
 		if cap(buf) < int(b.RawLength) {
 			buf = make([]byte, 0, b.RawLength)
 		}
-		out, err = r.zdec.DecodeAll(plain, buf[:0])
+		out, err = r.zblob.DecodeAll(plain, buf[:0:int(b.RawLength)])
 		if err != nil {
 			return nil, fmt.Errorf("decompress: %w", err)
 		}
@@ -140,3 +143,23 @@ func (r *Repository) OpenBlob(b pack.Blob, sealed, buf []byte) ([]byte, error) {
 
 // HasBlob reports whether a blob is stored (or being stored).
 func (r *Repository) HasBlob(i id.ID) bool { return r.idx.Has(i) }
+
+// CopySealed stores a blob that is already sealed (read from another pack)
+// in a new pack, even though the index lists it: prune moves the live blobs
+// out of the packs it condemns this way, without decompressing and
+// compressing them again. The caller has verified the blob with OpenBlob.
+// It must be called between StartWriting and Flush.
+func (r *Repository) CopySealed(ctx context.Context, b pack.Blob, sealed []byte) error {
+	w := r.w
+	if w == nil {
+		return errors.New("internal error: blob copied outside StartWriting/Flush")
+	}
+	w.mu.Lock()
+	if _, dup := w.inflight[b.ID]; dup {
+		w.mu.Unlock()
+		return nil
+	}
+	w.inflight[b.ID] = struct{}{}
+	w.mu.Unlock()
+	return r.addSealed(ctx, b.Type, b.ID, sealed, int(b.RawLength), b.Compressed)
+}

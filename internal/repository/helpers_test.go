@@ -40,6 +40,7 @@ func testInit(t testing.TB, be backend.Backend, opt InitOptions) *Repository {
 func closeCodecs(r *Repository) {
 	r.zenc.Close()
 	r.zdec.Close()
+	r.zblob.Close()
 }
 
 // newMemRepo returns a repository in memory.

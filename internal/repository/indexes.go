@@ -12,6 +12,24 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
+// SaveIndexFile stores an index file and returns its name. The in-memory
+// index is not changed.
+func (r *Repository) SaveIndexFile(ctx context.Context, f *index.File) (id.ID, error) {
+	plain := r.compress(nil, f.Encode())
+	name, err := r.saveSealed(ctx, backend.IndexFile, plain)
+	if err != nil {
+		return id.ID{}, fmt.Errorf("save index: %w", err)
+	}
+	return name, nil
+}
+
+// ResetIndex empties the in-memory index and the condemned table, so that
+// LoadIndex can read the stored state afresh.
+func (r *Repository) ResetIndex() {
+	r.idx = index.New()
+	r.setCondemned(nil)
+}
+
 // saveIndexFile compresses, seals and stores one index file.
 func (r *Repository) saveIndexFile(ctx context.Context, f *index.File) error {
 	plain := r.compress(nil, f.Encode())
@@ -38,12 +56,32 @@ func (r *Repository) LoadIndexFile(ctx context.Context, name id.ID) (*index.File
 	return f, nil
 }
 
-// LoadIndex reads every index file into memory. Index files superseded by
-// another one are skipped.
+// LoadIndex reads every index file into memory, then the prune marks
+// (see LoadMarks). Index files superseded by another one are skipped.
 func (r *Repository) LoadIndex(ctx context.Context) error {
+	_, _, err := r.LoadIndexFiles(ctx)
+	return err
+}
+
+// LoadIndexFiles is LoadIndex returning, for prune, the names of all index
+// files it read (superseded ones included) and the files in force.
+//
+// A listed index file that is gone when it is read was superseded and
+// removed meanwhile (by prune or repair index, which store its
+// replacement first); the listing is then read again.
+func (r *Repository) LoadIndexFiles(ctx context.Context) ([]id.ID, []*index.File, error) {
+	for attempt := 1; ; attempt++ {
+		names, files, err := r.loadIndexFiles(ctx)
+		if err == nil || !backend.IsNotExist(err) || attempt == 5 {
+			return names, files, err
+		}
+	}
+}
+
+func (r *Repository) loadIndexFiles(ctx context.Context) ([]id.ID, []*index.File, error) {
 	names, err := r.List(ctx, backend.IndexFile)
 	if err != nil {
-		return fmt.Errorf("list index files: %w", err)
+		return nil, nil, fmt.Errorf("list index files: %w", err)
 	}
 	files := make([]*index.File, len(names))
 	g, gctx := errgroup.WithContext(ctx)
@@ -62,7 +100,7 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return nil, nil, err
 	}
 	superseded := map[id.ID]bool{}
 	for _, f := range files {
@@ -70,12 +108,18 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 			superseded[s] = true
 		}
 	}
-	live := files[:0]
+	var live []*index.File
 	for i, f := range files {
 		if !superseded[names[i]] {
 			live = append(live, f)
 		}
 	}
 	r.idx.AddFiles(live)
-	return nil
+	// Marks are read after the index files: a prune stores a mark before
+	// it supersedes the index files that list the condemned packs, so a
+	// reader that misses those packs in the index finds them here.
+	if err := r.loadCondemned(ctx); err != nil {
+		return nil, nil, err
+	}
+	return names, live, nil
 }

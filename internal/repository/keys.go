@@ -30,7 +30,7 @@ func loadKeyFile(ctx context.Context, be backend.Backend, name string) (*crypto.
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read key %s: %w", name, err)
+		return nil, fmt.Errorf("read keys/%s: %w", name, err)
 	}
 	if i, err := id.Parse(name); err == nil && crypto.FileID(raw) != i {
 		return nil, &CorruptError{Op: "read", Object: "keys/" + name, Err: errors.New("content does not match its name (altered or renamed)")}
@@ -40,6 +40,13 @@ func loadKeyFile(ctx context.Context, be backend.Backend, name string) (*crypto.
 		return nil, &CorruptError{Op: "parse", Object: "keys/" + name, Err: err}
 	}
 	return kf, nil
+}
+
+// VerifyKeyFile checks, without a password, that the key file name hashes
+// to its name and decodes. The error names the file (keys/<name>).
+func (r *Repository) VerifyKeyFile(ctx context.Context, name string) error {
+	_, err := loadKeyFile(ctx, r.be, name)
+	return err
 }
 
 // findKey tries every key file with password.

@@ -51,7 +51,10 @@ func (r *Repository) IndexUnindexedPacks(ctx context.Context) (packs int, skippe
 	}
 	var missing []id.ID
 	for _, p := range stored {
-		if _, ok := known[p]; !ok {
+		// A condemned pack is out of the index on purpose; indexing it
+		// again would let new backups deduplicate against data that is
+		// about to be deleted.
+		if _, ok := known[p]; !ok && !r.Condemned(p) {
 			missing = append(missing, p)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/crypto"
 	"github.com/rewind-backup/rewind/internal/id"
 	"github.com/rewind-backup/rewind/internal/index"
+	"github.com/rewind-backup/rewind/internal/pack"
 )
 
 // Repository is an open, unlocked repository. Reading methods are safe for
@@ -27,9 +28,11 @@ type Repository struct {
 	keyName  string
 	cfg      Config
 	idx      *index.Index
+	gc       gcState
 	chunkers map[string]*chunker.Chunker
 	zenc     *zstd.Encoder
 	zdec     *zstd.Decoder
+	zblob    *zstd.Decoder // for blobs: output capped at the destination's capacity
 	w        *writer
 	stats    Stats
 	trees    *blobCache
@@ -122,6 +125,14 @@ func newRepository(be backend.Backend, key *crypto.Key, cfg Config) (*Repository
 	if err != nil {
 		return nil, err
 	}
+	// A blob's plain length is known from the index, so a frame that
+	// claims more (a corrupt or hostile blob) fails instead of making the
+	// decoder allocate what it claims.
+	r.zblob, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
+		zstd.WithDecoderMaxMemory(pack.MaxBlobSize), zstd.WithDecodeAllCapLimit(true))
+	if err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -203,6 +214,7 @@ func (r *Repository) Chunker(profile string) *chunker.Chunker { return r.chunker
 func (r *Repository) Close() error {
 	r.zenc.Close()
 	r.zdec.Close()
+	r.zblob.Close()
 	return r.be.Close()
 }
 

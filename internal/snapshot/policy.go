@@ -48,6 +48,46 @@ type bucketRule struct {
 // location: the CLI passes the local time, tests pass UTC. Apply does not
 // change sns.
 func Apply(sns []*Snapshot, p Policy, now time.Time) (keep, remove []*Snapshot, reasons map[id.ID][]string) {
+	return ApplyGuarded(sns, p, Guard{}, now)
+}
+
+// Guard keeps snapshots whatever a policy says: the legal holds and the
+// minimum retention of the repository. forget applies it both to the
+// snapshots a policy would remove and to those named for removal.
+type Guard struct {
+	// MinRetention keeps every snapshot taken after now minus it; 0
+	// keeps none.
+	MinRetention time.Duration
+	// Holds gives, for each snapshot under legal hold, the reason of each
+	// of its holds ("" for a hold given without one).
+	Holds map[id.ID][]string
+}
+
+// Reasons says why g keeps sn at now: "protected" or "protected: REASON"
+// for each hold, and "minimum retention 30d". None means g lets it go.
+func (g Guard) Reasons(sn *Snapshot, now time.Time) []string {
+	var why []string
+	if hs, ok := g.Holds[sn.ID]; ok {
+		if len(hs) == 0 {
+			why = append(why, "protected")
+		}
+		for _, r := range hs {
+			if r == "" {
+				why = append(why, "protected")
+			} else {
+				why = append(why, "protected: "+r)
+			}
+		}
+	}
+	if g.MinRetention > 0 && sn.Time.After(now.Add(-g.MinRetention)) {
+		why = append(why, "minimum retention "+FormatDuration(g.MinRetention))
+	}
+	return slices.Compact(why)
+}
+
+// ApplyGuarded is Apply with g's reasons added after the policy's: a
+// snapshot that g keeps is kept even when no rule of p keeps it.
+func ApplyGuarded(sns []*Snapshot, p Policy, g Guard, now time.Time) (keep, remove []*Snapshot, reasons map[id.ID][]string) {
 	loc := now.Location()
 	rules := []bucketRule{
 		{p.Last, "last", func(_ time.Time, n int) string { return fmt.Sprint(n) }},
@@ -98,6 +138,7 @@ func Apply(sns []*Snapshot, p Policy, now time.Time) (keep, remove []*Snapshot, 
 				why = append(why, "tag "+tag)
 			}
 		}
+		why = append(why, g.Reasons(sn, now)...)
 		if len(why) > 0 {
 			keep = append(keep, sn)
 			reasons[sn.ID] = why

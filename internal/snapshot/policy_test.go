@@ -2,6 +2,7 @@ package snapshot_test
 
 import (
 	"crypto/sha256"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -367,5 +368,71 @@ func TestApplyPerGroup(t *testing.T) {
 		if got := times(keep); !slices.Equal(got, []string{"2026-11-20 00:00"}) || len(remove) != 2 {
 			t.Errorf("%s: keep %q, remove %q", g.Key, got, times(remove))
 		}
+	}
+}
+
+// TestApplyGuarded: held snapshots and snapshots younger than the minimum
+// retention are kept whatever the policy says, with their reasons after
+// the policy's.
+func TestApplyGuarded(t *testing.T) {
+	t.Parallel()
+	now := at(t, "2026-11-21 12:00")
+	sns := snaps(t, "2026-09-01 00:00", "2026-10-01 00:00", "2026-11-01 00:00", "2026-11-10 00:00", "2026-11-20 00:00", "2026-11-21 00:00")
+	g := snapshot.Guard{
+		MinRetention: 14 * 24 * time.Hour,
+		Holds: map[id.ID][]string{
+			sns[0].ID: {"litigation 17", ""},
+			sns[5].ID: {"audit"},
+		},
+	}
+	keep, remove, reasons := snapshot.ApplyGuarded(sns, snapshot.Policy{Last: 1}, g, now)
+	if got := times(remove); !slices.Equal(got, []string{"2026-10-01 00:00", "2026-11-01 00:00"}) {
+		t.Errorf("remove %q", got)
+	}
+	if got := times(keep); !slices.Equal(got, []string{"2026-09-01 00:00", "2026-11-10 00:00", "2026-11-20 00:00", "2026-11-21 00:00"}) {
+		t.Errorf("keep %q", got)
+	}
+	want := map[string]string{
+		"2026-09-01 00:00": "protected: litigation 17; protected",
+		"2026-11-10 00:00": "minimum retention 14d",
+		"2026-11-20 00:00": "minimum retention 14d",
+		"2026-11-21 00:00": "last snapshot; protected: audit; minimum retention 14d",
+	}
+	if got := reasonsByTime(sns, reasons); !maps.Equal(got, want) {
+		t.Errorf("reasons %q, want %q", got, want)
+	}
+
+	// Apply is ApplyGuarded with no guard.
+	_, remove, _ = snapshot.Apply(sns, snapshot.Policy{Last: 1}, now)
+	if len(remove) != 5 {
+		t.Errorf("Apply without a guard removes %q", times(remove))
+	}
+}
+
+func TestGuardReasons(t *testing.T) {
+	t.Parallel()
+	now := at(t, "2026-11-21 12:00")
+	sns := snaps(t, "2026-11-14 12:00", "2026-11-14 12:01", "2026-11-30 00:00")
+	g := snapshot.Guard{MinRetention: 7 * 24 * time.Hour}
+	// Exactly as old as the minimum: no longer kept.
+	if got := g.Reasons(sns[0], now); got != nil {
+		t.Errorf("snapshot at the limit kept: %q", got)
+	}
+	if got := g.Reasons(sns[1], now); !slices.Equal(got, []string{"minimum retention 7d"}) {
+		t.Errorf("snapshot a minute inside: %q", got)
+	}
+	// A snapshot from the future (a client's clock ahead) is young.
+	if got := g.Reasons(sns[2], now); len(got) != 1 {
+		t.Errorf("future snapshot: %q", got)
+	}
+	if got := (snapshot.Guard{}).Reasons(sns[1], now); got != nil {
+		t.Errorf("empty guard: %q", got)
+	}
+	g = snapshot.Guard{MinRetention: 36 * time.Hour, Holds: map[id.ID][]string{sns[0].ID: nil}}
+	if got := g.Reasons(sns[0], now); !slices.Equal(got, []string{"protected"}) {
+		t.Errorf("hold without reasons: %q", got)
+	}
+	if got := g.Reasons(sns[2], now); !slices.Equal(got, []string{"minimum retention 36h0m0s"}) {
+		t.Errorf("hours: %q", got)
 	}
 }

@@ -33,6 +33,9 @@ type Snapshot struct {
 	Excludes       []string  `json:"excludes,omitempty"`
 	ProgramVersion string    `json:"program_version"`
 	Summary        *Summary  `json:"summary,omitempty"`
+	// Original is set on a snapshot written by `rewind repair snapshots`:
+	// the damaged snapshot it was repaired from, which is kept.
+	Original *id.ID `json:"original,omitempty"`
 
 	// ID is the snapshot's file name; it is not stored inside the file.
 	ID id.ID `json:"-"`
