@@ -6,10 +6,16 @@ GO ?= go
 build:
 	$(GO) build -o bin/rewind ./cmd/rewind
 
-# test installs what the tests need (see scripts/test-deps.sh) and runs every test.
+# test installs what the tests need (see scripts/test-deps.sh), runs every
+# test, then every fuzz target for TEST_FUZZTIME each (scripts/fuzz.sh finds
+# them, so new targets run without being listed here). A fuzz failure fails
+# the target.
+TEST_FUZZTIME ?= 3s
 test:
 	bash scripts/test-deps.sh
+	bash scripts/minio.sh
 	$(GO) test -count=1 ./...
+	GO="$(GO)" FUZZTIME=$(TEST_FUZZTIME) bash scripts/fuzz.sh
 
 # bench runs the comparison against restic and borg and rewrites BENCHMARKS.md.
 bench:
@@ -18,22 +24,10 @@ bench:
 bench-smoke:
 	$(GO) run ./bench -smoke
 
-# fuzz runs every fuzz target for FUZZTIME each (seed corpora in testdata/
-# run in `make test` anyway).
+# fuzz runs every fuzz target for FUZZTIME each, for long runs: e.g.
+# `make fuzz FUZZTIME=10m`. Seed corpora are in each package's
+# testdata/fuzz/<Target>; a failing input is written there too.
 FUZZTIME ?= 30s
-FUZZ_TARGETS = \
-	./internal/chunker:FuzzChunker \
-	./internal/crypto:FuzzOpen \
-	./internal/crypto:FuzzParseKeyFile \
-	./internal/index:FuzzDecode \
-	./internal/pack:FuzzParseHeader \
-	./internal/repository:FuzzDecodeConfig \
-	./internal/snapshot:FuzzSnapshotJSON \
-	./internal/tree:FuzzTree
 
 fuzz:
-	@for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "== $$name ($$pkg)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
-	done
+	GO="$(GO)" FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh

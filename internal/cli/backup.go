@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"github.com/rewind-backup/rewind/internal/archiver"
 	"github.com/rewind-backup/rewind/internal/filter"
 	"github.com/rewind-backup/rewind/internal/id"
+	"github.com/rewind-backup/rewind/internal/lock"
+	"github.com/rewind-backup/rewind/internal/repair"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/ui"
@@ -72,6 +75,15 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 		return err
 	}
 	defer r.Close()
+	// Lock before reading the index: prune relies on it.
+	lk, err := g.takeLock(ctx, r, lock.Shared, "backup")
+	if err != nil {
+		return err
+	}
+	defer g.releaseLock(ctx, lk)
+	if err := r.LoadIndex(ctx); err != nil {
+		return fmt.Errorf("load index: %w", err)
+	}
 	// Packs stored by a backup that was killed before it wrote its index
 	// are listed now, so that this backup reuses them instead of storing
 	// their blobs again.
@@ -102,6 +114,14 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 		Hostname: host, Tags: o.tags, Excludes: excludes, ExcludeCaches: o.excludeCaches,
 		OneFileSystem: o.oneFS, Parent: parent, Logger: g.log, ProgramVersion: "rewind " + Version,
 		Progress: &backupProgress{g: g, c: counter},
+		// A lock that may have been taken for stale lets a prune
+		// delete data this snapshot refers to: do not commit it.
+		BeforeCommit: func(context.Context) error {
+			if err := lk.Check(); err != nil {
+				return fmt.Errorf("snapshot not saved: %w; the data already uploaded is kept, and the next backup reuses it", err)
+			}
+			return nil
+		},
 	})
 	if err != nil {
 		return err
@@ -136,8 +156,17 @@ func findParent(cmd *cobra.Command, g *globals, r *repository.Repository, ref, h
 	if err != nil {
 		return nil, err
 	}
+	// A snapshot with a damage record references lost data: its
+	// repaired replacement (or an older snapshot) is the parent.
+	damaged, err := repair.ListDamaged(ctx, r)
+	if err != nil {
+		g.log.Warn("damage records cannot all be read", "err", err)
+	}
 	for i := len(sns) - 1; i >= 0; i-- {
 		sn := sns[i]
+		if _, bad := damaged[sn.ID]; bad {
+			continue
+		}
 		if sn.Hostname == host && strings.Join(sn.Paths, "\x00") == strings.Join(targets, "\x00") {
 			return sn, nil
 		}
@@ -179,6 +208,7 @@ type BackupSummary struct {
 	DurationSeconds float64              `json:"duration_seconds"`
 	FilesVanished   int64                `json:"files_vanished"`
 	Skipped         []snapshot.FileError `json:"skipped,omitempty"`
+	Backend         *backendSummary      `json:"backend,omitempty"`
 }
 
 func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snapshot, a *archiver.Archiver) {
@@ -186,7 +216,7 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 	dur := s.BackupEnd.Sub(s.BackupStart)
 	if g.json {
 		out := BackupSummary{MessageType: "summary", SnapshotID: sn.ID.String(), Summary: s,
-			DurationSeconds: dur.Seconds(), FilesVanished: a.Vanished(), Skipped: a.Skipped()}
+			DurationSeconds: dur.Seconds(), FilesVanished: a.Vanished(), Skipped: a.Skipped(), Backend: g.backendStats()}
 		if parent != nil {
 			out.Parent = parent.ID.String()
 		}

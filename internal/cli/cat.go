@@ -7,6 +7,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/backend"
 	"github.com/rewind-backup/rewind/internal/id"
+	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/pack"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/tree"
@@ -37,11 +38,11 @@ bytes, or a tree blob decoded as JSON.`,
 			if what != "config" && len(args) != 2 {
 				return fmt.Errorf("cat %s needs an ID", what)
 			}
-			r, err := g.openRepo(ctx, what == "blob" || what == "tree" || what == "pack")
+			r, done, err := g.openLocked(ctx, lock.Shared, "cat", what == "blob" || what == "tree" || what == "pack")
 			if err != nil {
 				return err
 			}
-			defer r.Close()
+			defer done()
 			parseID := func() (id.ID, error) { return id.Parse(args[1]) }
 			switch what {
 			case "config":

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/rewind-backup/rewind/internal/checker"
+	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/spf13/cobra"
 )
 
@@ -51,11 +52,11 @@ damaged object.`,
 				}
 				opt.Subset = &sub
 			}
-			r, err := g.openRepo(ctx, false)
+			r, done, err := g.openLocked(ctx, lock.Shared, "check", false)
 			if err != nil {
 				return err
 			}
-			defer r.Close()
+			defer done()
 			if err := r.LoadIndex(ctx); err != nil {
 				return fmt.Errorf("index: %w", err)
 			}
@@ -77,6 +78,12 @@ damaged object.`,
 				}
 				for _, u := range res.Unindexed {
 					g.ui.Printf("note: pack %s is not in any index (left by an interrupted backup)\n", u)
+				}
+				if res.Condemned > 0 {
+					g.ui.Printf("note: %d packs are condemned by prune and wait for deletion by a later prune\n", res.Condemned)
+				}
+				if len(res.Problems) > 0 {
+					noteRepairedSnapshots(ctx, g, r)
 				}
 				g.ui.Printf("checked %d packs, %d snapshots, %d trees, %d data blobs", res.Packs, res.Snapshots, res.Trees, res.DataBlobs)
 				if opt.Subset != nil {

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/rewind-backup/rewind/internal/id"
+	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/tree"
@@ -42,11 +43,11 @@ whose trees are identical are skipped without being read.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := g.openRepo(ctx, true)
+			r, done, err := g.openLocked(ctx, lock.Shared, "diff", true)
 			if err != nil {
 				return err
 			}
-			defer r.Close()
+			defer done()
 			var roots [2]*tree.Node
 			var base string
 			for i, a := range args {

@@ -19,11 +19,11 @@ attributes) of everything below it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, sn, p, err := g.openSnapshot(ctx, args[0], sf.filter())
+			r, sn, p, done, err := g.openSnapshot(ctx, "dump", args[0], sf.filter())
 			if err != nil {
 				return err
 			}
-			defer r.Close()
+			defer done()
 			return restorer.Dump(ctx, r, sn, p, cmd.OutOrStdout())
 		},
 	}

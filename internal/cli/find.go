@@ -4,6 +4,7 @@ import (
 	"path"
 
 	"github.com/rewind-backup/rewind/internal/filter"
+	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/tree"
 	"github.com/spf13/cobra"
@@ -28,11 +29,11 @@ name matches PATTERN, or whose whole path matches when PATTERN holds a slash
 			if err != nil {
 				return err
 			}
-			r, err := g.openRepo(ctx, true)
+			r, done, err := g.openLocked(ctx, lock.Shared, "find", true)
 			if err != nil {
 				return err
 			}
-			defer r.Close()
+			defer done()
 			sns, err := g.listSnapshots(ctx, r)
 			if err != nil {
 				return err

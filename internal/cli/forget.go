@@ -8,9 +8,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/backend"
+	"github.com/rewind-backup/rewind/internal/hold"
+	"github.com/rewind-backup/rewind/internal/id"
+	"github.com/rewind-backup/rewind/internal/lock"
+	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/spf13/cobra"
 )
@@ -46,6 +51,8 @@ type forgetOptions struct {
 	groupBy string
 	dryRun  bool
 	filter  snapFilter
+	prune   bool
+	pruneO  pruneOptions
 }
 
 // errEmptyPolicy refuses a forget that would remove every snapshot.
@@ -67,12 +74,20 @@ DURATION for --keep-within is a Go duration ("36h", "1h30m") or a sum of
 whole units as in restic: y (365 days), m (30 days), w (7 days), d (24 hours)
 and h, e.g. "7d", "2w", "1y2m". A bare "6m" is refused as ambiguous.
 
+Snapshots under legal hold (rewind protect) and snapshots younger than the
+repository's minimum retention (rewind config) are never removed: a policy
+keeps them, with the reason "protected: REASON" or "minimum retention 30d",
+and naming one for removal fails with nothing removed. While a hold file
+cannot be read, forget removes nothing, since it might protect any snapshot.
+
 forget removes only the snapshot files. The data they referenced stays in
-the repository until prune (a later release) deletes what no snapshot
-needs. Use --dry-run to see what would be removed and why the rest stays.`,
+the repository until prune deletes what no snapshot needs; --prune runs it
+right after (with --max-unused and --max-repack-size as for prune). Use
+--dry-run to see what would be removed and why the rest stays.`,
 		Example: `  rewind forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
   rewind forget --keep-last 10 --keep-within 30d --host web1
   rewind forget --keep-tag release --keep-last 3 --json
+  rewind forget --keep-daily 7 --keep-weekly 4 --prune
   rewind forget 4f2a91c3 9b1d0e77`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runForget(cmd.Context(), g, &o, args, time.Now())
@@ -89,6 +104,8 @@ needs. Use --dry-run to see what would be removed and why the rest stays.`,
 	f.StringArrayVar(&o.policy.Tags, "keep-tag", nil, "keep every snapshot with this `tag` (repeatable: any of them)")
 	f.StringVar(&o.groupBy, "group-by", "host,paths", "apply the policy per group of snapshots sharing these `fields` (host, paths, tags; \"\" for one group)")
 	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "only show what would be removed")
+	f.BoolVar(&o.prune, "prune", false, "run prune after removing the snapshots (with --dry-run: show what it would do)")
+	o.pruneO.addFlags(cmd)
 	o.filter.add(cmd)
 	return cmd
 }
@@ -131,12 +148,24 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string,
 		return errEmptyPolicy
 	}
 
-	r, err := g.openRepo(ctx, false)
+	if o.prune {
+		if err := o.pruneO.parse(); err != nil {
+			return err
+		}
+	}
+	r, openDone, err := g.openLocked(ctx, lock.Shared, "forget", false)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	var once sync.Once
+	done := func() { once.Do(openDone) }
+	defer done()
 	sns, err := g.listSnapshots(ctx, r)
+	if err != nil {
+		return err
+	}
+
+	guard, err := g.loadGuard(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -145,6 +174,9 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string,
 	if len(args) > 0 {
 		remove, err := resolveSnapshots(sns, args, o.filter.filter())
 		if err != nil {
+			return err
+		}
+		if err := refuseGuarded(remove, guard, now); err != nil {
 			return err
 		}
 		plans = []forgetPlan{{remove: remove}}
@@ -161,7 +193,7 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string,
 			return fmt.Errorf("--group-by: %w", err)
 		}
 		for _, grp := range groups {
-			keep, remove, reasons := snapshot.Apply(grp.Snapshots, o.policy, now)
+			keep, remove, reasons := snapshot.ApplyGuarded(grp.Snapshots, o.policy, guard, now)
 			p := forgetPlan{key: grp.Key, byPolicy: true, keep: keep, remove: remove, reasons: map[string][]string{}}
 			for i, why := range reasons {
 				p.reasons[i.String()] = why
@@ -195,10 +227,58 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string,
 	if failed > 0 {
 		return fmt.Errorf("%d of %d snapshots could not be removed", failed, failed+removed)
 	}
-	if removed > 0 {
-		g.ui.Infof("removed %d snapshots; the data only they used stays in the repository (forget does not prune)\n", removed)
+	if !o.prune {
+		if removed > 0 {
+			g.ui.Infof("removed %d snapshots; the data only they used stays until `rewind prune` (or forget --prune)\n", removed)
+		}
+		return nil
 	}
-	return nil
+	// The forget lock is given back first: prune waits for every lock
+	// held when it condemns data, and would otherwise wait for its own.
+	done()
+	o.pruneO.dryRun = o.dryRun
+	return runPrune(ctx, g, &o.pruneO)
+}
+
+// loadGuard reads what keeps snapshots whatever forget is asked: the
+// legal holds and the repository's minimum retention. It fails while a
+// hold file cannot be read or the policy cannot be told.
+func (g *globals) loadGuard(ctx context.Context, r *repository.Repository) (snapshot.Guard, error) {
+	holds, err := hold.List(ctx, r)
+	if err != nil {
+		return snapshot.Guard{}, err
+	}
+	if err := holds.CheckReadable(); err != nil {
+		return snapshot.Guard{}, err
+	}
+	st, err := g.loadPolicy(ctx, r)
+	if err != nil {
+		return snapshot.Guard{}, fmt.Errorf("cannot tell the repository's minimum retention, so no snapshot can be removed: %w", err)
+	}
+	guard := snapshot.Guard{MinRetention: st.MinRetention(), Holds: map[id.ID][]string{}}
+	for sn := range holds.BySnapshot {
+		guard.Holds[sn] = holds.Reasons(sn)
+	}
+	return guard, nil
+}
+
+// refuseGuarded fails, naming each and why, when any snapshot named for
+// removal is kept by the guard.
+func refuseGuarded(named []*snapshot.Snapshot, guard snapshot.Guard, now time.Time) error {
+	var b strings.Builder
+	refused := 0
+	for _, sn := range named {
+		if why := guard.Reasons(sn, now); len(why) > 0 {
+			refused++
+			fmt.Fprintf(&b, "\n  %-8s  %-19s  %s", sn.ID.Short(), sn.Time.Local().Format("2006-01-02 15:04:05"), strings.Join(why, ", "))
+		}
+	}
+	if refused == 0 {
+		return nil
+	}
+	return fmt.Errorf("refusing to forget %d of the %d snapshots named; nothing was removed:%s\n"+
+		"Lift a legal hold with `rewind unprotect SNAPSHOT`; `rewind config` shows the minimum retention.",
+		refused, len(named), b.String())
 }
 
 // resolveSnapshots finds the snapshots named by args: full IDs, unique ID

@@ -1,23 +1,30 @@
 package cli
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"time"
 
-	"github.com/rewind-backup/rewind/internal/backend/location"
+	"github.com/rewind-backup/rewind/internal/policy"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/spf13/cobra"
 )
 
 func newInitCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var o configOptions
+	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a new repository",
 		Long: `Create a new, empty repository at --repo (or REWIND_REPOSITORY), protected by
 the password from REWIND_PASSWORD, --password-file, --password-command or a
-prompt. The default repository needs no init: the first backup creates it.`,
+prompt. The default repository needs no init: the first backup creates it.
+
+--min-retention with --admin-key-file sets the repository's minimum
+retention at once, as rewind config does (see rewind config --help).`,
 		Example: `  rewind init --repo /srv/backup/repo
-  REWIND_PASSWORD_FILE=/root/.rewind-pw rewind init --repo local:/mnt/usb/rewind`,
+  REWIND_PASSWORD_FILE=/root/.rewind-pw rewind init --repo local:/mnt/usb/rewind
+  rewind init --repo /srv/backup/repo --min-retention 30d --admin-key-file /root/rewind-admin.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -28,11 +35,29 @@ prompt. The default repository needs no init: the first backup creates it.`,
 			if err != nil {
 				return err
 			}
+			minRet, withPolicy, err := initPolicyFlags(cmd, &o)
+			if err != nil {
+				return err
+			}
 			pw, err := g.password(ctx, "Password for the new repository: ")
 			if err != nil {
 				return err
 			}
-			be, err := location.Create(ctx, loc)
+			var key ed25519.PrivateKey
+			if withPolicy {
+				// The key comes first: a key file that cannot be
+				// made or read stops init before the repository
+				// exists.
+				var created bool
+				if key, created, err = policy.LoadOrCreateKeyFile(o.adminKeyFile); err != nil {
+					return err
+				}
+				if created {
+					g.ui.Warnf("Created the admin key in %s (mode 0600). Keep it away from the backup clients, and keep a copy:\n"+
+						"without it the minimum retention cannot be changed.\n", o.adminKeyFile)
+				}
+			}
+			be, err := g.createBackend(ctx, loc)
 			if err != nil {
 				return fmt.Errorf("create repository: %w", err)
 			}
@@ -42,6 +67,12 @@ prompt. The default repository needs no init: the first backup creates it.`,
 				return err
 			}
 			defer r.Close()
+			if withPolicy {
+				if err := setPolicy(ctx, r, &policy.State{}, minRet, key, o.adminKeyFile, time.Now()); err != nil {
+					return fmt.Errorf("the repository was created, but its policy could not be set (run rewind config): %w", err)
+				}
+				g.ui.Infof("minimum retention %s, guarded by admin key %s\n", formatMinRetention(minRet), policy.Fingerprint(key.Public().(ed25519.PublicKey)))
+			}
 			cfg := r.Config()
 			if g.json {
 				g.ui.JSONLine(map[string]any{"message_type": "initialized", "id": cfg.ID, "repository": loc.String()})
@@ -52,4 +83,27 @@ prompt. The default repository needs no init: the first backup creates it.`,
 			return nil
 		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&o.minRetention, "min-retention", "", "set the minimum retention to `DURATION` (e.g. 30d; needs --admin-key-file)")
+	f.StringVar(&o.adminKeyFile, "admin-key-file", "", "the admin key's PEM `file`, created with mode 0600 if it does not exist")
+	return cmd
+}
+
+// initPolicyFlags checks --min-retention and --admin-key-file of init,
+// which go together.
+func initPolicyFlags(cmd *cobra.Command, o *configOptions) (time.Duration, bool, error) {
+	set := cmd.Flags().Changed("min-retention")
+	switch {
+	case !set && o.adminKeyFile == "":
+		return 0, false, nil
+	case !set:
+		return 0, false, errors.New("--admin-key-file goes with --min-retention (0 for no minimum)")
+	case o.adminKeyFile == "":
+		return 0, false, errors.New("--min-retention needs --admin-key-file: the admin key guards it (a new key is written there if the file does not exist)")
+	}
+	d, err := parseMinRetention(o.minRetention)
+	if err != nil {
+		return 0, false, fmt.Errorf("--min-retention: %w", err)
+	}
+	return d, true, nil
 }

@@ -68,6 +68,20 @@ type jsonBackupSummary struct {
 	DurationSeconds float64         `json:"duration_seconds"`
 	FilesVanished   int64           `json:"files_vanished"`
 	Skipped         []jsonFileError `json:"skipped"`
+	Backend         jsonBackend     `json:"backend"`
+}
+
+// jsonBackend is the "backend" object of summaries (backend_wrap.go).
+type jsonBackend struct {
+	Requests struct {
+		Save   int64 `json:"save"`
+		Load   int64 `json:"load"`
+		Stat   int64 `json:"stat"`
+		Remove int64 `json:"remove"`
+		List   int64 `json:"list"`
+	} `json:"requests"`
+	BytesUp   int64 `json:"bytes_up"`
+	BytesDown int64 `json:"bytes_down"`
 }
 
 type jsonRestoreSummary struct {
@@ -115,6 +129,8 @@ type jsonSnapshot struct {
 	Tags           []string             `json:"tags"`
 	Excludes       []string             `json:"excludes"`
 	ProgramVersion string               `json:"program_version"`
+	Protected      bool                 `json:"protected"`
+	Original       string               `json:"original"`
 	Summary        *jsonSnapshotSummary `json:"summary"`
 }
 
@@ -164,6 +180,7 @@ type jsonCheckSummary struct {
 	PacksRead      int           `json:"packs_read"`
 	Subset         string        `json:"subset"`
 	UnindexedPacks []string      `json:"unindexed_packs"`
+	CondemnedPacks int           `json:"condemned_packs"`
 	Problems       []jsonProblem `json:"problems"`
 	OK             bool          `json:"ok"`
 }

@@ -100,11 +100,11 @@ func newLsCmd(g *globals) *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, sn, p, err := g.openSnapshot(ctx, args[0], sf.filter())
+			r, sn, p, done, err := g.openSnapshot(ctx, "ls", args[0], sf.filter())
 			if err != nil {
 				return err
 			}
-			defer r.Close()
+			defer done()
 			p = path.Clean("/" + p)
 			n, err := snapshot.Lookup(ctx, r, sn, p)
 			if err != nil {

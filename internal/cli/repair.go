@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/spf13/cobra"
 )
 
@@ -21,7 +22,7 @@ func newRepairCmd(g *globals) *cobra.Command {
   rewind repair index --json`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newRepairIndexCmd(g))
+	cmd.AddCommand(newRepairIndexCmd(g), newRepairSnapshotsCmd(g))
 	return cmd
 }
 
@@ -39,11 +40,11 @@ index afterwards, which check reports. Pack data is never deleted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			r, err := g.openRepo(ctx, false)
+			r, done, err := g.openLocked(ctx, lock.Exclusive, "repair index", false)
 			if err != nil {
 				return err
 			}
-			defer r.Close()
+			defer done()
 			res, err := r.RebuildIndex(ctx)
 			if err != nil {
 				return err

@@ -14,6 +14,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/backend/local"
 	"github.com/rewind-backup/rewind/internal/backend/location"
 	"github.com/rewind-backup/rewind/internal/id"
+	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"golang.org/x/term"
@@ -114,7 +115,7 @@ func (g *globals) openRepo(ctx context.Context, loadIndex bool) (*repository.Rep
 	if err != nil {
 		return nil, err
 	}
-	be, err := location.Open(ctx, loc)
+	be, err := g.openBackend(ctx, loc)
 	if errors.Is(err, local.ErrNoRepository) {
 		if g.usingDefault() {
 			return nil, fmt.Errorf("%w: the default repository %s does not exist yet; `rewind backup PATH` creates it", repository.ErrNoRepository, loc.Path)
@@ -149,19 +150,47 @@ func (g *globals) openRepo(ctx context.Context, loadIndex bool) (*repository.Rep
 	return r, nil
 }
 
+// openLocked opens the repository, locks it with a lock of kind for
+// command, and only then loads the index if loadIndex is set: prune relies
+// on every lock holder having locked before it read the index. done
+// releases the lock and closes the repository.
+func (g *globals) openLocked(ctx context.Context, kind lock.Kind, command string, loadIndex bool) (r *repository.Repository, done func(), err error) {
+	r, err = g.openRepo(ctx, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	release, err := g.lockRepo(ctx, r, kind, command)
+	if err != nil {
+		r.Close()
+		return nil, nil, err
+	}
+	done = func() {
+		release()
+		r.Close()
+	}
+	if loadIndex {
+		if err := r.LoadIndex(ctx); err != nil {
+			done()
+			return nil, nil, fmt.Errorf("load index: %w", err)
+		}
+	}
+	return r, done, nil
+}
+
 // openOrCreateDefault opens the default repository, creating it with a
 // generated password file on first use. Other repositories are only
-// opened: they are created with `rewind init`.
+// opened: they are created with `rewind init`. The index is not loaded:
+// the caller locks the repository first.
 func (g *globals) openOrCreateDefault(ctx context.Context) (*repository.Repository, error) {
 	if !g.usingDefault() {
-		return g.openRepo(ctx, true)
+		return g.openRepo(ctx, false)
 	}
 	repoDir, pwFile, err := defaultRepo()
 	if err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(repoDir, "config")); err == nil {
-		return g.openRepo(ctx, true)
+		return g.openRepo(ctx, false)
 	}
 	var pw []byte
 	if os.Getenv("REWIND_PASSWORD") != "" || g.passwordFile != "" || g.passwordCommand != "" {
@@ -177,7 +206,7 @@ func (g *globals) openOrCreateDefault(ctx context.Context) (*repository.Reposito
 		g.ui.Warnf("Created a password for the default repository in %s (mode 0600).\n"+
 			"Keep a copy of it somewhere else: without it the backups cannot be read.\n", pwFile)
 	}
-	be, err := local.Create(ctx, repoDir)
+	be, err := g.createBackend(ctx, location.Location{Scheme: location.Local, Path: repoDir})
 	if err != nil {
 		return nil, fmt.Errorf("create default repository: %w", err)
 	}
@@ -216,24 +245,25 @@ func generatePassword(file string) ([]byte, error) {
 	return pw, f.Close()
 }
 
-// openSnapshot opens the repository with its index and resolves
-// "SNAPSHOT[:PATH]" (the path defaults to "/"). The caller closes the
+// openSnapshot opens the repository with a Shared lock for command and
+// with its index, and resolves "SNAPSHOT[:PATH]" (the path defaults to
+// "/"). The caller calls done, which releases the lock and closes the
 // repository.
-func (g *globals) openSnapshot(ctx context.Context, arg string, f snapshot.Filter) (*repository.Repository, *snapshot.Snapshot, string, error) {
-	r, err := g.openRepo(ctx, true)
+func (g *globals) openSnapshot(ctx context.Context, command, arg string, f snapshot.Filter) (r *repository.Repository, sn *snapshot.Snapshot, p string, done func(), err error) {
+	r, done, err = g.openLocked(ctx, lock.Shared, command, true)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, "", nil, err
 	}
 	ref, p := snapshot.SplitRef(arg)
-	sn, err := snapshot.Find(ctx, r, ref, f)
+	sn, err = snapshot.Find(ctx, r, ref, f)
 	if err != nil {
-		r.Close()
-		return nil, nil, "", err
+		done()
+		return nil, nil, "", nil, err
 	}
 	if p == "" {
 		p = "/"
 	}
-	return r, sn, p, nil
+	return r, sn, p, done, nil
 }
 
 // listSnapshots loads every readable snapshot, warning about the others.

@@ -42,11 +42,11 @@ is ever written outside the target, whatever the snapshot holds.`,
 			if o.target == "" {
 				return fmt.Errorf("--target is required")
 			}
-			r, sn, p, err := g.openSnapshot(ctx, args[0], o.filter())
+			r, sn, p, done, err := g.openSnapshot(ctx, "restore", args[0], o.filter())
 			if err != nil {
 				return err
 			}
-			defer r.Close()
+			defer done()
 			c := &ui.Counter{}
 			if sn.Summary != nil {
 				c.TotalBytes.Store(sn.Summary.TotalBytes)

@@ -11,7 +11,9 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
+	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/spf13/cobra"
@@ -38,6 +40,9 @@ type globals struct {
 	json            bool
 	quiet           bool
 	verbose         int
+	noLock          bool
+	retryLock       time.Duration
+	backend         backendFlags
 	ui              *ui.UI
 	log             *slog.Logger
 }
@@ -92,6 +97,8 @@ func exitCode(err error) int {
 		return ExitNoRepo
 	case errors.Is(err, repository.ErrWrongPassword):
 		return ExitBadPassword
+	case errors.Is(err, lock.ErrLocked):
+		return ExitLocked
 	}
 	return ExitFatal
 }
@@ -107,6 +114,8 @@ func hintFor(err error) string {
 		return "Install a newer rewind to read this repository; nothing was changed."
 	case errors.Is(err, repository.ErrCorrupt):
 		return "Stored data failed verification; run `rewind check --read-data` to see what is damaged."
+	case errors.Is(err, lock.ErrLocked):
+		return lockedHint(err)
 	}
 	return ""
 }
@@ -132,21 +141,25 @@ data directory, created on the first backup with a generated password file.`,
 				level = slog.LevelDebug
 			}
 			g.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			return nil
+			return g.checkNoLock(cmd)
 		},
 	}
 	f := root.PersistentFlags()
-	f.StringVarP(&g.repo, "repo", "r", os.Getenv("REWIND_REPOSITORY"), "repository `location` (PATH, local:PATH; env REWIND_REPOSITORY)")
+	f.StringVarP(&g.repo, "repo", "r", os.Getenv("REWIND_REPOSITORY"), "repository `location` (PATH, local:PATH, s3:https://HOST/BUCKET[/PREFIX]; env REWIND_REPOSITORY)")
 	f.StringVar(&g.passwordFile, "password-file", os.Getenv("REWIND_PASSWORD_FILE"), "read the password from `file` (env REWIND_PASSWORD_FILE)")
 	f.StringVar(&g.passwordCommand, "password-command", os.Getenv("REWIND_PASSWORD_COMMAND"), "run `command` and use its output as password (env REWIND_PASSWORD_COMMAND)")
 	f.BoolVar(&g.json, "json", false, "write machine-readable JSON to stdout")
 	f.BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")
 	f.CountVarP(&g.verbose, "verbose", "v", "log more (-v info, -vv debug)")
+	f.BoolVar(&g.noLock, "no-lock", false, "do not lock the repository (read-only commands only, for read-only repositories)")
+	f.DurationVar(&g.retryLock, "retry-lock", 0, "if the repository is locked, keep trying for up to `duration` (e.g. 10m)")
+	addBackendFlags(f, &g.backend)
 	root.AddCommand(
 		newInitCmd(g), newBackupCmd(g), newRestoreCmd(g), newDumpCmd(g),
 		newSnapshotsCmd(g), newLsCmd(g), newFindCmd(g), newDiffCmd(g),
 		newCatCmd(g), newKeyCmd(g), newCheckCmd(g), newVersionCmd(),
-		newForgetCmd(g), newRepairCmd(g),
+		newForgetCmd(g), newRepairCmd(g), newPruneCmd(g),
+		newProtectCmd(g), newUnprotectCmd(g), newConfigCmd(g),
 	)
 	return root
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"strings"
 
+	"github.com/rewind-backup/rewind/internal/hold"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/spf13/cobra"
 )
@@ -12,6 +13,8 @@ type SnapshotJSON struct {
 	*snapshot.Snapshot
 	ID      string `json:"id"`
 	ShortID string `json:"short_id"`
+	// Protected is true while the snapshot is under legal hold.
+	Protected bool `json:"protected,omitempty"`
 }
 
 func newSnapshotsCmd(g *globals) *cobra.Command {
@@ -19,6 +22,8 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "snapshots",
 		Short: "List snapshots",
+		Long: `List snapshots, oldest first: short ID, time, host, tags and paths. A "*"
+after the ID marks a snapshot under legal hold (rewind protect).`,
 		Example: `  rewind snapshots
   rewind snapshots --host web1 --tag nightly
   rewind snapshots --json | jq '.[].summary.data_added'`,
@@ -34,23 +39,42 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			holds, err := hold.List(ctx, r)
+			if err != nil {
+				return err
+			}
+			warnUnreadableHolds(g, holds)
 			f := sf.filter()
 			out := []SnapshotJSON{}
+			protected := 0
 			for _, sn := range sns {
 				if f.Match(sn) {
-					out = append(out, SnapshotJSON{Snapshot: sn, ID: sn.ID.String(), ShortID: sn.ID.Short()})
+					j := SnapshotJSON{Snapshot: sn, ID: sn.ID.String(), ShortID: sn.ID.Short(), Protected: holds.Protected(sn.ID)}
+					if j.Protected {
+						protected++
+					}
+					out = append(out, j)
 				}
 			}
 			if g.json {
 				return g.ui.JSONDoc(out)
 			}
+			// A protected snapshot has a "*" right after its ID.
 			g.ui.Printf("%-8s  %-19s  %-15s  %-20s  %s\n", "ID", "Time", "Host", "Tags", "Paths")
 			g.ui.Printf("%s\n", strings.Repeat("-", 80))
 			for _, s := range out {
-				g.ui.Printf("%-8s  %-19s  %-15s  %-20s  %s\n", s.ShortID, s.Time.Local().Format("2006-01-02 15:04:05"),
+				mark := " "
+				if s.Protected {
+					mark = "*"
+				}
+				g.ui.Printf("%-8s%s %-19s  %-15s  %-20s  %s\n", s.ShortID, mark, s.Time.Local().Format("2006-01-02 15:04:05"),
 					s.Hostname, strings.Join(s.Tags, ","), strings.Join(s.Paths, " "))
 			}
-			g.ui.Printf("%d snapshots\n", len(out))
+			if protected > 0 {
+				g.ui.Printf("%d snapshots, %d protected (* legal hold: forget keeps them until rewind unprotect)\n", len(out), protected)
+			} else {
+				g.ui.Printf("%d snapshots\n", len(out))
+			}
 			return nil
 		},
 	}

@@ -1,0 +1,274 @@
+package cli
+
+import (
+	"fmt"
+	"github.com/rewind-backup/rewind/internal/lock"
+	"strings"
+
+	"github.com/rewind-backup/rewind/internal/id"
+	"github.com/rewind-backup/rewind/internal/repair"
+	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/ui"
+	"github.com/spf13/cobra"
+)
+
+// RepairSnapshotJSON is the line `repair snapshots --json` prints for each
+// snapshot (docs/JSON.md).
+type RepairSnapshotJSON struct {
+	MessageType  string            `json:"message_type"`
+	SnapshotID   string            `json:"snapshot_id"`
+	Status       string            `json:"status"`
+	RepairedAs   string            `json:"repaired_as,omitempty"`
+	DamageRecord string            `json:"damage_record,omitempty"`
+	LostFiles    []repair.LostFile `json:"lost_files,omitempty"`
+	LostDirs     []string          `json:"lost_dirs,omitempty"`
+	LostBlobs    int               `json:"lost_blobs"`
+	Forgotten    bool              `json:"forgotten"`
+	Error        string            `json:"error,omitempty"`
+}
+
+// RepairSnapshotsSummary is the last line of `repair snapshots --json`.
+type RepairSnapshotsSummary struct {
+	MessageType     string   `json:"message_type"`
+	Snapshots       int      `json:"snapshots"`
+	Intact          int      `json:"intact"`
+	Repaired        int      `json:"repaired"`
+	AlreadyRepaired int      `json:"already_repaired"`
+	Damaged         int      `json:"damaged"`
+	Failed          int      `json:"failed"`
+	DryRun          bool     `json:"dry_run"`
+	MissingPacks    []string `json:"missing_packs,omitempty"`
+}
+
+type repairSnapshotsOpts struct {
+	readData bool
+	dryRun   bool
+	forget   bool
+	filter   snapFilter
+}
+
+func newRepairSnapshotsCmd(g *globals) *cobra.Command {
+	var o repairSnapshotsOpts
+	cmd := &cobra.Command{
+		Use:   "snapshots [SNAPSHOT...]",
+		Short: "Save what is intact of snapshots that reference lost data",
+		Long: `Find the snapshots that reference lost data and write, for each, a new
+snapshot that keeps everything still intact. Without arguments every
+snapshot (that passes --host, --tag and --path) is examined.
+
+A blob is lost when the index does not list it or its pack is missing, and,
+with --read-data, when its stored bytes fail verification (every pack is
+read in full, as check --read-data does). Directory listings are always
+read and verified. A file whose content is lost is left out of the new
+snapshot and named; a directory whose listing is lost is kept, with its
+metadata, as an empty directory and named. Everything else is kept as it
+was, and directories with nothing lost below them are not rewritten.
+
+The new snapshot has the damaged one's time, host, paths and tags, the tag
+"repaired", and "original" naming the damaged snapshot. The damaged snapshot
+is kept as it is and marked by a damage record, which names every loss;
+check goes on reporting its missing data and says it has been repaired.
+Running the command again does not repair a snapshot twice. With --forget the
+damaged snapshot is removed once its replacement and record are stored.
+
+If packs are missing, run "rewind repair index" first: otherwise later
+backups take the lost blobs for stored and do not store them again.
+
+Exit status is 0 when every damaged snapshot was repaired (the report names
+what was lost), 1 when one could not be.`,
+		Example: `  rewind repair snapshots --dry-run
+  rewind repair snapshots
+  rewind repair snapshots --read-data --json
+  rewind repair snapshots 4f2a91c3 --forget`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRepairSnapshots(cmd, g, &o, args)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.readData, "read-data", false, "read every pack in full and count blobs that fail verification as lost")
+	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "only report what is lost; write nothing")
+	f.BoolVar(&o.forget, "forget", false, "remove each damaged snapshot once its repaired snapshot and damage record are stored")
+	o.filter.add(cmd)
+	return cmd
+}
+
+func runRepairSnapshots(cmd *cobra.Command, g *globals, o *repairSnapshotsOpts, args []string) error {
+	ctx := cmd.Context()
+	if o.dryRun && o.forget {
+		return fmt.Errorf("--dry-run and --forget cannot be combined")
+	}
+	kind := lock.Exclusive
+	if o.dryRun {
+		kind = lock.Shared
+	}
+	r, done, err := g.openLocked(ctx, kind, "repair snapshots", true)
+	if err != nil {
+		return err
+	}
+	defer done()
+	sns, err := g.listSnapshots(ctx, r)
+	if err != nil {
+		return err
+	}
+	f := o.filter.filter()
+	var selected []*snapshot.Snapshot
+	if len(args) > 0 {
+		if selected, err = resolveSnapshots(sns, args, f); err != nil {
+			return err
+		}
+	} else {
+		for _, sn := range sns {
+			if f.Match(sn) {
+				selected = append(selected, sn)
+			}
+		}
+	}
+	res, err := repair.Snapshots(ctx, r, selected, repair.Options{
+		ReadData: o.readData, DryRun: o.dryRun, Forget: o.forget, ProgramVersion: "rewind " + Version,
+	})
+	if res != nil {
+		for _, w := range res.Warnings {
+			g.ui.Warnf("warning: %s\n", w)
+		}
+		printRepairSnapshots(g, res, o.dryRun)
+	}
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, sr := range res.Snapshots {
+		if sr.Status == repair.Failed {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d damaged snapshots could not be repaired (see above)", failed)
+	}
+	return nil
+}
+
+func printRepairSnapshots(g *globals, res *repair.Result, dryRun bool) {
+	sum := RepairSnapshotsSummary{MessageType: "summary", Snapshots: len(res.Snapshots), DryRun: dryRun}
+	for _, p := range res.MissingPacks {
+		sum.MissingPacks = append(sum.MissingPacks, p.String())
+	}
+	for _, sr := range res.Snapshots {
+		switch sr.Status {
+		case repair.Intact:
+			sum.Intact++
+		case repair.Repaired:
+			sum.Repaired++
+		case repair.AlreadyRepaired:
+			sum.AlreadyRepaired++
+		case repair.Damaged:
+			sum.Damaged++
+		case repair.Failed:
+			sum.Failed++
+		}
+		if g.json {
+			g.ui.JSONLine(repairSnapshotJSON(&sr))
+		} else {
+			printRepairedSnapshot(g, &sr, dryRun)
+		}
+	}
+	if g.json {
+		g.ui.JSONLine(sum)
+		return
+	}
+	if n := len(res.MissingPacks); n > 0 {
+		g.ui.Printf("note: the index lists %d packs that are missing from the repository; run `rewind repair index`\n"+
+			"      so that the next backup stores their data again instead of counting on it\n", n)
+	}
+	g.ui.Printf("%d snapshots: %d intact", sum.Snapshots, sum.Intact)
+	if dryRun {
+		g.ui.Printf(", %d damaged", sum.Damaged)
+	} else {
+		g.ui.Printf(", %d repaired", sum.Repaired)
+	}
+	if sum.AlreadyRepaired > 0 {
+		g.ui.Printf(", %d repaired before", sum.AlreadyRepaired)
+	}
+	if sum.Failed > 0 {
+		g.ui.Printf(", %d could not be repaired", sum.Failed)
+	}
+	g.ui.Printf("\n")
+	if dryRun && sum.Damaged > 0 {
+		g.ui.Printf("dry run: nothing was written\n")
+	}
+}
+
+func repairSnapshotJSON(sr *repair.SnapshotResult) RepairSnapshotJSON {
+	j := RepairSnapshotJSON{
+		MessageType: "snapshot", SnapshotID: sr.Snapshot.ID.String(), Status: string(sr.Status),
+		RepairedAs: idString(sr.RepairedAs), DamageRecord: idString(sr.Record),
+		LostFiles: sr.LostFiles, LostDirs: sr.LostDirs, LostBlobs: sr.LostBlobs, Forgotten: sr.Forgotten,
+	}
+	if sr.Err != nil {
+		j.Error = sr.Err.Error()
+	}
+	return j
+}
+
+func idString(i *id.ID) string {
+	if i == nil {
+		return ""
+	}
+	return i.String()
+}
+
+// printRepairedSnapshot says in plain words what happened to one snapshot,
+// naming every lost file and directory.
+func printRepairedSnapshot(g *globals, sr *repair.SnapshotResult, dryRun bool) {
+	sn := sr.Snapshot
+	g.ui.Printf("snapshot %s of %s (%s: %s): ", sn.ID.Short(), sn.Time.Local().Format("2006-01-02 15:04:05"),
+		sn.Hostname, strings.Join(sn.Paths, " "))
+	switch sr.Status {
+	case repair.Intact:
+		g.ui.Printf("intact\n")
+		return
+	case repair.AlreadyRepaired:
+		if sr.RepairedAs != nil {
+			g.ui.Printf("repaired before, as %s", sr.RepairedAs.Short())
+		} else {
+			g.ui.Printf("repaired before; nothing of it could be kept")
+		}
+		g.ui.Printf(" (on %s: %d files and %d directories lost)\n", sr.RecordTime.Local().Format("2006-01-02 15:04:05"),
+			len(sr.LostFiles), len(sr.LostDirs))
+		if sr.Forgotten {
+			g.ui.Printf("  the damaged snapshot was removed (--forget); its damage record stays\n")
+		}
+		return
+	case repair.Failed:
+		g.ui.Printf("damaged, and could not be repaired: %v\n", sr.Err)
+		return
+	case repair.Damaged:
+		if dryRun {
+			g.ui.Printf("damaged; a repair would leave out what is lost:\n")
+		} else {
+			g.ui.Printf("damaged, not repaired (the repair stopped first); lost:\n")
+		}
+	case repair.Repaired:
+		if sr.RepairedAs != nil {
+			g.ui.Printf("damaged, repaired as %s:\n", sr.RepairedAs.Short())
+		} else {
+			g.ui.Printf("damaged, and nothing of it could be kept:\n")
+		}
+	}
+	for _, f := range sr.LostFiles {
+		g.ui.Printf("  lost file       %s (%s)\n", f.Path, ui.Bytes(int64(f.Size)))
+	}
+	for _, d := range sr.LostDirs {
+		g.ui.Printf("  lost directory  %s (contents lost)\n", d)
+	}
+	g.ui.Printf("  %d blobs lost", sr.LostBlobs)
+	if sr.Record != nil {
+		g.ui.Printf("; damage record %s", sr.Record.Short())
+	}
+	switch {
+	case sr.Forgotten:
+		g.ui.Printf("; the damaged snapshot was removed (--forget)")
+	case sr.Status == repair.Repaired:
+		g.ui.Printf("; the damaged snapshot is kept as it was")
+	}
+	g.ui.Printf("\n")
+}
