@@ -60,12 +60,14 @@ const (
 	// DamageFile marks a snapshot that references lost data, written by
 	// rewind repair snapshots.
 	DamageFile
+	// LabelFile records a labelled point in time (rewind mark).
+	LabelFile
 
-	lastFileType = DamageFile
+	lastFileType = LabelFile
 )
 
 // AllTypes lists every FileType, for tools that walk a whole repository.
-var AllTypes = []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile, GCFile, HoldFile, PolicyFile, DamageFile}
+var AllTypes = []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile, GCFile, HoldFile, PolicyFile, DamageFile, LabelFile}
 
 // String returns the folder name of the file type ("data" for packs).
 func (t FileType) String() string {
@@ -90,6 +92,8 @@ func (t FileType) String() string {
 		return "policy"
 	case DamageFile:
 		return "damaged"
+	case LabelFile:
+		return "labels"
 	}
 	return fmt.Sprintf("filetype(%d)", uint8(t))
 }

@@ -158,7 +158,7 @@ func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("list %s: %w", t, err)
 	}
-	if t < backend.ConfigFile || t > backend.DamageFile {
+	if t < backend.ConfigFile || t > backend.LabelFile {
 		return backend.Permanent(fmt.Errorf("list: invalid file type %d", t))
 	}
 	var infos []backend.FileInfo
