@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/rewind-backup/rewind/internal/backend"
 )
@@ -85,7 +86,11 @@ func (b *Backend) listDir(ctx context.Context, t backend.FileType, dir, prefix s
 				return fmt.Errorf("list %s: %w", t, err)
 			}
 			name := e.Name()
-			if strings.HasPrefix(name, tempPrefix) || !strings.HasPrefix(name, prefix) ||
+			if strings.HasPrefix(name, tempPrefix) {
+				b.removeStaleTemp(dir, e)
+				continue
+			}
+			if !strings.HasPrefix(name, prefix) ||
 				!e.Type().IsRegular() || (backend.Handle{Type: t, Name: name}).Valid() != nil {
 				continue
 			}
@@ -107,4 +112,20 @@ func (b *Backend) listDir(ctx context.Context, t backend.FileType, dir, prefix s
 			return wrapErr("list", t.String(), err)
 		}
 	}
+}
+
+// staleTempAge is how long a temporary file must have been left unchanged
+// before a listing removes it. A live writer touches its file far more
+// often; a file this old was left by a writer that was killed.
+const staleTempAge = 24 * time.Hour
+
+// removeStaleTemp removes a temporary file of dir left by a killed writer,
+// so that interrupted backups do not keep their partial packs on disk
+// forever. Errors are ignored: the file is only garbage.
+func (b *Backend) removeStaleTemp(dir string, e fs.DirEntry) {
+	fi, err := e.Info()
+	if err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) < staleTempAge {
+		return
+	}
+	_ = os.Remove(filepath.Join(dir, e.Name()))
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rewind-backup/rewind/internal/backend"
 	"github.com/rewind-backup/rewind/internal/backend/local"
@@ -405,5 +406,40 @@ func TestLoadLargeRange(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestListRemovesStaleTemp: a listing removes temporary files left
+// unchanged for a day (by a killed writer) and keeps fresh ones.
+func TestListRemovesStaleTemp(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	be := create(t, dir)
+	defer be.Close()
+	old := filepath.Join(dir, "data", "ab", ".tmp-killed")
+	fresh := filepath.Join(dir, "data", "ab", ".tmp-writing")
+	idxOld := filepath.Join(dir, "index", ".tmp-killed")
+	for _, p := range []string{old, fresh, idxOld} {
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	day := time.Now().Add(-25 * time.Hour)
+	for _, p := range []string{old, idxOld} {
+		if err := os.Chtimes(p, day, day); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, typ := range []backend.FileType{backend.PackFile, backend.IndexFile} {
+		if err := be.List(context.Background(), typ, func(backend.FileInfo) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{old, idxOld} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("stale %s still there: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("fresh temporary file removed: %v", err)
 	}
 }
