@@ -30,6 +30,13 @@ import (
 type Options struct {
 	// ReadData reads every pack in full and verifies every blob.
 	ReadData bool
+	// Snapshots, when not nil, are the snapshots to check, listed by the
+	// caller before it loaded the index (so that a backup finishing in
+	// between cannot look like damage). When nil, Check lists them.
+	Snapshots []*snapshot.Snapshot
+	// ListErrors are the snapshots the caller could not read while
+	// listing Snapshots; they are reported as problems.
+	ListErrors map[id.ID]error
 	// Subset, when not nil, reads only the packs it selects in full (and
 	// implies reading data). See Subset.
 	Subset *Subset
@@ -85,7 +92,7 @@ func Check(ctx context.Context, r *repository.Repository, opt Options) (*Result,
 	if err := checkPacks(ctx, r, res, opt); err != nil {
 		return nil, err
 	}
-	if err := checkSnapshots(ctx, r, res); err != nil {
+	if err := checkSnapshots(ctx, r, res, opt); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -135,6 +142,13 @@ func checkPacks(ctx context.Context, r *repository.Repository, res *Result, opt 
 			if err != nil {
 				if gctx.Err() != nil {
 					return gctx.Err()
+				}
+				if backend.IsNotExist(err) && r.Condemned(p) {
+					// Deleted by a prune that condemned it meanwhile.
+					res.mu.Lock()
+					res.Condemned++
+					res.mu.Unlock()
+					return nil
 				}
 				res.add(obj, err)
 				return nil
@@ -337,12 +351,19 @@ func readPack(ctx context.Context, r *repository.Repository, res *Result, p id.I
 
 // checkSnapshots decodes every snapshot and every tree once, and checks
 // that every referenced blob is in the index.
-func checkSnapshots(ctx context.Context, r *repository.Repository, res *Result) error {
-	sns, err := snapshot.List(ctx, r, func(i id.ID, err error) {
+func checkSnapshots(ctx context.Context, r *repository.Repository, res *Result, opt Options) error {
+	sns := opt.Snapshots
+	for i, err := range opt.ListErrors {
 		res.add("snapshots/"+i.String(), err)
-	})
-	if err != nil {
-		return err
+	}
+	if sns == nil {
+		var err error
+		sns, err = snapshot.List(ctx, r, func(i id.ID, err error) {
+			res.add("snapshots/"+i.String(), err)
+		})
+		if err != nil {
+			return err
+		}
 	}
 	res.Snapshots = len(sns)
 	seenTree := map[id.ID]bool{}

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"github.com/rewind-backup/rewind/internal/id"
+	"github.com/rewind-backup/rewind/internal/snapshot"
 	"os"
 	"path/filepath"
 
@@ -57,6 +59,15 @@ damaged object.`,
 				return err
 			}
 			defer done()
+			// Snapshots first, then the index: a backup that finishes in
+			// between cannot then look like a snapshot with missing data.
+			opt.ListErrors = map[id.ID]error{}
+			if opt.Snapshots, err = snapshot.List(ctx, r, func(i id.ID, err error) { opt.ListErrors[i] = err }); err != nil {
+				return err
+			}
+			if opt.Snapshots == nil {
+				opt.Snapshots = []*snapshot.Snapshot{}
+			}
 			if err := r.LoadIndex(ctx); err != nil {
 				return fmt.Errorf("index: %w", err)
 			}

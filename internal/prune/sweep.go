@@ -25,7 +25,12 @@ func sweep(ctx context.Context, r *repository.Repository, used *usedSet, seen ma
 	// Snapshots stored since phase one may reference condemned blobs:
 	// a backup that read the index before the mark deduplicated against
 	// them. They are listed before the index is read, as in phase one, so
-	// that the index read lists every blob they reference.
+	// that the index read lists every blob they reference, and after the
+	// locks: a backup whose lock is not listed has stored its snapshot.
+	live, err := opt.Locks(ctx)
+	if err != nil {
+		return fmt.Errorf("list locks: %w", err)
+	}
 	var fresh []*snapshot.Snapshot
 	var unreadable error
 	sns, err := snapshot.List(ctx, r, func(i id.ID, err error) {
@@ -62,10 +67,6 @@ func sweep(ctx context.Context, r *repository.Repository, used *usedSet, seen ma
 		return err
 	}
 
-	live, err := opt.Locks(ctx)
-	if err != nil {
-		return fmt.Errorf("list locks: %w", err)
-	}
 	held := map[string]string{}
 	for _, l := range live {
 		held[l.ID] = l.Desc

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime"
 	"sync"
 
@@ -56,38 +57,61 @@ func (r *Repository) LoadMark(ctx context.Context, name id.ID) (*index.Mark, err
 // in bad rather than failing the load: nothing deletes their packs while
 // they are unreadable.
 func (r *Repository) LoadMarks(ctx context.Context) (marks map[id.ID]*index.Mark, bad map[id.ID]error, err error) {
-	names, err := r.List(ctx, backend.GCFile)
-	if err != nil {
-		return nil, nil, fmt.Errorf("list prune marks: %w", err)
-	}
-	marks = make(map[id.ID]*index.Mark, len(names))
+	marks = map[id.ID]*index.Mark{}
 	bad = map[id.ID]error{}
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(runtime.GOMAXPROCS(0) * 2)
-	for _, name := range names {
-		g.Go(func() error {
-			m, err := r.LoadMark(gctx, name)
-			if gctx.Err() != nil {
-				return gctx.Err()
-			}
+	// A prune stores a mark's replacement before it removes the mark, so
+	// when a listed mark is gone, the listing is read again.
+	for pass := 1; ; pass++ {
+		names, err := r.List(ctx, backend.GCFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("list prune marks: %w", err)
+		}
+		vanished := false
+		var mu sync.Mutex
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(runtime.GOMAXPROCS(0) * 2)
+		for _, name := range names {
 			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if backend.IsNotExist(err) {
-					return nil // removed by a prune meanwhile
-				}
-				bad[name] = err
-				return nil
+			_, done := marks[name]
+			_, failed := bad[name]
+			mu.Unlock()
+			if done || failed {
+				continue
 			}
-			marks[name] = m
-			return nil
-		})
+			g.Go(func() error {
+				m, err := r.LoadMark(gctx, name)
+				if gctx.Err() != nil {
+					return gctx.Err()
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case backend.IsNotExist(err):
+					vanished = true
+				case err != nil:
+					bad[name] = err
+				default:
+					marks[name] = m
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, nil, err
+		}
+		if !vanished || pass == 8 {
+			listed := map[id.ID]bool{}
+			for _, n := range names {
+				listed[n] = true
+			}
+			maps.DeleteFunc(marks, func(n id.ID, _ *index.Mark) bool { return !listed[n] })
+			maps.DeleteFunc(bad, func(n id.ID, _ error) bool { return !listed[n] })
+			if vanished {
+				return nil, nil, fmt.Errorf("list prune marks: marks keep disappearing")
+			}
+			return marks, bad, nil
+		}
 	}
-	if err := g.Wait(); err != nil {
-		return nil, nil, err
-	}
-	return marks, bad, nil
 }
 
 // loadCondemned loads the prune marks into the condemned table.

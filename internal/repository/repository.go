@@ -50,14 +50,21 @@ type InitOptions struct {
 // Init creates a repository on an empty backend, with one key file for
 // password.
 func Init(ctx context.Context, be backend.Backend, password []byte, opt InitOptions) (*Repository, error) {
+	return initWithKey(ctx, be, password, opt, nil)
+}
+
+// initWithKey is Init with a given master key; nil makes a random one.
+func initWithKey(ctx context.Context, be backend.Backend, password []byte, opt InitOptions, key *crypto.Key) (*Repository, error) {
 	if _, err := be.Stat(ctx, backend.Handle{Type: backend.ConfigFile}); err == nil {
 		return nil, fmt.Errorf("init %s: a repository already exists there", be.Location())
 	} else if !backend.IsNotExist(err) {
 		return nil, fmt.Errorf("init %s: %w", be.Location(), err)
 	}
-	key, err := crypto.NewRandomKey()
-	if err != nil {
-		return nil, err
+	if key == nil {
+		var err error
+		if key, err = crypto.NewRandomKey(); err != nil {
+			return nil, err
+		}
 	}
 	cfg := Config{
 		Version:     FormatVersion,
