@@ -32,6 +32,7 @@ type Archiver struct {
 	prog  Progress
 	names *fs.IDNames
 	match *filter.Matcher
+	part  *partialState // partial backups and in-flux marking; nil if neither
 
 	// walkers runs extra directory walkers beside the first one.
 	walkers *errgroup.Group
@@ -79,7 +80,7 @@ func New(r *repository.Repository, opt Options) (*Archiver, error) {
 	if opt.Hostname == "" {
 		opt.Hostname, _ = os.Hostname()
 	}
-	a := &Archiver{repo: r, opt: opt, log: opt.Logger, prog: opt.Progress, names: names, match: m}
+	a := &Archiver{repo: r, opt: opt, log: opt.Logger, prog: opt.Progress, names: names, match: m, part: newPartial(opt)}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -195,6 +196,10 @@ func (a *Archiver) Snapshot(ctx context.Context, paths []string) (*snapshot.Snap
 		DataAdded:      after.added - statsBefore.added,
 		DataStored:     after.stored - statsBefore.stored,
 		Errors:         a.errs,
+	}
+	a.finishPartialSummary(sn.Summary)
+	if a.opt.SkipUnchanged && a.sameAsParent(ctx, rootIDs, targets) {
+		return nil, ErrUnchanged
 	}
 	// Skipped entries (sockets) are named in the log and the summary's
 	// errors are reserved for files whose content is missing.

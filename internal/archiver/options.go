@@ -19,6 +19,17 @@ type Options struct {
 	OneFileSystem bool
 	// Parent is the snapshot to compare with; nil reads every file.
 	Parent *snapshot.Snapshot
+	// Changes, with a Parent, makes the backup partial: only what it
+	// names is looked at again, everything else is the parent's
+	// (partial.go).
+	Changes *Changes
+	// InFlux names files that were still being written when capture
+	// began; those that are read get tree.FlagInFlux.
+	InFlux []string
+	// SkipUnchanged: when every backup target comes out as it is in the
+	// parent (same node, same listing), save nothing and return
+	// ErrUnchanged.
+	SkipUnchanged bool
 	// FileWorkers, Savers and Walkers (directory walkers besides the
 	// first) size the pools; zero picks defaults.
 	FileWorkers int

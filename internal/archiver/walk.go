@@ -52,7 +52,7 @@ var afterList func(dir string)
 // walkVirtual fills d with the children of a vnode at dir.
 func (a *Archiver) walkVirtual(ctx context.Context, d *dirState, dir string, v *vnode, prev *parentDir) error {
 	if v.target {
-		return a.walkDir(ctx, d, dir, prev, 0)
+		return a.walkTarget(ctx, d, dir, prev, 0)
 	}
 	names := make([]string, 0, len(v.children))
 	for name := range v.children {
@@ -100,7 +100,7 @@ func (a *Archiver) walkVirtual(ctx context.Context, d *dirState, dir string, v *
 			prevIDs = newParentDir(a.repo, pn.Subtree)
 		}
 		if s.v.target {
-			if err := a.walkDir(ctx, child, p, prevIDs, n.DeviceID); err != nil {
+			if err := a.walkTarget(ctx, child, p, prevIDs, n.DeviceID); err != nil {
 				return err
 			}
 		} else if err := a.walkVirtual(ctx, child, p, s.v, prevIDs); err != nil {
@@ -172,6 +172,7 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 		p := joinPath(dir, n.Name)
 		pn := prev.find(ctx, n.Name)
 		if n.Type != tree.Dir {
+			a.markInFlux(n, p)
 			if err := a.addEntry(ctx, d, slot, p, pn, dirfd); err != nil {
 				return err
 			}

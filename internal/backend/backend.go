@@ -187,6 +187,11 @@ var (
 	ErrNotExist = errors.New("file does not exist")
 	// ErrExists means Save found a different file under the same name.
 	ErrExists = errors.New("file already exists")
+	// ErrLocked means Remove was refused because the storage keeps the
+	// file immutable until a later date (S3 Object Lock retention, see
+	// docs/OBJECT-LOCK.md). Removing it again before that date fails the
+	// same way, so providers mark it Permanent.
+	ErrLocked = errors.New("file is under retention (object lock)")
 )
 
 // permanentError marks an error that retrying will not fix.

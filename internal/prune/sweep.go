@@ -2,9 +2,11 @@ package prune
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/rewind-backup/rewind/internal/backend"
 	"github.com/rewind-backup/rewind/internal/id"
@@ -163,6 +165,7 @@ func sweep(ctx context.Context, r *repository.Repository, used *usedSet, seen ma
 	}
 
 	// 2. Per mark: delete what may be deleted, then drop or shrink it.
+	var locked objectLocked
 	for _, name := range sortedNames(marks) {
 		m := marks[name]
 		var keep []index.PackEntry
@@ -176,7 +179,13 @@ func sweep(ctx context.Context, r *repository.Repository, used *usedSet, seen ma
 				continue
 			}
 			if !deleted[p.ID] {
-				if err := removePack(ctx, r, p.ID); err != nil {
+				err := removePack(ctx, r, p.ID)
+				if errors.Is(err, backend.ErrLocked) {
+					keep = append(keep, p)
+					locked.note(err)
+					continue
+				}
+				if err != nil {
 					return err
 				}
 				deleted[p.ID] = true
@@ -209,6 +218,7 @@ func sweep(ctx context.Context, r *repository.Repository, used *usedSet, seen ma
 			}
 		}
 	}
+	locked.report(res)
 	return nil
 }
 
@@ -248,4 +258,32 @@ func sortedNames(marks map[id.ID]*index.Mark) []id.ID {
 	}
 	slices.SortFunc(names, func(a, b id.ID) int { return strings.Compare(a.String(), b.String()) })
 	return names
+}
+
+// objectLocked gathers the condemned packs whose deletion S3 object lock
+// refused (an error wrapping backend.ErrLocked, docs/OBJECT-LOCK.md). They
+// stay condemned in their mark, and a prune after their retention deletes
+// them; the prune reports them among what it waits for.
+type objectLocked struct {
+	n     int
+	until time.Time // the latest end of retention known
+}
+
+func (o *objectLocked) note(err error) {
+	o.n++
+	var lu interface{ RetainUntil() time.Time }
+	if errors.As(err, &lu) && lu.RetainUntil().After(o.until) {
+		o.until = lu.RetainUntil()
+	}
+}
+
+func (o *objectLocked) report(res *Result) {
+	if o.n == 0 {
+		return
+	}
+	s := fmt.Sprintf("S3 object lock, which keeps %d of them until their retention ends", o.n)
+	if !o.until.IsZero() {
+		s += " (" + o.until.UTC().Format(time.RFC3339) + " at the latest)"
+	}
+	res.WaitingFor = append(res.WaitingFor, s)
 }

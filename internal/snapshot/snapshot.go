@@ -36,6 +36,9 @@ type Snapshot struct {
 	// Original is set on a snapshot written by `rewind repair snapshots`:
 	// the damaged snapshot it was repaired from, which is kept.
 	Original *id.ID `json:"original,omitempty"`
+	// CopiedFrom is set on a snapshot written by `rewind copy`: the
+	// snapshot of the source repository it is a copy of.
+	CopiedFrom *id.ID `json:"copied_from,omitempty"`
 
 	// ID is the snapshot's file name; it is not stored inside the file.
 	ID id.ID `json:"-"`

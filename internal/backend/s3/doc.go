@@ -65,4 +65,18 @@
 // S3 deletes of a missing key succeed, so Remove asks with a HEAD first to
 // report ErrNotExist as the contract wants; a removal racing with another
 // is not detected.
+//
+// # Object lock
+//
+// A repository created with Config.ObjectLock (lock.go, docs/OBJECT-LOCK.md)
+// uploads config, keys, packs, index files and snapshots with an S3 Object
+// Lock retention of the setting's Retention plus Slack, and a Content-MD5;
+// the setting is recorded in the config object's metadata, which Open reads
+// with the HEAD it makes anyway. Remove deletes a pack's version, and fails
+// with a *LockedError (backend.ErrLocked, Permanent) while it is retained;
+// other files get a delete marker, below which their version stays.
+// Retention and ExtendRetention (retention.go) read and extend a file's
+// date. With Config.VersionsAt the backend is a read-only view of the
+// repository at that time, made from the bucket's object versions, and
+// Recover makes that state current again (versions.go).
 package s3

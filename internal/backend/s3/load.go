@@ -32,6 +32,13 @@ func (b *Backend) Load(ctx context.Context, h backend.Handle, length int, offset
 	}
 
 	var opts minio.GetObjectOptions
+	if b.view != nil {
+		v, err := b.view.version(ctx, b, h)
+		if err != nil {
+			return fmt.Errorf("load: %w", err)
+		}
+		opts.VersionID = v.id
+	}
 	switch {
 	case length > 0:
 		_ = opts.SetRange(offset, offset+int64(length)-1)
@@ -112,6 +119,13 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 	if err := b.check(ctx, "stat", h); err != nil {
 		return backend.FileInfo{}, err
 	}
+	if b.view != nil {
+		v, err := b.view.version(ctx, b, h)
+		if err != nil {
+			return backend.FileInfo{}, fmt.Errorf("stat: %w", err)
+		}
+		return backend.FileInfo{Name: h.Name, Size: v.size}, nil
+	}
 	info, err := b.client.StatObject(ctx, b.cfg.Bucket, b.key(h), minio.StatObjectOptions{})
 	if err != nil {
 		return backend.FileInfo{}, b.wrapErr("stat", h.String(), err)
@@ -120,18 +134,21 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 }
 
 // Remove deletes h. A HEAD first finds out whether it exists, since S3
-// deletes a missing key without complaint.
+// deletes a missing key without complaint. In a repository with object
+// lock, a pack's version is deleted (removeLocked), and fails with a
+// *LockedError while it is retained; other files get a delete marker,
+// behind which their locked version stays.
 func (b *Backend) Remove(ctx context.Context, h backend.Handle) error {
-	if _, err := b.Stat(ctx, h); err != nil {
-		if backend.IsNotExist(err) {
-			return fmt.Errorf("remove %s: %w", h, backend.ErrNotExist)
-		}
-		return fmt.Errorf("remove: %w", err)
+	if err := b.check(ctx, "remove", h); err != nil {
+		return err
 	}
-	if err := b.client.RemoveObject(ctx, b.cfg.Bucket, b.key(h), minio.RemoveObjectOptions{}); err != nil {
-		return b.wrapErr("remove", h.String(), err)
+	if b.view != nil {
+		return fmt.Errorf("remove %s: %w", h, errViewReadOnly)
 	}
-	return nil
+	if b.lock.Enabled() && h.Type == backend.PackFile {
+		return b.removeLocked(ctx, h)
+	}
+	return b.removePlain(ctx, h)
 }
 
 // List calls fn for every file of type t, listing the keys under its
@@ -156,6 +173,9 @@ func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.
 	}
 	if err := (backend.Handle{Type: t, Name: "00"}).Valid(); err != nil {
 		return backend.Permanent(fmt.Errorf("list: invalid file type %d", t))
+	}
+	if b.view != nil {
+		return b.view.list(ctx, b, t, fn)
 	}
 
 	prefix := b.join(t.String()) + "/"

@@ -12,6 +12,7 @@ import (
 	"path"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -87,6 +88,20 @@ type Config struct {
 	// Logger receives warnings, such as the switch to unconditional
 	// writes. nil: slog.Default().
 	Logger *slog.Logger
+
+	// ObjectLock, given to Create, makes a repository whose objects are
+	// locked (docs/OBJECT-LOCK.md): the bucket must have S3 Object Lock
+	// (Create makes a missing bucket with it), and the setting is
+	// recorded on the config object. Open ignores this field and reads
+	// the setting from the config object instead.
+	ObjectLock ObjectLock
+	// VersionsAt, when set, makes the backend a read-only view of the
+	// repository as it was at that time, read from the bucket's object
+	// versions (see versions.go): for recovery after the current
+	// versions were deleted or overwritten.
+	VersionsAt time.Time
+	// Now is the clock for retention dates; nil: time.Now.
+	Now func() time.Time
 }
 
 // EnvCredentials returns the credentials of the standard AWS environment:
@@ -112,6 +127,14 @@ type Backend struct {
 	// unconditional is set once conditional PUTs are off: by Config, or
 	// because the server rejected one.
 	unconditional atomic.Bool
+	// lock is the repository's object lock, set by Create and Open before
+	// the backend is shared.
+	lock ObjectLock
+	// warnedVersionDelete is set once the credentials were found unable to
+	// delete object versions.
+	warnedVersionDelete atomic.Bool
+	// view is the versions view when cfg.VersionsAt is set.
+	view *view
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -185,6 +208,9 @@ func New(cfg Config) (*Backend, error) {
 	client.SetAppInfo("rewind", "")
 	b := &Backend{client: client, core: minio.Core{Client: client}, transport: tr, cfg: cfg, log: cfg.Logger}
 	b.unconditional.Store(cfg.NoConditionalWrites)
+	if !cfg.VersionsAt.IsZero() {
+		b.view = &view{at: cfg.VersionsAt}
+	}
 	return b, nil
 }
 
@@ -206,13 +232,14 @@ func loadCACert(file string) (*x509.CertPool, error) {
 }
 
 // Open opens the repository of cfg: its config object must exist.
-// Otherwise the error wraps ErrNoRepository.
+// Otherwise the error wraps ErrNoRepository. The HEAD of the config object
+// that checks this also reads the repository's object lock setting.
 func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	b, err := New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	_, err = b.Stat(ctx, backend.Handle{Type: backend.ConfigFile})
+	err = b.readLockSetting(ctx)
 	if errors.Is(err, errNoBucket) {
 		return nil, backend.Permanent(fmt.Errorf("open repository %s: %w: bucket %s does not exist", b.Location(), ErrNoRepository, b.cfg.Bucket))
 	}
@@ -246,7 +273,16 @@ func Create(ctx context.Context, cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, b.wrapErr("create repository: look up bucket", cfg.Bucket, err)
 	}
-	if !ok {
+	if b.view != nil {
+		return nil, backend.Permanent(fmt.Errorf("create repository %s: a view of object versions is read-only", b.Location()))
+	}
+	b.lock = cfg.ObjectLock
+	switch {
+	case b.lock.Enabled():
+		if err := b.prepareLock(ctx, ok); err != nil {
+			return nil, err
+		}
+	case !ok:
 		err := b.client.MakeBucket(ctx, cfg.Bucket, minio.MakeBucketOptions{Region: cfg.Region})
 		if err != nil && !isCode(err, "BucketAlreadyOwnedByYou") {
 			return nil, backend.Permanent(fmt.Errorf("create repository %s: bucket %s does not exist and could not be created: %w",

@@ -3,6 +3,8 @@ package s3
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +38,9 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd backend.RewindR
 	if err := b.check(ctx, "save", h); err != nil {
 		return err
 	}
+	if b.view != nil {
+		return fmt.Errorf("save %s: %w", h, errViewReadOnly)
+	}
 	size := rd.Length()
 	if size < 0 {
 		return backend.Permanent(fmt.Errorf("save %s: reader has negative length %d", h, size))
@@ -67,7 +72,7 @@ func (b *Backend) saveOnce(ctx context.Context, h backend.Handle, key string, rd
 			return fmt.Errorf("save %s: %w", h, err)
 		}
 	}
-	err := b.put(ctx, key, rd, size, conditional)
+	err := b.put(ctx, h.Type, key, rd, size, conditional)
 	switch {
 	case err == nil:
 		return nil
@@ -91,16 +96,35 @@ func (b *Backend) saveOnce(ctx context.Context, h backend.Handle, key string, rd
 	return fmt.Errorf("save %s: %w", h, err)
 }
 
-// put uploads rd as key, in one PUT or in parts, with "If-None-Match: *"
-// when conditional. Errors are the server's answers as minio-go returns
-// them, or the reader's.
-func (b *Backend) put(ctx context.Context, key string, rd backend.RewindReader, size int64, conditional bool) error {
-	opts := minio.PutObjectOptions{ContentType: contentType}
+// put uploads rd, a file of type t, as key, in one PUT or in parts, with
+// "If-None-Match: *" when conditional and with a retention when the
+// repository locks files of type t. Errors are the server's answers as
+// minio-go returns them, or the reader's.
+func (b *Backend) put(ctx context.Context, t backend.FileType, key string, rd backend.RewindReader, size int64, conditional bool) error {
+	create := minio.PutObjectOptions{ContentType: contentType}
+	b.setRetention(&create, t)
+	locked := create.Mode != ""
+	opts := create
+	if size > b.cfg.MultipartThreshold {
+		// The retention goes with the start of the upload, the
+		// condition with its completion.
+		opts = minio.PutObjectOptions{ContentType: contentType}
+	}
 	if conditional {
 		opts.SetMatchETagExcept("*")
 	}
 	if size > b.cfg.MultipartThreshold {
-		return b.putMultipart(ctx, key, rd, size, opts)
+		return b.putMultipart(ctx, key, rd, size, create, opts, locked)
+	}
+	var sum string
+	if locked && size > 0 {
+		var err error
+		if sum, err = contentMD5(rd, size); err != nil {
+			return err
+		}
+		if err := rd.Rewind(); err != nil {
+			return fmt.Errorf("rewind: %w", err)
+		}
 	}
 	sr := newStrictReader(rd, size)
 	if size == 0 {
@@ -109,7 +133,7 @@ func (b *Backend) put(ctx context.Context, key string, rd backend.RewindReader, 
 			return err
 		}
 	}
-	_, err := b.core.PutObject(ctx, b.cfg.Bucket, key, sr, size, "", "", opts)
+	_, err := b.core.PutObject(ctx, b.cfg.Bucket, key, sr, size, sum, "", opts)
 	if sr.err != nil {
 		return sr.err
 	}
@@ -118,16 +142,17 @@ func (b *Backend) put(ctx context.Context, key string, rd backend.RewindReader, 
 
 // putMultipart uploads rd as key in parts. The parts go up several at a
 // time when rd can be read at any offset, one after the other otherwise.
-// opts (with its condition) applies to the completion, which makes the
-// object visible; a failed upload is aborted.
-func (b *Backend) putMultipart(ctx context.Context, key string, rd backend.RewindReader, size int64, opts minio.PutObjectOptions) (err error) {
+// create (with the retention, if any) starts the upload; opts (with its
+// condition) applies to the completion, which makes the object visible; a
+// failed upload is aborted. When locked, each part carries its MD5.
+func (b *Backend) putMultipart(ctx context.Context, key string, rd backend.RewindReader, size int64, create, opts minio.PutObjectOptions, locked bool) (err error) {
 	partSize := b.cfg.PartSize
 	if size > partSize*maxParts {
 		partSize = (size + maxParts - 1) / maxParts
 	}
 	n := int((size + partSize - 1) / partSize)
 
-	uploadID, err := b.core.NewMultipartUpload(ctx, b.cfg.Bucket, key, minio.PutObjectOptions{ContentType: contentType})
+	uploadID, err := b.core.NewMultipartUpload(ctx, b.cfg.Bucket, key, create)
 	if err != nil {
 		return err
 	}
@@ -143,8 +168,8 @@ func (b *Backend) putMultipart(ctx context.Context, key string, rd backend.Rewin
 	}()
 
 	parts := make([]minio.CompletePart, n)
-	upload := func(ctx context.Context, i int, sr *strictReader, r io.Reader, length int64) error {
-		p, err := b.core.PutObjectPart(ctx, b.cfg.Bucket, key, uploadID, i+1, r, length, minio.PutObjectPartOptions{})
+	upload := func(ctx context.Context, i int, sr *strictReader, r io.Reader, length int64, sum string) error {
+		p, err := b.core.PutObjectPart(ctx, b.cfg.Bucket, key, uploadID, i+1, r, length, minio.PutObjectPartOptions{Md5Base64: sum})
 		if sr.err != nil {
 			return sr.err
 		}
@@ -161,8 +186,15 @@ func (b *Backend) putMultipart(ctx context.Context, key string, rd backend.Rewin
 			off := int64(i) * partSize
 			length := min(partSize, size-off)
 			g.Go(func() error {
+				var sum string
+				if locked {
+					var err error
+					if sum, err = contentMD5(io.NewSectionReader(ra, off, length), length); err != nil {
+						return err
+					}
+				}
 				sr := newStrictReader(io.NewSectionReader(ra, off, length), length)
-				return upload(gctx, i, sr, sr, length)
+				return upload(gctx, i, sr, sr, length, sum)
 			})
 		}
 		if err := g.Wait(); err != nil {
@@ -176,7 +208,21 @@ func (b *Backend) putMultipart(ctx context.Context, key string, rd backend.Rewin
 		sr := newStrictReader(rd, size)
 		for i := range n {
 			length := min(partSize, size-int64(i)*partSize)
-			if err := upload(ctx, i, sr, io.LimitReader(sr, length), length); err != nil {
+			part, sum := io.Reader(io.LimitReader(sr, length)), ""
+			if locked {
+				// The MD5 goes in the part's headers: read the part
+				// first.
+				buf := make([]byte, length)
+				if _, err := io.ReadFull(part, buf); err != nil {
+					if sr.err != nil {
+						return sr.err
+					}
+					return fmt.Errorf("read content: %w", err)
+				}
+				d := md5.Sum(buf)
+				part, sum = bytes.NewReader(buf), base64.StdEncoding.EncodeToString(d[:])
+			}
+			if err := upload(ctx, i, sr, part, length, sum); err != nil {
 				return err
 			}
 		}
