@@ -35,6 +35,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -56,6 +57,7 @@ type config struct {
 	mkdata   string
 	rewind   string // a rewind binary to use instead of building ./cmd/rewind
 	optional bool   // rewind may be missing or broken (RWBENCH_REWIND_OPTIONAL)
+	cp       cpConfig
 }
 
 // optionalEnv names the variable that lets a broken rewind through.
@@ -77,6 +79,7 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	var cfg config
 	var sets, tools string
 	var limit, src, dst string
+	var cpRates string
 	fs.IntVar(&cfg.rounds, "n", 3, "rounds of the whole comparison; medians are reported")
 	fs.StringVar(&cfg.dataDir, "data", "/var/tmp/rwbench-data", "folder for the datasets, work copies, repositories and logs")
 	fs.StringVar(&sets, "sets", "tree,image,small", "comma-separated datasets: tree, image, small")
@@ -90,6 +93,10 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Minute, "limit for one timed step")
 	fs.StringVar(&cfg.mkdata, "mkdata", "", "path of mkdata.go (default ../shared/bench/mkdata.go from the repository root)")
 	fs.StringVar(&cfg.rewind, "rewind", "", "use this rewind binary instead of building ./cmd/rewind (e.g. a PGO build)")
+	fs.StringVar(&cfg.cp.mode, "continuous", cpOn, "continuous-protection scenario: on (after the comparison), off, or only (alone; replaces its section of -out)")
+	fs.IntVar(&cfg.cp.files, "cp-files", 100_000, "continuous: files in the watched tree")
+	fs.StringVar(&cpRates, "cp-rates", "10,100,1000", "continuous: comma-separated writer rates, operations per second")
+	fs.DurationVar(&cfg.cp.duration, "cp-duration", time.Minute, "continuous: how long the writer runs at each rate")
 	fs.StringVar(&limit, "limit", "", "internal: run one machine-limit operation (read, walk, copy) and exit")
 	fs.StringVar(&src, "src", "", "internal: source folder for -limit")
 	fs.StringVar(&dst, "dst", "", "internal: target folder for -limit copy")
@@ -105,10 +112,19 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	cfg.sets = splitList(sets)
 	cfg.tools = splitList(tools)
 	cfg.optional = os.Getenv(optionalEnv) == "1"
+	for _, r := range splitList(cpRates) {
+		n, err := strconv.Atoi(r)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("-cp-rates: %q is not a positive rate", r)
+		}
+		cfg.cp.rates = append(cfg.cp.rates, n)
+	}
+	cfg.cp.idle, cfg.cp.interval, cfg.cp.settle = 10*time.Second, 2*time.Second, time.Second
 	if cfg.smoke {
 		cfg.rounds = 1
 		cfg.sets = []string{"smoke"}
 		cfg.out = "-"
+		cfg.cp.files, cfg.cp.rates, cfg.cp.duration, cfg.cp.idle = 2000, []int{10, 100}, 3*time.Second, time.Second
 	}
 	if err := validate(&cfg); err != nil {
 		return err
@@ -139,6 +155,12 @@ func validate(cfg *config) error {
 		if t != "rewind" && t != "restic" && t != "borg" {
 			return fmt.Errorf("unknown tool %q (want rewind, restic or borg)", t)
 		}
+	}
+	if cfg.cp.mode != cpOn && cfg.cp.mode != cpOff && cfg.cp.mode != cpOnly {
+		return fmt.Errorf("-continuous %q: want on, off or only", cfg.cp.mode)
+	}
+	if cfg.cp.mode == cpOnly {
+		cfg.tools = []string{"rewind"}
 	}
 	if cfg.cache != cacheWarm && cfg.cache != cacheCold && cfg.cache != cacheAsIs {
 		return fmt.Errorf("-cache %q: want warm, cold or as-is", cfg.cache)
@@ -215,6 +237,9 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 		_, err = prepareSets(ctx, log, cfg, dataDir, mkdata)
 		return err
 	}
+	if cfg.cp.mode == cpOnly {
+		return continuousOnly(ctx, log, cfg, root, tmp, dataDir)
+	}
 	if err := ensurePeers(ctx, log, cfg.tools); err != nil {
 		return err
 	}
@@ -256,6 +281,9 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 		return err
 	}
 	err = h.runAll(ctx, sets)
+	if err == nil {
+		err = h.continuous(ctx)
+	}
 	if !cfg.keep {
 		for _, p := range h.templates {
 			os.RemoveAll(p)

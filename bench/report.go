@@ -174,6 +174,9 @@ func (r *results) markdown(cfg config, tools []tool) report {
 				cell(ok, fmt.Sprintf("%.0f MiB", rss/(1<<20))), pairs[row], cell(rok, fmtRatio(x)))
 		}
 	}
+	if r.Continuous != nil {
+		b.WriteString(r.Continuous.markdown())
+	}
 	if len(r.Notes) > 0 {
 		b.WriteString("\n## Notes from the run\n\n")
 		for _, n := range r.Notes {

@@ -31,6 +31,9 @@ type results struct {
 	machine  machineFacts
 	started  time.Time
 	finished time.Time
+
+	// Continuous is the continuous-protection scenario, when it ran.
+	Continuous *cpReport `json:"continuous,omitempty"`
 }
 
 func newResults() *results {

@@ -10,7 +10,9 @@ import (
 )
 
 // TestSmoke builds the harness and runs `bench -smoke` end to end, as
-// `make bench-smoke` does: tiny data, one round, rewind, restic and borg.
+// `make bench-smoke` does: tiny data, one round, rewind, restic and borg,
+// then a short continuous-protection run (2,000 files, 3 s at 10 and 100
+// operations per second).
 // It checks that every table and row is there and filled; it asserts no
 // speed. Without restic or borg it skips, except on CI (CI=true), where it
 // fails. With RWBENCH_REWIND_OPTIONAL=1, a rewind that does not build or
@@ -100,6 +102,12 @@ func TestSmoke(t *testing.T) {
 	}
 	if !strings.Contains(out, "## Targets (issue 3)") || !strings.Contains(out, "| tree | initial |") {
 		t.Error("no targets table")
+	}
+	if tools[0] == "rewind" {
+		check("### Continuous protection: delay from write to snapshot", []string{"10 ops/s", "100 ops/s"},
+			[]string{"delay p50", "p99", "max", "not captured", "watcher CPU", "stored per op"})
+		check("### Continuous protection: targets (issue 6)", []string{"delay p99 ≤ 3 s at 100 ops/s", "every change captured"},
+			[]string{"measured", "met"})
 	}
 	if strings.Contains(out, "# Benchmarks") {
 		t.Error("smoke printed the BENCHMARKS.md document; it must print the tables only")

@@ -132,6 +132,9 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 	if err != nil {
 		return err
 	}
+	if err := g.extendAfterBackup(ctx, r, sn); err != nil {
+		return err
+	}
 	printBackupSummary(g, sn, parent, a)
 	if n := len(sn.Summary.Errors); n > 0 {
 		return withCode(ExitPartial, fmt.Errorf("snapshot %s saved, but %d files could not be read (listed above)", sn.ID.Short(), n))

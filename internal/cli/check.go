@@ -16,7 +16,8 @@ import (
 type CheckSummary struct {
 	MessageType string `json:"message_type"`
 	*checker.Result
-	OK bool `json:"ok"`
+	OK      bool            `json:"ok"`
+	Backend *backendSummary `json:"backend,omitempty"`
 }
 
 func newCheckCmd(g *globals) *cobra.Command {
@@ -82,7 +83,7 @@ damaged object.`,
 				return err
 			}
 			if g.json {
-				g.ui.JSONLine(CheckSummary{MessageType: "summary", Result: res, OK: len(res.Problems) == 0})
+				g.ui.JSONLine(CheckSummary{MessageType: "summary", Result: res, OK: len(res.Problems) == 0, Backend: g.backendStats()})
 			} else {
 				for _, p := range res.Problems {
 					g.ui.Printf("error: %s: %s\n", p.Object, p.Error)

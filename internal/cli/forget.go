@@ -14,9 +14,11 @@ import (
 	"github.com/rewind-backup/rewind/internal/backend"
 	"github.com/rewind-backup/rewind/internal/hold"
 	"github.com/rewind-backup/rewind/internal/id"
+	"github.com/rewind-backup/rewind/internal/label"
 	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/timeline"
 	"github.com/spf13/cobra"
 )
 
@@ -53,6 +55,9 @@ type forgetOptions struct {
 	filter  snapFilter
 	prune   bool
 	pruneO  pruneOptions
+	// continuous starts the policy from timeline.ContinuousPolicy
+	// (forget --continuous, below).
+	continuous bool
 }
 
 // errEmptyPolicy refuses a forget that would remove every snapshot.
@@ -80,6 +85,14 @@ keeps them, with the reason "protected: REASON" or "minimum retention 30d",
 and naming one for removal fails with nothing removed. While a hold file
 cannot be read, forget removes nothing, since it might protect any snapshot.
 
+--continuous applies the default policy of continuous protection (every
+snapshot of the last 24 hours, then one an hour for 168 hours, one a day for
+30 days, one a week for 52 weeks: --keep-within 24h --keep-hourly 168
+--keep-daily 30 --keep-weekly 52); --keep-* options given with it replace
+its parts. With any policy, the snapshot that shows each labelled moment
+(rewind mark), the newest taken at or before the label's time, is kept in
+every group with the reason "label NAME" until the label is removed.
+
 forget removes only the snapshot files. The data they referenced stays in
 the repository until prune deletes what no snapshot needs; --prune runs it
 right after (with --max-unused and --max-repack-size as for prune). Use
@@ -88,8 +101,12 @@ right after (with --max-unused and --max-repack-size as for prune). Use
   rewind forget --keep-last 10 --keep-within 30d --host web1
   rewind forget --keep-tag release --keep-last 3 --json
   rewind forget --keep-daily 7 --keep-weekly 4 --prune
+  rewind forget --continuous --keep-daily 90 --dry-run
   rewind forget 4f2a91c3 9b1d0e77`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.continuous {
+				o.applyContinuous(cmd.Flags().Changed)
+			}
 			return runForget(cmd.Context(), g, &o, args, time.Now())
 		},
 	}
@@ -105,6 +122,7 @@ right after (with --max-unused and --max-repack-size as for prune). Use
 	f.StringVar(&o.groupBy, "group-by", "host,paths", "apply the policy per group of snapshots sharing these `fields` (host, paths, tags; \"\" for one group)")
 	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "only show what would be removed")
 	f.BoolVar(&o.prune, "prune", false, "run prune after removing the snapshots (with --dry-run: show what it would do)")
+	f.BoolVar(&o.continuous, "continuous", false, "apply the continuous-protection policy (keep-within 24h, keep-hourly 168, keep-daily 30, keep-weekly 52); --keep-* options replace its parts")
 	o.pruneO.addFlags(cmd)
 	o.filter.add(cmd)
 	return cmd
@@ -169,6 +187,12 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string,
 	if err != nil {
 		return err
 	}
+	var labels *label.Set
+	if len(args) == 0 {
+		if labels, err = loadLabelKeeps(ctx, r); err != nil {
+			return err
+		}
+	}
 
 	var plans []forgetPlan
 	if len(args) > 0 {
@@ -193,7 +217,7 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string,
 			return fmt.Errorf("--group-by: %w", err)
 		}
 		for _, grp := range groups {
-			keep, remove, reasons := snapshot.ApplyGuarded(grp.Snapshots, o.policy, guard, now)
+			keep, remove, reasons := timeline.Apply(grp.Snapshots, o.policy, guard, labels.Labels, now)
 			p := forgetPlan{key: grp.Key, byPolicy: true, keep: keep, remove: remove, reasons: map[string][]string{}}
 			for i, why := range reasons {
 				p.reasons[i.String()] = why
@@ -403,4 +427,46 @@ func parseRetention(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("duration %q is not positive", s)
 	}
 	return d, nil
+}
+
+// forget --continuous, and the labels that keep snapshots: the policy
+// logic is timeline's, shared with the watch daemon.
+
+// applyContinuous sets every part of the policy that no --keep-* option
+// set (changed tells) to timeline.ContinuousPolicy's.
+func (o *forgetOptions) applyContinuous(changed func(name string) bool) {
+	def := timeline.ContinuousPolicy()
+	for _, c := range []struct {
+		flag     string
+		dst      *int
+		fallback int
+	}{
+		{"keep-last", &o.policy.Last, def.Last}, {"keep-hourly", &o.policy.Hourly, def.Hourly},
+		{"keep-daily", &o.policy.Daily, def.Daily}, {"keep-weekly", &o.policy.Weekly, def.Weekly},
+		{"keep-monthly", &o.policy.Monthly, def.Monthly}, {"keep-yearly", &o.policy.Yearly, def.Yearly},
+	} {
+		if !changed(c.flag) {
+			*c.dst = c.fallback
+		}
+	}
+	if !changed("keep-within") {
+		o.policy.Within = def.Within
+	}
+	if !changed("keep-tag") {
+		o.policy.Tags = def.Tags
+	}
+}
+
+// loadLabelKeeps reads the labels for a forget by policy, which keeps the
+// snapshot of each labelled moment. It fails while a label file cannot be
+// read, since that label might keep any snapshot.
+func loadLabelKeeps(ctx context.Context, r *repository.Repository) (*label.Set, error) {
+	labels, err := label.List(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := labels.CheckReadable(); err != nil {
+		return nil, err
+	}
+	return labels, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rewind-backup/rewind/internal/backend"
 	"github.com/rewind-backup/rewind/internal/policy"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/spf13/cobra"
@@ -13,6 +14,8 @@ import (
 
 func newInitCmd(g *globals) *cobra.Command {
 	var o configOptions
+	var from sourceRepo
+	var ol objectLockFlags
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a new repository",
@@ -21,10 +24,24 @@ the password from REWIND_PASSWORD, --password-file, --password-command or a
 prompt. The default repository needs no init: the first backup creates it.
 
 --min-retention with --admin-key-file sets the repository's minimum
-retention at once, as rewind config does (see rewind config --help).`,
+retention at once, as rewind config does (see rewind config --help).
+
+--copy-chunker-params-from SOURCE makes the new repository cut and name data
+as the repository SOURCE does (its chunker parameters, chunker secret and ID
+key; the encryption key is new), for rewind copy between the two: see
+rewind copy --help. The source's password comes from REWIND_FROM_PASSWORD,
+--from-password-file or --from-password-command.
+
+--object-lock DURATION (s3 only) writes everything a restore needs with S3
+Object Lock, so that no snapshot can be deleted or overwritten for DURATION
+after it is taken, not even with the credentials that wrote it: see
+docs/OBJECT-LOCK.md. A missing bucket is created with object lock; an
+existing one must have it.`,
 		Example: `  rewind init --repo /srv/backup/repo
   REWIND_PASSWORD_FILE=/root/.rewind-pw rewind init --repo local:/mnt/usb/rewind
-  rewind init --repo /srv/backup/repo --min-retention 30d --admin-key-file /root/rewind-admin.pem`,
+  rewind init --repo /srv/backup/repo --min-retention 30d --admin-key-file /root/rewind-admin.pem
+  rewind init --repo s3:https://s3.example.com/offsite/web1 --copy-chunker-params-from /srv/backup/repo
+  rewind init --repo s3:https://s3.example.com/locked-backups/web1 --object-lock 30d`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -38,6 +55,17 @@ retention at once, as rewind config does (see rewind config --help).`,
 			minRet, withPolicy, err := initPolicyFlags(cmd, &o)
 			if err != nil {
 				return err
+			}
+			objectLock, err := ol.parse(cmd, loc)
+			if err != nil {
+				return err
+			}
+			var src *repository.Repository
+			if from.location != "" {
+				if src, _, err = g.openSource(ctx, &from, "--copy-chunker-params-from"); err != nil {
+					return err
+				}
+				defer src.Close()
 			}
 			pw, err := g.password(ctx, "Password for the new repository: ")
 			if err != nil {
@@ -57,11 +85,16 @@ retention at once, as rewind config does (see rewind config --help).`,
 						"without it the minimum retention cannot be changed.\n", o.adminKeyFile)
 				}
 			}
-			be, err := g.createBackend(ctx, loc)
+			var be backend.Backend
+			if objectLock.Enabled() {
+				be, err = g.createLockedBackend(ctx, loc, objectLock)
+			} else {
+				be, err = g.createBackend(ctx, loc)
+			}
 			if err != nil {
 				return fmt.Errorf("create repository: %w", err)
 			}
-			r, err := repository.Init(ctx, be, pw, repository.InitOptions{})
+			r, err := createRepository(ctx, be, pw, src)
 			if err != nil {
 				be.Close()
 				return err
@@ -79,6 +112,9 @@ retention at once, as rewind config does (see rewind config --help).`,
 				return nil
 			}
 			g.ui.Printf("created repository %s at %s\n", cfg.ID.Short(), loc)
+			if objectLock.Enabled() {
+				g.ui.Printf("S3 object lock %s: each snapshot and what it needs stay immutable that long (docs/OBJECT-LOCK.md)\n", objectLock)
+			}
 			g.ui.Printf("Keep the password safe: without it the data cannot be read.\n")
 			return nil
 		},
@@ -86,6 +122,9 @@ retention at once, as rewind config does (see rewind config --help).`,
 	f := cmd.Flags()
 	f.StringVar(&o.minRetention, "min-retention", "", "set the minimum retention to `DURATION` (e.g. 30d; needs --admin-key-file)")
 	f.StringVar(&o.adminKeyFile, "admin-key-file", "", "the admin key's PEM `file`, created with mode 0600 if it does not exist")
+	f.StringVar(&from.location, "copy-chunker-params-from", "", "cut and name data as the repository at `location` does, for rewind copy from it")
+	from.addPasswordFlags(f)
+	addObjectLockFlags(cmd, &ol)
 	return cmd
 }
 

@@ -85,6 +85,7 @@ type jsonBackend struct {
 }
 
 type jsonRestoreSummary struct {
+	Backend        jsonBackend     `json:"backend"`
 	MessageType    string          `json:"message_type"`
 	SnapshotID     string          `json:"snapshot_id"`
 	FilesRestored  int64           `json:"files_restored"`
@@ -131,6 +132,7 @@ type jsonSnapshot struct {
 	ProgramVersion string               `json:"program_version"`
 	Protected      bool                 `json:"protected"`
 	Original       string               `json:"original"`
+	CopiedFrom     string               `json:"copied_from"`
 	Summary        *jsonSnapshotSummary `json:"summary"`
 }
 
@@ -171,6 +173,7 @@ type jsonProblem struct {
 }
 
 type jsonCheckSummary struct {
+	Backend        jsonBackend   `json:"backend"`
 	MessageType    string        `json:"message_type"`
 	Packs          int           `json:"packs"`
 	Snapshots      int           `json:"snapshots"`

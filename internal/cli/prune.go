@@ -21,6 +21,7 @@ import (
 type PruneSummaryJSON struct {
 	MessageType string `json:"message_type"`
 	*prune.Result
+	Backend *backendSummary `json:"backend,omitempty"`
 }
 
 // pruneOptions are the flags of `rewind prune`.
@@ -159,7 +160,7 @@ func pruneOpen(ctx context.Context, g *globals, r *repository.Repository, o *pru
 		return fmt.Errorf("prune: %w", err)
 	}
 	if g.json {
-		g.ui.JSONLine(PruneSummaryJSON{MessageType: "summary", Result: res})
+		g.ui.JSONLine(PruneSummaryJSON{MessageType: "summary", Result: res, Backend: g.backendStats()})
 		return nil
 	}
 	printPrune(g.ui, res)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/restorer"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/ui"
@@ -16,13 +17,14 @@ type restoreOpts struct {
 	exclude   []string
 	verify    bool
 	overwrite bool
+	at        string
 	snapFilter
 }
 
 func newRestoreCmd(g *globals) *cobra.Command {
 	o := &restoreOpts{}
 	cmd := &cobra.Command{
-		Use:   "restore SNAPSHOT[:PATH] --target DIR",
+		Use:   "restore {SNAPSHOT[:PATH] | --at TIME [PATH]} --target DIR",
 		Short: "Restore a snapshot, or part of it, into a directory",
 		Long: `Restore a snapshot into --target with all metadata: modes, owners (as root),
 times, extended attributes and ACLs, hard links, holes of sparse files,
@@ -32,17 +34,34 @@ file) are restored.
 SNAPSHOT is an ID, a unique ID prefix, or "latest" (optionally narrowed with
 --host, --tag and --path). Restore refuses a non-empty target unless
 --overwrite is given, and then rewrites only the files that differ. Nothing
-is ever written outside the target, whatever the snapshot holds.`,
+is ever written outside the target, whatever the snapshot holds.
+
+With --at TIME instead of SNAPSHOT, restore PATH (a path on this machine;
+without it, everything) as it was at TIME: from the newest snapshot of this
+host (or --host) that covers PATH, taken at or before TIME. TIME is RFC 3339,
+"2026-11-22 10:31:05" in local time, relative as -15m, or a label made with
+rewind mark (see docs/CONTINUOUS.md).`,
 		Example: `  rewind restore latest --target /tmp/restore
   rewind restore 4f2a91c3:/etc/nginx --target /etc/nginx --overwrite
-  rewind restore latest --target /srv --include '/var/www/**' --verify`,
-		Args: cobra.ExactArgs(1),
+  rewind restore latest --target /srv --include '/var/www/**' --verify
+  rewind restore --at -15m /srv/app/config.yml --target /tmp/then
+  rewind restore --at "before nginx upgrade" /etc/nginx --target /tmp/nginx`,
+		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if o.target == "" {
 				return fmt.Errorf("--target is required")
 			}
-			r, sn, p, done, err := g.openSnapshot(ctx, "restore", args[0], o.filter())
+			if o.at == "" && len(args) != 1 {
+				return fmt.Errorf("name the SNAPSHOT[:PATH] to restore, or give --at TIME [PATH]")
+			}
+			open := func() (*repository.Repository, *snapshot.Snapshot, string, func(), error) {
+				if o.at != "" {
+					return g.openAt(ctx, "restore", o.at, args, o.snapFilter)
+				}
+				return g.openSnapshot(ctx, "restore", args[0], o.filter())
+			}
+			r, sn, p, done, err := open()
 			if err != nil {
 				return err
 			}
@@ -79,6 +98,7 @@ is ever written outside the target, whatever the snapshot holds.`,
 	f.StringArrayVarP(&o.exclude, "exclude", "e", nil, "skip paths matching `pattern` (repeatable)")
 	f.BoolVar(&o.verify, "verify", false, "re-read every restored file and check it against the snapshot")
 	f.BoolVar(&o.overwrite, "overwrite", false, "write into a non-empty target, rewriting only files that differ")
+	f.StringVar(&o.at, "at", "", "restore PATH as it was at this "+atUsage)
 	o.snapFilter.add(cmd)
 	return cmd
 }
@@ -88,11 +108,12 @@ type RestoreSummary struct {
 	MessageType string `json:"message_type"`
 	SnapshotID  string `json:"snapshot_id"`
 	*restorer.Stats
+	Backend *backendSummary `json:"backend,omitempty"`
 }
 
 func printRestoreSummary(g *globals, sn *snapshot.Snapshot, st *restorer.Stats) {
 	if g.json {
-		g.ui.JSONLine(RestoreSummary{MessageType: "summary", SnapshotID: sn.ID.String(), Stats: st})
+		g.ui.JSONLine(RestoreSummary{MessageType: "summary", SnapshotID: sn.ID.String(), Stats: st, Backend: g.backendStats()})
 		return
 	}
 	for _, e := range st.Errors {

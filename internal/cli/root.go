@@ -160,6 +160,10 @@ data directory, created on the first backup with a generated password file.`,
 		newCatCmd(g), newKeyCmd(g), newCheckCmd(g), newVersionCmd(),
 		newForgetCmd(g), newRepairCmd(g), newPruneCmd(g),
 		newProtectCmd(g), newUnprotectCmd(g), newConfigCmd(g),
+		newVersionsCmd(g), newRollbackCmd(g), newMarkCmd(g), newUnmarkCmd(g),
+		newCopyCmd(g),
+		newRetentionCmd(g), newRecoverVersionsCmd(g),
+		newWatchCmd(g),
 	)
 	return root
 }

@@ -106,6 +106,17 @@ func TestS3RoundTrip(t *testing.T) {
 	if len(snaps) != 1 {
 		t.Errorf("after forget --keep-last 1: %d snapshots\n%v", len(snaps), r)
 	}
+	// The old app.conf is now unreferenced: prune deletes what only the
+	// forgotten snapshots used, on S3 too, and the rest still restores.
+	pr := pruneSummary(t, e.mustRun("prune", "--max-unused", "0%", "--json"))
+	t.Logf("prune on S3: %+v", pr)
+	if pr.PacksCondemned == 0 || pr.PacksDeleted != pr.PacksCondemned || pr.Backend.Requests.Remove == 0 {
+		t.Errorf("prune on S3 deleted nothing: %+v", pr)
+	}
+	e.mustRun("check", "--read-data")
+	target2 := e.path("restore2")
+	e.mustRun("restore", "latest", "--target", target2)
+	sameFiles(t, src, target2+src)
 
 	// The objects are where docs/S3.md says, under the prefix.
 	keys := bucketKeys(t, m, bucket, "")

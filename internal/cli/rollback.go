@@ -1,0 +1,440 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rewind-backup/rewind/internal/archiver"
+	"github.com/rewind-backup/rewind/internal/backend/location"
+	"github.com/rewind-backup/rewind/internal/filter"
+	"github.com/rewind-backup/rewind/internal/fs"
+	"github.com/rewind-backup/rewind/internal/id"
+	"github.com/rewind-backup/rewind/internal/lock"
+	"github.com/rewind-backup/rewind/internal/repository"
+	"github.com/rewind-backup/rewind/internal/restorer"
+	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/tree"
+	"github.com/spf13/cobra"
+)
+
+// preRollbackTag marks the snapshot a rollback takes of what it replaces.
+const preRollbackTag = "pre-rollback"
+
+func newRollbackCmd(g *globals) *cobra.Command {
+	var at string
+	var sf snapFilter
+	cmd := &cobra.Command{
+		Use:   "rollback PATH --at TIME",
+		Short: "Put a file or directory back in place as it was at a moment",
+		Long: `Put PATH (a path on this machine) back as it was at TIME, taken from the newest
+snapshot of this host (or --host) that covers PATH and was taken at or before
+TIME. TIME is as for restore --at: RFC 3339, "2026-11-22 10:31:05" in local
+time, relative as -15m, or a label (rewind mark).
+
+First the current state of PATH is backed up into a snapshot tagged
+"pre-rollback", so that the rollback can itself be undone: rollback prints
+the command, rollback PATH --at with that snapshot's time. If that backup
+cannot save every file, nothing is rolled back.
+
+Then PATH is restored in place: files whose content differs are rewritten,
+metadata is set, and for a directory, every entry that did not exist at TIME
+is removed. Left alone are entries matching the exclude patterns of the
+snapshot restored from (they were never backed up), sockets, whatever lies
+on another filesystem mounted below PATH, and the repository and its
+password file when they are inside PATH. A PATH that did not exist at TIME
+is refused.`,
+		Example: `  rewind rollback /etc/nginx --at "before nginx upgrade"
+  rewind rollback ~/notes.txt --at -15m
+  rewind rollback /srv/app --at "2026-11-22 10:31:05"`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if at == "" {
+				return errors.New("--at is required: the moment to go back to")
+			}
+			return runRollback(cmd, g, args[0], at, sf, time.Now())
+		},
+	}
+	cmd.Flags().StringVar(&at, "at", "", "go back to this "+atUsage)
+	sf.add(cmd)
+	return cmd
+}
+
+func runRollback(cmd *cobra.Command, g *globals, arg, at string, sf snapFilter, now time.Time) error {
+	ctx := cmd.Context()
+	p, err := localPath(arg)
+	if err != nil {
+		return err
+	}
+	keepOut, err := g.rollbackKeepOut(p)
+	if err != nil {
+		return err
+	}
+	r, err := g.openRepo(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	// Lock before reading the index: prune relies on it.
+	lk, err := g.takeLock(ctx, r, lock.Shared, "rollback")
+	if err != nil {
+		return err
+	}
+	defer g.releaseLock(ctx, lk)
+	if err := r.LoadIndex(ctx); err != nil {
+		return fmt.Errorf("load index: %w", err)
+	}
+	f := timelineFilter(sf)
+	h, err := g.loadHistory(ctx, r, p, f)
+	if err != nil {
+		return err
+	}
+	m, err := h.moment(at, now)
+	if err != nil {
+		return err
+	}
+	sn, node, err := h.at(ctx, r, m)
+	if err != nil {
+		return err
+	}
+	if node == nil {
+		return fmt.Errorf("%w: %s did not exist at %s (%s); nothing to roll back to", snapshot.ErrPathNotFound, p, m, describeSnapshot(sn))
+	}
+	// What the rollback must not touch: what the snapshot never had, and
+	// the repository.
+	skip := append(slices.Clone(sn.Excludes), keepOut...)
+	matcher, err := filter.NewMatcher(skip)
+	if err != nil {
+		return fmt.Errorf("exclude patterns of %s: %w", describeSnapshot(sn), err)
+	}
+
+	host := ""
+	if len(f.Hosts) == 1 {
+		host = f.Hosts[0]
+	}
+	pre, err := g.saveBeforeRollback(cmd, r, lk, p, host, skip)
+	if err != nil {
+		return err
+	}
+
+	removed, err := makeWay(ctx, r, p, node, matcher, g)
+	if err != nil {
+		return fmt.Errorf("rollback of %s stopped while removing what did not exist at %s: %w%s", p, m, err, undoHint(pre, p, sf))
+	}
+	target, snapPath := filepath.Dir(p), p
+	if node.Type == tree.Dir {
+		target = p
+	}
+	rs, err := restorer.New(r, restorer.Options{
+		Target: target, Overwrite: true, Exclude: keepOut, Owner: os.Geteuid() == 0, Logger: g.log,
+	})
+	if err != nil {
+		return err
+	}
+	st, err := rs.Restore(ctx, sn, snapPath)
+	if st != nil {
+		for _, e := range st.Errors {
+			g.ui.Warnf("error: %s: %s\n", e.Path, e.Error)
+		}
+	}
+	if err == nil && node.Type == tree.Dir && p != "/" {
+		err = applyDirMeta(p, node)
+	}
+	if err != nil {
+		return fmt.Errorf("rollback of %s to %s failed part way: %w%s", p, m, err, undoHint(pre, p, sf))
+	}
+	if !g.quiet {
+		g.ui.Printf("rolled back %s to %s, from %s: %d files rewritten, %d already right, %d entries removed\n",
+			p, m, describeSnapshot(sn), st.Files, st.FilesSkipped, removed)
+		if pre != nil {
+			g.ui.Printf("the state before the rollback is in snapshot %s (tag %s)%s\n", pre.ID.Short(), preRollbackTag, undoHint(pre, p, sf))
+		}
+	}
+	return nil
+}
+
+// undoHint says how to undo a rollback whose earlier state is in pre.
+func undoHint(pre *snapshot.Snapshot, p string, sf snapFilter) string {
+	if pre == nil {
+		return ""
+	}
+	host := ""
+	if len(sf.hosts) == 1 {
+		host = " --host " + shellQuote(sf.hosts[0])
+	}
+	return fmt.Sprintf("\nto undo: rewind rollback %s --at %s%s", shellQuote(p), pre.Time.UTC().Format(time.RFC3339Nano), host)
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@+=,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// saveBeforeRollback backs up p as it is now, into a snapshot tagged
+// pre-rollback of host ("": this machine), with the given excludes. It
+// returns nil when p does not exist (there is nothing to save), and fails
+// when any file could not be saved.
+func (g *globals) saveBeforeRollback(cmd *cobra.Command, r *repository.Repository, lk *lock.Lock, p, host string, excludes []string) (*snapshot.Snapshot, error) {
+	if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+		g.ui.Infof("%s does not exist now: there is nothing to save before the rollback\n", p)
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	parent, err := findParent(cmd, g, r, "", host, []string{p})
+	if err != nil {
+		return nil, err
+	}
+	a, err := archiver.New(r, archiver.Options{
+		Hostname: host, Tags: []string{preRollbackTag}, Excludes: excludes, Parent: parent,
+		Logger: g.log, ProgramVersion: "rewind " + Version,
+		BeforeCommit: func(context.Context) error {
+			if lk == nil {
+				return nil
+			}
+			if err := lk.Check(); err != nil {
+				return fmt.Errorf("snapshot of the current state not saved, so nothing was rolled back: %w", err)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	sn, err := a.Snapshot(cmd.Context(), []string{p})
+	if err != nil {
+		return nil, fmt.Errorf("back up the current state of %s: %w; nothing was rolled back", p, err)
+	}
+	if n := len(sn.Summary.Errors); n > 0 {
+		for _, e := range sn.Summary.Errors {
+			g.ui.Warnf("error: %s: %s\n", e.Path, e.Error)
+		}
+		return nil, fmt.Errorf("%d files of %s could not be read into snapshot %s (listed above), so a rollback could not be undone; nothing was rolled back", n, p, sn.ID.Short())
+	}
+	g.ui.Infof("saved the current state of %s as snapshot %s\n", p, sn.ID.Short())
+	return sn, nil
+}
+
+// rollbackKeepOut returns the paths inside p that a rollback must leave
+// alone, as exclude patterns: the local repository and its password file,
+// when they are there. It refuses a p inside the repository or equal to
+// the password file, and paths the patterns cannot name exactly.
+func (g *globals) rollbackKeepOut(p string) ([]string, error) {
+	type guarded struct{ path, what string }
+	var cands []guarded
+	if loc, err := g.location(); err == nil && loc.Scheme == location.Local {
+		cands = append(cands, guarded{loc.Path, "the repository"})
+	}
+	if g.usingDefault() {
+		if _, pw, err := defaultRepo(); err == nil {
+			cands = append(cands, guarded{pw, "the repository's password file"})
+		}
+	}
+	if g.passwordFile != "" {
+		cands = append(cands, guarded{g.passwordFile, "the password file"})
+	}
+	resolve := func(q string) string {
+		abs, err := filepath.Abs(q)
+		if err != nil {
+			return filepath.Clean(q)
+		}
+		if rq, err := filepath.EvalSymlinks(abs); err == nil {
+			return rq
+		}
+		return filepath.Clean(abs)
+	}
+	below := func(q, dir string) (string, bool) {
+		if q == dir {
+			return "", true
+		}
+		if dir == "/" {
+			return q, true
+		}
+		rest, ok := strings.CutPrefix(q, dir+"/")
+		return rest, ok
+	}
+	rp := resolve(p)
+	var out []string
+	for _, c := range cands {
+		rq := resolve(c.path)
+		if _, inside := below(rp, rq); inside {
+			return nil, fmt.Errorf("refusing to roll back %s: it is %s or inside it", p, c.what)
+		}
+		rest, ok := below(rq, rp)
+		if !ok {
+			continue
+		}
+		live := path.Join(p, rest)
+		if strings.ContainsAny(live, `*?[\`) {
+			return nil, fmt.Errorf("refusing to roll back %s: %s (%s) is inside it, and its name cannot be excluded exactly", p, c.what, live)
+		}
+		out = append(out, live)
+	}
+	return out, nil
+}
+
+// applyDirMeta sets the directory p's own metadata to n's, which the
+// restorer leaves alone for its target.
+func applyDirMeta(p string, n *tree.Node) error {
+	fd, err := fs.OpenDir(filepath.Dir(p))
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return fs.ApplyMeta(fd, filepath.Base(p), n, fs.ApplyOptions{Owner: os.Geteuid() == 0})
+}
+
+// makeWay removes, from what is at p now, what the snapshot entry n does
+// not have, so that restoring n over it leaves p as n was: for a
+// directory, every entry below it that n does not list (or lists with the
+// other kind, directory or not); for a file, a directory in its place.
+// Entries that skip matches, sockets and anything on another filesystem
+// than p's are left alone, and so are the directories that hold them. It
+// returns how many entries it removed.
+func makeWay(ctx context.Context, r *repository.Repository, p string, n *tree.Node, skip *filter.Matcher, g *globals) (int, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return 0, nil
+		}
+		return 0, &os.PathError{Op: "lstat", Path: p, Err: err}
+	}
+	w := &wayMaker{ctx: ctx, r: r, skip: skip, dev: st.Dev, g: g}
+	liveDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+	switch {
+	case n.Type == tree.Dir && liveDir:
+		fd, err := fs.OpenDir(p)
+		if err != nil {
+			return 0, err
+		}
+		err = w.dir(fd, p, n.Subtree, true)
+		return w.removed, err
+	case n.Type != tree.Dir && !liveDir:
+		// A file (or symlink...) over another: the restorer replaces it.
+		return 0, nil
+	}
+	// The other kind is in the way: a directory where the file was, or
+	// the reverse.
+	parent, err := fs.OpenDir(filepath.Dir(p))
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(parent)
+	err = w.remove(parent, filepath.Base(p), p)
+	return w.removed, err
+}
+
+// wayMaker removes entries for makeWay.
+type wayMaker struct {
+	ctx     context.Context
+	r       *repository.Repository
+	skip    *filter.Matcher
+	dev     uint64
+	g       *globals
+	removed int
+}
+
+// dir works on the directory open as fd (which it closes), at path p,
+// whose wanted listing is ids; with had false, the snapshot has nothing
+// here and everything goes.
+func (w *wayMaker) dir(fd int, p string, ids []id.ID, had bool) error {
+	f := os.NewFile(uintptr(fd), p)
+	defer f.Close()
+	want := map[string]*tree.Node{}
+	if had {
+		err := snapshot.EachNode(w.ctx, w.r, ids, func(n *tree.Node) error {
+			c := *n
+			want[n.Name] = &c
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", p, err)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := w.ctx.Err(); err != nil {
+			return err
+		}
+		q := path.Join(p, name)
+		n, ok := want[name]
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				continue
+			}
+			return &os.PathError{Op: "lstat", Path: q, Err: err}
+		}
+		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+		switch {
+		case w.skip.Match(q, name) || st.Mode&unix.S_IFMT == unix.S_IFSOCK || st.Dev != w.dev:
+			continue
+		case ok && n.Type == tree.Dir && isDir:
+			sub, err := fs.OpenDirAt(fd, name)
+			if err != nil {
+				return err
+			}
+			if err := w.dir(sub, q, n.Subtree, true); err != nil {
+				return err
+			}
+		case ok && (n.Type == tree.Dir) == isDir:
+			// The restore rewrites it.
+		default:
+			if err := w.remove(fd, name, q); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// remove removes the entry name of the directory open as fd, at path p,
+// and for a directory everything below it that may go. A directory that
+// keeps something left alone is kept.
+func (w *wayMaker) remove(fd int, name, p string) error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &os.PathError{Op: "lstat", Path: p, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if err := unix.Unlinkat(fd, name, 0); err != nil {
+			return &os.PathError{Op: "unlink", Path: p, Err: err}
+		}
+		w.removed++
+		return nil
+	}
+	sub, err := fs.OpenDirAt(fd, name)
+	if err != nil {
+		return err
+	}
+	if err := w.dir(sub, p, nil, false); err != nil {
+		return err
+	}
+	switch err := unix.Unlinkat(fd, name, unix.AT_REMOVEDIR); {
+	case err == nil:
+		w.removed++
+	case errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST):
+		w.g.log.Info("directory kept: it holds entries a rollback leaves alone", "path", p)
+	default:
+		return &os.PathError{Op: "rmdir", Path: p, Err: err}
+	}
+	return nil
+}
