@@ -100,6 +100,9 @@ type cpReport struct {
 	Phases      []cpPhase     `json:"phases"`
 	ExitCode    int           `json:"exit_code"`
 	StoppedTook time.Duration `json:"stop_ns"`
+	// The machine is shared: its load says how quiet it was.
+	LoadStart string `json:"load_start"`
+	LoadEnd   string `json:"load_end"`
 }
 
 // cpSnap is a snapshot line of `rewind watch --json`.
@@ -189,7 +192,7 @@ func runContinuous(ctx context.Context, log *slog.Logger, cc cpConfig, bin, dir 
 		return len(snaps)
 	}
 	pid := w.Process.Pid
-	rep := &cpReport{Files: cc.files, Bytes: size, Duration: cc.duration, Interval: cc.interval, Settle: cc.settle}
+	rep := &cpReport{Files: cc.files, Bytes: size, Duration: cc.duration, Interval: cc.interval, Settle: cc.settle, LoadStart: loadAvg()}
 
 	// The first snapshot walks and reads everything.
 	for count() == 0 {
@@ -246,6 +249,7 @@ func runContinuous(ctx context.Context, log *slog.Logger, cc cpConfig, bin, dir 
 		rep.Phases = append(rep.Phases, ph)
 	}
 
+	rep.LoadEnd = loadAvg()
 	stopAt := time.Now()
 	w.Process.Signal(syscall.SIGTERM)
 	<-readDone
@@ -684,10 +688,11 @@ func (c *cpReport) markdown() string {
 		"phase (writer start to caught up) per second of wall time; RSS is sampled every 250 ms, and its end value is taken once the watcher "+
 		"has caught up; stored is the growth of the repository per operation.\n\n",
 		fmtCount(c.Files), fmtBytes(float64(c.Bytes)), c.Interval, c.Settle, c.Backend, c.Duration)
-	fmt.Fprintf(&b, "First snapshot (every file read): %s. Idle for %s: CPU %.2f%% of a core, RSS %.0f MiB. "+
-		"SIGTERM to exit: %s, exit status %d.\n\n",
+	fmt.Fprintf(&b, "First snapshot (every file read): %s. Idle for %s: CPU %.2f%% of a core, RSS %.0f MiB "+
+		"(fanotify watches the whole filesystem: idle means no change in the tree, not on the machine). "+
+		"SIGTERM to exit: %s, exit status %d. Load average %s at the start, %s at the end.\n\n",
 		fmtSecs(c.FirstSnap.Seconds()), c.IdleFor.Round(time.Second), 100*c.IdleCPU, float64(c.IdleRSS)/(1<<20),
-		c.StoppedTook.Round(time.Millisecond), c.ExitCode)
+		c.StoppedTook.Round(time.Millisecond), c.ExitCode, c.LoadStart, c.LoadEnd)
 	b.WriteString("### Continuous protection: delay from write to snapshot\n\n")
 	b.WriteString("| rate | ops (achieved/s) | delay p50 | p99 | max | not captured | snapshots | watcher CPU | RSS start → end (peak) | stored per op |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
