@@ -301,7 +301,7 @@ func refuseGuarded(named []*snapshot.Snapshot, guard snapshot.Guard, now time.Ti
 		return nil
 	}
 	return fmt.Errorf("refusing to forget %d of the %d snapshots named; nothing was removed:%s\n"+
-		"Lift a legal hold with `rewind unprotect SNAPSHOT`; `rewind config` shows the minimum retention.",
+		"Lift a legal hold with `rewind unprotect SNAPSHOT`; `rewind config` shows the minimum retention",
 		refused, len(named), b.String())
 }
 

@@ -149,7 +149,7 @@ func (s *Set) CheckReadable() error {
 		fmt.Fprintf(&b, "\n  labels/%s: %v", u.File, u.Err)
 	}
 	return fmt.Errorf("%w: %d label files cannot be read, and each may keep any snapshot, so no snapshot can be removed by a policy:%s\n"+
-		"Restore these files from a copy of the repository, or, if you are sure they name no moment you need, delete them from the repository's labels folder by hand.",
+		"Restore these files from a copy of the repository, or, if you are sure they name no moment you need, delete them from the repository's labels folder by hand",
 		ErrUnreadable, len(s.Unreadable), b.String())
 }
 
