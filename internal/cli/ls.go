@@ -40,6 +40,9 @@ func nodeJSON(msg, p string, n *tree.Node) NodeJSON {
 	if n.Flags&tree.FlagUnreadable != 0 {
 		j.Flags = append(j.Flags, "unreadable")
 	}
+	if n.Flags&tree.FlagInFlux != 0 {
+		j.Flags = append(j.Flags, "in-flux")
+	}
 	return j
 }
 

@@ -499,6 +499,13 @@ func TestWatchInFlux(t *testing.T) {
 			if slices.Contains(s.InFlux, busy) {
 				w.stop(syscall.SIGTERM)
 				w.checkLines()
+				// The snapshot itself records it: ls shows the flag.
+				lines := jsonLines(t, e.mustRun("ls", "--json", s.SnapshotID+":"+busy))
+				var n jsonNode
+				decodeStrict(t, lines[len(lines)-1].raw, &n)
+				if !slices.Contains(n.Flags, "in-flux") {
+					t.Errorf("ls --json of %s in snapshot %s: flags %v, want in-flux", busy, s.SnapshotID[:8], n.Flags)
+				}
 				return
 			}
 		}
