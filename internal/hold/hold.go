@@ -62,10 +62,7 @@ func Decode(plain []byte) (*Hold, error) {
 }
 
 // Unreadable is a hold file that failed to load, decrypt or decode.
-type Unreadable struct {
-	File id.ID
-	Err  error
-}
+type Unreadable = repository.UnreadableFile
 
 // Set is every hold of a repository.
 type Set struct {
@@ -108,30 +105,20 @@ func (s *Set) CheckReadable() error {
 // decode are listed in Set.Unreadable; any other error (the storage
 // failing) is returned.
 func List(ctx context.Context, r *repository.Repository) (*Set, error) {
-	names, err := r.List(ctx, backend.HoldFile)
-	if err != nil {
-		return nil, fmt.Errorf("list holds: %w", err)
-	}
 	s := &Set{BySnapshot: map[id.ID][]Hold{}}
-	for _, name := range names {
-		plain, err := r.LoadFile(ctx, backend.HoldFile, name)
-		switch {
-		case backend.IsNotExist(err):
-			continue // lifted since the listing
-		case errors.Is(err, repository.ErrCorrupt):
-			s.Unreadable = append(s.Unreadable, Unreadable{File: name, Err: err})
-			continue
-		case err != nil:
-			return nil, fmt.Errorf("read hold: %w", err)
-		}
+	bad, err := r.LoadEach(ctx, backend.HoldFile, func(name id.ID, plain []byte) error {
 		h, err := Decode(plain)
 		if err != nil {
-			s.Unreadable = append(s.Unreadable, Unreadable{File: name, Err: fmt.Errorf("decode: %w", err)})
-			continue
+			return err
 		}
 		h.File = name
 		s.BySnapshot[h.Snapshot] = append(s.BySnapshot[h.Snapshot], *h)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("holds: %w", err)
 	}
+	s.Unreadable = bad
 	for _, hs := range s.BySnapshot {
 		slices.SortFunc(hs, func(a, b Hold) int {
 			if c := a.Time.Compare(b.Time); c != 0 {
@@ -140,7 +127,6 @@ func List(ctx context.Context, r *repository.Repository) (*Set, error) {
 			return bytes.Compare(a.File[:], b.File[:])
 		})
 	}
-	slices.SortFunc(s.Unreadable, func(a, b Unreadable) int { return bytes.Compare(a.File[:], b.File[:]) })
 	return s, nil
 }
 

@@ -103,10 +103,7 @@ func Decode(plain []byte) (*Label, error) {
 }
 
 // Unreadable is a label file that failed to load, decrypt or decode.
-type Unreadable struct {
-	File id.ID
-	Err  error
-}
+type Unreadable = repository.UnreadableFile
 
 // Set is every label of a repository.
 type Set struct {
@@ -157,32 +154,21 @@ func (s *Set) CheckReadable() error {
 // decode are listed in Set.Unreadable; any other error (the storage
 // failing) is returned.
 func List(ctx context.Context, r *repository.Repository) (*Set, error) {
-	names, err := r.List(ctx, backend.LabelFile)
-	if err != nil {
-		return nil, fmt.Errorf("list labels: %w", err)
-	}
 	s := &Set{}
-	for _, name := range names {
-		plain, err := r.LoadFile(ctx, backend.LabelFile, name)
-		switch {
-		case backend.IsNotExist(err):
-			continue // unmarked since the listing
-		case errors.Is(err, repository.ErrCorrupt):
-			s.Unreadable = append(s.Unreadable, Unreadable{File: name, Err: err})
-			continue
-		case err != nil:
-			return nil, fmt.Errorf("read label: %w", err)
-		}
+	bad, err := r.LoadEach(ctx, backend.LabelFile, func(name id.ID, plain []byte) error {
 		l, err := Decode(plain)
 		if err != nil {
-			s.Unreadable = append(s.Unreadable, Unreadable{File: name, Err: fmt.Errorf("decode: %w", err)})
-			continue
+			return err
 		}
 		l.File = name
 		s.Labels = append(s.Labels, *l)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("labels: %w", err)
 	}
+	s.Unreadable = bad
 	sortLabels(s.Labels)
-	slices.SortFunc(s.Unreadable, func(a, b Unreadable) int { return bytes.Compare(a.File[:], b.File[:]) })
 	return s, nil
 }
 
