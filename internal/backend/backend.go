@@ -4,8 +4,8 @@
 // A backend stores named, immutable files of a few kinds (FileType). It knows
 // nothing about encryption, packs or snapshots: everything it holds is opaque
 // bytes. Providers live in their own packages below this one (local, mem,
-// and later s3 and rest); wrappers (retry, limits, fault injection) wrap any
-// Backend and are themselves a Backend.
+// s3); wrappers (retry, limit, readonly, counting, fault) wrap any Backend
+// and are themselves a Backend.
 //
 // # Contract
 //

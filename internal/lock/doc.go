@@ -11,7 +11,8 @@
 //
 // A lock has one of three kinds:
 //
-//   - Shared: backup, restore, dump, check, forget, ls, find, diff, cat. Any
+//   - Shared: backup, restore, dump, check, forget, ls, find, diff, cat,
+//     copy, versions, rollback, and each capture of watch. Any
 //     number of Shared locks coexist, with each other and with a Prune lock.
 //     Backups are therefore never blocked by prune.
 //   - Prune: at most one live Prune lock at a time. It coexists with Shared
