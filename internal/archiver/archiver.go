@@ -53,6 +53,10 @@ type counters struct {
 	dirsNew, dirsChanged, dirsUnchanged    atomic.Int64
 	totalFiles, totalBytes, bytesRead      atomic.Int64
 	vanished                               atomic.Int64
+	// filesReread counts files read more than once because they changed
+	// while read, bytesReread the bytes of those extra reads, filesTorn
+	// the files still changing on the last attempt (FlagChanged).
+	filesReread, bytesReread, filesTorn atomic.Int64
 }
 
 // New prepares an archiver.
@@ -191,6 +195,9 @@ func (a *Archiver) Snapshot(ctx context.Context, paths []string) (*snapshot.Snap
 		TotalFiles:     a.st.totalFiles.Load(),
 		TotalBytes:     a.st.totalBytes.Load(),
 		BytesRead:      a.st.bytesRead.Load(),
+		FilesReread:    a.st.filesReread.Load(),
+		BytesReread:    a.st.bytesReread.Load(),
+		FilesTorn:      a.st.filesTorn.Load(),
 		DataBlobs:      after.dataBlobs - statsBefore.dataBlobs,
 		TreeBlobs:      after.treeBlobs - statsBefore.treeBlobs,
 		DataAdded:      after.added - statsBefore.added,

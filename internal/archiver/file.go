@@ -63,6 +63,10 @@ func (a *Archiver) doFile(ctx context.Context, rd *fileReader, job *fileJob) err
 		if f := job.linkOf.node; f != nil {
 			n.Content, n.ContentLists, n.Size, n.Flags, n.Error = f.Content, f.ContentLists, f.Size, f.Flags, f.Error
 			n.Xattrs = f.Xattrs
+			if f.Flags&tree.FlagUnreadable != 0 {
+				// Each name of the inode is a file the snapshot lacks.
+				a.fileError(job.path, errors.New(f.Error))
+			}
 			a.countFile(job.prev, n)
 			a.prog.Done(1, int64(n.Size))
 			return nil
@@ -126,10 +130,17 @@ type fileReader struct {
 	a      *Archiver
 	buf    []byte
 	chunks []tree.Chunk
+	// read counts the bytes read by the current attempt.
+	read int64
 }
 
 // readFile reads, chunks and hashes one file into n. A file that changed
-// while it was read is read again once, then recorded as changed.
+// while it was read (it grew, shrank, or was rewritten: its size, mtime
+// or ctime differ afterwards, or it ended before its size) is read again
+// from the start, up to readAttempts times in all. If it still changed on
+// the last attempt, what that attempt read is kept and flagged
+// FlagChanged; for a file that shrank, that is the bytes that were still
+// there, and the size recorded is their length.
 //
 // The file is read through a raw descriptor: an os.File would cost two
 // more syscalls per file (a stat when opened, a fcntl for Fd), which adds
@@ -158,8 +169,13 @@ func (a *Archiver) readFile(ctx context.Context, rd *fileReader, p string, n *tr
 			a.fileError(p, fmt.Errorf("xattrs: %w", err))
 		}
 		n.Xattrs = x
+		rd.read = 0
 		total, err := rd.chunkFile(ctx, fdFile(fd), int64(st.Size), st.Blocks*512 < st.Size)
-		if err != nil {
+		if attempt > 1 {
+			a.st.bytesReread.Add(rd.read)
+		}
+		shrank := errors.Is(err, errShrank)
+		if err != nil && !shrank {
 			return err
 		}
 		var after unix.Stat_t
@@ -169,19 +185,27 @@ func (a *Archiver) readFile(ctx context.Context, rd *fileReader, p string, n *tr
 		if err := a.setContent(ctx, n, rd.chunks, total); err != nil {
 			return err
 		}
-		if after.Size == st.Size && after.Mtim == st.Mtim && after.Ctim == st.Ctim {
+		if !shrank && after.Size == st.Size && after.Mtim == st.Mtim && after.Ctim == st.Ctim {
 			return nil
 		}
 		if attempt == readAttempts {
 			// Keep what was read, marked as torn, with the times from before
 			// the read so that the next backup reads it again.
 			n.Flags |= tree.FlagChanged
-			a.log.Warn("file changed while it was read", "path", p)
+			a.st.filesTorn.Add(1)
+			a.log.Warn("file changed while it was read, every time it was read; kept what the last read saw", "path", p, "attempts", attempt, "shrank", shrank)
 			return nil
 		}
+		if attempt == 1 {
+			a.st.filesReread.Add(1)
+		}
+		a.log.Info("file changed while it was read; reading it again", "path", p, "shrank", shrank)
 		st = after
 	}
 }
+
+// errShrank: a file ended before the size it had when its read began.
+var errShrank = errors.New("file shrank while it was read")
 
 func openNoAtime(p string) (int, error) {
 	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NOATIME | unix.O_CLOEXEC | unix.O_NONBLOCK
@@ -243,7 +267,8 @@ func (a *Archiver) setContent(ctx context.Context, n *tree.Node, chunks []tree.C
 }
 
 // chunkFile cuts the first size bytes of f into rd.chunks, recording holes
-// without reading them. It returns the number of bytes covered.
+// without reading them. It returns the number of bytes covered: size, or
+// with errShrank, the bytes up to where the file ended early.
 func (rd *fileReader) chunkFile(ctx context.Context, f fdFile, size int64, sparse bool) (int64, error) {
 	a := rd.a
 	rd.chunks = rd.chunks[:0]
@@ -269,7 +294,11 @@ func (rd *fileReader) chunkFile(ctx context.Context, f fdFile, size int64, spars
 		if reg.Off > pos {
 			rd.chunks = append(rd.chunks, tree.Chunk{Size: uint64(reg.Off - pos)})
 		}
-		if err := rd.chunkRegion(ctx, c, io.NewSectionReader(f, reg.Off, reg.Len), reg.Len); err != nil {
+		got, err := rd.chunkRegion(ctx, c, io.NewSectionReader(f, reg.Off, reg.Len), reg.Len)
+		if err != nil {
+			if errors.Is(err, errShrank) {
+				return reg.Off + got, err
+			}
 			return 0, err
 		}
 		pos = reg.Off + reg.Len
@@ -280,7 +309,9 @@ func (rd *fileReader) chunkFile(ctx context.Context, f fdFile, size int64, spars
 	return size, nil
 }
 
-func (rd *fileReader) chunkRegion(ctx context.Context, c *chunker.Chunker, r io.Reader, n int64) error {
+// chunkRegion chunks the n bytes of r. It returns how many it chunked:
+// n, or fewer with errShrank when r ended early.
+func (rd *fileReader) chunkRegion(ctx context.Context, c *chunker.Chunker, r io.Reader, n int64) (int64, error) {
 	a := rd.a
 	if len(rd.buf) < c.BufferSize() {
 		rd.buf = make([]byte, c.BufferSize())
@@ -288,11 +319,21 @@ func (rd *fileReader) chunkRegion(ctx context.Context, c *chunker.Chunker, r io.
 	if n <= int64(c.Params().Min) {
 		// Small file or region: one chunk, no chunker.
 		b := rd.buf[:n]
-		if _, err := io.ReadFull(r, b); err != nil {
-			return fmt.Errorf("read: %w", err)
+		k, err := io.ReadFull(r, b)
+		a.st.bytesRead.Add(int64(k))
+		rd.read += int64(k)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			if k > 0 {
+				if err := rd.addChunk(ctx, b[:k]); err != nil {
+					return 0, err
+				}
+			}
+			return int64(k), fmt.Errorf("%w: read %d bytes of %d", errShrank, k, n)
 		}
-		a.st.bytesRead.Add(n)
-		return rd.addChunk(ctx, b)
+		if err != nil {
+			return 0, fmt.Errorf("read: %w", err)
+		}
+		return n, rd.addChunk(ctx, b)
 	}
 	cr := c.NewReader(r, rd.buf)
 	var got int64
@@ -302,18 +343,19 @@ func (rd *fileReader) chunkRegion(ctx context.Context, c *chunker.Chunker, r io.
 			break
 		}
 		if err != nil {
-			return err
+			return 0, err
 		}
 		got += int64(len(chunk))
 		a.st.bytesRead.Add(int64(len(chunk)))
+		rd.read += int64(len(chunk))
 		if err := rd.addChunk(ctx, chunk); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if got != n {
-		return fmt.Errorf("read %d bytes of a %d-byte region: file shrank", got, n)
+		return got, fmt.Errorf("%w: read %d bytes of a %d-byte region", errShrank, got, n)
 	}
-	return nil
+	return n, nil
 }
 
 // addChunk hashes a chunk, appends it to the list, and hands it to the

@@ -237,7 +237,14 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 	}
 	g.ui.Printf("Files:       %6d new, %6d changed, %6d unmodified\n", s.FilesNew, s.FilesChanged, s.FilesUnchanged)
 	g.ui.Printf("Dirs:        %6d new, %6d changed, %6d unmodified\n", s.DirsNew, s.DirsChanged, s.DirsUnchanged)
-	g.ui.Printf("Read %s of %s; added %s (%s stored)\n", ui.Bytes(s.BytesRead), ui.Bytes(s.TotalBytes), ui.Bytes(s.DataAdded), ui.Bytes(s.DataStored))
+	g.ui.Printf("Read %s of %s; added %s (%s stored)\n", ui.Bytes(s.BytesRead-s.BytesReread), ui.Bytes(s.TotalBytes), ui.Bytes(s.DataAdded), ui.Bytes(s.DataStored))
+	if s.FilesReread > 0 {
+		g.ui.Printf("Read again: %s more for %s that changed while being read", ui.Bytes(s.BytesReread), ui.Count(s.FilesReread, "file", "files"))
+		if s.FilesTorn > 0 {
+			g.ui.Printf("; still changing on the last read, so flagged changed-during-backup: %s", ui.Count(s.FilesTorn, "file", "files"))
+		}
+		g.ui.Printf("\n")
+	}
 	g.ui.Printf("processed %d files in %s\n", s.TotalFiles, dur.Round(time.Millisecond))
 	g.ui.Printf("snapshot %s saved\n", sn.ID.Short())
 }

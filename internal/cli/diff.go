@@ -25,7 +25,8 @@ import (
 )
 
 // Change is one line of `diff --json`. Modifier is "+" added, "-" removed,
-// "M" content changed, "T" type changed, "U" metadata changed only.
+// "M" content changed, "T" type changed, "U" metadata changed only, "?"
+// content unknown: the backup of one side could not read the file.
 type Change struct {
 	MessageType string `json:"message_type"`
 	Path        string `json:"path"`
@@ -39,6 +40,7 @@ type DiffStats struct {
 	Removed     int    `json:"removed"`
 	Changed     int    `json:"changed"`
 	MetaOnly    int    `json:"metadata_only"`
+	Unknown     int    `json:"unknown"`
 }
 
 func newDiffCmd(g *globals) *cobra.Command {
@@ -129,6 +131,8 @@ func (o *diffOutput) emit(p, mod string) {
 		o.st.Removed++
 	case "U":
 		o.st.MetaOnly++
+	case "?":
+		o.st.Unknown++
 	default:
 		o.st.Changed++
 	}
@@ -148,7 +152,11 @@ func (o *diffOutput) finish() {
 	if o.g.json {
 		o.g.ui.JSONLine(st)
 	} else {
-		o.g.ui.Printf("\n%d added, %d removed, %d changed, %d metadata only\n", st.Added, st.Removed, st.Changed, st.MetaOnly)
+		o.g.ui.Printf("\n%d added, %d removed, %d changed, %d metadata only", st.Added, st.Removed, st.Changed, st.MetaOnly)
+		if st.Unknown > 0 {
+			o.g.ui.Printf(", %d unknown (?: the backup of one side could not read the file)", st.Unknown)
+		}
+		o.g.ui.Printf("\n")
 	}
 }
 
@@ -219,7 +227,13 @@ func diffNodes(ctx context.Context, r *repository.Repository, p string, x, y *tr
 	switch {
 	case x.Type != y.Type:
 		emit(p, "T")
-	case x.Type == tree.File && !slices.Equal(x.Content, y.Content) || !slices.Equal(x.ContentLists, y.ContentLists):
+	case snapshot.NotBackedUp(x) != snapshot.NotBackedUp(y),
+		snapshot.NotBackedUp(x) && !tree.SameMeta(x, y):
+		// The content of one side is unknown, so whether it changed is
+		// too. Two unreadable captures of a file whose metadata did not
+		// change are taken as the same file.
+		emit(p, "?")
+	case x.Type == tree.File && (!slices.Equal(x.Content, y.Content) || !slices.Equal(x.ContentLists, y.ContentLists)):
 		emit(p, "M")
 	case !tree.SameMeta(x, y):
 		emit(p, "U")
@@ -339,7 +353,7 @@ func diffText(ctx context.Context, g *globals, r *repository.Repository, p strin
 		if s.node == nil {
 			continue
 		}
-		if s.node.Type != tree.File || s.node.Size > maxTextDiff {
+		if s.node.Type != tree.File || s.node.Size > maxTextDiff || snapshot.NotBackedUp(s.node) {
 			return false, nil
 		}
 		var buf bytes.Buffer

@@ -60,6 +60,9 @@ type jsonBackupSummary struct {
 	TotalFiles      int64           `json:"total_files_processed"`
 	TotalBytes      int64           `json:"total_bytes_processed"`
 	BytesRead       int64           `json:"bytes_read"`
+	FilesReread     int64           `json:"files_reread"`
+	BytesReread     int64           `json:"bytes_reread"`
+	FilesTorn       int64           `json:"files_changed_during_backup"`
 	DataBlobs       int64           `json:"data_blobs"`
 	TreeBlobs       int64           `json:"tree_blobs"`
 	DataAdded       int64           `json:"data_added"`
@@ -95,6 +98,7 @@ type jsonRestoreSummary struct {
 	FilesUnchanged int64           `json:"files_unchanged"`
 	FilesVerified  int64           `json:"files_verified"`
 	Errors         []jsonFileError `json:"errors"`
+	NotBackedUp    []jsonFileError `json:"not_backed_up"`
 }
 
 type jsonSnapshotSummary struct {
@@ -109,6 +113,9 @@ type jsonSnapshotSummary struct {
 	TotalFiles      int64           `json:"total_files_processed"`
 	TotalBytes      int64           `json:"total_bytes_processed"`
 	BytesRead       int64           `json:"bytes_read"`
+	FilesReread     int64           `json:"files_reread"`
+	BytesReread     int64           `json:"bytes_reread"`
+	FilesTorn       int64           `json:"files_changed_during_backup"`
 	DataBlobs       int64           `json:"data_blobs"`
 	TreeBlobs       int64           `json:"tree_blobs"`
 	DataAdded       int64           `json:"data_added"`
@@ -165,6 +172,7 @@ type jsonDiffStatistics struct {
 	Removed      int    `json:"removed"`
 	Changed      int    `json:"changed"`
 	MetadataOnly int    `json:"metadata_only"`
+	Unknown      int    `json:"unknown"`
 }
 
 type jsonProblem struct {

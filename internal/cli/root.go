@@ -15,6 +15,8 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/repository"
+	"github.com/rewind-backup/rewind/internal/restorer"
+	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/spf13/cobra"
 )
@@ -99,6 +101,8 @@ func exitCode(err error) int {
 		return ExitBadPassword
 	case errors.Is(err, lock.ErrLocked):
 		return ExitLocked
+	case errors.Is(err, restorer.ErrIncomplete), errors.Is(err, snapshot.ErrNotBackedUp):
+		return ExitPartial
 	}
 	return ExitFatal
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/label"
 	"github.com/rewind-backup/rewind/internal/lock"
+	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/timeline"
 	"github.com/rewind-backup/rewind/internal/tree"
 	"github.com/rewind-backup/rewind/internal/ui"
@@ -95,6 +96,9 @@ func runVersions(ctx context.Context, g *globals, arg string, sf snapFilter) err
 			switch v.Node.Type {
 			case tree.File:
 				what += "  " + ui.Bytes(int64(v.Node.Size))
+				if snapshot.NotBackedUp(v.Node) {
+					what += "  (content not backed up: the backup could not read it)"
+				}
 			case tree.Dir:
 				what += fmt.Sprintf("  %d entries", v.Entries)
 			}
@@ -118,6 +122,9 @@ func versionJSON(v *timeline.Version) VersionJSON {
 	}
 	if n := v.Node; n != nil {
 		j.State, j.Type = "present", n.Type.String()
+		if snapshot.NotBackedUp(n) {
+			j.State = "not-backed-up"
+		}
 		mt := time.Unix(0, n.MTime).UTC()
 		j.MTime = &mt
 		switch n.Type {

@@ -17,6 +17,12 @@ import (
 
 // Dump writes the file at p to w, or, for a directory, a tar archive of
 // everything below it.
+//
+// A file whose content the backup could not read is never written: for a
+// file, Dump fails with a *snapshot.NotBackedUpError before writing
+// anything; in a tar archive, the file is left out, and once the archive
+// is complete Dump returns an error matching ErrIncomplete that names
+// every file left out.
 func Dump(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, p string, w io.Writer) error {
 	n, err := snapshot.Lookup(ctx, r, sn, p)
 	if err != nil {
@@ -28,23 +34,35 @@ func Dump(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, 
 	case tree.Dir:
 		tw := tar.NewWriter(w)
 		base := path.Clean("/" + p)
+		var left []string
 		err := snapshot.Walk(ctx, r, base, n.Subtree, func(q string, c *tree.Node) error {
+			if snapshot.NotBackedUp(c) {
+				left = append(left, fmt.Sprintf("%s: %v", q, &snapshot.NotBackedUpError{Reason: c.Error}))
+				return nil
+			}
 			name := strings.TrimPrefix(strings.TrimPrefix(q, base), "/")
 			return tarEntry(ctx, r, tw, name, c)
 		})
 		if err != nil {
 			return err
 		}
-		return tw.Close()
+		if err := tw.Close(); err != nil {
+			return err
+		}
+		if len(left) > 0 {
+			return fmt.Errorf("%w: the archive leaves out %d files whose content was not backed up:\n  %s",
+				ErrIncomplete, len(left), strings.Join(left, "\n  "))
+		}
+		return nil
 	}
 	return fmt.Errorf("%s is a %s; only files and directories can be dumped", p, n.Type)
 }
 
 // WriteContent writes a file's bytes, holes as zeros.
 func WriteContent(ctx context.Context, r *repository.Repository, n *tree.Node, w io.Writer) error {
-	content, err := snapshot.LoadContent(ctx, r, n)
+	content, err := snapshot.ReadableContent(ctx, r, n)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", n.Name, err)
 	}
 	var buf []byte
 	zero := make([]byte, 64<<10)

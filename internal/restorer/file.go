@@ -81,7 +81,7 @@ func (r *Restorer) restoreFile(ctx context.Context, job *fileJob, buf []byte) ([
 		}
 	}
 	defer f.Close()
-	content, err := snapshot.LoadContent(ctx, r.repo, n)
+	content, err := snapshot.ReadableContent(ctx, r.repo, n)
 	if err != nil {
 		return buf, fmt.Errorf("chunk list: %w", err)
 	}

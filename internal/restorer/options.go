@@ -34,6 +34,9 @@ type Stats struct {
 	FilesSkipped int64       `json:"files_unchanged"`
 	Verified     int64       `json:"files_verified"`
 	Errors       []FileError `json:"errors,omitempty"`
+	// NotBackedUp names files of the snapshot that were not restored
+	// because the backup could not read their content.
+	NotBackedUp []FileError `json:"not_backed_up,omitempty"`
 }
 
 // FileError names a path that could not be restored whole.

@@ -28,6 +28,12 @@ var ErrTargetNotEmpty = errors.New("target directory is not empty")
 // ErrDiskFull: the target filesystem ran out of space.
 var ErrDiskFull = errors.New("target disk is full")
 
+// ErrIncomplete: the restore finished, and every entry it could restore
+// is as the snapshot records it, but some are missing or not exact for a
+// reason outside the repository: files whose content the backup could not
+// read (Stats.NotBackedUp). The command line exits with status 3 for it.
+var ErrIncomplete = errors.New("restore incomplete")
+
 // Restorer restores one snapshot. Use New and call Restore once.
 type Restorer struct {
 	repo *repository.Repository
@@ -93,6 +99,16 @@ func (r *Restorer) fail(p string, err error) {
 	r.log.Info("restore error", "path", p, "err", err)
 }
 
+// notBackedUp records a file of the snapshot whose content the backup
+// could not read, so it is not restored.
+func (r *Restorer) notBackedUp(p string, n *tree.Node) {
+	why := (&snapshot.NotBackedUpError{Reason: n.Error}).Error()
+	r.mu.Lock()
+	r.stats.NotBackedUp = append(r.stats.NotBackedUp, FileError{Path: p, Error: why})
+	r.mu.Unlock()
+	r.log.Info("not restored: not backed up", "path", p, "reason", n.Error)
+}
+
 // rdir is a directory being restored. Its fd is opened when something is
 // first restored into it; pending counts unfinished children plus one
 // hold by the walker.
@@ -156,6 +172,10 @@ func (r *Restorer) Restore(ctx context.Context, sn *snapshot.Snapshot, snapPath 
 	}
 	if err == nil && len(r.stats.Errors) > 0 {
 		err = fmt.Errorf("%d entries could not be restored whole", len(r.stats.Errors))
+	}
+	if err == nil && len(r.stats.NotBackedUp) > 0 {
+		err = fmt.Errorf("%w: %d files were not restored because the backup could not read them (listed above); what is at their paths in the target was left as it was",
+			ErrIncomplete, len(r.stats.NotBackedUp))
 	}
 	return &r.stats, err
 }
@@ -271,6 +291,12 @@ func (r *Restorer) entry(ctx context.Context, d *rdir, dirPath string, n *tree.N
 	}
 	if err := r.ensure(d); err != nil {
 		r.fail(p, err)
+		return nil
+	}
+	if snapshot.NotBackedUp(n) {
+		// Nothing to write: the content is unknown. Whatever is at the
+		// path in the target now is left alone.
+		r.notBackedUp(p, n)
 		return nil
 	}
 	if n.Type == tree.File {

@@ -60,6 +60,13 @@ type Summary struct {
 	TotalBytes int64 `json:"total_bytes_processed"`
 	// BytesRead is the file content actually read from disk.
 	BytesRead int64 `json:"bytes_read"`
+	// FilesReread counts files that changed while they were read and were
+	// read again; BytesReread is what those extra reads read (it is part
+	// of BytesRead). FilesTorn counts the files still changing on their
+	// last read, kept as read and flagged changed-during-backup.
+	FilesReread int64 `json:"files_reread"`
+	BytesReread int64 `json:"bytes_reread"`
+	FilesTorn   int64 `json:"files_changed_during_backup"`
 	// DataAdded is the plain size of new blobs; DataStored what they take
 	// in packs after compression and encryption.
 	DataBlobs  int64 `json:"data_blobs"`

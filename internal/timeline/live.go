@@ -103,6 +103,11 @@ func (d *liveDiff) entry(ctx context.Context, p string, n *tree.Node, live *live
 		d.emit(p, "T")
 		return nil
 	}
+	if snapshot.NotBackedUp(n) {
+		// What the file held then is unknown.
+		d.emit(p, "?")
+		return nil
+	}
 	if n.Type == tree.File {
 		same, err := d.sameContent(ctx, p, n, live)
 		if err != nil {

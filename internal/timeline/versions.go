@@ -32,6 +32,10 @@ const (
 	// attributes changed (of the entry, or of entries below a
 	// directory).
 	Metadata Change = "metadata"
+	// Unknown: the file's content in this version, or in the one before,
+	// is not in the snapshot because the backup could not read it, so
+	// whether it changed cannot be told.
+	Unknown Change = "unknown"
 )
 
 // Version is one state of a path that lasted through consecutive
@@ -187,6 +191,12 @@ func (c *comparer) nodes(ctx context.Context, a, b *tree.Node) (Change, error) {
 	}
 	switch a.Type {
 	case tree.File:
+		if snapshot.NotBackedUp(a) || snapshot.NotBackedUp(b) {
+			if snapshot.NotBackedUp(a) && snapshot.NotBackedUp(b) && tree.SameMeta(a, b) {
+				return "", nil
+			}
+			return Unknown, nil
+		}
 		if !slices.Equal(a.Content, b.Content) || !slices.Equal(a.ContentLists, b.ContentLists) || a.Flags != b.Flags {
 			return Content, nil
 		}
