@@ -132,7 +132,15 @@ type fileReader struct {
 	chunks []tree.Chunk
 	// read counts the bytes read by the current attempt.
 	read int64
+	// afterRead, when set, is called with read after each piece is read.
+	afterRead func(read int64)
 }
+
+// readHook, when set (by tests only), is called after each piece of a
+// file is read, with the file's path, the attempt (from 1) and the bytes
+// that attempt has read, so that a test can change the file at a chosen
+// point of its read.
+var readHook func(p string, attempt int, read int64)
 
 // readFile reads, chunks and hashes one file into n. A file that changed
 // while it was read (it grew, shrank, or was rewritten: its size, mtime
@@ -170,6 +178,9 @@ func (a *Archiver) readFile(ctx context.Context, rd *fileReader, p string, n *tr
 		}
 		n.Xattrs = x
 		rd.read = 0
+		if h := readHook; h != nil {
+			rd.afterRead = func(read int64) { h(p, attempt, read) }
+		}
 		total, err := rd.chunkFile(ctx, fdFile(fd), int64(st.Size), st.Blocks*512 < st.Size)
 		if attempt > 1 {
 			a.st.bytesReread.Add(rd.read)
@@ -289,6 +300,9 @@ func (rd *fileReader) chunkFile(ctx context.Context, f fdFile, size int64, spars
 			return 0, err
 		}
 	}
+	if rd.afterRead != nil {
+		rd.afterRead(0)
+	}
 	var pos int64
 	for _, reg := range regions {
 		if reg.Off > pos {
@@ -322,6 +336,9 @@ func (rd *fileReader) chunkRegion(ctx context.Context, c *chunker.Chunker, r io.
 		k, err := io.ReadFull(r, b)
 		a.st.bytesRead.Add(int64(k))
 		rd.read += int64(k)
+		if rd.afterRead != nil {
+			rd.afterRead(rd.read)
+		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			if k > 0 {
 				if err := rd.addChunk(ctx, b[:k]); err != nil {
@@ -348,6 +365,9 @@ func (rd *fileReader) chunkRegion(ctx context.Context, c *chunker.Chunker, r io.
 		got += int64(len(chunk))
 		a.st.bytesRead.Add(int64(len(chunk)))
 		rd.read += int64(len(chunk))
+		if rd.afterRead != nil {
+			rd.afterRead(rd.read)
+		}
 		if err := rd.addChunk(ctx, chunk); err != nil {
 			return 0, err
 		}
