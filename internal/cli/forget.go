@@ -90,7 +90,7 @@ snapshot of the last 24 hours, then one an hour for 168 hours, one a day for
 30 days, one a week for 52 weeks: --keep-within 24h --keep-hourly 168
 --keep-daily 30 --keep-weekly 52); --keep-* options given with it replace
 its parts. With any policy, the snapshot that shows each labelled moment
-(rewind mark), the newest taken at or before the label's time, is kept in
+(rewind mark), the newest whose capture ended by the label's time, is kept in
 every group with the reason "label NAME" until the label is removed.
 
 forget removes only the snapshot files. The data they referenced stays in

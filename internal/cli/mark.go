@@ -35,7 +35,7 @@ func newMarkCmd(g *globals) *cobra.Command {
 		Long: `Record a labelled point in time, now: "before nginx upgrade". The label can be
 given wherever a time can (restore --at, diff --at, rollback --at), and
 rewind versions shows it. forget keeps, in each group, the snapshot that
-shows the labelled moment (the newest taken at or before it) until the label
+shows the labelled moment (the newest whose capture ended by then) until the label
 is removed with rewind unmark.
 
 A label names one moment: a name already in use is refused until it is

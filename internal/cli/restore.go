@@ -38,7 +38,7 @@ is ever written outside the target, whatever the snapshot holds.
 
 With --at TIME instead of SNAPSHOT, restore PATH (a path on this machine;
 without it, everything) as it was at TIME: from the newest snapshot of this
-host (or --host) that covers PATH, taken at or before TIME. TIME is RFC 3339,
+host (or --host) that covers PATH whose capture had ended by TIME. TIME is RFC 3339,
 "2026-11-22 10:31:05" in local time, relative as -15m, or a label made with
 rewind mark (see docs/CONTINUOUS.md).`,
 		Example: `  rewind restore latest --target /tmp/restore

@@ -120,7 +120,7 @@ func TestRestoreAtEveryVersion(t *testing.T) {
 		t.Errorf("restore of a deleted file: %v", r)
 	}
 	r = e.expectCode(ExitFatal, "restore", "--at", "-1h", src, "--target", e.path("x2"))
-	if !strings.Contains(string(r.stderr), "at or before") || !strings.Contains(string(r.stderr), "the oldest is from") {
+	if !strings.Contains(string(r.stderr), "had finished by") || !strings.Contains(string(r.stderr), "the oldest shows things as of") {
 		t.Errorf("restore before the first snapshot: %v", r)
 	}
 	r = e.expectCode(ExitFatal, "restore", "--at", "-0s", "--host", "elsewhere", src, "--target", e.path("x3"))

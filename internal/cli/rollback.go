@@ -36,7 +36,7 @@ func newRollbackCmd(g *globals) *cobra.Command {
 		Use:   "rollback PATH --at TIME",
 		Short: "Put a file or directory back in place as it was at a moment",
 		Long: `Put PATH (a path on this machine) back as it was at TIME, taken from the newest
-snapshot of this host (or --host) that covers PATH and was taken at or before
+snapshot of this host (or --host) that covers PATH and whose capture ended by
 TIME. TIME is as for restore --at: RFC 3339, "2026-11-22 10:31:05" in local
 time, relative as -15m, or a label (rewind mark).
 
@@ -170,7 +170,7 @@ func undoHint(pre *snapshot.Snapshot, p string, sf snapFilter) string {
 	if len(sf.hosts) == 1 {
 		host = " --host " + shellQuote(sf.hosts[0])
 	}
-	return fmt.Sprintf("\nto undo: rewind rollback %s --at %s%s", shellQuote(p), pre.Time.UTC().Format(time.RFC3339Nano), host)
+	return fmt.Sprintf("\nto undo: rewind rollback %s --at %s%s", shellQuote(p), pre.AsOf().UTC().Format(time.RFC3339Nano), host)
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.

@@ -78,8 +78,8 @@ func TestRollbackFile(t *testing.T) {
 	if len(pre) != 1 || !slices.Equal(pre[0].Paths, []string{f}) || !slices.Equal(pre[0].Tags, []string{"pre-rollback"}) {
 		t.Fatalf("pre-rollback snapshots: %+v", pre)
 	}
-	if got, _ := time.Parse(time.RFC3339Nano, undo); !got.Equal(pre[0].Time) {
-		t.Errorf("undo time %s is not the pre-rollback snapshot's %s", undo, pre[0].Time)
+	if got, _ := time.Parse(time.RFC3339Nano, undo); !got.Equal(pre[0].Summary.BackupEnd) {
+		t.Errorf("undo time %s is not the moment the pre-rollback snapshot shows (its end, %s)", undo, pre[0].Summary.BackupEnd)
 	}
 
 	// Undo: back to the live state that was never backed up by hand.

@@ -98,8 +98,8 @@ func (h *history) moment(at string, now time.Time) (timeline.Moment, error) {
 	return m, nil
 }
 
-// at returns the snapshot that shows the path at m, the newest taken at
-// or before it, and the path's entry in it (nil when the path was absent
+// at returns the snapshot that shows the path at m, the newest whose
+// capture ended at or before it (timeline.At), and the path's entry in it (nil when the path was absent
 // then; the whole snapshot's root when the history has no path).
 func (h *history) at(ctx context.Context, r *repository.Repository, m timeline.Moment) (*snapshot.Snapshot, *tree.Node, error) {
 	if len(h.sns) == 0 {
@@ -107,8 +107,8 @@ func (h *history) at(ctx context.Context, r *repository.Repository, m timeline.M
 	}
 	sn := timeline.At(h.sns, m.Until)
 	if sn == nil {
-		return nil, nil, fmt.Errorf("%w: no snapshot of %s was taken at or before %s; the oldest is from %s",
-			snapshot.ErrNotFound, h.describe(), m, h.sns[0].Time.Local().Format(timeFormat))
+		return nil, nil, fmt.Errorf("%w: no snapshot of %s had finished by %s; the oldest shows things as of %s",
+			snapshot.ErrNotFound, h.describe(), m, h.sns[0].AsOf().Local().Format(timeFormat))
 	}
 	p := h.path
 	if p == "" {
@@ -121,9 +121,10 @@ func (h *history) at(ctx context.Context, r *repository.Repository, m timeline.M
 	return sn, n, nil
 }
 
-// describeSnapshot says which snapshot a moment resolved to.
+// describeSnapshot says which snapshot a moment resolved to, and the
+// moment it shows.
 func describeSnapshot(sn *snapshot.Snapshot) string {
-	return fmt.Sprintf("snapshot %s of %s", sn.ID.Short(), sn.Time.Local().Format(timeFormat))
+	return fmt.Sprintf("snapshot %s as of %s", sn.ID.Short(), sn.AsOf().Local().Format(timeFormat))
 }
 
 // openAt opens the repository for restore --at: with a Shared lock and

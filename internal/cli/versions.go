@@ -105,9 +105,9 @@ func runVersions(ctx context.Context, g *globals, arg string, sf snapFilter) err
 		}
 		span := ""
 		if v.Snapshots > 1 {
-			span = fmt.Sprintf("  (%d snapshots, to %s)", v.Snapshots, v.Last.Time.Local().Format(timeFormat))
+			span = fmt.Sprintf("  (%d snapshots, to %s)", v.Snapshots, v.Last.AsOf().Local().Format(timeFormat))
 		}
-		g.ui.Printf("  %s  %s  %-8s  %s%s\n", v.First.Time.Local().Format(timeFormat), v.First.ID.Short(), v.Change, what, span)
+		g.ui.Printf("  %s  %s  %-8s  %s%s\n", v.First.AsOf().Local().Format(timeFormat), v.First.ID.Short(), v.Change, what, span)
 		for _, l := range v.Labels {
 			g.ui.Printf("      label %q at %s%s\n", l.Name, l.Time.Local().Format(timeFormat), noteSuffix(l))
 		}
@@ -117,7 +117,7 @@ func runVersions(ctx context.Context, g *globals, arg string, sf snapFilter) err
 
 func versionJSON(v *timeline.Version) VersionJSON {
 	j := VersionJSON{
-		Time: v.First.Time.UTC(), LastSeen: v.Last.Time.UTC(), SnapshotID: v.First.ID.String(),
+		Time: v.First.AsOf().UTC(), LastSeen: v.Last.AsOf().UTC(), SnapshotID: v.First.ID.String(),
 		Snapshots: v.Snapshots, State: "absent", Change: string(v.Change),
 	}
 	if n := v.Node; n != nil {

@@ -80,7 +80,7 @@ func TestVersions(t *testing.T) {
 			t.Errorf("version %d: type %q, size %v, mtime %v, entries %v", i, v.Type, v.Size, v.MTime, v.Entries)
 		}
 	}
-	if vs[0].SnapshotID != sns[0].ID || !vs[0].Time.Equal(sns[0].Time) || !vs[0].LastSeen.Equal(sns[2].Time) || vs[2].SnapshotID != sns[4].ID {
+	if vs[0].SnapshotID != sns[0].ID || !vs[0].Time.Equal(sns[0].Summary.BackupEnd) || !vs[0].LastSeen.Equal(sns[2].Summary.BackupEnd) || vs[2].SnapshotID != sns[4].ID {
 		t.Errorf("versions name the wrong snapshots: %+v", vs)
 	}
 	if l := vs[0].Labels; len(l) != 1 || l[0].Label != "before edit" || l[0].Note != "about to change f" {

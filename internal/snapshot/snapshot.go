@@ -150,6 +150,29 @@ func List(ctx context.Context, r *repository.Repository, onError func(id.ID, err
 	return out, nil
 }
 
+// AsOf is the moment the snapshot shows its paths as they were: when its
+// capture ended (Summary.BackupEnd). A capture takes time, and every byte
+// it holds was read at or before its end, so a snapshot answers "as it was
+// at T" only for T at or after AsOf; a snapshot whose capture was still
+// running at T may hold writes made after T. Snapshots without a summary
+// fall back to Time.
+func (sn *Snapshot) AsOf() time.Time {
+	if sn.Summary != nil && !sn.Summary.BackupEnd.IsZero() && sn.Summary.BackupEnd.After(sn.Time) {
+		return sn.Summary.BackupEnd
+	}
+	return sn.Time
+}
+
+// SortByAsOf orders snapshots by AsOf, oldest first, by ID on equal times.
+func SortByAsOf(sns []*Snapshot) {
+	slices.SortFunc(sns, func(a, b *Snapshot) int {
+		if c := a.AsOf().Compare(b.AsOf()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID.String(), b.ID.String())
+	})
+}
+
 // SortByTime orders snapshots oldest first, by ID on equal times.
 func SortByTime(sns []*Snapshot) {
 	slices.SortFunc(sns, func(a, b *Snapshot) int {

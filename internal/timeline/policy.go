@@ -29,12 +29,12 @@ func ContinuousPolicy() snapshot.Policy {
 func LabelReason(name string) string { return "label " + name }
 
 // LabelKeeps says which snapshots of sns, one group of forget, the labels
-// keep: for each label, the newest snapshot taken at or before its time,
-// the one that shows the labelled moment. The reasons are "label NAME",
+// keep: for each label, the newest snapshot whose capture ended at or
+// before its time (At), the one that shows the labelled moment. The reasons are "label NAME",
 // in the labels' order. A label older than every snapshot keeps none.
 func LabelKeeps(sns []*snapshot.Snapshot, labels []label.Label) map[id.ID][]string {
 	sorted := slices.Clone(sns)
-	snapshot.SortByTime(sorted)
+	snapshot.SortByAsOf(sorted)
 	out := map[id.ID][]string{}
 	for _, l := range labels {
 		if sn := At(sorted, l.Time); sn != nil {
@@ -56,7 +56,7 @@ func Apply(sns []*snapshot.Snapshot, p snapshot.Policy, g snapshot.Guard, labels
 		reasons[i] = append(reasons[i], why...)
 	}
 	sorted := slices.Clone(sns)
-	snapshot.SortByTime(sorted)
+	snapshot.SortByAsOf(sorted)
 	for _, sn := range sorted {
 		if len(reasons[sn.ID]) > 0 {
 			keep = append(keep, sn)

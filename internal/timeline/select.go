@@ -26,7 +26,7 @@ func Covers(sn *snapshot.Snapshot, p string) bool {
 }
 
 // Select returns the snapshots of sns that pass f and, unless p is "",
-// cover p, oldest first.
+// cover p, in the order of the moments they show (AsOf), oldest first.
 func Select(sns []*snapshot.Snapshot, f snapshot.Filter, p string) []*snapshot.Snapshot {
 	var out []*snapshot.Snapshot
 	for _, sn := range sns {
@@ -34,14 +34,17 @@ func Select(sns []*snapshot.Snapshot, f snapshot.Filter, p string) []*snapshot.S
 			out = append(out, sn)
 		}
 	}
-	snapshot.SortByTime(out)
+	snapshot.SortByAsOf(out)
 	return out
 }
 
-// At returns the newest of sns (oldest first) taken at or before t, or
-// nil when all are newer.
+// At returns the snapshot of sns (in AsOf order, as Select returns them)
+// that shows things as they were at t: the newest whose capture had ended
+// by t (AsOf at or before t). A snapshot whose capture was still running
+// at t is never chosen, since it may hold writes made after t. At returns
+// nil when no capture had ended by t.
 func At(sns []*snapshot.Snapshot, t time.Time) *snapshot.Snapshot {
-	i := sort.Search(len(sns), func(i int) bool { return sns[i].Time.After(t) })
+	i := sort.Search(len(sns), func(i int) bool { return sns[i].AsOf().After(t) })
 	if i == 0 {
 		return nil
 	}

@@ -119,7 +119,7 @@ func Versions(ctx context.Context, r *repository.Repository, sns []*snapshot.Sna
 func attachLabels(vs []Version, labels []label.Label) {
 	for _, l := range labels {
 		for i := len(vs) - 1; i >= 0; i-- {
-			if !vs[i].First.Time.After(l.Time) {
+			if !vs[i].First.AsOf().After(l.Time) {
 				vs[i].Labels = append(vs[i].Labels, l)
 				break
 			}
