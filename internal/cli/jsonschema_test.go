@@ -97,6 +97,7 @@ type jsonRestoreSummary struct {
 	BytesRestored  int64           `json:"bytes_restored"`
 	FilesUnchanged int64           `json:"files_unchanged"`
 	FilesVerified  int64           `json:"files_verified"`
+	EntriesRemoved int64           `json:"entries_removed"`
 	Errors         []jsonFileError `json:"errors"`
 	NotBackedUp    []jsonFileError `json:"not_backed_up"`
 }

@@ -17,6 +17,7 @@ type restoreOpts struct {
 	exclude   []string
 	verify    bool
 	overwrite bool
+	delete    bool
 	at        string
 	snapFilter
 }
@@ -33,8 +34,20 @@ file) are restored.
 
 SNAPSHOT is an ID, a unique ID prefix, or "latest" (optionally narrowed with
 --host, --tag and --path). Restore refuses a non-empty target unless
---overwrite is given, and then rewrites only the files that differ. Nothing
-is ever written outside the target, whatever the snapshot holds.
+--overwrite is given, and then rewrites only the files that differ and
+replaces entries of another type (a file where the snapshot has a directory,
+a directory where it has a file or a symlink); --delete also removes what
+the snapshot does not have, so that the target ends up exactly as the
+snapshot (excluded paths, sockets and other filesystems are left alone).
+Nothing is ever written or removed outside the target, whatever the
+snapshot holds.
+
+A target that does not exist yet becomes the restored directory, with its
+mode, owner, times, extended attributes and ACLs.
+
+Files the backup could not read are not restored (their content is
+unknown): they are named, what is at their paths is left alone, and the
+exit status is 3.
 
 With --at TIME instead of SNAPSHOT, restore PATH (a path on this machine;
 without it, everything) as it was at TIME: from the newest snapshot of this
@@ -44,6 +57,7 @@ rewind mark (see docs/CONTINUOUS.md).`,
 		Example: `  rewind restore latest --target /tmp/restore
   rewind restore 4f2a91c3:/etc/nginx --target /etc/nginx --overwrite
   rewind restore latest --target /srv --include '/var/www/**' --verify
+  rewind restore latest:/srv/www --target /srv/www --overwrite --delete
   rewind restore --at -15m /srv/app/config.yml --target /tmp/then
   rewind restore --at "before nginx upgrade" /etc/nginx --target /tmp/nginx`,
 		Args: cobra.RangeArgs(0, 1),
@@ -73,7 +87,7 @@ rewind mark (see docs/CONTINUOUS.md).`,
 			}
 			rs, err := restorer.New(r, restorer.Options{
 				Target: o.target, Include: o.include, Exclude: o.exclude,
-				Overwrite: o.overwrite, Verify: o.verify, Owner: os.Geteuid() == 0,
+				Overwrite: o.overwrite || o.delete, Delete: o.delete, Verify: o.verify, Owner: os.Geteuid() == 0,
 				Logger: g.log,
 				Progress: func(files, bytes int64) {
 					c.Files.Add(files)
@@ -97,7 +111,8 @@ rewind mark (see docs/CONTINUOUS.md).`,
 	f.StringArrayVarP(&o.include, "include", "i", nil, "restore only paths matching `pattern` (repeatable)")
 	f.StringArrayVarP(&o.exclude, "exclude", "e", nil, "skip paths matching `pattern` (repeatable)")
 	f.BoolVar(&o.verify, "verify", false, "re-read every restored file and check it against the snapshot")
-	f.BoolVar(&o.overwrite, "overwrite", false, "write into a non-empty target, rewriting only files that differ")
+	f.BoolVar(&o.overwrite, "overwrite", false, "write into a non-empty target, rewriting only files that differ and replacing entries of another type")
+	f.BoolVar(&o.delete, "delete", false, "also remove what the target holds that the snapshot does not (implies --overwrite)")
 	f.StringVar(&o.at, "at", "", "restore PATH as it was at this "+atUsage)
 	o.snapFilter.add(cmd)
 	return cmd
@@ -127,6 +142,9 @@ func printRestoreSummary(g *globals, sn *snapshot.Snapshot, st *restorer.Stats) 
 			st.Files, ui.Bytes(st.Bytes), st.Dirs, st.Other, sn.ID.Short())
 		if st.FilesSkipped > 0 {
 			g.ui.Printf("; %d files already up to date", st.FilesSkipped)
+		}
+		if st.Removed > 0 {
+			g.ui.Printf("; %s removed", ui.Count(st.Removed, "entry", "entries"))
 		}
 		if st.Verified > 0 {
 			g.ui.Printf("; %d files verified", st.Verified)

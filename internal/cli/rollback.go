@@ -11,18 +11,15 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/rewind-backup/rewind/internal/archiver"
 	"github.com/rewind-backup/rewind/internal/backend/location"
 	"github.com/rewind-backup/rewind/internal/filter"
-	"github.com/rewind-backup/rewind/internal/fs"
-	"github.com/rewind-backup/rewind/internal/id"
 	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/restorer"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/tree"
+	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/spf13/cobra"
 )
 
@@ -111,8 +108,7 @@ func runRollback(cmd *cobra.Command, g *globals, arg, at string, sf snapFilter, 
 	// What the rollback must not touch: what the snapshot never had, and
 	// the repository.
 	skip := append(slices.Clone(sn.Excludes), keepOut...)
-	matcher, err := filter.NewMatcher(skip)
-	if err != nil {
+	if _, err := filter.NewMatcher(skip); err != nil {
 		return fmt.Errorf("exclude patterns of %s: %w", describeSnapshot(sn), err)
 	}
 
@@ -125,16 +121,16 @@ func runRollback(cmd *cobra.Command, g *globals, arg, at string, sf snapFilter, 
 		return err
 	}
 
-	removed, err := makeWay(ctx, r, p, node, matcher, g)
-	if err != nil {
-		return fmt.Errorf("rollback of %s stopped while removing what did not exist at %s: %w%s", p, m, err, undoHint(pre, p, sf))
-	}
+	// The restorer puts p back in place: with Overwrite it replaces what
+	// is of another type, with Delete it removes what p did not hold at
+	// the moment, and the target (p) takes the directory's own metadata.
 	target, snapPath := filepath.Dir(p), p
 	if node.Type == tree.Dir {
 		target = p
 	}
 	rs, err := restorer.New(r, restorer.Options{
-		Target: target, Overwrite: true, Exclude: keepOut, Owner: os.Geteuid() == 0, Logger: g.log,
+		Target: target, Overwrite: true, Delete: true, TargetIsEntry: node.Type == tree.Dir,
+		Exclude: skip, Owner: os.Geteuid() == 0, Logger: g.log,
 	})
 	if err != nil {
 		return err
@@ -144,16 +140,16 @@ func runRollback(cmd *cobra.Command, g *globals, arg, at string, sf snapFilter, 
 		for _, e := range st.Errors {
 			g.ui.Warnf("error: %s: %s\n", e.Path, e.Error)
 		}
-	}
-	if err == nil && node.Type == tree.Dir && p != "/" {
-		err = applyDirMeta(p, node)
+		for _, e := range st.NotBackedUp {
+			g.ui.Warnf("not rolled back: %s: %s\n", e.Path, e.Error)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("rollback of %s to %s failed part way: %w%s", p, m, err, undoHint(pre, p, sf))
 	}
 	if !g.quiet {
-		g.ui.Printf("rolled back %s to %s, from %s: %d files rewritten, %d already right, %d entries removed\n",
-			p, m, describeSnapshot(sn), st.Files, st.FilesSkipped, removed)
+		g.ui.Printf("rolled back %s to %s, from %s: %s rewritten, %s already right, %s removed\n",
+			p, m, describeSnapshot(sn), ui.Count(st.Files, "file", "files"), ui.Count(st.FilesSkipped, "file", "files"), ui.Count(st.Removed, "entry", "entries"))
 		if pre != nil {
 			g.ui.Printf("the state before the rollback is in snapshot %s (tag %s)%s\n", pre.ID.Short(), preRollbackTag, undoHint(pre, p, sf))
 		}
@@ -285,156 +281,4 @@ func (g *globals) rollbackKeepOut(p string) ([]string, error) {
 		out = append(out, live)
 	}
 	return out, nil
-}
-
-// applyDirMeta sets the directory p's own metadata to n's, which the
-// restorer leaves alone for its target.
-func applyDirMeta(p string, n *tree.Node) error {
-	fd, err := fs.OpenDir(filepath.Dir(p))
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	return fs.ApplyMeta(fd, filepath.Base(p), n, fs.ApplyOptions{Owner: os.Geteuid() == 0})
-}
-
-// makeWay removes, from what is at p now, what the snapshot entry n does
-// not have, so that restoring n over it leaves p as n was: for a
-// directory, every entry below it that n does not list (or lists with the
-// other kind, directory or not); for a file, a directory in its place.
-// Entries that skip matches, sockets and anything on another filesystem
-// than p's are left alone, and so are the directories that hold them. It
-// returns how many entries it removed.
-func makeWay(ctx context.Context, r *repository.Repository, p string, n *tree.Node, skip *filter.Matcher, g *globals) (int, error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return 0, nil
-		}
-		return 0, &os.PathError{Op: "lstat", Path: p, Err: err}
-	}
-	w := &wayMaker{ctx: ctx, r: r, skip: skip, dev: st.Dev, g: g}
-	liveDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-	switch {
-	case n.Type == tree.Dir && liveDir:
-		fd, err := fs.OpenDir(p)
-		if err != nil {
-			return 0, err
-		}
-		err = w.dir(fd, p, n.Subtree, true)
-		return w.removed, err
-	case n.Type != tree.Dir && !liveDir:
-		// A file (or symlink...) over another: the restorer replaces it.
-		return 0, nil
-	}
-	// The other kind is in the way: a directory where the file was, or
-	// the reverse.
-	parent, err := fs.OpenDir(filepath.Dir(p))
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(parent)
-	err = w.remove(parent, filepath.Base(p), p)
-	return w.removed, err
-}
-
-// wayMaker removes entries for makeWay.
-type wayMaker struct {
-	ctx     context.Context
-	r       *repository.Repository
-	skip    *filter.Matcher
-	dev     uint64
-	g       *globals
-	removed int
-}
-
-// dir works on the directory open as fd (which it closes), at path p,
-// whose wanted listing is ids; with had false, the snapshot has nothing
-// here and everything goes.
-func (w *wayMaker) dir(fd int, p string, ids []id.ID, had bool) error {
-	f := os.NewFile(uintptr(fd), p)
-	defer f.Close()
-	want := map[string]*tree.Node{}
-	if had {
-		err := snapshot.EachNode(w.ctx, w.r, ids, func(n *tree.Node) error {
-			c := *n
-			want[n.Name] = &c
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return fmt.Errorf("list %s: %w", p, err)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		if err := w.ctx.Err(); err != nil {
-			return err
-		}
-		q := path.Join(p, name)
-		n, ok := want[name]
-		var st unix.Stat_t
-		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				continue
-			}
-			return &os.PathError{Op: "lstat", Path: q, Err: err}
-		}
-		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-		switch {
-		case w.skip.Match(q, name) || st.Mode&unix.S_IFMT == unix.S_IFSOCK || st.Dev != w.dev:
-			continue
-		case ok && n.Type == tree.Dir && isDir:
-			sub, err := fs.OpenDirAt(fd, name)
-			if err != nil {
-				return err
-			}
-			if err := w.dir(sub, q, n.Subtree, true); err != nil {
-				return err
-			}
-		case ok && (n.Type == tree.Dir) == isDir:
-			// The restore rewrites it.
-		default:
-			if err := w.remove(fd, name, q); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// remove removes the entry name of the directory open as fd, at path p,
-// and for a directory everything below it that may go. A directory that
-// keeps something left alone is kept.
-func (w *wayMaker) remove(fd int, name, p string) error {
-	var st unix.Stat_t
-	if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return &os.PathError{Op: "lstat", Path: p, Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		if err := unix.Unlinkat(fd, name, 0); err != nil {
-			return &os.PathError{Op: "unlink", Path: p, Err: err}
-		}
-		w.removed++
-		return nil
-	}
-	sub, err := fs.OpenDirAt(fd, name)
-	if err != nil {
-		return err
-	}
-	if err := w.dir(sub, p, nil, false); err != nil {
-		return err
-	}
-	switch err := unix.Unlinkat(fd, name, unix.AT_REMOVEDIR); {
-	case err == nil:
-		w.removed++
-	case errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST):
-		w.g.log.Info("directory kept: it holds entries a rollback leaves alone", "path", p)
-	default:
-		return &os.PathError{Op: "rmdir", Path: p, Err: err}
-	}
-	return nil
 }

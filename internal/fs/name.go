@@ -10,6 +10,10 @@ import (
 // path component: see ValidName.
 var ErrInvalidName = errors.New("invalid file name")
 
+// ErrDuplicateName is returned, wrapped, for a second entry of the same
+// name in one directory listing.
+var ErrDuplicateName = errors.New("a second entry of the same name in one directory")
+
 // maxNameLen is NAME_MAX on Linux filesystems.
 const maxNameLen = 255
 

@@ -14,6 +14,18 @@ type Options struct {
 	// Overwrite allows writing into a target that has content. Files that
 	// already hold the right bytes are left alone; others are rewritten.
 	Overwrite bool
+	// Delete, for each directory restored whole (not narrowed by
+	// Include), removes what the target holds there that the snapshot
+	// does not list, so that the directory ends up as the snapshot has it.
+	// Excluded paths, sockets and other filesystems are left alone
+	// (makeway.go).
+	Delete bool
+	// TargetIsEntry says that Target stands for the restored directory
+	// itself, in place (rollback): it takes that directory's own
+	// metadata, and with Overwrite a non-directory at Target is replaced.
+	// A target the restore creates always takes the directory's
+	// metadata.
+	TargetIsEntry bool
 	// Verify re-reads every written file and checks it against the
 	// snapshot.
 	Verify bool
@@ -27,13 +39,17 @@ type Options struct {
 
 // Stats is what a restore did.
 type Stats struct {
-	Files        int64       `json:"files_restored"`
-	Dirs         int64       `json:"dirs_restored"`
-	Other        int64       `json:"other_restored"`
-	Bytes        int64       `json:"bytes_restored"`
-	FilesSkipped int64       `json:"files_unchanged"`
-	Verified     int64       `json:"files_verified"`
-	Errors       []FileError `json:"errors,omitempty"`
+	Files        int64 `json:"files_restored"`
+	Dirs         int64 `json:"dirs_restored"`
+	Other        int64 `json:"other_restored"`
+	Bytes        int64 `json:"bytes_restored"`
+	FilesSkipped int64 `json:"files_unchanged"`
+	Verified     int64 `json:"files_verified"`
+	// Removed counts entries of the target removed to make way for the
+	// snapshot's (Overwrite: an entry of another type in the way) or
+	// because the snapshot lacks them (Delete).
+	Removed int64       `json:"entries_removed"`
+	Errors  []FileError `json:"errors,omitempty"`
 	// NotBackedUp names files of the snapshot that were not restored
 	// because the backup could not read their content.
 	NotBackedUp []FileError `json:"not_backed_up,omitempty"`

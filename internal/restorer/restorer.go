@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
@@ -49,7 +50,10 @@ type Restorer struct {
 	mu                                           sync.Mutex // guards stats.Errors
 	stats                                        Stats
 	files, bytes, dirs, other, skipped, verified atomic.Int64
+	removed                                      atomic.Int64
 	full                                         atomic.Bool
+	// dev is the target's filesystem: nothing on another is removed.
+	dev uint64
 	// inheritsACL: the target has a default ACL, so every entry created
 	// below it starts with an ACL that is not the snapshot's.
 	inheritsACL bool
@@ -115,6 +119,7 @@ func (r *Restorer) notBackedUp(p string, n *tree.Node) {
 type rdir struct {
 	parent  *rdir
 	name    string
+	path    string // path in the snapshot, for messages and patterns
 	rel     string // path below the target, "" for the target itself
 	node    *tree.Node
 	fd      int
@@ -130,13 +135,20 @@ func (r *Restorer) Restore(ctx context.Context, sn *snapshot.Snapshot, snapPath 
 	if err != nil {
 		return nil, err
 	}
-	if err := r.prepareTarget(); err != nil {
+	created, err := r.prepareTarget()
+	if err != nil {
 		return nil, err
 	}
 	rootfd, err := fs.OpenDir(r.opt.Target)
 	if err != nil {
 		return nil, fmt.Errorf("open target: %w", err)
 	}
+	var rootSt unix.Stat_t
+	if err := unix.Fstat(rootfd, &rootSt); err != nil {
+		unix.Close(rootfd)
+		return nil, fmt.Errorf("open target: %w", err)
+	}
+	r.dev = rootSt.Dev
 	if r.root, err = os.OpenRoot(r.opt.Target); err != nil {
 		unix.Close(rootfd)
 		return nil, fmt.Errorf("open target: %w", err)
@@ -165,6 +177,15 @@ func (r *Restorer) Restore(ctx context.Context, sn *snapshot.Snapshot, snapPath 
 		g.Go(func() error { return r.worker(gctx) })
 	}
 	err = g.Wait()
+	base := path.Clean("/" + snapPath)
+	if err == nil && start.Type == tree.Dir && base != "/" && (created || r.opt.TargetIsEntry) && !r.full.Load() {
+		// The target is the directory restored: it takes its mode, owner,
+		// times, xattrs and ACLs, now that nothing more is written into it.
+		if merr := r.applyTargetMeta(start); merr != nil {
+			r.fail(base, merr)
+		}
+	}
+	r.stats.Removed = r.removed.Load()
 	r.stats.Files, r.stats.Bytes, r.stats.Dirs = r.files.Load(), r.bytes.Load(), r.dirs.Load()
 	r.stats.Other, r.stats.FilesSkipped, r.stats.Verified = r.other.Load(), r.skipped.Load(), r.verified.Load()
 	if err == nil && r.full.Load() {
@@ -181,22 +202,48 @@ func (r *Restorer) Restore(ctx context.Context, sn *snapshot.Snapshot, snapPath 
 }
 
 // prepareTarget creates the target, or checks that it may be written to.
-func (r *Restorer) prepareTarget() error {
+// It reports whether it created it.
+func (r *Restorer) prepareTarget() (bool, error) {
 	t := r.opt.Target
+	if r.opt.TargetIsEntry && r.opt.Overwrite {
+		// The target stands for a directory of the snapshot: a file or
+		// symlink there now goes, as any entry of the other kind would.
+		if fi, err := os.Lstat(t); err == nil && !fi.IsDir() {
+			if err := os.Remove(t); err != nil {
+				return false, fmt.Errorf("replace what is at the target: %w", err)
+			}
+			r.removed.Add(1)
+		}
+	}
 	ents, err := os.ReadDir(t)
 	if errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(t, 0o700); err != nil {
-			return fmt.Errorf("create target: %w", err)
+			return false, fmt.Errorf("create target: %w", err)
 		}
-		return nil
+		return true, nil
 	}
 	if err != nil {
-		return fmt.Errorf("target %q: %w", t, err)
+		return false, fmt.Errorf("target %q: %w", t, err)
 	}
 	if len(ents) > 0 && !r.opt.Overwrite {
-		return fmt.Errorf("%w: %q holds %d entries; restore into an empty directory, or pass --overwrite to rewrite what differs", ErrTargetNotEmpty, t, len(ents))
+		return false, fmt.Errorf("%w: %q holds %d entries; restore into an empty directory, or pass --overwrite to rewrite what differs", ErrTargetNotEmpty, t, len(ents))
 	}
-	return nil
+	return false, nil
+}
+
+// applyTargetMeta gives the target the metadata of the snapshot's
+// directory n. The target "/" is left as it is.
+func (r *Restorer) applyTargetMeta(n *tree.Node) error {
+	t := filepath.Clean(r.opt.Target)
+	if t == "/" {
+		return nil
+	}
+	parent, err := fs.OpenDir(filepath.Dir(t))
+	if err != nil {
+		return err
+	}
+	defer unix.Close(parent)
+	return fs.ApplyMeta(parent, filepath.Base(t), n, r.applyOpts())
 }
 
 // ensure creates and opens d and its parents. Walker only.
@@ -205,6 +252,9 @@ func (r *Restorer) ensure(d *rdir) error {
 		return nil
 	}
 	if err := r.ensure(d.parent); err != nil {
+		return err
+	}
+	if err := r.makeWay(d.parent.fd, d.name, d.path, true); err != nil {
 		return err
 	}
 	if err := fs.Mkdirat(d.parent.fd, d.name, 0o700); err != nil {
@@ -245,18 +295,33 @@ func (r *Restorer) applyOpts() fs.ApplyOptions { return fs.ApplyOptions{Owner: r
 // inside an included directory (or no includes were given).
 func (r *Restorer) walk(ctx context.Context, d *rdir, snapPath string, ids []id.ID, all bool) error {
 	d.pending.Store(1)
+	// With Delete, the names the snapshot lists here, so that what else
+	// the target holds can go once they are restored.
+	names := map[string]bool{}
 	err := snapshot.EachNode(ctx, r.repo, ids, func(n *tree.Node) error {
 		if ctx.Err() != nil || r.full.Load() {
 			return ctx.Err()
 		}
+		if names[n.Name] {
+			// A listing names each entry once; a second entry of the same
+			// name (a symlink, then a directory through it) is refused.
+			r.fail(path.Join("/", snapPath, n.Name), fmt.Errorf("refusing entry from snapshot: %w", fs.ErrDuplicateName))
+			return nil
+		}
+		names[n.Name] = true
 		return r.entry(ctx, d, snapPath, n, all)
 	})
 	if err != nil {
-		// A damaged listing loses what is below it, not the restore.
+		// A damaged listing loses what is below it, not the restore; and
+		// since what it listed is unknown, nothing here is deleted.
 		if ctx.Err() != nil {
 			return err
 		}
 		r.fail(path.Join("/", snapPath), err)
+		names = nil
+	}
+	if r.opt.Delete && all && names != nil && d.fd >= 0 && !r.full.Load() {
+		r.deleteExtra(d, path.Join("/", snapPath), names)
 	}
 	return r.childDone(d)
 }
@@ -275,7 +340,7 @@ func (r *Restorer) entry(ctx context.Context, d *rdir, dirPath string, n *tree.N
 	inc := all || r.incl.Match(p, n.Name)
 	if n.Type == tree.Dir {
 		c := *n
-		child := &rdir{parent: d, name: n.Name, rel: rel, node: &c, fd: -1}
+		child := &rdir{parent: d, name: n.Name, path: p, rel: rel, node: &c, fd: -1}
 		d.pending.Add(1)
 		if inc {
 			if err := r.ensure(child); err != nil {
@@ -297,6 +362,10 @@ func (r *Restorer) entry(ctx context.Context, d *rdir, dirPath string, n *tree.N
 		// Nothing to write: the content is unknown. Whatever is at the
 		// path in the target now is left alone.
 		r.notBackedUp(p, n)
+		return nil
+	}
+	if err := r.makeWay(d.fd, n.Name, p, false); err != nil {
+		r.fail(p, err)
 		return nil
 	}
 	if n.Type == tree.File {
