@@ -51,8 +51,9 @@ func newDiffCmd(g *globals) *cobra.Command {
 		Use:   "diff {SNAPSHOT1[:PATH] SNAPSHOT2[:PATH] | PATH --at TIME [--at TIME]}",
 		Short: "Show what changed between two snapshots, or two moments",
 		Long: `List entries added (+), removed (-), with changed content (M), changed type
-(T), or changed metadata only (U: mode, owner, times, xattrs). Directories
-whose trees are identical are skipped without being read.
+(T), changed metadata only (U: mode, owner, times, xattrs), or unknown (?:
+one side's backup could not read the file, so its content is not known).
+Directories whose trees are identical are skipped without being read.
 
 With PATH (a path on this machine) and --at, compare PATH as it was at the
 first moment with PATH at the second, or with PATH on disk now when only one
