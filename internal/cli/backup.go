@@ -27,25 +27,40 @@ type backupOpts struct {
 	oneFS         bool
 	parent        string
 	force         bool
+	stream        streamOpts
 }
 
 func newBackupCmd(g *globals) *cobra.Command {
 	o := &backupOpts{}
 	cmd := &cobra.Command{
-		Use:   "backup PATH...",
+		Use:   "backup {PATH... | --stdin | --stdin-from-command -- CMD ARGS...}",
 		Short: "Back up files and directories into a new snapshot",
 		Long: `Back up PATHs into a new snapshot. Files whose size, mtime, ctime and inode
 are the same as in the previous snapshot of the same host and paths are not
 read again. Without --repo, the default repository is used and created on
 first use.
 
+With --stdin, standard input is stored as one file of the snapshot, at
+--stdin-filename (default /stdin). With --stdin-from-command, the command
+after -- is run (directly, not through a shell) and its standard output is
+stored; if it exits with a status other than 0, no snapshot is saved, and
+the message gives its status and the last lines of its standard error.
+
 Exit status: 0 when everything was saved; 3 when the snapshot was saved but
 some files could not be read (they are listed); 1 on a fatal error.`,
 		Example: `  rewind backup ~/projects
   rewind backup --repo /srv/backup/repo --tag nightly /etc /var/www
   rewind backup --exclude '*.tmp' --exclude /var/cache --exclude-caches /
-  rewind backup --one-file-system --json / > backup.log`,
-		Args: cobra.MinimumNArgs(1),
+  rewind backup --one-file-system --json / > backup.log
+  pg_dump mydb | rewind backup --stdin --stdin-filename /db/mydb.sql
+  rewind backup --stdin-from-command --stdin-filename /db/mydb.sql -- pg_dump mydb`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if o.stream.on() {
+				_, err := o.stream.checkArgs(cmd, args)
+				return err
+			}
+			return cobra.MinimumNArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error { return runBackup(cmd, g, o, args) },
 	}
 	f := cmd.Flags()
@@ -57,6 +72,7 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 	f.BoolVarP(&o.oneFS, "one-file-system", "x", false, "do not cross filesystem boundaries")
 	f.StringVar(&o.parent, "parent", "", "compare with this `snapshot` instead of the latest one of the same host and paths")
 	f.BoolVar(&o.force, "force", false, "read every file, ignoring the parent snapshot")
+	o.stream.add(cmd)
 	return cmd
 }
 
@@ -100,6 +116,9 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 	host := o.host
 	if host == "" {
 		host, _ = os.Hostname()
+	}
+	if o.stream.on() {
+		return runBackupStream(cmd, g, o, r, lk, host, args)
 	}
 	var parent *snapshot.Snapshot
 	if !o.force {
