@@ -151,6 +151,7 @@ type jsonNode struct {
 	MTime       time.Time `json:"mtime"`
 	LinkTarget  string    `json:"link_target"`
 	Flags       []string  `json:"flags"`
+	NameError   string    `json:"name_error"`
 }
 
 type jsonChange struct {

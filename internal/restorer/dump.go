@@ -3,10 +3,10 @@ package restorer
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path"
-	"strings"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/pack"
@@ -15,9 +15,17 @@ import (
 	"github.com/rewind-backup/rewind/internal/tree"
 )
 
+// ErrEntriesRefused: a dump left out entries whose names restore refuses
+// too (fs.Listing); the tar archive is complete without them.
+var ErrEntriesRefused = errors.New("snapshot holds entries with invalid names")
+
 // Dump writes the file at p to w, or, for a directory, a tar archive of
-// everything below it.
-func Dump(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, p string, w io.Writer) error {
+// everything below it. An entry whose name restore would refuse ("..", a
+// name with '/', a second entry of one name...) is not written: a tar
+// extractor that trusts its input would write it outside its target.
+// refused, if not nil, is told of each one with its quoted path, and Dump
+// returns an error wrapping ErrEntriesRefused after finishing the archive.
+func Dump(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, p string, w io.Writer, refused func(p string, err error)) error {
 	n, err := snapshot.Lookup(ctx, r, sn, p)
 	if err != nil {
 		return err
@@ -28,14 +36,27 @@ func Dump(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, 
 	case tree.Dir:
 		tw := tar.NewWriter(w)
 		base := path.Clean("/" + p)
-		err := snapshot.Walk(ctx, r, base, n.Subtree, func(q string, c *tree.Node) error {
-			name := strings.TrimPrefix(strings.TrimPrefix(q, base), "/")
+		left := 0
+		err := snapshot.WalkNames(ctx, r, "", n.Subtree, func(name string, c *tree.Node, bad error) error {
+			if bad != nil {
+				left++
+				if refused != nil {
+					refused(snapshot.JoinName(base, name), bad)
+				}
+				return nil
+			}
 			return tarEntry(ctx, r, tw, name, c)
 		})
 		if err != nil {
 			return err
 		}
-		return tw.Close()
+		if err := tw.Close(); err != nil {
+			return err
+		}
+		if left > 0 {
+			return fmt.Errorf("%w: %d left out of the archive (named above); restore refuses them too", ErrEntriesRefused, left)
+		}
+		return nil
 	}
 	return fmt.Errorf("%s is a %s; only files and directories can be dumped", p, n.Type)
 }

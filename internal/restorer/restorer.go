@@ -103,6 +103,7 @@ type rdir struct {
 	node    *tree.Node
 	fd      int
 	pending atomic.Int64
+	names   fs.Listing // walker only: the names met so far in its listing
 }
 
 // Restore writes the snapshot's entry at snapPath ("/" for all) into the
@@ -243,12 +244,12 @@ func (r *Restorer) walk(ctx context.Context, d *rdir, snapPath string, ids []id.
 
 // entry restores one node into d.
 func (r *Restorer) entry(ctx context.Context, d *rdir, dirPath string, n *tree.Node, all bool) error {
-	p := path.Join(dirPath, n.Name)
-	rel := path.Join(d.rel, n.Name)
-	if err := fs.ValidName(n.Name); err != nil {
-		r.fail(p, fmt.Errorf("refusing entry from snapshot: %w", err))
+	if err := d.names.Check(n.Name); err != nil {
+		r.fail(snapshot.JoinName(dirPath, strconv.Quote(n.Name)), fmt.Errorf("refusing entry from snapshot: %w", err))
 		return nil
 	}
+	p := path.Join(dirPath, n.Name)
+	rel := path.Join(d.rel, n.Name)
 	if r.excl.Match(p, n.Name) {
 		return nil
 	}
