@@ -59,8 +59,9 @@ type Progress interface {
 	// Done counts an entry finished (bytes of files, whether read or
 	// not).
 	Done(files, bytes int64)
-	// Error reports a path that was not backed up whole.
-	Error(path string, err error)
+	// Error reports a path that was not backed up whole, with its
+	// snapshot.FileError kind.
+	Error(path, kind string, err error)
 }
 
 // DefaultLargeFile is the size from which files use the small-chunk profile.
@@ -68,6 +69,6 @@ const DefaultLargeFile = 64 << 20
 
 type nopProgress struct{}
 
-func (nopProgress) Scanned(int64, int64) {}
-func (nopProgress) Done(int64, int64)    {}
-func (nopProgress) Error(string, error)  {}
+func (nopProgress) Scanned(int64, int64)        {}
+func (nopProgress) Done(int64, int64)           {}
+func (nopProgress) Error(string, string, error) {}

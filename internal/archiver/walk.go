@@ -91,7 +91,7 @@ func (a *Archiver) walkVirtual(ctx context.Context, d *dirState, dir string, v *
 			continue
 		}
 		if err := a.readMeta(n, p, pn); err != nil {
-			a.fileError(p, err)
+			a.entryError(p, tree.Dir, err)
 		}
 		child := &dirState{path: p, parent: d, slot: s.slot, prev: pn}
 		d.pending.Add(1)
@@ -126,14 +126,14 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 	}
 	if err != nil {
 		// The directory's own node is kept; its content is missing.
-		a.fileError(dir, fmt.Errorf("open directory: %w", err))
+		a.entryError(dir, tree.Dir, fmt.Errorf("open directory: %w", err))
 		return a.childDone(ctx, d)
 	}
 	f := os.NewFile(uintptr(dirfd), dir)
 	defer f.Close()
 	names, err := f.Readdirnames(-1)
 	if err != nil {
-		a.fileError(dir, fmt.Errorf("list directory: %w", err))
+		a.entryError(dir, tree.Dir, fmt.Errorf("list directory: %w", err))
 	}
 	if a.opt.ExcludeCaches && isCacheDir(dirfd) {
 		// Keep the tag itself so a restored tree is still marked.
@@ -152,7 +152,7 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 				a.vanishedEntry(p)
 				continue
 			}
-			a.fileError(p, fmt.Errorf("lstat: %w", err))
+			a.entryError(p, 0, fmt.Errorf("lstat: %w", err))
 			continue
 		}
 		n := fs.NodeFromStat(name, &st)
@@ -184,7 +184,7 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 				a.vanishedEntry(p)
 				continue
 			}
-			a.fileError(p, err)
+			a.entryError(p, tree.Dir, err)
 		}
 		child := &dirState{path: p, parent: d, slot: slot, prev: pn}
 		d.pending.Add(1)
@@ -283,7 +283,7 @@ func (a *Archiver) addEntry(ctx context.Context, d *dirState, slot int, p string
 				a.vanishedEntry(p)
 				return nil
 			}
-			a.fileError(p, err)
+			a.entryError(p, n.Type, err)
 		}
 		return nil
 	}

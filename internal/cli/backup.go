@@ -136,8 +136,8 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 		return err
 	}
 	printBackupSummary(g, sn, parent, a)
-	if n := len(sn.Summary.Errors); n > 0 {
-		return withCode(ExitPartial, fmt.Errorf("snapshot %s saved, but %d files could not be read (listed above)", sn.ID.Short(), n))
+	if len(sn.Summary.Errors) > 0 {
+		return withCode(ExitPartial, fmt.Errorf("snapshot %s saved, but %s could not be read (listed above)", sn.ID.Short(), countErrors(sn.Summary.Errors)))
 	}
 	return nil
 }
@@ -194,12 +194,12 @@ func (p *backupProgress) Done(files, bytes int64) {
 	p.c.Bytes.Add(bytes)
 }
 
-func (p *backupProgress) Error(path string, err error) {
+func (p *backupProgress) Error(path, kind string, err error) {
 	if p.g.json {
-		p.g.ui.JSONLine(map[string]any{"message_type": "error", "path": path, "error": err.Error()})
+		p.g.ui.JSONLine(map[string]any{"message_type": "error", "path": path, "kind": kind, "error": err.Error()})
 		return
 	}
-	p.g.ui.Warnf("error: %s: %v\n", path, err)
+	p.g.ui.Warnf("error: %s %s: %v\n", kind, path, err)
 }
 
 // BackupSummary is the final JSON line of `backup --json` (docs/JSON.md).
@@ -208,6 +208,7 @@ type BackupSummary struct {
 	SnapshotID  string `json:"snapshot_id"`
 	Parent      string `json:"parent,omitempty"`
 	*snapshot.Summary
+	ErrorCounts     ErrorCounts          `json:"error_counts"`
 	DurationSeconds float64              `json:"duration_seconds"`
 	FilesVanished   int64                `json:"files_vanished"`
 	Skipped         []snapshot.FileError `json:"skipped,omitempty"`
@@ -218,7 +219,7 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 	s := sn.Summary
 	dur := s.BackupEnd.Sub(s.BackupStart)
 	if g.json {
-		out := BackupSummary{MessageType: "summary", SnapshotID: sn.ID.String(), Summary: s,
+		out := BackupSummary{MessageType: "summary", SnapshotID: sn.ID.String(), Summary: s, ErrorCounts: countErrors(s.Errors),
 			DurationSeconds: dur.Seconds(), FilesVanished: a.Vanished(), Skipped: a.Skipped(), Backend: g.backendStats()}
 		if parent != nil {
 			out.Parent = parent.ID.String()

@@ -39,9 +39,23 @@ type jsonFileError struct {
 	Error string `json:"error"`
 }
 
+// jsonKindError is an entry a backup could not read.
+type jsonKindError struct {
+	Path  string `json:"path"`
+	Error string `json:"error"`
+	Kind  string `json:"kind"`
+}
+
+type jsonErrorCounts struct {
+	Files       int `json:"files"`
+	Directories int `json:"directories"`
+	Other       int `json:"other"`
+}
+
 type jsonBackupError struct {
 	MessageType string `json:"message_type"`
 	Path        string `json:"path"`
+	Kind        string `json:"kind"`
 	Error       string `json:"error"`
 }
 
@@ -64,7 +78,8 @@ type jsonBackupSummary struct {
 	TreeBlobs       int64           `json:"tree_blobs"`
 	DataAdded       int64           `json:"data_added"`
 	DataAddedPacked int64           `json:"data_added_packed"`
-	Errors          []jsonFileError `json:"errors"`
+	Errors          []jsonKindError `json:"errors"`
+	ErrorCounts     jsonErrorCounts `json:"error_counts"`
 	DurationSeconds float64         `json:"duration_seconds"`
 	FilesVanished   int64           `json:"files_vanished"`
 	Skipped         []jsonFileError `json:"skipped"`
@@ -113,7 +128,7 @@ type jsonSnapshotSummary struct {
 	TreeBlobs       int64           `json:"tree_blobs"`
 	DataAdded       int64           `json:"data_added"`
 	DataAddedPacked int64           `json:"data_added_packed"`
-	Errors          []jsonFileError `json:"errors"`
+	Errors          []jsonKindError `json:"errors"`
 }
 
 type jsonSnapshot struct {
