@@ -45,8 +45,10 @@ type Archiver struct {
 	errMu   sync.Mutex
 	errs    []snapshot.FileError
 	skipped []snapshot.FileError
-	st      counters
-	bufs    sync.Pool
+	// boundaries: directories OneFileSystem did not go into.
+	boundaries []Boundary
+	st         counters
+	bufs       sync.Pool
 }
 
 type counters struct {

@@ -15,8 +15,13 @@ type Options struct {
 	// holding a valid CACHEDIR.TAG.
 	Excludes      []string
 	ExcludeCaches bool
-	// OneFileSystem keeps the walk on the filesystem of each given path.
-	OneFileSystem bool
+	// OneFileSystem keeps the walk on the device of each given path: a
+	// directory on another device (a mount point, a btrfs subvolume) is
+	// kept without its content and listed by NotCrossed.
+	// CrossSubvolumes, with it, goes into btrfs subvolumes of the same
+	// mount, still not into other mounts.
+	OneFileSystem   bool
+	CrossSubvolumes bool
 	// Parent is the snapshot to compare with; nil reads every file.
 	Parent *snapshot.Snapshot
 	// Changes, with a Parent, makes the backup partial: only what it

@@ -361,18 +361,19 @@ func (a *Archiver) partialEntry(ctx context.Context, d *dirState, dir string, di
 	}
 	child := &dirState{path: p, parent: d, slot: it.slot, prev: pn}
 	d.pending.Add(1)
-	if dev != 0 && a.opt.OneFileSystem && n.DeviceID != dev {
-		// A mount point: keep the directory, not what is mounted on it.
+	if !a.crosses(p, n, dev) {
+		// A mount point or subvolume: keep the directory, not what is
+		// mounted on it.
 		a.countReplaced(ctx, pn, a.subtreeOf(pn))
 		child.pending.Store(1)
 		return a.childDone(ctx, child)
 	}
 	if same && !it.c.rescan {
-		return a.walkPartial(ctx, child, p, pn.Subtree, it.c, dev)
+		return a.walkPartial(ctx, child, p, pn.Subtree, it.c, n.DeviceID)
 	}
 	a.countReplaced(ctx, pn, a.subtreeOf(pn))
 	pd := a.subtreeOf(pn)
-	walk := func() error { return a.walkDir(ctx, child, p, pd, dev) }
+	walk := func() error { return a.walkDir(ctx, child, p, pd, n.DeviceID) }
 	if a.walkers == nil || !a.walkers.TryGo(walk) {
 		return walk()
 	}

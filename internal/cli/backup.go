@@ -25,6 +25,7 @@ type backupOpts struct {
 	excludeFiles  []string
 	excludeCaches bool
 	oneFS         bool
+	crossSubvols  bool
 	parent        string
 	force         bool
 }
@@ -44,7 +45,8 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 		Example: `  rewind backup ~/projects
   rewind backup --repo /srv/backup/repo --tag nightly /etc /var/www
   rewind backup --exclude '*.tmp' --exclude /var/cache --exclude-caches /
-  rewind backup --one-file-system --json / > backup.log`,
+  rewind backup --one-file-system --json / > backup.log
+  rewind backup --cross-subvolumes /home`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runBackup(cmd, g, o, args) },
 	}
@@ -54,7 +56,8 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 	f.StringArrayVarP(&o.excludes, "exclude", "e", nil, "exclude paths matching `pattern` (repeatable)")
 	f.StringArrayVar(&o.excludeFiles, "exclude-file", nil, "read exclude patterns from `file` (repeatable)")
 	f.BoolVar(&o.excludeCaches, "exclude-caches", false, "skip the contents of directories with a CACHEDIR.TAG")
-	f.BoolVarP(&o.oneFS, "one-file-system", "x", false, "do not cross filesystem boundaries")
+	f.BoolVarP(&o.oneFS, "one-file-system", "x", false, "do not cross filesystem boundaries (mount points, btrfs subvolumes); the summary lists them")
+	f.BoolVar(&o.crossSubvols, "cross-subvolumes", false, "with --one-file-system (implied): go into btrfs subvolumes, but still not into other mounts")
 	f.StringVar(&o.parent, "parent", "", "compare with this `snapshot` instead of the latest one of the same host and paths")
 	f.BoolVar(&o.force, "force", false, "read every file, ignoring the parent snapshot")
 	return cmd
@@ -112,7 +115,7 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 	counter.Scanning.Store(true)
 	a, err := archiver.New(r, archiver.Options{
 		Hostname: host, Tags: o.tags, Excludes: excludes, ExcludeCaches: o.excludeCaches,
-		OneFileSystem: o.oneFS, Parent: parent, Logger: g.log, ProgramVersion: "rewind " + Version,
+		OneFileSystem: o.oneFS || o.crossSubvols, CrossSubvolumes: o.crossSubvols, Parent: parent, Logger: g.log, ProgramVersion: "rewind " + Version,
 		Progress: &backupProgress{g: g, c: counter},
 		// A lock that may have been taken for stale lets a prune
 		// delete data this snapshot refers to: do not commit it.
@@ -212,6 +215,7 @@ type BackupSummary struct {
 	DurationSeconds float64              `json:"duration_seconds"`
 	FilesVanished   int64                `json:"files_vanished"`
 	Skipped         []snapshot.FileError `json:"skipped,omitempty"`
+	NotCrossed      []archiver.Boundary  `json:"not_crossed,omitempty"`
 	Backend         *backendSummary      `json:"backend,omitempty"`
 }
 
@@ -220,7 +224,8 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 	dur := s.BackupEnd.Sub(s.BackupStart)
 	if g.json {
 		out := BackupSummary{MessageType: "summary", SnapshotID: sn.ID.String(), Summary: s, ErrorCounts: countErrors(s.Errors),
-			DurationSeconds: dur.Seconds(), FilesVanished: a.Vanished(), Skipped: a.Skipped(), Backend: g.backendStats()}
+			DurationSeconds: dur.Seconds(), FilesVanished: a.Vanished(), Skipped: a.Skipped(), NotCrossed: a.NotCrossed(),
+			Backend: g.backendStats()}
 		if parent != nil {
 			out.Parent = parent.ID.String()
 		}
@@ -233,6 +238,9 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 	for _, sk := range a.Skipped() {
 		g.ui.Warnf("skipped %s: %s\n", sk.Path, sk.Error)
 	}
+	for _, b := range a.NotCrossed() {
+		g.ui.Printf("not crossed: %s (%s), kept as an empty directory\n", shownPath(b.Path), boundaryText(b.Kind))
+	}
 	if parent != nil {
 		g.ui.Printf("using parent snapshot %s\n", parent.ID.Short())
 	}
@@ -241,4 +249,15 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 	g.ui.Printf("Read %s of %s; added %s (%s stored)\n", ui.Bytes(s.BytesRead), ui.Bytes(s.TotalBytes), ui.Bytes(s.DataAdded), ui.Bytes(s.DataStored))
 	g.ui.Printf("processed %d files in %s\n", s.TotalFiles, dur.Round(time.Millisecond))
 	g.ui.Printf("snapshot %s saved\n", sn.ID.Short())
+}
+
+// boundaryText says what a directory --one-file-system did not go into is.
+func boundaryText(kind string) string {
+	switch kind {
+	case archiver.BoundaryMount:
+		return "mount point"
+	case archiver.BoundarySubvolume:
+		return "btrfs subvolume; --cross-subvolumes goes into it"
+	}
+	return "another device"
 }

@@ -39,6 +39,12 @@ type jsonFileError struct {
 	Error string `json:"error"`
 }
 
+// jsonBoundary is a directory --one-file-system did not go into.
+type jsonBoundary struct {
+	Path string `json:"path"`
+	Kind string `json:"kind"`
+}
+
 // jsonKindError is an entry a backup could not read.
 type jsonKindError struct {
 	Path  string `json:"path"`
@@ -83,6 +89,7 @@ type jsonBackupSummary struct {
 	DurationSeconds float64         `json:"duration_seconds"`
 	FilesVanished   int64           `json:"files_vanished"`
 	Skipped         []jsonFileError `json:"skipped"`
+	NotCrossed      []jsonBoundary  `json:"not_crossed"`
 	Backend         jsonBackend     `json:"backend"`
 }
 
