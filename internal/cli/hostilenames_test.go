@@ -223,6 +223,20 @@ with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tf:
 	if res := e.mustRun("dump", snap+":/srv/keep"); string(res.stdout) != "kept" {
 		t.Errorf("dump of /srv/keep wrote %q", res.stdout)
 	}
+	// A refused entry cannot be reached by its path either: "b" is out of
+	// order, and the second "zz" and "etc" hide behind symlinks.
+	for _, p := range []string{"/srv/b", "/srv/b/inside-b", "/srv/zz/planted-zz", "/srv/etc/planted-abs", "/deep/er/up/planted-deep"} {
+		for _, cmd := range []string{"dump", "ls"} {
+			res := e.run(cmd, snap+":"+p)
+			if res.code != ExitFatal || len(res.stdout) != 0 {
+				t.Errorf("%s %s: want exit 1 and no output, got %v", cmd, p, res)
+			}
+		}
+		res := e.run("restore", snap+":"+p, "--target", filepath.Join(base, "restored"))
+		if res.code != ExitFatal {
+			t.Errorf("restore %s: want exit 1, got %v", p, res)
+		}
+	}
 }
 
 // TestListForgedNames lists the forged snapshot with ls and find, as text
