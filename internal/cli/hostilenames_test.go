@@ -219,6 +219,25 @@ with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tf:
 		t.Errorf("sentinel holds %q, %v", b, err)
 	}
 
+	// restore, from the same check, makes the same entries and refuses
+	// the same ones.
+	restored := filepath.Join(base, "restored")
+	res := e.run("restore", snap, "--target", restored)
+	if res.code == 0 {
+		t.Errorf("restore of the forged snapshot succeeded: %v", res)
+	}
+	for _, rp := range refusedPaths {
+		if !bytes.Contains(res.stderr, []byte(rp.why)) {
+			t.Errorf("restore does not say why %s is refused: %v", rp.path, res)
+		}
+	}
+	if got, want := treeEntries(t, restored), cases[0].want; !slices.Equal(got, want) {
+		t.Errorf("restore made\n%q\nwant\n%q", got, want)
+	}
+	if got := dirEntries(t, outside); !slices.Equal(got, []string{"sentinel"}) {
+		t.Errorf("restore: outside now holds %q", got)
+	}
+
 	// A file is dumped as it is, with nothing refused.
 	if res := e.mustRun("dump", snap+":/srv/keep"); string(res.stdout) != "kept" {
 		t.Errorf("dump of /srv/keep wrote %q", res.stdout)
