@@ -21,6 +21,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/pack"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/tree"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -44,8 +45,10 @@ type Archiver struct {
 	errMu   sync.Mutex
 	errs    []snapshot.FileError
 	skipped []snapshot.FileError
-	st      counters
-	bufs    sync.Pool
+	// boundaries: directories OneFileSystem did not go into.
+	boundaries []Boundary
+	st         counters
+	bufs       sync.Pool
 }
 
 type counters struct {
@@ -94,13 +97,18 @@ func New(r *repository.Repository, opt Options) (*Archiver, error) {
 	return a, nil
 }
 
-// fileError records a path that was not backed up whole.
-func (a *Archiver) fileError(p string, err error) {
+// fileError records a regular file that was not backed up whole.
+func (a *Archiver) fileError(p string, err error) { a.entryError(p, tree.File, err) }
+
+// entryError records an entry of type t (0 when its type could not be
+// read) that was not backed up whole.
+func (a *Archiver) entryError(p string, t tree.Type, err error) {
+	kind := snapshot.ErrorKind(t)
 	a.errMu.Lock()
-	a.errs = append(a.errs, snapshot.FileError{Path: p, Error: err.Error()})
+	a.errs = append(a.errs, snapshot.FileError{Path: p, Error: err.Error(), Kind: kind})
 	a.errMu.Unlock()
-	a.log.Info("file not backed up whole", "path", p, "err", err)
-	a.prog.Error(p, err)
+	a.log.Info("entry not backed up whole", "path", p, "kind", kind, "err", err)
+	a.prog.Error(p, kind, err)
 }
 
 func (a *Archiver) skip(p, why string) {

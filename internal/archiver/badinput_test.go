@@ -77,6 +77,12 @@ func TestUnreadableSource(t *testing.T) {
 			t.Errorf("summary errors %v do not name %s", sn.Summary.Errors, p)
 		}
 	}
+	for _, e := range sn.Summary.Errors {
+		want := map[string]string{secret: snapshot.KindFile, locked: snapshot.KindDir}[e.Path]
+		if e.Kind != want {
+			t.Errorf("summary error for %s has kind %q, want %q", e.Path, e.Kind, want)
+		}
+	}
 	if len(sn.Summary.Errors) != 2 {
 		t.Errorf("summary lists %d errors, want 2: %v", len(sn.Summary.Errors), sn.Summary.Errors)
 	}

@@ -15,8 +15,13 @@ type Options struct {
 	// holding a valid CACHEDIR.TAG.
 	Excludes      []string
 	ExcludeCaches bool
-	// OneFileSystem keeps the walk on the filesystem of each given path.
-	OneFileSystem bool
+	// OneFileSystem keeps the walk on the device of each given path: a
+	// directory on another device (a mount point, a btrfs subvolume) is
+	// kept without its content and listed by NotCrossed.
+	// CrossSubvolumes, with it, goes into btrfs subvolumes of the same
+	// mount, still not into other mounts.
+	OneFileSystem   bool
+	CrossSubvolumes bool
 	// Parent is the snapshot to compare with; nil reads every file.
 	Parent *snapshot.Snapshot
 	// Changes, with a Parent, makes the backup partial: only what it
@@ -59,8 +64,9 @@ type Progress interface {
 	// Done counts an entry finished (bytes of files, whether read or
 	// not).
 	Done(files, bytes int64)
-	// Error reports a path that was not backed up whole.
-	Error(path string, err error)
+	// Error reports a path that was not backed up whole, with its
+	// snapshot.FileError kind.
+	Error(path, kind string, err error)
 }
 
 // DefaultLargeFile is the size from which files use the small-chunk profile.
@@ -68,6 +74,6 @@ const DefaultLargeFile = 64 << 20
 
 type nopProgress struct{}
 
-func (nopProgress) Scanned(int64, int64) {}
-func (nopProgress) Done(int64, int64)    {}
-func (nopProgress) Error(string, error)  {}
+func (nopProgress) Scanned(int64, int64)        {}
+func (nopProgress) Done(int64, int64)           {}
+func (nopProgress) Error(string, string, error) {}

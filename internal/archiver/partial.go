@@ -248,7 +248,7 @@ func (a *Archiver) walkPartial(ctx context.Context, d *dirState, dir string, pre
 			return a.childDone(ctx, d)
 		case err != nil:
 			// Keep the parent's listing: its entries are the best known.
-			a.fileError(dir, fmt.Errorf("open directory: %w", err))
+			a.entryError(dir, tree.Dir, fmt.Errorf("open directory: %w", err))
 			names = nil
 		default:
 			defer unix.Close(dirfd)
@@ -276,7 +276,7 @@ func (a *Archiver) walkPartial(ctx context.Context, d *dirState, dir string, pre
 				a.countReplaced(ctx, pn, a.subtreeOf(pn)) // removed
 				continue
 			}
-			a.fileError(p, fmt.Errorf("lstat: %w", err))
+			a.entryError(p, 0, fmt.Errorf("lstat: %w", err))
 			if pn != nil {
 				d.nodes = append(d.nodes, *pn)
 			}
@@ -350,7 +350,7 @@ func (a *Archiver) partialEntry(ctx context.Context, d *dirState, dir string, di
 			a.countReplaced(ctx, pn, a.subtreeOf(pn))
 			return nil
 		}
-		a.fileError(p, err)
+		a.entryError(p, tree.Dir, err)
 	}
 	same := pn != nil && pn.Type == tree.Dir && pn.Inode == n.Inode && pn.DeviceID == n.DeviceID
 	if same && !it.c.rescan && len(it.c.children) == 0 {
@@ -361,18 +361,19 @@ func (a *Archiver) partialEntry(ctx context.Context, d *dirState, dir string, di
 	}
 	child := &dirState{path: p, parent: d, slot: it.slot, prev: pn}
 	d.pending.Add(1)
-	if dev != 0 && a.opt.OneFileSystem && n.DeviceID != dev {
-		// A mount point: keep the directory, not what is mounted on it.
+	if !a.crosses(p, n, dev) {
+		// A mount point or subvolume: keep the directory, not what is
+		// mounted on it.
 		a.countReplaced(ctx, pn, a.subtreeOf(pn))
 		child.pending.Store(1)
 		return a.childDone(ctx, child)
 	}
 	if same && !it.c.rescan {
-		return a.walkPartial(ctx, child, p, pn.Subtree, it.c, dev)
+		return a.walkPartial(ctx, child, p, pn.Subtree, it.c, n.DeviceID)
 	}
 	a.countReplaced(ctx, pn, a.subtreeOf(pn))
 	pd := a.subtreeOf(pn)
-	walk := func() error { return a.walkDir(ctx, child, p, pd, dev) }
+	walk := func() error { return a.walkDir(ctx, child, p, pd, n.DeviceID) }
 	if a.walkers == nil || !a.walkers.TryGo(walk) {
 		return walk()
 	}

@@ -52,7 +52,13 @@ var afterList func(dir string)
 // walkVirtual fills d with the children of a vnode at dir.
 func (a *Archiver) walkVirtual(ctx context.Context, d *dirState, dir string, v *vnode, prev *parentDir) error {
 	if v.target {
-		return a.walkTarget(ctx, d, dir, prev, 0)
+		// The target is "/": its device is the limit for
+		// --one-file-system, as any target's is.
+		var st unix.Stat_t
+		if err := unix.Lstat(dir, &st); err != nil {
+			return fmt.Errorf("backup path %q: %w", dir, err)
+		}
+		return a.walkTarget(ctx, d, dir, prev, st.Dev)
 	}
 	names := make([]string, 0, len(v.children))
 	for name := range v.children {
@@ -91,7 +97,7 @@ func (a *Archiver) walkVirtual(ctx context.Context, d *dirState, dir string, v *
 			continue
 		}
 		if err := a.readMeta(n, p, pn); err != nil {
-			a.fileError(p, err)
+			a.entryError(p, tree.Dir, err)
 		}
 		child := &dirState{path: p, parent: d, slot: s.slot, prev: pn}
 		d.pending.Add(1)
@@ -111,7 +117,7 @@ func (a *Archiver) walkVirtual(ctx context.Context, d *dirState, dir string, v *
 }
 
 // walkDir lists the real directory dir into d and walks below it. dev is
-// the device of the backup target, for --one-file-system (0: no limit).
+// the device of dir, for --one-file-system (0: no limit).
 func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *parentDir, dev uint64) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -126,14 +132,14 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 	}
 	if err != nil {
 		// The directory's own node is kept; its content is missing.
-		a.fileError(dir, fmt.Errorf("open directory: %w", err))
+		a.entryError(dir, tree.Dir, fmt.Errorf("open directory: %w", err))
 		return a.childDone(ctx, d)
 	}
 	f := os.NewFile(uintptr(dirfd), dir)
 	defer f.Close()
 	names, err := f.Readdirnames(-1)
 	if err != nil {
-		a.fileError(dir, fmt.Errorf("list directory: %w", err))
+		a.entryError(dir, tree.Dir, fmt.Errorf("list directory: %w", err))
 	}
 	if a.opt.ExcludeCaches && isCacheDir(dirfd) {
 		// Keep the tag itself so a restored tree is still marked.
@@ -152,7 +158,7 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 				a.vanishedEntry(p)
 				continue
 			}
-			a.fileError(p, fmt.Errorf("lstat: %w", err))
+			a.entryError(p, 0, fmt.Errorf("lstat: %w", err))
 			continue
 		}
 		n := fs.NodeFromStat(name, &st)
@@ -184,12 +190,13 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 				a.vanishedEntry(p)
 				continue
 			}
-			a.fileError(p, err)
+			a.entryError(p, tree.Dir, err)
 		}
 		child := &dirState{path: p, parent: d, slot: slot, prev: pn}
 		d.pending.Add(1)
-		if dev != 0 && a.opt.OneFileSystem && n.DeviceID != dev {
-			// A mount point: keep the directory, not what is mounted on it.
+		if !a.crosses(p, n, dev) {
+			// A mount point or subvolume: keep the directory, not what
+			// is mounted on it.
 			child.pending.Store(1)
 			if err := a.childDone(ctx, child); err != nil {
 				return err
@@ -203,7 +210,7 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 		// Walk the subdirectory on another walker if one is free, so that
 		// a metadata-bound backup (an unchanged one, or many small files)
 		// uses every core; else walk it here.
-		walk := func() error { return a.walkDir(ctx, child, p, pd, dev) }
+		walk := func() error { return a.walkDir(ctx, child, p, pd, n.DeviceID) }
 		if a.walkers == nil || !a.walkers.TryGo(walk) {
 			if err := walk(); err != nil {
 				return err
@@ -283,7 +290,7 @@ func (a *Archiver) addEntry(ctx context.Context, d *dirState, slot int, p string
 				a.vanishedEntry(p)
 				return nil
 			}
-			a.fileError(p, err)
+			a.entryError(p, n.Type, err)
 		}
 		return nil
 	}

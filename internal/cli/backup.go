@@ -25,6 +25,7 @@ type backupOpts struct {
 	excludeFiles  []string
 	excludeCaches bool
 	oneFS         bool
+	crossSubvols  bool
 	parent        string
 	force         bool
 	stream        streamOpts
@@ -52,6 +53,7 @@ some files could not be read (they are listed); 1 on a fatal error.`,
   rewind backup --repo /srv/backup/repo --tag nightly /etc /var/www
   rewind backup --exclude '*.tmp' --exclude /var/cache --exclude-caches /
   rewind backup --one-file-system --json / > backup.log
+  rewind backup --cross-subvolumes /home
   pg_dump mydb | rewind backup --stdin --stdin-filename /db/mydb.sql
   rewind backup --stdin-from-command --stdin-filename /db/mydb.sql -- pg_dump mydb`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -69,7 +71,8 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 	f.StringArrayVarP(&o.excludes, "exclude", "e", nil, "exclude paths matching `pattern` (repeatable)")
 	f.StringArrayVar(&o.excludeFiles, "exclude-file", nil, "read exclude patterns from `file` (repeatable)")
 	f.BoolVar(&o.excludeCaches, "exclude-caches", false, "skip the contents of directories with a CACHEDIR.TAG")
-	f.BoolVarP(&o.oneFS, "one-file-system", "x", false, "do not cross filesystem boundaries")
+	f.BoolVarP(&o.oneFS, "one-file-system", "x", false, "do not cross filesystem boundaries (mount points, btrfs subvolumes); the summary lists them")
+	f.BoolVar(&o.crossSubvols, "cross-subvolumes", false, "with --one-file-system (implied): go into btrfs subvolumes, but still not into other mounts")
 	f.StringVar(&o.parent, "parent", "", "compare with this `snapshot` instead of the latest one of the same host and paths")
 	f.BoolVar(&o.force, "force", false, "read every file, ignoring the parent snapshot")
 	o.stream.add(cmd)
@@ -131,7 +134,7 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 	counter.Scanning.Store(true)
 	a, err := archiver.New(r, archiver.Options{
 		Hostname: host, Tags: o.tags, Excludes: excludes, ExcludeCaches: o.excludeCaches,
-		OneFileSystem: o.oneFS, Parent: parent, Logger: g.log, ProgramVersion: "rewind " + Version,
+		OneFileSystem: o.oneFS || o.crossSubvols, CrossSubvolumes: o.crossSubvols, Parent: parent, Logger: g.log, ProgramVersion: "rewind " + Version,
 		Progress: &backupProgress{g: g, c: counter},
 		// A lock that may have been taken for stale lets a prune
 		// delete data this snapshot refers to: do not commit it.
@@ -155,8 +158,8 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 		return err
 	}
 	printBackupSummary(g, sn, parent, a)
-	if n := len(sn.Summary.Errors); n > 0 {
-		return withCode(ExitPartial, fmt.Errorf("snapshot %s saved, but %d files could not be read (listed above)", sn.ID.Short(), n))
+	if len(sn.Summary.Errors) > 0 {
+		return withCode(ExitPartial, fmt.Errorf("snapshot %s saved, but %s could not be read (listed above)", sn.ID.Short(), countErrors(sn.Summary.Errors)))
 	}
 	return nil
 }
@@ -213,12 +216,12 @@ func (p *backupProgress) Done(files, bytes int64) {
 	p.c.Bytes.Add(bytes)
 }
 
-func (p *backupProgress) Error(path string, err error) {
+func (p *backupProgress) Error(path, kind string, err error) {
 	if p.g.json {
-		p.g.ui.JSONLine(map[string]any{"message_type": "error", "path": path, "error": err.Error()})
+		p.g.ui.JSONLine(map[string]any{"message_type": "error", "path": path, "kind": kind, "error": err.Error()})
 		return
 	}
-	p.g.ui.Warnf("error: %s: %v\n", path, err)
+	p.g.ui.Warnf("error: %s %s: %v\n", kind, path, err)
 }
 
 // BackupSummary is the final JSON line of `backup --json` (docs/JSON.md).
@@ -227,9 +230,11 @@ type BackupSummary struct {
 	SnapshotID  string `json:"snapshot_id"`
 	Parent      string `json:"parent,omitempty"`
 	*snapshot.Summary
+	ErrorCounts     ErrorCounts          `json:"error_counts"`
 	DurationSeconds float64              `json:"duration_seconds"`
 	FilesVanished   int64                `json:"files_vanished"`
 	Skipped         []snapshot.FileError `json:"skipped,omitempty"`
+	NotCrossed      []archiver.Boundary  `json:"not_crossed,omitempty"`
 	Backend         *backendSummary      `json:"backend,omitempty"`
 }
 
@@ -237,8 +242,9 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 	s := sn.Summary
 	dur := s.BackupEnd.Sub(s.BackupStart)
 	if g.json {
-		out := BackupSummary{MessageType: "summary", SnapshotID: sn.ID.String(), Summary: s,
-			DurationSeconds: dur.Seconds(), FilesVanished: a.Vanished(), Skipped: a.Skipped(), Backend: g.backendStats()}
+		out := BackupSummary{MessageType: "summary", SnapshotID: sn.ID.String(), Summary: s, ErrorCounts: countErrors(s.Errors),
+			DurationSeconds: dur.Seconds(), FilesVanished: a.Vanished(), Skipped: a.Skipped(), NotCrossed: a.NotCrossed(),
+			Backend: g.backendStats()}
 		if parent != nil {
 			out.Parent = parent.ID.String()
 		}
@@ -250,6 +256,9 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 	}
 	for _, sk := range a.Skipped() {
 		g.ui.Warnf("skipped %s: %s\n", sk.Path, sk.Error)
+	}
+	for _, b := range a.NotCrossed() {
+		g.ui.Printf("not crossed: %s (%s), kept as an empty directory\n", shownPath(b.Path), boundaryText(b.Kind))
 	}
 	if parent != nil {
 		g.ui.Printf("using parent snapshot %s\n", parent.ID.Short())
@@ -266,4 +275,15 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 	}
 	g.ui.Printf("processed %d files in %s\n", s.TotalFiles, dur.Round(time.Millisecond))
 	g.ui.Printf("snapshot %s saved\n", sn.ID.Short())
+}
+
+// boundaryText says what a directory --one-file-system did not go into is.
+func boundaryText(kind string) string {
+	switch kind {
+	case archiver.BoundaryMount:
+		return "mount point"
+	case archiver.BoundarySubvolume:
+		return "btrfs subvolume; --cross-subvolumes goes into it"
+	}
+	return "another device"
 }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"errors"
+
 	"github.com/rewind-backup/rewind/internal/restorer"
 	"github.com/spf13/cobra"
 )
@@ -12,7 +14,13 @@ func newDumpCmd(g *globals) *cobra.Command {
 		Short: "Write a file to stdout, or a directory as a tar stream",
 		Long: `Write one file from a snapshot to standard output, byte for byte. A directory
 is written as a tar archive (PAX, with owners, times and extended
-attributes) of everything below it.`,
+attributes) of everything below it.
+
+Entries whose names restore refuses too ("..", ".", an empty name, a name
+holding '/' or NUL, a second entry of one name in a directory) are left out
+of the archive: an extractor that trusts its input would write them outside
+its target. Each is named on standard error, with its name quoted, and the
+exit status is then 3.`,
 		Example: `  rewind dump latest:/etc/nginx/nginx.conf
   rewind dump latest:/var/www > www.tar
   rewind dump 4f2a91c3:/home/alice | tar -t`,
@@ -24,7 +32,13 @@ attributes) of everything below it.`,
 				return err
 			}
 			defer done()
-			return restorer.Dump(ctx, r, sn, p, cmd.OutOrStdout())
+			err = restorer.Dump(ctx, r, sn, p, cmd.OutOrStdout(), func(q string, err error) {
+				g.ui.Warnf("left out %s: %v\n", shownPath(q), err)
+			})
+			if errors.Is(err, restorer.ErrEntriesRefused) || errors.Is(err, restorer.ErrIncomplete) {
+				return withCode(ExitPartial, err)
+			}
+			return err
 		},
 	}
 	sf.add(cmd)

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"path"
-
 	"github.com/rewind-backup/rewind/internal/filter"
 	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/snapshot"
@@ -45,14 +43,14 @@ name matches PATTERN, or whose whole path matches when PATTERN holds a slash
 					continue
 				}
 				header := false
-				err := snapshot.Walk(ctx, r, "/", sn.Tree, func(p string, n *tree.Node) error {
-					if !m.Match(p, path.Base(p)) {
+				err := snapshot.WalkNames(ctx, r, "/", sn.Tree, func(p string, n *tree.Node, refused error) error {
+					if !m.Match(p, n.Name) {
 						return nil
 					}
 					found++
 					switch {
 					case g.json:
-						j := nodeJSON("match", p, n)
+						j := nodeJSON("match", p, n, refused)
 						j.SnapshotID = sn.ID.String()
 						g.ui.JSONLine(j)
 					default:
@@ -61,9 +59,9 @@ name matches PATTERN, or whose whole path matches when PATTERN holds a slash
 							header = true
 						}
 						if long {
-							g.ui.Printf("  %s\n", lsLine(p, n))
+							g.ui.Printf("  %s\n", lsLine(p, n, refused))
 						} else {
-							g.ui.Printf("  %s\n", p)
+							g.ui.Printf("  %s\n", shownEntry(p, refused))
 						}
 					}
 					return nil

@@ -39,9 +39,29 @@ type jsonFileError struct {
 	Error string `json:"error"`
 }
 
+// jsonBoundary is a directory --one-file-system did not go into.
+type jsonBoundary struct {
+	Path string `json:"path"`
+	Kind string `json:"kind"`
+}
+
+// jsonKindError is an entry a backup could not read.
+type jsonKindError struct {
+	Path  string `json:"path"`
+	Error string `json:"error"`
+	Kind  string `json:"kind"`
+}
+
+type jsonErrorCounts struct {
+	Files       int `json:"files"`
+	Directories int `json:"directories"`
+	Other       int `json:"other"`
+}
+
 type jsonBackupError struct {
 	MessageType string `json:"message_type"`
 	Path        string `json:"path"`
+	Kind        string `json:"kind"`
 	Error       string `json:"error"`
 }
 
@@ -67,10 +87,12 @@ type jsonBackupSummary struct {
 	TreeBlobs       int64           `json:"tree_blobs"`
 	DataAdded       int64           `json:"data_added"`
 	DataAddedPacked int64           `json:"data_added_packed"`
-	Errors          []jsonFileError `json:"errors"`
+	Errors          []jsonKindError `json:"errors"`
+	ErrorCounts     jsonErrorCounts `json:"error_counts"`
 	DurationSeconds float64         `json:"duration_seconds"`
 	FilesVanished   int64           `json:"files_vanished"`
 	Skipped         []jsonFileError `json:"skipped"`
+	NotCrossed      []jsonBoundary  `json:"not_crossed"`
 	Backend         jsonBackend     `json:"backend"`
 }
 
@@ -121,7 +143,7 @@ type jsonSnapshotSummary struct {
 	TreeBlobs       int64           `json:"tree_blobs"`
 	DataAdded       int64           `json:"data_added"`
 	DataAddedPacked int64           `json:"data_added_packed"`
-	Errors          []jsonFileError `json:"errors"`
+	Errors          []jsonKindError `json:"errors"`
 }
 
 type jsonSnapshot struct {
@@ -159,6 +181,7 @@ type jsonNode struct {
 	MTime       time.Time `json:"mtime"`
 	LinkTarget  string    `json:"link_target"`
 	Flags       []string  `json:"flags"`
+	NameError   string    `json:"name_error"`
 }
 
 type jsonChange struct {

@@ -28,9 +28,10 @@ type NodeJSON struct {
 	MTime       time.Time `json:"mtime"`
 	LinkTarget  string    `json:"link_target,omitempty"`
 	Flags       []string  `json:"flags,omitempty"`
+	NameError   string    `json:"name_error,omitempty"`
 }
 
-func nodeJSON(msg, p string, n *tree.Node) NodeJSON {
+func nodeJSON(msg, p string, n *tree.Node, refused error) NodeJSON {
 	j := NodeJSON{MessageType: msg, Path: p, Name: n.Name, Type: n.Type.String(), Size: n.Size,
 		Mode: modeString(n), UID: n.UID, GID: n.GID, User: n.User, Group: n.Group,
 		MTime: time.Unix(0, n.MTime).UTC(), LinkTarget: n.LinkTarget}
@@ -42,6 +43,10 @@ func nodeJSON(msg, p string, n *tree.Node) NodeJSON {
 	}
 	if n.Flags&tree.FlagInFlux != 0 {
 		j.Flags = append(j.Flags, "in-flux")
+	}
+	if refused != nil {
+		j.Flags = append(j.Flags, "invalid-name")
+		j.NameError = refused.Error()
 	}
 	return j
 }
@@ -74,7 +79,25 @@ func modeString(n *tree.Node) string {
 	return m.String()
 }
 
-func lsLine(p string, n *tree.Node) string {
+// shownPath escapes a snapshot path for text output: bytes that are not
+// printable (a newline in a name could forge a line) and backslashes and
+// quotes, so that a refused name, shown quoted (snapshot.WalkNames),
+// cannot be mistaken for a stored one.
+func shownPath(p string) string {
+	q := strconv.Quote(p)
+	return q[1 : len(q)-1]
+}
+
+// shownEntry is a path as ls and find print it, followed for an entry
+// whose name restore refuses by why.
+func shownEntry(p string, refused error) string {
+	if refused != nil {
+		return shownPath(p) + "  (refused by restore and dump: " + refused.Error() + ")"
+	}
+	return shownPath(p)
+}
+
+func lsLine(p string, n *tree.Node, refused error) string {
 	owner := n.User
 	if owner == "" {
 		owner = strconv.Itoa(int(n.UID))
@@ -84,9 +107,12 @@ func lsLine(p string, n *tree.Node) string {
 		group = strconv.Itoa(int(n.GID))
 	}
 	s := fmt.Sprintf("%s %8s %8s %12d %s %s", modeString(n), owner, group, n.Size,
-		time.Unix(0, n.MTime).Local().Format("2006-01-02 15:04:05"), strconv.Quote(p)[1:len(strconv.Quote(p))-1])
+		time.Unix(0, n.MTime).Local().Format("2006-01-02 15:04:05"), shownPath(p))
 	if n.Type == tree.Symlink {
-		s += " -> " + n.LinkTarget
+		s += " -> " + shownPath(n.LinkTarget)
+	}
+	if refused != nil {
+		s += "  (refused by restore and dump: " + refused.Error() + ")"
 	}
 	return s
 }
@@ -113,24 +139,24 @@ func newLsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			show := func(q string, n *tree.Node) {
+			show := func(q string, n *tree.Node, refused error) {
 				switch {
 				case g.json:
-					j := nodeJSON("node", q, n)
+					j := nodeJSON("node", q, n, refused)
 					j.SnapshotID = sn.ID.String()
 					g.ui.JSONLine(j)
 				case long:
-					g.ui.Printf("%s\n", lsLine(q, n))
+					g.ui.Printf("%s\n", lsLine(q, n, refused))
 				default:
-					g.ui.Printf("%s\n", q)
+					g.ui.Printf("%s\n", shownEntry(q, refused))
 				}
 			}
 			if n.Type != tree.Dir {
-				show(p, n)
+				show(p, n, nil)
 				return nil
 			}
-			return snapshot.Walk(ctx, r, p, n.Subtree, func(q string, c *tree.Node) error {
-				show(q, c)
+			return snapshot.WalkNames(ctx, r, p, n.Subtree, func(q string, c *tree.Node, refused error) error {
+				show(q, c, refused)
 				if !recursive && c.Type == tree.Dir {
 					return snapshot.ErrSkipDir
 				}

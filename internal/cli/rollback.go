@@ -215,11 +215,11 @@ func (g *globals) saveBeforeRollback(cmd *cobra.Command, r *repository.Repositor
 	if err != nil {
 		return nil, fmt.Errorf("back up the current state of %s: %w; nothing was rolled back", p, err)
 	}
-	if n := len(sn.Summary.Errors); n > 0 {
+	if len(sn.Summary.Errors) > 0 {
 		for _, e := range sn.Summary.Errors {
-			g.ui.Warnf("error: %s: %s\n", e.Path, e.Error)
+			g.ui.Warnf("error: %s %s: %s\n", e.Kind, e.Path, e.Error)
 		}
-		return nil, fmt.Errorf("%d files of %s could not be read into snapshot %s (listed above), so a rollback could not be undone; nothing was rolled back", n, p, sn.ID.Short())
+		return nil, fmt.Errorf("%s of %s could not be read into snapshot %s (listed above), so a rollback could not be undone; nothing was rolled back", countErrors(sn.Summary.Errors), p, sn.ID.Short())
 	}
 	g.ui.Infof("saved the current state of %s as snapshot %s\n", p, sn.ID.Short())
 	return sn, nil

@@ -10,10 +10,6 @@ import (
 // path component: see ValidName.
 var ErrInvalidName = errors.New("invalid file name")
 
-// ErrDuplicateName is returned, wrapped, for a second entry of the same
-// name in one directory listing.
-var ErrDuplicateName = errors.New("a second entry of the same name in one directory")
-
 // maxNameLen is NAME_MAX on Linux filesystems.
 const maxNameLen = 255
 
@@ -38,4 +34,34 @@ func ValidName(name string) error {
 		return nil
 	}
 	return fmt.Errorf("%w %q: %s", ErrInvalidName, name, why)
+}
+
+// Listing checks the names of one directory listing in the order they are
+// stored. Each must be a ValidName and sort strictly after the last one
+// accepted: listings are sorted bytewise (docs/FORMAT.md §8), so an entry
+// that does not is a second entry of an earlier name, or one out of
+// order, which could otherwise put a directory where a symlink of the same
+// name was just made. Restore, dump, ls and find all check names through
+// it. The zero value is ready for a new listing.
+type Listing struct {
+	last string
+	any  bool
+}
+
+// Check returns nil for a name that may be used, or an error wrapping
+// ErrInvalidName that says why not. A refused name does not change what
+// later names are compared with.
+func (l *Listing) Check(name string) error {
+	if err := ValidName(name); err != nil {
+		return err
+	}
+	if l.any && name <= l.last {
+		why := "same name as an earlier entry of the listing"
+		if name != l.last {
+			why = fmt.Sprintf("out of name order after %q", l.last)
+		}
+		return fmt.Errorf("%w %q: %s", ErrInvalidName, name, why)
+	}
+	l.last, l.any = name, true
+	return nil
 }

@@ -3,10 +3,10 @@ package restorer
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path"
-	"strings"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/pack"
@@ -15,15 +15,21 @@ import (
 	"github.com/rewind-backup/rewind/internal/tree"
 )
 
+// ErrEntriesRefused: a dump left out entries whose names restore refuses
+// too (fs.Listing); the tar archive is complete without them.
+var ErrEntriesRefused = errors.New("snapshot holds entries with invalid names")
+
 // Dump writes the file at p to w, or, for a directory, a tar archive of
-// everything below it.
-//
-// A file whose content the backup could not read is never written: for a
-// file, Dump fails with a *snapshot.NotBackedUpError before writing
-// anything; in a tar archive, the file is left out, and once the archive
-// is complete Dump returns an error matching ErrIncomplete that names
-// every file left out.
-func Dump(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, p string, w io.Writer) error {
+// everything below it. An entry whose name restore would refuse ("..", a
+// name with '/', a second entry of one name...) is not written: a tar
+// extractor that trusts its input would write it outside its target. A
+// file whose content the backup could not read is not written either:
+// alone, Dump fails with a *snapshot.NotBackedUpError before writing
+// anything; in a tar archive, it is left out. refused, if not nil, is told
+// of each entry left out with its quoted path and why, and Dump returns an
+// error wrapping ErrEntriesRefused or ErrIncomplete after finishing the
+// archive.
+func Dump(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, p string, w io.Writer, refused func(p string, err error)) error {
 	n, err := snapshot.Lookup(ctx, r, sn, p)
 	if err != nil {
 		return err
@@ -34,13 +40,20 @@ func Dump(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, 
 	case tree.Dir:
 		tw := tar.NewWriter(w)
 		base := path.Clean("/" + p)
-		var left []string
-		err := snapshot.Walk(ctx, r, base, n.Subtree, func(q string, c *tree.Node) error {
-			if snapshot.NotBackedUp(c) {
-				left = append(left, fmt.Sprintf("%s: %v", q, &snapshot.NotBackedUpError{Reason: c.Error}))
+		badNames, notBackedUp := 0, 0
+		err := snapshot.WalkNames(ctx, r, "", n.Subtree, func(name string, c *tree.Node, bad error) error {
+			if bad == nil && snapshot.NotBackedUp(c) {
+				notBackedUp++
+				bad = &snapshot.NotBackedUpError{Reason: c.Error}
+			} else if bad != nil {
+				badNames++
+			}
+			if bad != nil {
+				if refused != nil {
+					refused(snapshot.JoinName(base, name), bad)
+				}
 				return nil
 			}
-			name := strings.TrimPrefix(strings.TrimPrefix(q, base), "/")
 			return tarEntry(ctx, r, tw, name, c)
 		})
 		if err != nil {
@@ -49,11 +62,14 @@ func Dump(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, 
 		if err := tw.Close(); err != nil {
 			return err
 		}
-		if len(left) > 0 {
-			return fmt.Errorf("%w: the archive leaves out %d files whose content was not backed up:\n  %s",
-				ErrIncomplete, len(left), strings.Join(left, "\n  "))
+		var errs []error
+		if badNames > 0 {
+			errs = append(errs, fmt.Errorf("%w: %d left out of the archive (named above); restore refuses them too", ErrEntriesRefused, badNames))
 		}
-		return nil
+		if notBackedUp > 0 {
+			errs = append(errs, fmt.Errorf("%w: %d files left out of the archive (named above) because the backup could not read them", ErrIncomplete, notBackedUp))
+		}
+		return errors.Join(errs...)
 	}
 	return fmt.Errorf("%s is a %s; only files and directories can be dumped", p, n.Type)
 }

@@ -124,6 +124,7 @@ type rdir struct {
 	node    *tree.Node
 	fd      int
 	pending atomic.Int64
+	names   fs.Listing // walker only: the names met so far in its listing
 }
 
 // Restore writes the snapshot's entry at snapPath ("/" for all) into the
@@ -297,18 +298,17 @@ func (r *Restorer) walk(ctx context.Context, d *rdir, snapPath string, ids []id.
 	d.pending.Store(1)
 	// With Delete, the names the snapshot lists here, so that what else
 	// the target holds can go once they are restored.
-	names := map[string]bool{}
+	var names map[string]bool
+	if r.opt.Delete && all {
+		names = map[string]bool{}
+	}
 	err := snapshot.EachNode(ctx, r.repo, ids, func(n *tree.Node) error {
 		if ctx.Err() != nil || r.full.Load() {
 			return ctx.Err()
 		}
-		if names[n.Name] {
-			// A listing names each entry once; a second entry of the same
-			// name (a symlink, then a directory through it) is refused.
-			r.fail(path.Join("/", snapPath, n.Name), fmt.Errorf("refusing entry from snapshot: %w", fs.ErrDuplicateName))
-			return nil
+		if names != nil {
+			names[n.Name] = true
 		}
-		names[n.Name] = true
 		return r.entry(ctx, d, snapPath, n, all)
 	})
 	if err != nil {
@@ -320,7 +320,7 @@ func (r *Restorer) walk(ctx context.Context, d *rdir, snapPath string, ids []id.
 		r.fail(path.Join("/", snapPath), err)
 		names = nil
 	}
-	if r.opt.Delete && all && names != nil && d.fd >= 0 && !r.full.Load() {
+	if names != nil && d.fd >= 0 && !r.full.Load() {
 		r.deleteExtra(d, path.Join("/", snapPath), names)
 	}
 	return r.childDone(d)
@@ -328,12 +328,12 @@ func (r *Restorer) walk(ctx context.Context, d *rdir, snapPath string, ids []id.
 
 // entry restores one node into d.
 func (r *Restorer) entry(ctx context.Context, d *rdir, dirPath string, n *tree.Node, all bool) error {
-	p := path.Join(dirPath, n.Name)
-	rel := path.Join(d.rel, n.Name)
-	if err := fs.ValidName(n.Name); err != nil {
-		r.fail(p, fmt.Errorf("refusing entry from snapshot: %w", err))
+	if err := d.names.Check(n.Name); err != nil {
+		r.fail(snapshot.JoinName(dirPath, strconv.Quote(n.Name)), fmt.Errorf("refusing entry from snapshot: %w", err))
 		return nil
 	}
+	p := path.Join(dirPath, n.Name)
+	rel := path.Join(d.rel, n.Name)
 	if r.excl.Match(p, n.Name) {
 		return nil
 	}

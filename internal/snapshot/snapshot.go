@@ -15,6 +15,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/backend"
 	"github.com/rewind-backup/rewind/internal/id"
 	"github.com/rewind-backup/rewind/internal/repository"
+	"github.com/rewind-backup/rewind/internal/tree"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -81,6 +82,29 @@ type Summary struct {
 type FileError struct {
 	Path  string `json:"path"`
 	Error string `json:"error"`
+	// Kind is KindFile, KindDir or KindOther; empty in snapshots made
+	// before it was recorded.
+	Kind string `json:"kind,omitempty"`
+}
+
+// Kinds of FileError: a regular file, a directory (its listing, or its
+// own metadata), or anything else (symlink, device, FIFO, or an entry
+// whose type could not be read).
+const (
+	KindFile  = "file"
+	KindDir   = "directory"
+	KindOther = "other"
+)
+
+// ErrorKind is the FileError kind of an entry of type t.
+func ErrorKind(t tree.Type) string {
+	switch t {
+	case tree.File:
+		return KindFile
+	case tree.Dir:
+		return KindDir
+	}
+	return KindOther
 }
 
 // Errors returned when a snapshot reference does not resolve.

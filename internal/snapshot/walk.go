@@ -6,6 +6,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/rewind-backup/rewind/internal/fs"
 	"github.com/rewind-backup/rewind/internal/id"
 	"github.com/rewind-backup/rewind/internal/pack"
 	"github.com/rewind-backup/rewind/internal/repository"
@@ -46,7 +47,9 @@ func EachNode(ctx context.Context, r *repository.Repository, ids []id.ID, fn fun
 var ErrStop = fmt.Errorf("stop walk")
 
 // Lookup finds the node at an absolute path inside a snapshot. The path "/"
-// returns a synthetic directory node for the root.
+// returns a synthetic directory node for the root. Each directory's names
+// go through fs.Listing on the way, so that an entry restore, dump, ls
+// and find refuse cannot be reached by its path either.
 func Lookup(ctx context.Context, r *repository.Repository, sn *Snapshot, p string) (*tree.Node, error) {
 	p = path.Clean("/" + p)
 	cur := &tree.Node{Name: "/", Type: tree.Dir, Mode: 0o755, Subtree: sn.Tree}
@@ -58,7 +61,11 @@ func Lookup(ctx context.Context, r *repository.Repository, sn *Snapshot, p strin
 			return nil, fmt.Errorf("%w: %q: %q is not a directory in snapshot %s", ErrPathNotFound, p, cur.Name, sn.ID.Short())
 		}
 		var found *tree.Node
+		var names fs.Listing
 		err := EachNode(ctx, r, cur.Subtree, func(n *tree.Node) error {
+			if names.Check(n.Name) != nil {
+				return nil
+			}
 			if n.Name == part {
 				c := *n
 				found = &c
