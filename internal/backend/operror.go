@@ -1,7 +1,5 @@
 package backend
 
-import "errors"
-
 // OpError is a failed operation on one stored file. Every error a Backend
 // returns for a file names the operation and the file this way
 // ("save snapshots/1a2b…: …"), so the layers above add only what they were
@@ -47,10 +45,4 @@ func names(err error, op, file string) bool {
 		}
 	}
 	return false
-}
-
-// IsOpError reports whether err names a failed operation on a file.
-func IsOpError(err error) bool {
-	var e *OpError
-	return errors.As(err, &e)
 }
