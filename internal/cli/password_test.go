@@ -1,10 +1,17 @@
 package cli
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/rewind-backup/rewind/internal/testutil"
 )
 
 // passwordSetting is one way to give rewind a password in a test: as a
@@ -231,5 +238,54 @@ func TestPasswordCommandProblems(t *testing.T) {
 		if !strings.Contains(string(r.stderr), "printed no password") || strings.Contains(string(r.stderr), "wrong password") {
 			t.Errorf("command printing nothing (%s): %v", silent, r)
 		}
+	}
+}
+
+// TestPasswordFileUnreadable runs rewind as an unprivileged user on a
+// password file only root can read: it says the file cannot be read and
+// what to do, with exit 1, and creates nothing.
+func TestPasswordFileUnreadable(t *testing.T) {
+	testutil.RequireRoot(t)
+	t.Parallel()
+	// A folder the unprivileged user can enter, holding a copy of the
+	// binary and root's password file.
+	dir, err := os.MkdirTemp("", "rewind-pw-perm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "rewind")
+	b, err := os.ReadFile(rewindBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pw := filepath.Join(dir, "root-only.pw")
+	if err := os.WriteFile(pw, []byte(testPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Join(dir, "repo")
+	cmd := exec.Command(bin, "init", "--repo", repo, "--password-file", pw)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != ExitFatal {
+		t.Fatalf("want exit 1, got %v: %s", err, stderr.String())
+	}
+	for _, want := range []string{pw, "cannot be read", "permission denied", "permissions"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("no %q in %q", want, stderr.String())
+		}
+	}
+	if _, err := os.Stat(repo); err == nil {
+		t.Error("init made a repository without a password")
 	}
 }
