@@ -15,6 +15,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/id"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/testutil"
 )
 
 // faultSource writes a few MiB of incompressible files, so that a backup
@@ -147,6 +148,7 @@ func TestBackupSaveFaults(t *testing.T) {
 			case err != nil && !strings.Contains(err.Error(), fault.ErrInjected.Error()):
 				t.Errorf("error does not carry the cause: %v", err)
 			}
+			testutil.CheckNamedOnce(t, "backup", err)
 			n := verifyConsistent(t, inner)
 			if n > 1 || (n == 1 && err != nil && !c.lostReply) {
 				t.Errorf("%d snapshots stored after a backup that returned %v", n, err)

@@ -25,6 +25,11 @@
 //     holds, from Load, Stat and Remove.
 //   - Errors that retrying cannot fix (not found, permission, bad request)
 //     are marked with Permanent so that a retry wrapper gives up at once.
+//   - An error about one file names the operation and the file once, as an
+//     *OpError ("save snapshots/1a2b…: …"; made with Wrap). Wrappers and
+//     callers do not name them again: they call Wrap, which leaves an
+//     error that already names them as it is, or add only what they were
+//     doing ("delete a condemned pack: remove data/…: …").
 //   - All methods are safe for concurrent use.
 package backend
 

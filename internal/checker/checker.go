@@ -112,7 +112,7 @@ func checkPacks(ctx context.Context, r *repository.Repository, res *Result, opt 
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("list packs: %w", err)
+		return err
 	}
 	res.Packs = len(stored)
 	// Which blobs the index places in each pack.
@@ -201,7 +201,7 @@ func checkKeys(ctx context.Context, r *repository.Repository, res *Result) error
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("list keys: %w", err)
+		return err
 	}
 	for _, name := range names {
 		if err := r.VerifyKeyFile(ctx, name); err != nil {
@@ -221,7 +221,7 @@ func checkKeys(ctx context.Context, r *repository.Repository, res *Result) error
 func blameIndexFiles(ctx context.Context, r *repository.Repository, res *Result, missing map[id.ID]bool) error {
 	names, err := r.List(ctx, backend.IndexFile)
 	if err != nil {
-		return fmt.Errorf("list index files: %w", err)
+		return err
 	}
 	files := make(map[id.ID]*index.File, len(names))
 	superseded := map[id.ID]bool{}

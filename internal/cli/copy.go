@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/backend"
@@ -15,6 +14,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/copier"
 	"github.com/rewind-backup/rewind/internal/id"
 	"github.com/rewind-backup/rewind/internal/lock"
+	"github.com/rewind-backup/rewind/internal/password"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/ui"
@@ -32,47 +32,39 @@ type sourceRepo struct {
 }
 
 // addPasswordFlags registers --from-password-file and
-// --from-password-command.
+// --from-password-command. Their environment variables are read when the
+// password is needed, so that a flag wins over the environment.
 func (s *sourceRepo) addPasswordFlags(f *pflag.FlagSet) {
-	f.StringVar(&s.passwordFile, "from-password-file", os.Getenv("REWIND_FROM_PASSWORD_FILE"),
-		"read the source repository's password from `file` (env REWIND_FROM_PASSWORD_FILE)")
-	f.StringVar(&s.passwordCommand, "from-password-command", os.Getenv("REWIND_FROM_PASSWORD_COMMAND"),
-		"run `command` and use its output as the source repository's password (env REWIND_FROM_PASSWORD_COMMAND)")
+	f.StringVar(&s.passwordFile, "from-password-file", "",
+		"read the source repository's password from the first line of `file` (env REWIND_FROM_PASSWORD_FILE)")
+	f.StringVar(&s.passwordCommand, "from-password-command", "",
+		"run `command` and use the first line of its output as the source repository's password (env REWIND_FROM_PASSWORD_COMMAND)")
 }
 
-// password finds the source's password: REWIND_FROM_PASSWORD,
-// --from-password-file, --from-password-command, or a prompt on a
-// terminal. The destination's password is never tried for the source.
-func (s *sourceRepo) password(ctx context.Context, loc location.Location) ([]byte, error) {
-	if p := os.Getenv("REWIND_FROM_PASSWORD"); p != "" {
-		return []byte(p), nil
+// passwordSettings are the places the source's password can be set; the
+// destination's are never tried for the source.
+func (s *sourceRepo) passwordSettings() []password.Setting {
+	return []password.Setting{
+		{Name: "--from-password-file", Kind: password.File, Flag: true, Value: s.passwordFile},
+		{Name: "--from-password-command", Kind: password.Command, Flag: true, Value: s.passwordCommand},
+		{Name: "REWIND_FROM_PASSWORD", Kind: password.Literal, Value: os.Getenv("REWIND_FROM_PASSWORD")},
+		{Name: "REWIND_FROM_PASSWORD_FILE", Kind: password.File, Value: os.Getenv("REWIND_FROM_PASSWORD_FILE")},
+		{Name: "REWIND_FROM_PASSWORD_COMMAND", Kind: password.Command, Value: os.Getenv("REWIND_FROM_PASSWORD_COMMAND")},
 	}
-	if s.passwordFile != "" {
-		b, err := os.ReadFile(s.passwordFile)
-		if err != nil {
-			return nil, fmt.Errorf("read the source's password file: %w", err)
-		}
-		return firstLine(b), nil
-	}
-	if s.passwordCommand != "" {
-		cmd := exec.CommandContext(ctx, "sh", "-c", s.passwordCommand)
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return nil, fmt.Errorf("source password command: %w", err)
-		}
-		return firstLine(out), nil
+}
+
+// sourcePassword finds the source's password by the same precedence as
+// the repository's (docs/CLI.md), else a prompt on a terminal.
+func (g *globals) sourcePassword(ctx context.Context, s *sourceRepo, loc location.Location) ([]byte, string, error) {
+	pw, from, ok, err := g.readPassword(ctx, s.passwordSettings())
+	if err != nil || ok {
+		return pw, from, err
 	}
 	if !term.IsTerminal(int(os.Stdin.Fd())) {
-		return nil, errors.New("no password given for the source repository: set REWIND_FROM_PASSWORD, --from-password-file or --from-password-command")
+		return nil, "", errors.New("no password given for the source repository: set REWIND_FROM_PASSWORD, --from-password-file or --from-password-command")
 	}
-	fmt.Fprintf(os.Stderr, "Password for the source repository %s: ", loc)
-	p, err := term.ReadPassword(int(os.Stdin.Fd()))
-	fmt.Fprintln(os.Stderr)
-	if err != nil {
-		return nil, fmt.Errorf("read password: %w", err)
-	}
-	return p, nil
+	pw, err = promptPassword(fmt.Sprintf("Password for the source repository %s: ", loc))
+	return pw, "the prompt", err
 }
 
 // openSource opens the source repository without its index, and returns
@@ -99,7 +91,7 @@ func (g *globals) openSource(ctx context.Context, s *sourceRepo, flag string) (*
 		be.Close()
 		return nil, nil, fmt.Errorf("source: %w", err)
 	}
-	pw, err := s.password(ctx, loc)
+	pw, from, err := g.sourcePassword(ctx, s, loc)
 	if err != nil {
 		be.Close()
 		return nil, nil, err
@@ -107,6 +99,9 @@ func (g *globals) openSource(ctx context.Context, s *sourceRepo, flag string) (*
 	r, err := repository.Open(ctx, be, pw)
 	if err != nil {
 		be.Close()
+		if errors.Is(err, repository.ErrWrongPassword) {
+			err = fmt.Errorf("%w (the password came from %s)", err, from)
+		}
 		return nil, nil, fmt.Errorf("source repository %s: %w", loc, err)
 	}
 	return r, counter, nil
@@ -141,10 +136,11 @@ source only the blobs the destination lacks, and backups made directly into
 the destination deduplicate against copied data. Without it, every data
 blob of the snapshots copied is read and hashed again (see docs/COPY.md).
 
-The source's password comes from REWIND_FROM_PASSWORD,
---from-password-file (REWIND_FROM_PASSWORD_FILE), --from-password-command
-(REWIND_FROM_PASSWORD_COMMAND) or a prompt; the destination's as for every
-command. Both repositories get a shared lock: backups and prunes of either
+The source's password comes from --from-password-file or
+--from-password-command, else one of REWIND_FROM_PASSWORD,
+REWIND_FROM_PASSWORD_FILE and REWIND_FROM_PASSWORD_COMMAND, else a prompt: a
+flag wins over the environment, and two of the same level are an error. The
+destination's password comes as for every command. Both repositories get a shared lock: backups and prunes of either
 go on meanwhile.`,
 		Example: `  rewind copy --from-repo /srv/backup/repo --repo s3:https://s3.example.com/offsite/web1
   rewind copy --from-repo /srv/backup/repo --from-password-file /root/.rewind-pw latest

@@ -9,6 +9,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/backend"
 	"github.com/rewind-backup/rewind/internal/crypto"
 	"github.com/rewind-backup/rewind/internal/id"
+	"github.com/rewind-backup/rewind/internal/password"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -29,11 +30,7 @@ file. Adding or changing a password never re-encrypts data.`,
 	cmd.PersistentFlags().StringVar(&newPwFile, "new-password-file", "", "read the new password from `file` (else REWIND_NEW_PASSWORD or a prompt)")
 	newPassword := func(_ context.Context) ([]byte, error) {
 		if newPwFile != "" {
-			b, err := os.ReadFile(newPwFile)
-			if err != nil {
-				return nil, fmt.Errorf("read new password file: %w", err)
-			}
-			return firstLine(b), nil
+			return password.ReadFile(password.Setting{Name: "--new-password-file", Kind: password.File, Flag: true, Value: newPwFile})
 		}
 		if p, ok := os.LookupEnv("REWIND_NEW_PASSWORD"); ok {
 			return []byte(p), nil

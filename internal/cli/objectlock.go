@@ -365,6 +365,9 @@ func (g *globals) snapshotsAt(ctx context.Context, loc location.Location, be bac
 		return nil, nil, err
 	}
 	r, err := repository.Open(ctx, be, pw)
+	if errors.Is(err, repository.ErrWrongPassword) {
+		return nil, nil, g.wrongPasswordSource(err)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,14 +1,13 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 
 	"github.com/rewind-backup/rewind/internal/backend/local"
@@ -17,7 +16,6 @@ import (
 	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
-	"golang.org/x/term"
 )
 
 // dataDir returns rewind's folder in the user's data directory
@@ -57,58 +55,6 @@ func (g *globals) location() (location.Location, error) {
 	return location.Parse(g.repo)
 }
 
-// password finds the password: REWIND_PASSWORD, --password-file,
-// --password-command, the default repository's password file, or a
-// prompt on a terminal. An empty REWIND_PASSWORD counts as unset, as it
-// does when the default repository is created.
-func (g *globals) password(ctx context.Context, prompt string) ([]byte, error) {
-	if p := os.Getenv("REWIND_PASSWORD"); p != "" {
-		return []byte(p), nil
-	}
-	if g.passwordFile != "" {
-		b, err := os.ReadFile(g.passwordFile)
-		if err != nil {
-			return nil, fmt.Errorf("read password file: %w", err)
-		}
-		return firstLine(b), nil
-	}
-	if g.passwordCommand != "" {
-		cmd := exec.CommandContext(ctx, "sh", "-c", g.passwordCommand)
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return nil, fmt.Errorf("password command: %w", err)
-		}
-		return firstLine(out), nil
-	}
-	if g.usingDefault() {
-		_, pf, err := defaultRepo()
-		if err != nil {
-			return nil, err
-		}
-		if b, err := os.ReadFile(pf); err == nil {
-			return firstLine(b), nil
-		}
-	}
-	if !term.IsTerminal(int(os.Stdin.Fd())) {
-		return nil, errors.New("no password given: set REWIND_PASSWORD, --password-file or --password-command")
-	}
-	fmt.Fprint(os.Stderr, prompt)
-	p, err := term.ReadPassword(int(os.Stdin.Fd()))
-	fmt.Fprintln(os.Stderr)
-	if err != nil {
-		return nil, fmt.Errorf("read password: %w", err)
-	}
-	return p, nil
-}
-
-func firstLine(b []byte) []byte {
-	if i := bytes.IndexByte(b, '\n'); i >= 0 {
-		b = b[:i]
-	}
-	return bytes.TrimRight(b, "\r")
-}
-
 // openRepo opens the repository and loads its index.
 func (g *globals) openRepo(ctx context.Context, loadIndex bool) (*repository.Repository, error) {
 	loc, err := g.location()
@@ -139,6 +85,9 @@ func (g *globals) openRepo(ctx context.Context, loadIndex bool) (*repository.Rep
 	r, err := repository.Open(ctx, be, pw)
 	if err != nil {
 		be.Close()
+		if errors.Is(err, repository.ErrWrongPassword) {
+			err = g.wrongPasswordSource(err)
+		}
 		return nil, err
 	}
 	if loadIndex {
@@ -192,19 +141,22 @@ func (g *globals) openOrCreateDefault(ctx context.Context) (*repository.Reposito
 	if _, err := os.Stat(filepath.Join(repoDir, "config")); err == nil {
 		return g.openRepo(ctx, false)
 	}
-	var pw []byte
-	if os.Getenv("REWIND_PASSWORD") != "" || g.passwordFile != "" || g.passwordCommand != "" {
-		if pw, err = g.password(ctx, ""); err != nil {
+	pw, _, configured, err := g.readPassword(ctx, g.passwordSettings())
+	if err != nil {
+		return nil, err
+	}
+	if !configured {
+		pw, err = readDefaultPasswordFile(pwFile)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if pw, err = generatePassword(pwFile); err != nil {
+				return nil, err
+			}
+			g.ui.Warnf("Created a password for the default repository in %s (mode 0600).\n"+
+				"Keep a copy of it somewhere else: without it the backups cannot be read.\n", pwFile)
+		case err != nil:
 			return nil, err
 		}
-	} else if b, err := os.ReadFile(pwFile); err == nil {
-		pw = firstLine(b)
-	} else {
-		if pw, err = generatePassword(pwFile); err != nil {
-			return nil, err
-		}
-		g.ui.Warnf("Created a password for the default repository in %s (mode 0600).\n"+
-			"Keep a copy of it somewhere else: without it the backups cannot be read.\n", pwFile)
 	}
 	be, err := g.createBackend(ctx, location.Location{Scheme: location.Local, Path: repoDir})
 	if err != nil {

@@ -240,8 +240,8 @@ func (g *globals) rollbackKeepOut(p string) ([]string, error) {
 			cands = append(cands, guarded{pw, "the repository's password file"})
 		}
 	}
-	if g.passwordFile != "" {
-		cands = append(cands, guarded{g.passwordFile, "the password file"})
+	if pf := g.passwordFilePath(); pf != "" {
+		cands = append(cands, guarded{pf, "the password file"})
 	}
 	resolve := func(q string) string {
 		abs, err := filepath.Abs(q)

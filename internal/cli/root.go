@@ -19,6 +19,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Exit codes, documented in docs/CLI.md.
@@ -47,6 +48,13 @@ type globals struct {
 	backend         backendFlags
 	ui              *ui.UI
 	log             *slog.Logger
+
+	// passwordTimeout is --password-timeout (see passwordOptions).
+	passwordTimeout time.Duration
+	// passwordFrom names where the password in use came from, for the
+	// wrong-password message.
+	passwordFrom string
+	rootFlags    *pflag.FlagSet // the global flags, to tell given ones
 }
 
 // exitError carries an exit code with an error that was already reported
@@ -132,7 +140,12 @@ func newRoot(g *globals) *cobra.Command {
 and brings them back: one file, a directory, or a whole server.
 
 Without --repo or REWIND_REPOSITORY, rewind uses a default repository in your
-data directory, created on the first backup with a generated password file.`,
+data directory, created on the first backup with a generated password file.
+
+The password comes from --password-file or --password-command, else from one
+of REWIND_PASSWORD, REWIND_PASSWORD_FILE and REWIND_PASSWORD_COMMAND: a flag
+wins over the environment, and two of the same level are an error naming
+both. A password command is killed after --password-timeout (default 60s).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -150,8 +163,7 @@ data directory, created on the first backup with a generated password file.`,
 	}
 	f := root.PersistentFlags()
 	f.StringVarP(&g.repo, "repo", "r", os.Getenv("REWIND_REPOSITORY"), "repository `location` (PATH, local:PATH, s3:https://HOST/BUCKET[/PREFIX]; env REWIND_REPOSITORY)")
-	f.StringVar(&g.passwordFile, "password-file", os.Getenv("REWIND_PASSWORD_FILE"), "read the password from `file` (env REWIND_PASSWORD_FILE)")
-	f.StringVar(&g.passwordCommand, "password-command", os.Getenv("REWIND_PASSWORD_COMMAND"), "run `command` and use its output as password (env REWIND_PASSWORD_COMMAND)")
+	addPasswordFlags(f, g)
 	f.BoolVar(&g.json, "json", false, "write machine-readable JSON to stdout")
 	f.BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")
 	f.CountVarP(&g.verbose, "verbose", "v", "log more (-v info, -vv debug)")

@@ -154,12 +154,13 @@ func Protect(ctx context.Context, r *repository.Repository, s *Set, h Hold) (Hol
 func Unprotect(ctx context.Context, r *repository.Repository, s *Set, sn id.ID) ([]Hold, error) {
 	var removed []Hold
 	for _, h := range s.BySnapshot[sn] {
-		err := r.Backend().Remove(ctx, backend.Handle{Type: backend.HoldFile, Name: h.File.String()})
+		hf := backend.Handle{Type: backend.HoldFile, Name: h.File.String()}
+		err := r.Backend().Remove(ctx, hf)
 		if err != nil && !backend.IsNotExist(err) {
 			s.BySnapshot[sn] = slices.DeleteFunc(s.BySnapshot[sn], func(x Hold) bool {
 				return slices.ContainsFunc(removed, func(y Hold) bool { return y.File == x.File })
 			})
-			return removed, fmt.Errorf("unprotect snapshot %s: remove holds/%s: %w", sn.Short(), h.File, err)
+			return removed, fmt.Errorf("unprotect snapshot %s: %w", sn.Short(), backend.Wrap("remove", hf.String(), err))
 		}
 		removed = append(removed, h)
 	}

@@ -223,9 +223,10 @@ func Unmark(ctx context.Context, r *repository.Repository, s *Set, name string) 
 		})
 	}()
 	for _, l := range victims {
-		err := r.Backend().Remove(ctx, backend.Handle{Type: backend.LabelFile, Name: l.File.String()})
+		h := backend.Handle{Type: backend.LabelFile, Name: l.File.String()}
+		err := r.Backend().Remove(ctx, h)
 		if err != nil && !backend.IsNotExist(err) {
-			return removed, fmt.Errorf("unmark %q: remove labels/%s: %w", name, l.File, err)
+			return removed, fmt.Errorf("unmark %q: %w", name, backend.Wrap("remove", h.String(), err))
 		}
 		removed = append(removed, l)
 	}

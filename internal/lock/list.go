@@ -51,7 +51,7 @@ func scan(ctx context.Context, r *repository.Repository, log *slog.Logger) (map[
 func scanOnce(ctx context.Context, r *repository.Repository, log *slog.Logger, locks map[string]*entry, read map[id.ID]bool) (vanished bool, err error) {
 	files, err := r.List(ctx, backend.LockFile)
 	if err != nil {
-		return false, fmt.Errorf("list locks: %w", err)
+		return false, err
 	}
 	for _, f := range files {
 		if read[f] {
@@ -69,7 +69,7 @@ func scanOnce(ctx context.Context, r *repository.Repository, log *slog.Logger, l
 			read[f] = true
 			continue
 		case err != nil:
-			return false, fmt.Errorf("read lock: %w", err)
+			return false, err
 		}
 		read[f] = true
 		info.File = f

@@ -149,7 +149,7 @@ func checkLink(repo id.ID, p *Policy, valid map[id.ID]*Policy) error {
 func Load(ctx context.Context, r *repository.Repository) (*State, error) {
 	names, err := r.List(ctx, backend.PolicyFile)
 	if err != nil {
-		return nil, fmt.Errorf("list policy files: %w", err)
+		return nil, err
 	}
 	var files []*Policy
 	var ignored []Ignored
@@ -162,7 +162,7 @@ func Load(ctx context.Context, r *repository.Repository) (*State, error) {
 			ignored = append(ignored, Ignored{File: name, Err: err})
 			continue
 		case err != nil:
-			return nil, fmt.Errorf("read policy: %w", err)
+			return nil, err
 		}
 		p, err := Decode(plain)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/backend/fault"
 	"github.com/rewind-backup/rewind/internal/backend/mem"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/testutil"
 )
 
 // faultScene builds a repository where a prune repacks, condemns and
@@ -71,6 +72,7 @@ func TestPruneFaults(t *testing.T) {
 			fb.Reset()
 			if err != nil {
 				t.Logf("faulted prune: %v", err)
+				testutil.CheckNamedOnce(t, "faulted prune", err)
 			}
 			// Whatever happened, the kept snapshot restores now, and after
 			// a clean prune, which leaves a clean repository.

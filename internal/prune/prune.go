@@ -186,7 +186,7 @@ func Run(ctx context.Context, r *repository.Repository, opt Options) (*Result, e
 		// lock is held now.
 		live, err := opt.Locks(ctx)
 		if err != nil {
-			return res, fmt.Errorf("list locks: %w", err)
+			return res, err
 		}
 		if len(live) == 0 {
 			res.PacksDeleted += res.PacksCondemned
@@ -270,7 +270,7 @@ func condemn(ctx context.Context, r *repository.Repository, names []id.ID, files
 	for _, n := range names {
 		h := backend.Handle{Type: backend.IndexFile, Name: n.String()}
 		if err := r.Backend().Remove(ctx, h); err != nil && !backend.IsNotExist(err) {
-			return fmt.Errorf("remove superseded %s: %w", h, err)
+			return fmt.Errorf("remove a superseded index file: %w", backend.Wrap("remove", h.String(), err))
 		}
 	}
 	// 3. The fence: whoever holds a lock now may have read the old index.
@@ -291,7 +291,7 @@ func condemn(ctx context.Context, r *repository.Repository, names []id.ID, files
 func removeMark(ctx context.Context, r *repository.Repository, name id.ID) error {
 	h := backend.Handle{Type: backend.GCFile, Name: name.String()}
 	if err := r.Backend().Remove(ctx, h); err != nil && !backend.IsNotExist(err) {
-		return fmt.Errorf("remove %s: %w", h, err)
+		return backend.Wrap("remove", h.String(), err)
 	}
 	return nil
 }

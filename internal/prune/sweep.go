@@ -238,7 +238,7 @@ func replaceMark(ctx context.Context, r *repository.Repository, old id.ID, m *in
 func removePack(ctx context.Context, r *repository.Repository, p id.ID) error {
 	h := backend.Handle{Type: backend.PackFile, Name: p.String()}
 	if err := r.Backend().Remove(ctx, h); err != nil && !backend.IsNotExist(err) {
-		return fmt.Errorf("delete %s: %w", h, err)
+		return fmt.Errorf("delete a condemned pack: %w", backend.Wrap("remove", h.String(), err))
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"runtime"
 	"slices"
@@ -37,7 +36,7 @@ func newBlobState(ctx context.Context, r *repository.Repository, readData bool) 
 	s := &blobState{r: r, stored: map[id.ID]bool{}, corrupt: map[id.ID]bool{}}
 	packs, err := r.List(ctx, backend.PackFile)
 	if err != nil {
-		return nil, fmt.Errorf("list packs: %w", err)
+		return nil, err
 	}
 	for _, p := range packs {
 		s.stored[p] = true
@@ -111,7 +110,7 @@ func (s *blobState) verifyPack(ctx context.Context, p id.ID, blobs []pack.Blob) 
 	var bad []id.ID
 	if err != nil {
 		if !backend.IsNotExist(err) {
-			return nil, fmt.Errorf("read %s: %w", h, err)
+			return nil, backend.Wrap("load", h.String(), err)
 		}
 		// Removed since it was listed: all of it is lost.
 		for _, b := range blobs {

@@ -72,7 +72,7 @@ func ListDamaged(ctx context.Context, r *repository.Repository) (map[id.ID]Recor
 	out := map[id.ID]Record{}
 	names, err := r.List(ctx, backend.DamageFile)
 	if err != nil {
-		return out, fmt.Errorf("list damage records: %w", err)
+		return out, err
 	}
 	var errs []error
 	for _, name := range names {

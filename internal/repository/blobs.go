@@ -89,7 +89,7 @@ func (r *Repository) LoadBlob(ctx context.Context, t pack.BlobType, i id.ID, buf
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load blob %s from pack %s: %w", i.Short(), loc.Pack.Short(), err)
+		return nil, fmt.Errorf("load blob %s: %w", i.Short(), backend.Wrap("load", h.String(), err))
 	}
 	out, err := r.openBlob(loc.Blob, sealed, buf)
 	if err != nil {

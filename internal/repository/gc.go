@@ -31,7 +31,7 @@ func (r *Repository) SaveMark(ctx context.Context, m *index.Mark) (id.ID, error)
 	plain := r.compress(nil, m.Encode())
 	name, err := r.saveSealed(ctx, backend.GCFile, plain)
 	if err != nil {
-		return id.ID{}, fmt.Errorf("save prune mark: %w", err)
+		return id.ID{}, err
 	}
 	return name, nil
 }
@@ -64,7 +64,7 @@ func (r *Repository) LoadMarks(ctx context.Context) (marks map[id.ID]*index.Mark
 	for pass := 1; ; pass++ {
 		names, err := r.List(ctx, backend.GCFile)
 		if err != nil {
-			return nil, nil, fmt.Errorf("list prune marks: %w", err)
+			return nil, nil, err
 		}
 		vanished := false
 		var mu sync.Mutex

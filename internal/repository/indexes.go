@@ -2,7 +2,6 @@ package repository
 
 import (
 	"context"
-	"fmt"
 	"runtime"
 	"sync"
 
@@ -18,7 +17,7 @@ func (r *Repository) SaveIndexFile(ctx context.Context, f *index.File) (id.ID, e
 	plain := r.compress(nil, f.Encode())
 	name, err := r.saveSealed(ctx, backend.IndexFile, plain)
 	if err != nil {
-		return id.ID{}, fmt.Errorf("save index: %w", err)
+		return id.ID{}, err
 	}
 	return name, nil
 }
@@ -34,7 +33,7 @@ func (r *Repository) ResetIndex() {
 func (r *Repository) saveIndexFile(ctx context.Context, f *index.File) error {
 	plain := r.compress(nil, f.Encode())
 	if _, err := r.saveSealed(ctx, backend.IndexFile, plain); err != nil {
-		return fmt.Errorf("save index: %w", err)
+		return err
 	}
 	return nil
 }
@@ -81,7 +80,7 @@ func (r *Repository) LoadIndexFiles(ctx context.Context) ([]id.ID, []*index.File
 func (r *Repository) loadIndexFiles(ctx context.Context) ([]id.ID, []*index.File, error) {
 	names, err := r.List(ctx, backend.IndexFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list index files: %w", err)
+		return nil, nil, err
 	}
 	files := make([]*index.File, len(names))
 	g, gctx := errgroup.WithContext(ctx)

@@ -30,7 +30,7 @@ func loadKeyFile(ctx context.Context, be backend.Backend, name string) (*crypto.
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read keys/%s: %w", name, err)
+		return nil, backend.Wrap("load", "keys/"+name, err)
 	}
 	if i, err := id.Parse(name); err == nil && crypto.FileID(raw) != i {
 		return nil, &CorruptError{Op: "read", Object: "keys/" + name, Err: errors.New("content does not match its name (altered or renamed)")}
@@ -57,7 +57,7 @@ func findKey(ctx context.Context, be backend.Backend, password []byte) (*crypto.
 		return nil
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("list keys: %w", err)
+		return nil, "", backend.Wrap("list", backend.KeyFile.String(), err)
 	}
 	if len(names) == 0 {
 		return nil, "", fmt.Errorf("%w: the repository has no key files", ErrCorrupt)
@@ -76,7 +76,7 @@ func findKey(ctx context.Context, be backend.Backend, password []byte) (*crypto.
 			return key, name, nil
 		}
 		if !errors.Is(err, crypto.ErrWrongPassword) {
-			errs = append(errs, fmt.Errorf("key %s: %w", name, err))
+			errs = append(errs, fmt.Errorf("keys/%s: %w", name, err))
 		}
 	}
 	if tried == 0 {
@@ -107,8 +107,9 @@ func (r *Repository) AddKey(ctx context.Context, password []byte, kdf crypto.KDF
 		return id.ID{}, err
 	}
 	name := crypto.FileID(raw)
-	if err := r.be.Save(ctx, backend.Handle{Type: backend.KeyFile, Name: name.String()}, backend.NewByteReader(raw)); err != nil {
-		return id.ID{}, fmt.Errorf("save key: %w", err)
+	h := backend.Handle{Type: backend.KeyFile, Name: name.String()}
+	if err := r.be.Save(ctx, h, backend.NewByteReader(raw)); err != nil {
+		return id.ID{}, backend.Wrap("save", h.String(), err)
 	}
 	if r.keyName == "" {
 		r.keyName = name.String()
@@ -139,8 +140,9 @@ func (r *Repository) RemoveKey(ctx context.Context, name id.ID) error {
 	if name.String() == r.keyName {
 		return errors.New("refusing to remove the key in use; open the repository with another password to remove this one")
 	}
-	if err := r.be.Remove(ctx, backend.Handle{Type: backend.KeyFile, Name: name.String()}); err != nil {
-		return fmt.Errorf("remove key %s: %w", name.Short(), err)
+	h := backend.Handle{Type: backend.KeyFile, Name: name.String()}
+	if err := r.be.Remove(ctx, h); err != nil {
+		return backend.Wrap("remove", h.String(), err)
 	}
 	return nil
 }

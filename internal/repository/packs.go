@@ -15,7 +15,7 @@ func (r *Repository) ReadPackHeader(ctx context.Context, p id.ID) ([]pack.Blob, 
 	h := backend.Handle{Type: backend.PackFile, Name: p.String()}
 	fi, err := r.be.Stat(ctx, h)
 	if err != nil {
-		return nil, fmt.Errorf("stat %s: %w", h, err)
+		return nil, backend.Wrap("stat", h.String(), err)
 	}
 	if fi.Size < pack.TrailerSize {
 		return nil, &CorruptError{Op: "read header of", Object: h.String(), Err: fmt.Errorf("%w: only %d bytes", pack.ErrCorrupt, fi.Size)}
@@ -30,7 +30,7 @@ func (r *Repository) ReadPackHeader(ctx context.Context, p id.ID) ([]pack.Blob, 
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read header of %s: %w", h, err)
+		return nil, fmt.Errorf("read the pack header: %w", backend.Wrap("load", h.String(), err))
 	}
 	hl, err := pack.HeaderLength(tail[len(tail)-pack.TrailerSize:], fi.Size)
 	if err != nil {
@@ -47,7 +47,7 @@ func (r *Repository) ReadPackHeader(ctx context.Context, p id.ID) ([]pack.Blob, 
 			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("read header of %s: %w", h, err)
+			return nil, fmt.Errorf("read the pack header: %w", backend.Wrap("load", h.String(), err))
 		}
 	}
 	blobs, err := pack.ParseHeader(r.key, sealed, start)

@@ -43,7 +43,7 @@ type RebuildResult struct {
 func (r *Repository) IndexUnindexedPacks(ctx context.Context) (packs int, skipped []PackError, err error) {
 	stored, err := r.List(ctx, backend.PackFile)
 	if err != nil {
-		return 0, nil, fmt.Errorf("list packs: %w", err)
+		return 0, nil, err
 	}
 	known := make(map[id.ID]struct{})
 	for _, p := range r.idx.Packs() {
@@ -85,11 +85,11 @@ func (r *Repository) IndexUnindexedPacks(ctx context.Context) (packs int, skippe
 func (r *Repository) RebuildIndex(ctx context.Context) (*RebuildResult, error) {
 	old, err := r.List(ctx, backend.IndexFile)
 	if err != nil {
-		return nil, fmt.Errorf("list index files: %w", err)
+		return nil, err
 	}
 	stored, err := r.List(ctx, backend.PackFile)
 	if err != nil {
-		return nil, fmt.Errorf("list packs: %w", err)
+		return nil, err
 	}
 	entries, skipped, err := r.readPackHeaders(ctx, stored)
 	if err != nil {
@@ -107,7 +107,7 @@ func (r *Repository) RebuildIndex(ctx context.Context) (*RebuildResult, error) {
 	for _, name := range old {
 		h := backend.Handle{Type: backend.IndexFile, Name: name.String()}
 		if err := r.be.Remove(ctx, h); err != nil && !backend.IsNotExist(err) {
-			return res, fmt.Errorf("remove superseded %s: %w", h, err)
+			return res, fmt.Errorf("remove a superseded index file: %w", backend.Wrap("remove", h.String(), err))
 		}
 		res.IndexFilesRemoved++
 	}

@@ -104,7 +104,7 @@ func initWithKey(ctx context.Context, be backend.Backend, password []byte, opt I
 		return nil, err
 	}
 	if err := be.Save(ctx, backend.Handle{Type: backend.ConfigFile}, backend.NewByteReader(stored)); err != nil {
-		return nil, fmt.Errorf("save config: %w", err)
+		return nil, backend.Wrap("save", "config", err)
 	}
 	return r, nil
 }
@@ -155,7 +155,7 @@ func readConfig(ctx context.Context, be backend.Backend) (*configFile, error) {
 		return nil, fmt.Errorf("%w: %s", ErrNoRepository, be.Location())
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read config of %s: %w", be.Location(), err)
+		return nil, fmt.Errorf("read the config of %s: %w", be.Location(), backend.Wrap("load", "config", err))
 	}
 	return parseConfigVersion(raw)
 }
@@ -240,7 +240,7 @@ func (r *Repository) saveSealed(ctx context.Context, t backend.FileType, plain [
 	fid := crypto.FileID(sealed)
 	h := backend.Handle{Type: t, Name: fid.String()}
 	if err := r.be.Save(ctx, h, backend.NewByteReader(sealed)); err != nil {
-		return id.ID{}, fmt.Errorf("save %s: %w", h, err)
+		return id.ID{}, backend.Wrap("save", h.String(), err)
 	}
 	return fid, nil
 }
@@ -256,7 +256,7 @@ func (r *Repository) LoadFile(ctx context.Context, t backend.FileType, name id.I
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", h, err)
+		return nil, backend.Wrap("load", h.String(), err)
 	}
 	if crypto.FileID(sealed) != name {
 		return nil, &CorruptError{Op: "load", Object: h.String(), Err: errors.New("content does not match its name (truncated, altered or renamed)")}
@@ -290,7 +290,7 @@ func (r *Repository) List(ctx context.Context, t backend.FileType) ([]id.ID, err
 		}
 		return nil
 	})
-	return ids, err
+	return ids, backend.Wrap("list", t.String(), err)
 }
 
 // CorruptError names a stored object that failed verification.

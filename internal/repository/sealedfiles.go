@@ -28,7 +28,7 @@ type UnreadableFile struct {
 func (r *Repository) LoadEach(ctx context.Context, t backend.FileType, decode func(name id.ID, plain []byte) error) ([]UnreadableFile, error) {
 	names, err := r.List(ctx, t)
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", t, err)
+		return nil, err
 	}
 	var bad []UnreadableFile
 	for _, name := range names {
@@ -40,7 +40,7 @@ func (r *Repository) LoadEach(ctx context.Context, t backend.FileType, decode fu
 			bad = append(bad, UnreadableFile{File: name, Err: err})
 			continue
 		case err != nil:
-			return nil, fmt.Errorf("read %s: %w", backend.Handle{Type: t, Name: name.String()}, err)
+			return nil, err
 		}
 		if err := decode(name, plain); err != nil {
 			bad = append(bad, UnreadableFile{File: name, Err: fmt.Errorf("decode: %w", err)})

@@ -144,7 +144,7 @@ func Load(ctx context.Context, r *repository.Repository, i id.ID) (*Snapshot, er
 func List(ctx context.Context, r *repository.Repository, onError func(id.ID, error)) ([]*Snapshot, error) {
 	ids, err := r.List(ctx, backend.SnapshotFile)
 	if err != nil {
-		return nil, fmt.Errorf("list snapshots: %w", err)
+		return nil, err
 	}
 	out := make([]*Snapshot, len(ids))
 	var mu sync.Mutex

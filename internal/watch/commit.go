@@ -121,7 +121,7 @@ func (c *RepoCommitter) loadIndex(ctx context.Context, log *slog.Logger) (reset 
 	if c.indexFiles != nil {
 		names, err := r.List(ctx, backend.IndexFile)
 		if err != nil {
-			return false, fmt.Errorf("list index files: %w", err)
+			return false, err
 		}
 		ok, err := c.addIndexFiles(ctx, names)
 		if err != nil {

@@ -210,32 +210,33 @@ func (b *Backend) start(op Op) call {
 }
 
 // before waits out the delay and returns the error of a failBefore fault.
-func (c call) before(ctx context.Context, op Op) error {
+// Like a provider's, the error names the operation and the file.
+func (c call) before(ctx context.Context, op Op, file string) error {
 	if c.delay > 0 {
 		t := time.NewTimer(c.delay)
 		defer t.Stop()
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", op, ctx.Err())
+			return backend.Wrap(op.String(), file, ctx.Err())
 		}
 	}
 	for _, f := range c.faults {
 		if f.kind == failBefore {
-			return fmt.Errorf("%s: %w", op, f.err)
+			return backend.Wrap(op.String(), file, f.err)
 		}
 	}
 	return nil
 }
 
 // after returns err, or the error of a failAfter fault if err is nil.
-func (c call) after(op Op, err error) error {
+func (c call) after(op Op, file string, err error) error {
 	if err != nil {
 		return err
 	}
 	for _, f := range c.faults {
 		if f.kind == failAfter {
-			return fmt.Errorf("%s: %w", op, f.err)
+			return backend.Wrap(op.String(), file, f.err)
 		}
 	}
 	return nil
@@ -247,17 +248,17 @@ func (b *Backend) Location() string { return "fault:" + b.inner.Location() }
 // Save passes the call on unless a fault says otherwise.
 func (b *Backend) Save(ctx context.Context, h backend.Handle, rd backend.RewindReader) error {
 	c := b.start(Save)
-	if err := c.before(ctx, Save); err != nil {
+	if err := c.before(ctx, Save, h.String()); err != nil {
 		return err
 	}
-	return c.after(Save, b.inner.Save(ctx, h, rd))
+	return c.after(Save, h.String(), b.inner.Save(ctx, h, rd))
 }
 
 // Load passes the call on, wrapping the reader fn gets as the faults of
 // this call say.
 func (b *Backend) Load(ctx context.Context, h backend.Handle, length int, offset int64, fn func(rd io.Reader) error) error {
 	c := b.start(Load)
-	if err := c.before(ctx, Load); err != nil {
+	if err := c.before(ctx, Load, h.String()); err != nil {
 		return err
 	}
 	err := b.inner.Load(ctx, h, length, offset, func(rd io.Reader) error {
@@ -274,17 +275,17 @@ func (b *Backend) Load(ctx context.Context, h backend.Handle, length int, offset
 		}
 		return fn(rd)
 	})
-	return c.after(Load, err)
+	return c.after(Load, h.String(), err)
 }
 
 // Stat passes the call on unless a fault says otherwise.
 func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo, error) {
 	c := b.start(Stat)
-	if err := c.before(ctx, Stat); err != nil {
+	if err := c.before(ctx, Stat, h.String()); err != nil {
 		return backend.FileInfo{}, err
 	}
 	fi, err := b.inner.Stat(ctx, h)
-	if err := c.after(Stat, err); err != nil {
+	if err := c.after(Stat, h.String(), err); err != nil {
 		return backend.FileInfo{}, err
 	}
 	return fi, nil
@@ -293,19 +294,19 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 // Remove passes the call on unless a fault says otherwise.
 func (b *Backend) Remove(ctx context.Context, h backend.Handle) error {
 	c := b.start(Remove)
-	if err := c.before(ctx, Remove); err != nil {
+	if err := c.before(ctx, Remove, h.String()); err != nil {
 		return err
 	}
-	return c.after(Remove, b.inner.Remove(ctx, h))
+	return c.after(Remove, h.String(), b.inner.Remove(ctx, h))
 }
 
 // List passes the call on unless a fault says otherwise.
 func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.FileInfo) error) error {
 	c := b.start(List)
-	if err := c.before(ctx, List); err != nil {
+	if err := c.before(ctx, List, t.String()); err != nil {
 		return err
 	}
-	return c.after(List, b.inner.List(ctx, t, fn))
+	return c.after(List, t.String(), b.inner.List(ctx, t, fn))
 }
 
 // Close closes the wrapped backend.

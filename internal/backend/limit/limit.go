@@ -11,7 +11,6 @@ package limit
 
 import (
 	"context"
-	"fmt"
 	"io"
 
 	"github.com/rewind-backup/rewind/internal/backend"
@@ -78,7 +77,7 @@ func (b *Backend) Location() string { return b.inner.Location() }
 // Save passes the call on in a slot, reading rd at the upload rate.
 func (b *Backend) Save(ctx context.Context, h backend.Handle, rd backend.RewindReader) error {
 	if err := b.acquire(ctx); err != nil {
-		return fmt.Errorf("save %s: %w", h, err)
+		return backend.Wrap("save", h.String(), err)
 	}
 	defer b.release()
 	if b.up != nil {
@@ -91,7 +90,7 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd backend.RewindR
 // rate.
 func (b *Backend) Load(ctx context.Context, h backend.Handle, length int, offset int64, fn func(rd io.Reader) error) error {
 	if err := b.acquire(ctx); err != nil {
-		return fmt.Errorf("load %s: %w", h, err)
+		return backend.Wrap("load", h.String(), err)
 	}
 	defer b.release()
 	if b.down == nil {
@@ -105,7 +104,7 @@ func (b *Backend) Load(ctx context.Context, h backend.Handle, length int, offset
 // Stat passes the call on in a slot.
 func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo, error) {
 	if err := b.acquire(ctx); err != nil {
-		return backend.FileInfo{}, fmt.Errorf("stat %s: %w", h, err)
+		return backend.FileInfo{}, backend.Wrap("stat", h.String(), err)
 	}
 	defer b.release()
 	return b.inner.Stat(ctx, h)
@@ -114,7 +113,7 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 // Remove passes the call on in a slot.
 func (b *Backend) Remove(ctx context.Context, h backend.Handle) error {
 	if err := b.acquire(ctx); err != nil {
-		return fmt.Errorf("remove %s: %w", h, err)
+		return backend.Wrap("remove", h.String(), err)
 	}
 	defer b.release()
 	return b.inner.Remove(ctx, h)
@@ -123,7 +122,7 @@ func (b *Backend) Remove(ctx context.Context, h backend.Handle) error {
 // List passes the call on in a slot that it gives back while fn runs.
 func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.FileInfo) error) error {
 	if err := b.acquire(ctx); err != nil {
-		return fmt.Errorf("list %s: %w", t, err)
+		return backend.Wrap("list", t.String(), err)
 	}
 	held := true
 	defer func() {
@@ -138,7 +137,7 @@ func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.
 			return err
 		}
 		if err := b.acquire(ctx); err != nil {
-			return fmt.Errorf("list %s: %w", t, err)
+			return backend.Wrap("list", t.String(), err)
 		}
 		held = true
 		return nil

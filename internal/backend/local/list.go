@@ -20,10 +20,10 @@ import (
 // config file, with an empty name, if it exists.
 func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.FileInfo) error) error {
 	if b.closed.Load() {
-		return fmt.Errorf("list %s: %w", t, errClosed)
+		return backend.Wrap("list", t.String(), errClosed)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("list %s: %w", t, err)
+		return backend.Wrap("list", t.String(), err)
 	}
 	switch t {
 	case backend.ConfigFile:
@@ -83,7 +83,7 @@ func (b *Backend) listDir(ctx context.Context, t backend.FileType, dir, prefix s
 		entries, err := f.ReadDir(1024)
 		for _, e := range entries {
 			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("list %s: %w", t, err)
+				return backend.Wrap("list", t.String(), err)
 			}
 			name := e.Name()
 			if strings.HasPrefix(name, tempPrefix) {

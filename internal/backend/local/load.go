@@ -23,7 +23,7 @@ func (b *Backend) Load(ctx context.Context, h backend.Handle, length int, offset
 		return err
 	}
 	if offset < 0 || length < 0 {
-		return backend.Permanent(fmt.Errorf("load %s: invalid range: offset %d, length %d", h, offset, length))
+		return backend.Permanent(backend.Wrap("load", h.String(), fmt.Errorf("invalid range: offset %d, length %d", offset, length)))
 	}
 	cf, size, err := b.open(b.filename(h))
 	if err != nil {
@@ -33,8 +33,7 @@ func (b *Backend) Load(ctx context.Context, h backend.Handle, length int, offset
 
 	// Compared without computing offset+length, which may overflow.
 	if offset > size || int64(length) > size-offset {
-		return backend.Permanent(fmt.Errorf("load %s: %d bytes at offset %d: past the end of the file (%d bytes): %w",
-			h, length, offset, size, io.ErrUnexpectedEOF))
+		return backend.Permanent(backend.Wrap("load", h.String(), fmt.Errorf("%d bytes at offset %d: past the end of the file (%d bytes): %w", length, offset, size, io.ErrUnexpectedEOF)))
 	}
 	n := int64(length)
 	if length == 0 {
@@ -82,7 +81,7 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 		return backend.FileInfo{}, wrapErr("stat", h.String(), err)
 	}
 	if !fi.Mode().IsRegular() {
-		return backend.FileInfo{}, backend.Permanent(fmt.Errorf("stat %s: not a regular file", h))
+		return backend.FileInfo{}, backend.Permanent(backend.Wrap("stat", h.String(), errors.New("not a regular file")))
 	}
 	return backend.FileInfo{Name: h.Name, Size: fi.Size()}, nil
 }
@@ -100,7 +99,7 @@ func (b *Backend) Remove(ctx context.Context, h backend.Handle) error {
 	// unlink, unlike os.Remove, never removes a folder.
 	if err := syscall.Unlink(name); err != nil {
 		if errors.Is(err, syscall.EISDIR) {
-			return backend.Permanent(fmt.Errorf("remove %s: not a regular file", h))
+			return backend.Permanent(backend.Wrap("remove", h.String(), errors.New("not a regular file")))
 		}
 		return wrapErr("remove", h.String(), &fs.PathError{Op: "unlink", Path: name, Err: err})
 	}

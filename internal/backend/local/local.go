@@ -180,10 +180,10 @@ func (b *Backend) filename(h backend.Handle) string {
 // backend, a cancelled context or an invalid handle.
 func (b *Backend) check(ctx context.Context, op string, h backend.Handle) error {
 	if b.closed.Load() {
-		return fmt.Errorf("%s %s: %w", op, h, errClosed)
+		return backend.Wrap(op, h.String(), errClosed)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s %s: %w", op, h, err)
+		return backend.Wrap(op, h.String(), err)
 	}
 	if err := h.Valid(); err != nil {
 		return backend.Permanent(fmt.Errorf("%s: %w", op, err))
@@ -198,15 +198,15 @@ func (b *Backend) check(ctx context.Context, op string, h backend.Handle) error 
 func wrapErr(op, name string, err error) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%s %s: %w", op, name, backend.ErrNotExist)
+		return backend.Wrap(op, name, backend.ErrNotExist)
 	case errors.Is(err, syscall.ENOSPC):
-		return backend.Permanent(fmt.Errorf("%s %s: disk full: %w", op, name, err))
+		return backend.Permanent(backend.Wrap(op, name, fmt.Errorf("disk full: %w", err)))
 	case errors.Is(err, syscall.EDQUOT):
-		return backend.Permanent(fmt.Errorf("%s %s: disk quota exceeded: %w", op, name, err))
+		return backend.Permanent(backend.Wrap(op, name, fmt.Errorf("disk quota exceeded: %w", err)))
 	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
-		return backend.Permanent(fmt.Errorf("%s %s: %w", op, name, err))
+		return backend.Permanent(backend.Wrap(op, name, err))
 	}
-	return fmt.Errorf("%s %s: %w", op, name, err)
+	return backend.Wrap(op, name, err)
 }
 
 // mkdirDurable makes folder dir (and missing parents) and syncs its parent,

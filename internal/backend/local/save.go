@@ -31,7 +31,7 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd backend.RewindR
 		}
 		// Removed meanwhile: store it afresh.
 		if err := rd.Rewind(); err != nil {
-			return fmt.Errorf("save %s: rewind: %w", h, err)
+			return backend.Wrap("save", h.String(), fmt.Errorf("rewind: %w", err))
 		}
 	}
 
@@ -82,13 +82,13 @@ func (b *Backend) writeTemp(ctx context.Context, h backend.Handle, dir string, r
 	if rerr != nil {
 		// The caller's reader failed, or ctx is done: not the backend's
 		// error to classify.
-		return "", fmt.Errorf("save %s: %w", h, rerr)
+		return "", backend.Wrap("save", h.String(), rerr)
 	}
 	if werr != nil {
 		return "", wrapErr("save", h.String(), werr)
 	}
 	if n != rd.Length() {
-		return "", backend.Permanent(fmt.Errorf("save %s: reader yielded %d bytes, its length is %d", h, n, rd.Length()))
+		return "", backend.Permanent(backend.Wrap("save", h.String(), fmt.Errorf("reader yielded %d bytes, its length is %d", n, rd.Length())))
 	}
 	if err := f.Chmod(fileMode); err != nil {
 		return "", wrapErr("save", h.String(), err)
@@ -112,7 +112,7 @@ var errVanished = errors.New("file removed while saving it")
 func (b *Backend) compareExisting(ctx context.Context, h backend.Handle, name string, rd backend.RewindReader) error {
 	f, err := os.Open(name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("save %s: %w", h, errVanished)
+		return backend.Wrap("save", h.String(), errVanished)
 	}
 	if err != nil {
 		return wrapErr("save", h.String(), err)
@@ -122,12 +122,12 @@ func (b *Backend) compareExisting(ctx context.Context, h backend.Handle, name st
 	if err != nil {
 		return wrapErr("save", h.String(), err)
 	}
-	exists := fmt.Errorf("save %s: %w with different content", h, backend.ErrExists)
+	exists := backend.Wrap("save", h.String(), fmt.Errorf("%w with different content", backend.ErrExists))
 	if fi.Size() != rd.Length() {
 		return exists
 	}
 	if err := rd.Rewind(); err != nil {
-		return fmt.Errorf("save %s: rewind: %w", h, err)
+		return backend.Wrap("save", h.String(), fmt.Errorf("rewind: %w", err))
 	}
 
 	const chunk = 64 << 10
@@ -135,14 +135,14 @@ func (b *Backend) compareExisting(ctx context.Context, h backend.Handle, name st
 	given := make([]byte, chunk)
 	for remaining := fi.Size(); remaining > 0; {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("save %s: %w", h, err)
+			return backend.Wrap("save", h.String(), err)
 		}
 		n := int(min(remaining, chunk))
 		if _, err := io.ReadFull(f, stored[:n]); err != nil {
 			return wrapErr("save", h.String(), fmt.Errorf("read stored file: %w", err))
 		}
 		if _, err := io.ReadFull(rd, given[:n]); err != nil {
-			return backend.Permanent(fmt.Errorf("save %s: read content: %w", h, err))
+			return backend.Permanent(backend.Wrap("save", h.String(), fmt.Errorf("read content: %w", err)))
 		}
 		if !bytes.Equal(stored[:n], given[:n]) {
 			return exists

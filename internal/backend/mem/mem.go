@@ -35,7 +35,7 @@ func (b *Backend) Close() error { return nil }
 // check returns the error that stops op on h before it starts.
 func check(ctx context.Context, op string, h backend.Handle) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s %s: %w", op, h, err)
+		return backend.Wrap(op, h.String(), err)
 	}
 	if err := h.Valid(); err != nil {
 		return backend.Permanent(fmt.Errorf("%s: %w", op, err))
@@ -50,12 +50,12 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd backend.RewindR
 	}
 	data, err := readContent(rd)
 	if err != nil {
-		return fmt.Errorf("save %s: %w", h, err)
+		return backend.Wrap("save", h.String(), err)
 	}
 	// The reader may have been slow: honour a cancellation that came
 	// meanwhile, as a real provider would.
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("save %s: %w", h, err)
+		return backend.Wrap("save", h.String(), err)
 	}
 
 	b.mu.Lock()
@@ -64,7 +64,7 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd backend.RewindR
 		if bytes.Equal(old, data) {
 			return nil
 		}
-		return fmt.Errorf("save %s: %w with different content", h, backend.ErrExists)
+		return backend.Wrap("save", h.String(), fmt.Errorf("%w with different content", backend.ErrExists))
 	}
 	b.files[h] = data
 	return nil
@@ -102,20 +102,19 @@ func (b *Backend) Load(ctx context.Context, h backend.Handle, length int, offset
 		return err
 	}
 	if offset < 0 || length < 0 {
-		return backend.Permanent(fmt.Errorf("load %s: invalid range: offset %d, length %d", h, offset, length))
+		return backend.Permanent(backend.Wrap("load", h.String(), fmt.Errorf("invalid range: offset %d, length %d", offset, length)))
 	}
 	b.mu.RLock()
 	data, ok := b.files[h]
 	b.mu.RUnlock()
 	if !ok {
-		return fmt.Errorf("load %s: %w", h, backend.ErrNotExist)
+		return backend.Wrap("load", h.String(), backend.ErrNotExist)
 	}
 
 	size := int64(len(data))
 	// Compared without computing offset+length, which may overflow.
 	if offset > size || int64(length) > size-offset {
-		return backend.Permanent(fmt.Errorf("load %s: %d bytes at offset %d: past the end of the file (%d bytes): %w",
-			h, length, offset, size, io.ErrUnexpectedEOF))
+		return backend.Permanent(backend.Wrap("load", h.String(), fmt.Errorf("%d bytes at offset %d: past the end of the file (%d bytes): %w", length, offset, size, io.ErrUnexpectedEOF)))
 	}
 	n := int64(length)
 	if length == 0 {
@@ -133,7 +132,7 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 	data, ok := b.files[h]
 	b.mu.RUnlock()
 	if !ok {
-		return backend.FileInfo{}, fmt.Errorf("stat %s: %w", h, backend.ErrNotExist)
+		return backend.FileInfo{}, backend.Wrap("stat", h.String(), backend.ErrNotExist)
 	}
 	return backend.FileInfo{Name: h.Name, Size: int64(len(data))}, nil
 }
@@ -146,7 +145,7 @@ func (b *Backend) Remove(ctx context.Context, h backend.Handle) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.files[h]; !ok {
-		return fmt.Errorf("remove %s: %w", h, backend.ErrNotExist)
+		return backend.Wrap("remove", h.String(), backend.ErrNotExist)
 	}
 	delete(b.files, h)
 	return nil
@@ -156,7 +155,7 @@ func (b *Backend) Remove(ctx context.Context, h backend.Handle) error {
 // taken at the start, so fn may call the backend.
 func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.FileInfo) error) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("list %s: %w", t, err)
+		return backend.Wrap("list", t.String(), err)
 	}
 	if t < backend.ConfigFile || t > backend.LabelFile {
 		return backend.Permanent(fmt.Errorf("list: invalid file type %d", t))
@@ -172,7 +171,7 @@ func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.
 
 	for _, fi := range infos {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("list %s: %w", t, err)
+			return backend.Wrap("list", t.String(), err)
 		}
 		if err := fn(fi); err != nil {
 			return err

@@ -8,7 +8,6 @@ package readonly
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 
 	"github.com/rewind-backup/rewind/internal/backend"
@@ -33,12 +32,12 @@ func (b *Backend) Location() string { return b.inner.Location() }
 
 // Save refuses to store anything.
 func (b *Backend) Save(_ context.Context, h backend.Handle, _ backend.RewindReader) error {
-	return backend.Permanent(fmt.Errorf("save %s: %w", h, ErrReadOnly))
+	return backend.Permanent(backend.Wrap("save", h.String(), ErrReadOnly))
 }
 
 // Remove refuses to delete anything.
 func (b *Backend) Remove(_ context.Context, h backend.Handle) error {
-	return backend.Permanent(fmt.Errorf("remove %s: %w", h, ErrReadOnly))
+	return backend.Permanent(backend.Wrap("remove", h.String(), ErrReadOnly))
 }
 
 // Load passes the call on.

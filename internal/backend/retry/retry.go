@@ -134,16 +134,16 @@ func (b *Backend) retry(ctx context.Context, op, what string, try func(attempt i
 			if errors.Is(err, cerr) {
 				return err
 			}
-			return fmt.Errorf("%s %s: %w after: %w", op, what, cerr, err)
+			return backend.Wrap(op, what, fmt.Errorf("%w (then: %w)", err, cerr))
 		}
 		if attempt >= b.cfg.MaxAttempts {
-			return fmt.Errorf("%w (gave up after %d attempts in %v)", err, attempt, time.Since(start).Round(time.Millisecond))
+			return backend.Wrap(op, what, fmt.Errorf("%w (gave up after %d attempts in %v)", err, attempt, time.Since(start).Round(time.Millisecond)))
 		}
 		nominal := b.Delay(attempt)
 		d := nominal/2 + time.Duration(b.cfg.Jitter()*float64(nominal/2))
 		b.cfg.Logger.Warn("backend operation failed, retrying", "op", op, "file", what, "attempt", attempt, "delay", d, "err", err)
 		if serr := b.cfg.Sleep(ctx, d); serr != nil {
-			return fmt.Errorf("%s %s: %w while waiting to retry after: %w", op, what, serr, err)
+			return backend.Wrap(op, what, fmt.Errorf("%w (then, while waiting to retry: %w)", err, serr))
 		}
 	}
 }
@@ -156,7 +156,7 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd backend.RewindR
 	return b.retry(ctx, "save", h.String(), func(attempt int) error {
 		if attempt > 1 {
 			if err := rd.Rewind(); err != nil {
-				return backend.Permanent(fmt.Errorf("save %s: rewind for another attempt: %w", h, err))
+				return backend.Permanent(backend.Wrap("save", h.String(), fmt.Errorf("rewind for another attempt: %w", err)))
 			}
 		}
 		return b.inner.Save(ctx, h, rd)

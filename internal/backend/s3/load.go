@@ -21,11 +21,10 @@ func (b *Backend) Load(ctx context.Context, h backend.Handle, length int, offset
 		return err
 	}
 	if offset < 0 || length < 0 {
-		return backend.Permanent(fmt.Errorf("load %s: invalid range: offset %d, length %d", h, offset, length))
+		return backend.Permanent(backend.Wrap("load", h.String(), fmt.Errorf("invalid range: offset %d, length %d", offset, length)))
 	}
 	pastEnd := func(size string) error {
-		return backend.Permanent(fmt.Errorf("load %s: %d bytes at offset %d: past the end of the file (%s): %w",
-			h, length, offset, size, io.ErrUnexpectedEOF))
+		return backend.Permanent(backend.Wrap("load", h.String(), fmt.Errorf("%d bytes at offset %d: past the end of the file (%s): %w", length, offset, size, io.ErrUnexpectedEOF)))
 	}
 	if length > 0 && offset > math.MaxInt64-int64(length) {
 		return pastEnd("no file is that large")
@@ -35,7 +34,7 @@ func (b *Backend) Load(ctx context.Context, h backend.Handle, length int, offset
 	if b.view != nil {
 		v, err := b.view.version(ctx, b, h)
 		if err != nil {
-			return fmt.Errorf("load: %w", err)
+			return backend.Wrap("load", h.String(), err)
 		}
 		opts.VersionID = v.id
 	}
@@ -122,7 +121,7 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo,
 	if b.view != nil {
 		v, err := b.view.version(ctx, b, h)
 		if err != nil {
-			return backend.FileInfo{}, fmt.Errorf("stat: %w", err)
+			return backend.FileInfo{}, backend.Wrap("stat", h.String(), err)
 		}
 		return backend.FileInfo{Name: h.Name, Size: v.size}, nil
 	}
@@ -143,7 +142,7 @@ func (b *Backend) Remove(ctx context.Context, h backend.Handle) error {
 		return err
 	}
 	if b.view != nil {
-		return fmt.Errorf("remove %s: %w", h, errViewReadOnly)
+		return backend.Wrap("remove", h.String(), errViewReadOnly)
 	}
 	if b.lock.Enabled() && h.Type == backend.PackFile {
 		return b.removeLocked(ctx, h)
@@ -156,10 +155,10 @@ func (b *Backend) Remove(ctx context.Context, h backend.Handle) error {
 // the type (another layout, a stray object) are skipped.
 func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.FileInfo) error) error {
 	if b.closed.Load() {
-		return fmt.Errorf("list %s: %w", t, errClosed)
+		return backend.Wrap("list", t.String(), errClosed)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("list %s: %w", t, err)
+		return backend.Wrap("list", t.String(), err)
 	}
 	if t == backend.ConfigFile {
 		fi, err := b.Stat(ctx, backend.Handle{Type: t})
@@ -193,7 +192,7 @@ func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("list %s: %w", t, err)
+			return backend.Wrap("list", t.String(), err)
 		}
 		if err := fn(backend.FileInfo{Name: name, Size: obj.Size}); err != nil {
 			return err
@@ -201,7 +200,7 @@ func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.
 	}
 	// The iterator ends quietly when the context is done.
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("list %s: %w", t, err)
+		return backend.Wrap("list", t.String(), err)
 	}
 	return nil
 }

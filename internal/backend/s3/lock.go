@@ -240,7 +240,7 @@ func (b *Backend) removeLocked(ctx context.Context, h backend.Handle) error {
 	if err != nil {
 		err = b.wrapErr("remove", h.String(), err)
 		if backend.IsNotExist(err) {
-			return fmt.Errorf("remove %s: %w", h, backend.ErrNotExist)
+			return backend.Wrap("remove", h.String(), backend.ErrNotExist)
 		}
 		return err
 	}
@@ -298,7 +298,7 @@ func (b *Backend) removeLocked(ctx context.Context, h backend.Handle) error {
 func (b *Backend) removePlain(ctx context.Context, h backend.Handle) error {
 	if _, err := b.Stat(ctx, h); err != nil {
 		if backend.IsNotExist(err) {
-			return fmt.Errorf("remove %s: %w", h, backend.ErrNotExist)
+			return backend.Wrap("remove", h.String(), backend.ErrNotExist)
 		}
 		return fmt.Errorf("remove: %w", err)
 	}
@@ -319,7 +319,7 @@ func (b *Backend) readLockSetting(ctx context.Context) error {
 	if b.view != nil {
 		v, err := b.view.version(ctx, b, h)
 		if err != nil {
-			return err
+			return backend.Wrap("stat", h.String(), err)
 		}
 		opts.VersionID = v.id
 	}

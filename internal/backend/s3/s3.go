@@ -344,10 +344,10 @@ func (b *Backend) join(elem ...string) string {
 // backend, a done context or an invalid handle.
 func (b *Backend) check(ctx context.Context, op string, h backend.Handle) error {
 	if b.closed.Load() {
-		return fmt.Errorf("%s %s: %w", op, h, errClosed)
+		return backend.Wrap(op, h.String(), errClosed)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s %s: %w", op, h, err)
+		return backend.Wrap(op, h.String(), err)
 	}
 	if err := h.Valid(); err != nil {
 		return backend.Permanent(fmt.Errorf("%s: %w", op, err))
@@ -413,27 +413,27 @@ var transientCodes = map[string]bool{
 // as it is.
 func (b *Backend) wrapErr(op, name string, err error) error {
 	if isCertError(err) {
-		return backend.Permanent(fmt.Errorf("%s %s: %w (give the CA certificate with --cacert or REWIND_CACERT)", op, name, err))
+		return backend.Permanent(backend.Wrap(op, name, fmt.Errorf("%w (give the CA certificate with --cacert or REWIND_CACERT)", err)))
 	}
 	resp, ok := s3Error(err)
 	if !ok || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s %s: %w", op, name, err)
+		return backend.Wrap(op, name, err)
 	}
 	serr := &serverError{resp: resp}
 	switch {
 	case resp.Code == "NoSuchBucket":
-		return backend.Permanent(fmt.Errorf("%s %s: bucket %s: %w (%w)", op, name, b.cfg.Bucket, errNoBucket, serr))
+		return backend.Permanent(backend.Wrap(op, name, fmt.Errorf("bucket %s: %w (%w)", b.cfg.Bucket, errNoBucket, serr)))
 	case resp.StatusCode == http.StatusNotFound:
-		return fmt.Errorf("%s %s: %w (%w)", op, name, backend.ErrNotExist, serr)
+		return backend.Wrap(op, name, fmt.Errorf("%w (%w)", backend.ErrNotExist, serr))
 	case transientCodes[resp.Code], resp.StatusCode == http.StatusTooManyRequests:
-		return fmt.Errorf("%s %s: %w", op, name, serr)
+		return backend.Wrap(op, name, serr)
 	case (resp.Code == "AuthorizationHeaderMalformed" || resp.Code == "InvalidRegion") && resp.Region != "" && b.cfg.Region == "":
 		// The region was guessed (GetBucketLocation was not allowed)
 		// and the server named the right one, which minio-go now uses:
 		// another attempt will succeed.
-		return fmt.Errorf("%s %s: wrong region guessed, the bucket is in %s: %w", op, name, resp.Region, serr)
+		return backend.Wrap(op, name, fmt.Errorf("wrong region guessed, the bucket is in %s: %w", resp.Region, serr))
 	case resp.StatusCode >= 400 && resp.StatusCode < 500, resp.StatusCode == http.StatusNotImplemented:
-		return backend.Permanent(fmt.Errorf("%s %s: %w", op, name, serr))
+		return backend.Permanent(backend.Wrap(op, name, serr))
 	}
-	return fmt.Errorf("%s %s: %w", op, name, serr)
+	return backend.Wrap(op, name, serr)
 }

@@ -39,17 +39,17 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd backend.RewindR
 		return err
 	}
 	if b.view != nil {
-		return fmt.Errorf("save %s: %w", h, errViewReadOnly)
+		return backend.Wrap("save", h.String(), errViewReadOnly)
 	}
 	size := rd.Length()
 	if size < 0 {
-		return backend.Permanent(fmt.Errorf("save %s: reader has negative length %d", h, size))
+		return backend.Permanent(backend.Wrap("save", h.String(), fmt.Errorf("reader has negative length %d", size)))
 	}
 	key := b.key(h)
 	for try := 0; ; try++ {
 		if try > 0 {
 			if err := rd.Rewind(); err != nil {
-				return fmt.Errorf("save %s: rewind: %w", h, err)
+				return backend.Wrap("save", h.String(), fmt.Errorf("rewind: %w", err))
 			}
 		}
 		err := b.saveOnce(ctx, h, key, rd, size)
@@ -69,7 +69,7 @@ func (b *Backend) saveOnce(ctx context.Context, h backend.Handle, key string, rd
 			return b.compareExisting(ctx, h, key, rd)
 		}
 		if !backend.IsNotExist(err) {
-			return fmt.Errorf("save %s: %w", h, err)
+			return backend.Wrap("save", h.String(), err)
 		}
 	}
 	err := b.put(ctx, h.Type, key, rd, size, conditional)
@@ -78,7 +78,7 @@ func (b *Backend) saveOnce(ctx context.Context, h backend.Handle, key string, rd
 		return nil
 	case conditional && isStatus(err, http.StatusPreconditionFailed):
 		if err := rd.Rewind(); err != nil {
-			return fmt.Errorf("save %s: rewind: %w", h, err)
+			return backend.Wrap("save", h.String(), fmt.Errorf("rewind: %w", err))
 		}
 		return b.compareExisting(ctx, h, key, rd)
 	case conditional && isStatus(err, http.StatusNotImplemented):
@@ -86,14 +86,14 @@ func (b *Backend) saveOnce(ctx context.Context, h backend.Handle, key string, rd
 			"endpoint", b.cfg.Endpoint, "err", err)
 		b.unconditional.Store(true)
 		if err := rd.Rewind(); err != nil {
-			return fmt.Errorf("save %s: rewind: %w", h, err)
+			return backend.Wrap("save", h.String(), fmt.Errorf("rewind: %w", err))
 		}
 		return b.saveOnce(ctx, h, key, rd, size)
 	}
 	if _, ok := s3Error(err); ok {
 		return b.wrapErr("save", h.String(), err)
 	}
-	return fmt.Errorf("save %s: %w", h, err)
+	return backend.Wrap("save", h.String(), err)
 }
 
 // put uploads rd, a file of type t, as key, in one PUT or in parts, with
@@ -243,13 +243,13 @@ func (b *Backend) compareExisting(ctx context.Context, h backend.Handle, key str
 		return err
 	}
 	defer body.Close()
-	differs := backend.Permanent(fmt.Errorf("save %s: %w with different content", h, backend.ErrExists))
+	differs := backend.Permanent(backend.Wrap("save", h.String(), fmt.Errorf("%w with different content", backend.ErrExists)))
 	if info.Size >= 0 && info.Size != rd.Length() {
 		return differs
 	}
 	same, err := sameContent(newStrictReader(rd, rd.Length()), body)
 	if err != nil {
-		return fmt.Errorf("save %s: compare with the stored object: %w", h, err)
+		return backend.Wrap("save", h.String(), fmt.Errorf("compare with the stored object: %w", err))
 	}
 	if !same {
 		return differs

@@ -147,7 +147,7 @@ func (v *view) version(ctx context.Context, b *Backend, h backend.Handle) (objVe
 	}
 	hist := v.keys[b.key(h)]
 	if hist == nil {
-		return objVersion{}, fmt.Errorf("%s at %s: %w", h, v.at.UTC().Format(time.RFC3339), backend.ErrNotExist)
+		return objVersion{}, fmt.Errorf("no version at %s: %w", v.at.UTC().Format(time.RFC3339), backend.ErrNotExist)
 	}
 	return v.resolve(ctx, b, hist)
 }
@@ -159,7 +159,7 @@ func (v *view) resolve(ctx context.Context, b *Backend, hist *history) (objVersi
 		return objVersion{}, hist.err
 	}
 	if hist.chosen < 0 {
-		return objVersion{}, fmt.Errorf("%s at %s: %w", hist.h, v.at.UTC().Format(time.RFC3339), backend.ErrNotExist)
+		return objVersion{}, fmt.Errorf("no version at %s: %w", v.at.UTC().Format(time.RFC3339), backend.ErrNotExist)
 	}
 	return hist.versions[hist.chosen], nil
 }

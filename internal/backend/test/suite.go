@@ -40,6 +40,7 @@ func RunTests(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 		{"ListAndRemove", testListAndRemove},
 		{"Remove", testRemove},
 		{"InvalidHandles", testInvalidHandles},
+		{"ErrorsNameFile", testErrorsNameFile},
 		{"ContextCanceled", testContextCanceled},
 		{"ListContextCanceled", testListContextCanceled},
 		{"Concurrent", testConcurrent},
