@@ -91,4 +91,3 @@ back, whose locks would otherwise wait 30 minutes).`,
 	cmd.Flags().BoolVar(&all, "remove-all", false, "also remove live locks (their holders may still be running)")
 	return cmd
 }
-
