@@ -228,6 +228,18 @@ type jsonKey struct {
 	Username string    `json:"username"`
 }
 
+type jsonLock struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	Command   string    `json:"command"`
+	Hostname  string    `json:"hostname"`
+	User      string    `json:"user"`
+	PID       int       `json:"pid"`
+	Created   time.Time `json:"created"`
+	Refreshed time.Time `json:"refreshed"`
+	Stale     bool      `json:"stale"`
+}
+
 type jsonVersion struct {
 	Version       string `json:"version"`
 	FormatVersion int    `json:"format_version"`
@@ -255,6 +267,7 @@ var schemaTypes = map[string]reflect.Type{
 	"diff.statistics":  reflect.TypeFor[jsonDiffStatistics](),
 	"check.summary":    reflect.TypeFor[jsonCheckSummary](),
 	"key":              reflect.TypeFor[jsonKey](),
+	"lock":             reflect.TypeFor[jsonLock](),
 	"version":          reflect.TypeFor[jsonVersion](),
 	"init.initialized": reflect.TypeFor[jsonInit](),
 }

@@ -180,6 +180,7 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		newCopyCmd(g),
 		newRetentionCmd(g), newRecoverVersionsCmd(g),
 		newWatchCmd(g),
+		newListCmd(g), newUnlockCmd(g), newGenerateCmd(),
 	)
 	return root
 }
