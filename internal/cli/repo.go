@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 
+	"github.com/rewind-backup/rewind/internal/backend"
 	"github.com/rewind-backup/rewind/internal/backend/local"
 	"github.com/rewind-backup/rewind/internal/backend/location"
 	"github.com/rewind-backup/rewind/internal/id"
@@ -207,10 +208,18 @@ func (g *globals) openOrCreateDefault(ctx context.Context) (*repository.Reposito
 			"Keep a copy of it somewhere else: without it the backups cannot be read.\n", pwFile)
 	}
 	be, err := g.createBackend(ctx, location.Location{Scheme: location.Local, Path: repoDir})
+	if errors.Is(err, backend.ErrExists) {
+		// Another first backup created it meanwhile.
+		return g.openRepo(ctx, false)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create default repository: %w", err)
 	}
 	r, err := repository.Init(ctx, be, pw, repository.InitOptions{})
+	if errors.Is(err, repository.ErrRepositoryExists) {
+		be.Close()
+		return g.openRepo(ctx, false)
+	}
 	if err != nil {
 		be.Close()
 		return nil, err
