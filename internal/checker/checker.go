@@ -89,6 +89,7 @@ func Check(ctx context.Context, r *repository.Repository, opt Options) (*Result,
 	if err := checkKeys(ctx, r, res); err != nil {
 		return nil, err
 	}
+	checkIndexDamage(r, res)
 	if err := checkPacks(ctx, r, res, opt); err != nil {
 		return nil, err
 	}
@@ -96,6 +97,21 @@ func Check(ctx context.Context, r *repository.Repository, opt Options) (*Result,
 		return nil, err
 	}
 	return res, nil
+}
+
+// checkIndexDamage reports the index files that the index load could not
+// read. The rest of the check goes on with the index completed from the
+// pack headers, so that it finds what is really stored; the damaged file
+// is a problem until `rewind repair index` replaces it.
+func checkIndexDamage(r *repository.Repository, res *Result) {
+	d := r.IndexDamage()
+	if d == nil {
+		return
+	}
+	for _, f := range d.Files {
+		res.add("index/"+f.File.String(), fmt.Errorf("index file cannot be read (%v); the check went on with the pack headers; "+
+			"run `rewind repair index` to rebuild the index from the packs", f.Err))
+	}
 }
 
 // checkPacks compares every pack's header with the index, and with

@@ -23,19 +23,21 @@ import (
 // concurrent use; SaveBlob may be called concurrently between StartWriting
 // and Flush.
 type Repository struct {
-	be       backend.Backend
-	key      *crypto.Key
-	keyName  string
-	cfg      Config
-	idx      *index.Index
-	gc       gcState
-	chunkers map[string]*chunker.Chunker
-	zenc     *zstd.Encoder
-	zdec     *zstd.Decoder
-	zblob    *zstd.Decoder // for blobs: output capped at the destination's capacity
-	w        *writer
-	stats    Stats
-	trees    *blobCache
+	be      backend.Backend
+	key     *crypto.Key
+	keyName string
+	cfg     Config
+	idx     *index.Index
+	// indexDamage is what the last LoadIndex could not read (nil: none).
+	indexDamage *IndexDamage
+	gc          gcState
+	chunkers    map[string]*chunker.Chunker
+	zenc        *zstd.Encoder
+	zdec        *zstd.Decoder
+	zblob       *zstd.Decoder // for blobs: output capped at the destination's capacity
+	w           *writer
+	stats       Stats
+	trees       *blobCache
 }
 
 // InitOptions tune a new repository. Zero values take the defaults.
