@@ -265,11 +265,11 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string,
 	if !o.dryRun {
 		for _, p := range plans {
 			if len(p.unreadable) > 0 {
-				done, _, err := repair.RecordUnreadable(ctx, r, p.unreadable, repair.Options{Forget: true})
-				removed += len(done)
+				recorded, _, err := repair.RecordUnreadable(ctx, r, p.unreadable, repair.Options{Forget: true})
+				removed += len(recorded)
 				if err != nil {
 					g.ui.Warnf("%v\n", err)
-					failed += len(p.unreadable) - len(done)
+					failed += len(p.unreadable) - len(recorded)
 				}
 			}
 			for _, sn := range p.remove {

@@ -13,7 +13,7 @@ import (
 // damagedSnapshotRepo backs up three trees and damages the second
 // snapshot's file with change. It returns the sandbox, the snapshot IDs
 // and the sources.
-func damagedSnapshotRepo(t *testing.T, seed int, change func([]byte) []byte) (e *env, snaps, srcs []string) {
+func damagedSnapshotRepo(t *testing.T, seed int, change func([]byte) []byte, hold bool) (e *env, snaps, srcs []string) {
 	t.Helper()
 	e = newRepo(t, 0)
 	for k := range 3 {
@@ -27,6 +27,9 @@ func damagedSnapshotRepo(t *testing.T, seed int, change func([]byte) []byte) (e 
 		var sum jsonBackupSummary
 		decodeStrict(t, lines[len(lines)-1].raw, &sum)
 		snaps, srcs = append(snaps, sum.SnapshotID), append(srcs, src)
+	}
+	if hold {
+		e.mustRun("protect", "--reason", "evidence", snaps[1])
 	}
 	damageFile(t, e.path("repo", "snapshots", snaps[1]), change)
 	return e, snaps, srcs
@@ -50,7 +53,7 @@ func TestForgetUnreadableSnapshot(t *testing.T) {
 	for n, dm := range snapshotFileDamages {
 		t.Run(dm.name, func(t *testing.T) {
 			t.Parallel()
-			e, snaps, srcs := damagedSnapshotRepo(t, n, dm.change)
+			e, snaps, srcs := damagedSnapshotRepo(t, n, dm.change, false)
 			victim := snaps[1]
 			r := e.expectCode(ExitFatal, "check")
 			if !strings.Contains(string(r.stdout), "snapshots/"+victim) || !strings.Contains(string(r.stdout), "rewind repair snapshots --forget "+victim[:8]) {
@@ -87,7 +90,7 @@ func TestRepairUnreadableSnapshot(t *testing.T) {
 	for n, dm := range snapshotFileDamages {
 		t.Run(dm.name, func(t *testing.T) {
 			t.Parallel()
-			e, snaps, _ := damagedSnapshotRepo(t, 50+n, dm.change)
+			e, snaps, _ := damagedSnapshotRepo(t, 50+n, dm.change, false)
 			victim := snaps[1]
 			r := e.mustRun("repair", "snapshots", "--json")
 			lines := jsonLines(t, r)
@@ -127,5 +130,22 @@ func TestRepairUnreadableSnapshot(t *testing.T) {
 				t.Fatalf("snapshots after: %s", r.stdout)
 			}
 		})
+	}
+}
+
+// TestForgetUnreadableHeld: a legal hold names a snapshot by ID, so it
+// keeps an unreadable one too: forget refuses, says how to lift the hold,
+// and leaves the file and the records alone.
+func TestForgetUnreadableHeld(t *testing.T) {
+	e, snaps, _ := damagedSnapshotRepo(t, 90, snapshotFileDamages[1].change, true)
+	r := e.expectCode(ExitFatal, "forget", snaps[1][:8])
+	if !strings.Contains(string(r.stderr), "legal hold") || !strings.Contains(string(r.stderr), "rewind unprotect "+snaps[1][:8]) {
+		t.Fatalf("forget of a held unreadable snapshot: %v", r)
+	}
+	if _, err := os.Stat(e.path("repo", "snapshots", snaps[1])); err != nil {
+		t.Fatalf("the held file was removed: %v", err)
+	}
+	if recs, _ := os.ReadDir(e.path("repo", "damaged")); len(recs) != 0 {
+		t.Fatalf("%d damage records after a refused forget", len(recs))
 	}
 }
