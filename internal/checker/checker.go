@@ -114,6 +114,13 @@ func checkIndexDamage(r *repository.Repository, res *Result) {
 	}
 }
 
+// damagedIndexFile reports whether the index load found index file n
+// damaged.
+func damagedIndexFile(r *repository.Repository, n id.ID) bool {
+	d := r.IndexDamage()
+	return d != nil && slices.ContainsFunc(d.Files, func(f repository.UnreadableFile) bool { return f.File == n })
+}
+
 // checkPacks compares every pack's header with the index, and with
 // readData verifies every blob of every pack.
 func checkPacks(ctx context.Context, r *repository.Repository, res *Result, opt Options) error {
@@ -247,7 +254,9 @@ func blameIndexFiles(ctx context.Context, r *repository.Repository, res *Result,
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			res.add("index/"+n.String(), err)
+			if !damagedIndexFile(r, n) { // else reported already
+				res.add("index/"+n.String(), err)
+			}
 			continue
 		}
 		files[n] = f

@@ -154,3 +154,53 @@ func TestDamagedIndexCLI(t *testing.T) {
 		})
 	}
 }
+
+// TestDamagedIndexAndLostPack: with a damaged index file and a pack lost
+// that an intact one lists, check reports each once: the damaged file
+// (with repair index), the lost pack, and the snapshot that needs it;
+// restoring the snapshot the damaged file covered still works.
+func TestDamagedIndexAndLostPack(t *testing.T) {
+	e := newRepo(t, 0)
+	idxDir, dataDir := e.path("repo", "index"), e.path("repo", "data")
+	var srcs, snaps, newIndex, newPacks []string
+	for k := range 2 {
+		src := e.path(fmt.Sprintf("src%d", k))
+		writeFiles(t, src, map[string][]byte{"f.bin": randomBytes(uint64(700+k), 64<<10)})
+		idxBefore, packsBefore := storedNames(t, idxDir), storedNames(t, dataDir)
+		r := e.mustRun("backup", "--json", src)
+		lines := jsonLines(t, r)
+		var sum jsonBackupSummary
+		decodeStrict(t, lines[len(lines)-1].raw, &sum)
+		srcs, snaps = append(srcs, src), append(snaps, sum.SnapshotID)
+		for _, n := range storedNames(t, idxDir) {
+			if !slices.Contains(idxBefore, n) {
+				newIndex = append(newIndex, n)
+			}
+		}
+		newPacks = newPacks[:0]
+		for _, n := range storedNames(t, dataDir) {
+			if !slices.Contains(packsBefore, n) {
+				newPacks = append(newPacks, n)
+			}
+		}
+	}
+	damaged := newIndex[0]
+	damageFile(t, filepath.Join(idxDir, damaged), func(b []byte) []byte { return b[:len(b)-1] })
+	lost := newPacks[0]
+	if err := os.Remove(filepath.Join(dataDir, lost[:2], lost)); err != nil {
+		t.Fatal(err)
+	}
+	r := e.expectCode(ExitFatal, "check", "--json")
+	var cs jsonCheckSummary
+	decodeStrict(t, jsonLines(t, r)[0].raw, &cs)
+	count := map[string]int{}
+	for _, p := range cs.Problems {
+		count[p.Object]++
+	}
+	if count["index/"+damaged] != 1 || count["data/"+lost] == 0 {
+		t.Fatalf("problems %+v: want index/%s once and data/%s", cs.Problems, damaged, lost)
+	}
+	target := e.path("restore")
+	e.mustRun("restore", snaps[0], "--target", target)
+	sameFiles(t, srcs[0], target+srcs[0])
+}
