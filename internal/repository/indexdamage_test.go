@@ -194,6 +194,26 @@ func TestDamagedIndexFile(t *testing.T) {
 				}
 				d.readsAll(t, r3, map[id.ID]bool{lostPack: true})
 
+				// A backup saving the blobs again stores those of the
+				// unreadable pack, and only those: nothing it cannot
+				// find is taken for stored, nothing found is stored
+				// twice.
+				ctx := context.Background()
+				r3.StartWriting(ctx)
+				for i, data := range d.blobs {
+					added, err := r3.SaveBlobID(ctx, d.blobIn[i].Type, i, data)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if added != (d.packOf[i] == lostPack) {
+						t.Errorf("blob %s of pack %s: stored again %v", i.Short(), d.packOf[i].Short(), added)
+					}
+				}
+				if err := r3.Flush(ctx); err != nil {
+					t.Fatal(err)
+				}
+				d.readsAll(t, d.open(t), nil)
+
 				// repair index makes the stored index whole again.
 				if _, err := r3.RebuildIndex(context.Background()); err != nil {
 					t.Fatal(err)
