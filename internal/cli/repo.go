@@ -279,5 +279,8 @@ func (g *globals) openSnapshot(ctx context.Context, command, arg string, f snaps
 func (g *globals) listSnapshots(ctx context.Context, r *repository.Repository) ([]*snapshot.Snapshot, error) {
 	return snapshot.List(ctx, r, func(i id.ID, err error) {
 		g.ui.Warnf("snapshot %s cannot be read: %v\n", i.Short(), err)
+		if errors.Is(err, repository.ErrCorrupt) {
+			g.ui.Warnf("(`rewind repair snapshots --forget %s` records the loss and removes it)\n", i.Short())
+		}
 	})
 }

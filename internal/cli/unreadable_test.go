@@ -60,6 +60,10 @@ func TestForgetUnreadableSnapshot(t *testing.T) {
 				t.Fatalf("check does not say what to run: %v", r)
 			}
 
+			r = e.mustRun("snapshots")
+			if !strings.Contains(string(r.stderr), "rewind repair snapshots --forget "+victim[:8]) {
+				t.Errorf("snapshots does not say what to do about the unreadable one: %v", r)
+			}
 			r = e.mustRun("forget", "--json", victim[:10])
 			var groups []jsonForgetGroup
 			checkDoc(t, "forget.group", r.stdout, &groups)
