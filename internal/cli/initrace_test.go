@@ -81,3 +81,52 @@ func TestInitExisting(t *testing.T) {
 		t.Fatalf("%d key files after a refused init, %d before", len(after), len(before))
 	}
 }
+
+// TestFirstBackupsConcurrent starts several first backups at once with no
+// repository and no password anywhere: one creates the default repository
+// and its password file, the others use them, every backup is stored, and
+// one key and one password file are left.
+func TestFirstBackupsConcurrent(t *testing.T) {
+	for round := range 3 {
+		e := newEnv(t)
+		const racers = 3
+		results := make([]result, racers)
+		var wg sync.WaitGroup
+		for i := range racers {
+			src := e.path(fmt.Sprintf("src%d", i))
+			writeFiles(t, src, map[string][]byte{"f.txt": []byte(fmt.Sprintf("racer %d of round %d\n", i, round))})
+			c := e.cmd("backup", src)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i] = e.exec(c)
+			}()
+		}
+		wg.Wait()
+		created := 0
+		for _, r := range results {
+			if r.code != ExitOK {
+				t.Fatalf("round %d: a first backup failed: %v", round, r)
+			}
+			if strings.Contains(string(r.stderr), "Created a password") {
+				created++
+			}
+		}
+		if created != 1 {
+			t.Errorf("round %d: %d backups say they created the password, want 1", round, created)
+		}
+		keys, err := os.ReadDir(e.path("xdg", "rewind", "repo", "keys"))
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("round %d: key files %v (%v), want 1", round, keys, err)
+		}
+		files, err := os.ReadDir(e.path("xdg", "rewind"))
+		if err != nil || len(files) != 2 {
+			t.Fatalf("round %d: %v in the data directory (%v), want the repository and its password file", round, files, err)
+		}
+		var snaps []jsonSnapshot
+		decodeStrict(t, e.mustRun("snapshots", "--json").stdout, &snaps)
+		if len(snaps) != racers {
+			t.Fatalf("round %d: %d snapshots, want %d", round, len(snaps), racers)
+		}
+	}
+}

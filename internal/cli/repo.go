@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -201,11 +202,14 @@ func (g *globals) openOrCreateDefault(ctx context.Context) (*repository.Reposito
 	} else if b, err := os.ReadFile(pwFile); err == nil {
 		pw = firstLine(b)
 	} else {
-		if pw, err = generatePassword(pwFile); err != nil {
+		var created bool
+		if pw, created, err = generatePassword(pwFile); err != nil {
 			return nil, err
 		}
-		g.ui.Warnf("Created a password for the default repository in %s (mode 0600).\n"+
-			"Keep a copy of it somewhere else: without it the backups cannot be read.\n", pwFile)
+		if created {
+			g.ui.Warnf("Created a password for the default repository in %s (mode 0600).\n"+
+				"Keep a copy of it somewhere else: without it the backups cannot be read.\n", pwFile)
+		}
 	}
 	be, err := g.createBackend(ctx, location.Location{Scheme: location.Local, Path: repoDir})
 	if errors.Is(err, backend.ErrExists) {
@@ -229,29 +233,63 @@ func (g *globals) openOrCreateDefault(ctx context.Context) (*repository.Reposito
 }
 
 // generatePassword writes 32 random bytes, base64-encoded, to a new file
-// with mode 0600.
-func generatePassword(file string) ([]byte, error) {
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w", filepath.Dir(file), err)
+// with mode 0600, and returns them. The file appears whole or not at all:
+// it is written and synced under a temporary name, then linked to its
+// name, which fails if the name exists. When another first run made the
+// file meanwhile, its password is returned instead (created false), so
+// that both use the one repository.
+func generatePassword(file string) (pw []byte, created bool, err error) {
+	dir := filepath.Dir(file)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, false, fmt.Errorf("create %s: %w", dir, err)
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	pw := []byte(base64.RawURLEncoding.EncodeToString(raw))
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	pw = []byte(base64.RawURLEncoding.EncodeToString(raw))
+	f, err := os.CreateTemp(dir, ".repo.password-")
 	if err != nil {
-		return nil, fmt.Errorf("write password file: %w", err)
+		return nil, false, fmt.Errorf("write password file: %w", err)
 	}
-	if _, err := f.Write(append(pw, '\n')); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("write password file: %w", err)
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(append(pw, '\n'))
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, err
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return pw, f.Close()
+	if err != nil {
+		return nil, false, fmt.Errorf("write password file: %w", err)
+	}
+	if err := os.Link(tmp, file); errors.Is(err, fs.ErrExist) {
+		b, rerr := os.ReadFile(file)
+		if rerr != nil {
+			return nil, false, fmt.Errorf("read password file: %w", rerr)
+		}
+		return firstLine(b), false, nil
+	} else if err != nil {
+		return nil, false, fmt.Errorf("write password file: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, false, fmt.Errorf("write password file: %w", err)
+	}
+	return pw, true, nil
+}
+
+// syncDir makes the entries of a folder durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // openSnapshot opens the repository with a Shared lock for command and
