@@ -89,6 +89,7 @@ func Check(ctx context.Context, r *repository.Repository, opt Options) (*Result,
 	if err := checkKeys(ctx, r, res); err != nil {
 		return nil, err
 	}
+	checkIndexDamage(r, res)
 	if err := checkPacks(ctx, r, res, opt); err != nil {
 		return nil, err
 	}
@@ -96,6 +97,28 @@ func Check(ctx context.Context, r *repository.Repository, opt Options) (*Result,
 		return nil, err
 	}
 	return res, nil
+}
+
+// checkIndexDamage reports the index files that the index load could not
+// read. The rest of the check goes on with the index completed from the
+// pack headers, so that it finds what is really stored; the damaged file
+// is a problem until `rewind repair index` replaces it.
+func checkIndexDamage(r *repository.Repository, res *Result) {
+	d := r.IndexDamage()
+	if d == nil {
+		return
+	}
+	for _, f := range d.Files {
+		res.add("index/"+f.File.String(), fmt.Errorf("index file cannot be read (%v); the check went on with the pack headers; "+
+			"run `rewind repair index` to rebuild the index from the packs", f.Err))
+	}
+}
+
+// damagedIndexFile reports whether the index load found index file n
+// damaged.
+func damagedIndexFile(r *repository.Repository, n id.ID) bool {
+	d := r.IndexDamage()
+	return d != nil && slices.ContainsFunc(d.Files, func(f repository.UnreadableFile) bool { return f.File == n })
 }
 
 // checkPacks compares every pack's header with the index, and with
@@ -231,7 +254,9 @@ func blameIndexFiles(ctx context.Context, r *repository.Repository, res *Result,
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			res.add("index/"+n.String(), err)
+			if !damagedIndexFile(r, n) { // else reported already
+				res.add("index/"+n.String(), err)
+			}
 			continue
 		}
 		files[n] = f

@@ -69,6 +69,7 @@ damaged object.`,
 			if opt.Snapshots == nil {
 				opt.Snapshots = []*snapshot.Snapshot{}
 			}
+			adviseUnreadable(ctx, r, opt.ListErrors)
 			if err := r.LoadIndex(ctx); err != nil {
 				return fmt.Errorf("index: %w", err)
 			}

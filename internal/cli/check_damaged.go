@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -58,5 +60,26 @@ func noteRepairedSnapshots(ctx context.Context, g *globals, r *repository.Reposi
 	}
 	if len(damaged) > 0 {
 		g.ui.Printf("note: the problems of a repaired snapshot stay until it is removed with `rewind forget`\n")
+	}
+}
+
+// adviseUnreadable adds to the error of each snapshot file that cannot be
+// read (it fails verification or decoding) what to do about it: nothing
+// can be kept of it, so `repair snapshots` records the loss and `forget`
+// removes the file.
+func adviseUnreadable(ctx context.Context, r *repository.Repository, errs map[id.ID]error) {
+	var recs map[id.ID]repair.Record
+	for i, err := range errs {
+		if !errors.Is(err, repository.ErrCorrupt) {
+			continue
+		}
+		if recs == nil {
+			recs, _ = repair.ListDamaged(ctx, r) // unreadable records are warned about later
+		}
+		if rec, ok := recs[i]; ok {
+			errs[i] = fmt.Errorf("%w; damage record %s keeps the loss on file: remove the snapshot with `rewind forget %s`", err, rec.ID.Short(), i.Short())
+			continue
+		}
+		errs[i] = fmt.Errorf("%w; nothing of it can be read: run `rewind repair snapshots --forget %s` to record the loss and remove it", err, i.Short())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/id"
 	"github.com/rewind-backup/rewind/internal/label"
 	"github.com/rewind-backup/rewind/internal/lock"
+	"github.com/rewind-backup/rewind/internal/repair"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/timeline"
@@ -31,9 +33,12 @@ type ForgetGroupJSON struct {
 
 // ForgetSnapshotJSON names one snapshot in `forget --json`.
 type ForgetSnapshotJSON struct {
-	ID      string    `json:"id"`
-	ShortID string    `json:"short_id"`
-	Time    time.Time `json:"time"`
+	ID      string     `json:"id"`
+	ShortID string     `json:"short_id"`
+	Time    *time.Time `json:"time,omitempty"`
+	// Unreadable says why a snapshot file removed could not be read (its
+	// time is then unknown).
+	Unreadable string `json:"unreadable,omitempty"`
 }
 
 // ForgetKeepJSON is a kept snapshot and the rules that keep it.
@@ -43,7 +48,8 @@ type ForgetKeepJSON struct {
 }
 
 func forgetSnapshotJSON(sn *snapshot.Snapshot) ForgetSnapshotJSON {
-	return ForgetSnapshotJSON{ID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time.UTC()}
+	t := sn.Time.UTC()
+	return ForgetSnapshotJSON{ID: sn.ID.String(), ShortID: sn.ID.Short(), Time: &t}
 }
 
 // forgetOptions are the flags of `rewind forget`.
@@ -93,6 +99,10 @@ its parts. With any policy, the snapshot that shows each labelled moment
 (rewind mark), the newest whose capture ended by the label's time, is kept in
 every group with the reason "label NAME" until the label is removed.
 
+A snapshot file that cannot be read is removed when named by its ID (or a
+unique prefix of its file name): a damage record is stored for it first, as
+rewind repair snapshots does.
+
 forget removes only the snapshot files. The data they referenced stays in
 the repository until prune deletes what no snapshot needs; --prune runs it
 right after (with --max-unused and --max-repack-size as for prune). Use
@@ -135,6 +145,9 @@ type forgetPlan struct {
 	keep     []*snapshot.Snapshot
 	remove   []*snapshot.Snapshot
 	reasons  map[string][]string // by full ID
+	// unreadable are snapshot files named for removal that cannot be
+	// read: a damage record is stored for each before it is removed.
+	unreadable []repair.UnreadableSnapshot
 }
 
 func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string, now time.Time) error {
@@ -178,9 +191,20 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string,
 	var once sync.Once
 	done := func() { once.Do(openDone) }
 	defer done()
-	sns, err := g.listSnapshots(ctx, r)
+	sns, bad, err := repair.ListSnapshots(ctx, r)
 	if err != nil {
 		return err
+	}
+	var named []repair.UnreadableSnapshot
+	if len(args) > 0 {
+		if args, named, err = splitUnreadable(sns, bad, args); err != nil {
+			return err
+		}
+	}
+	for _, u := range bad {
+		if !slices.ContainsFunc(named, func(n repair.UnreadableSnapshot) bool { return n.ID == u.ID }) {
+			g.ui.Warnf("snapshot %s cannot be read: %v\n(`rewind forget %s` records and removes it)\n", u.ID.Short(), u.Err, u.ID.Short())
+		}
 	}
 
 	guard, err := g.loadGuard(ctx, r)
@@ -195,15 +219,26 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string,
 	}
 
 	var plans []forgetPlan
-	if len(args) > 0 {
-		remove, err := resolveSnapshots(sns, args, o.filter.filter())
-		if err != nil {
-			return err
+	if len(args) > 0 || len(named) > 0 {
+		var remove []*snapshot.Snapshot
+		if len(args) > 0 {
+			if remove, err = resolveSnapshots(sns, args, o.filter.filter()); err != nil {
+				return err
+			}
 		}
 		if err := refuseGuarded(remove, guard, now); err != nil {
 			return err
 		}
-		plans = []forgetPlan{{remove: remove}}
+		// An unreadable snapshot's time is unknown, so the minimum
+		// retention cannot keep it (and it restores nothing); a legal
+		// hold names it by ID and does.
+		for _, u := range named {
+			if _, held := guard.Holds[u.ID]; held {
+				return fmt.Errorf("refusing to forget snapshot %s, which cannot be read but is under legal hold; nothing was removed.\n"+
+					"Lift the hold with `rewind unprotect %s`", u.ID.Short(), u.ID.Short())
+			}
+		}
+		plans = []forgetPlan{{remove: remove, unreadable: named}}
 	} else {
 		f := o.filter.filter()
 		var selected []*snapshot.Snapshot
@@ -229,6 +264,14 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string,
 	removed, failed := 0, 0
 	if !o.dryRun {
 		for _, p := range plans {
+			if len(p.unreadable) > 0 {
+				recorded, _, err := repair.RecordUnreadable(ctx, r, p.unreadable, repair.Options{Forget: true})
+				removed += len(recorded)
+				if err != nil {
+					g.ui.Warnf("%v\n", err)
+					failed += len(p.unreadable) - len(recorded)
+				}
+			}
 			for _, sn := range p.remove {
 				h := backend.Handle{Type: backend.SnapshotFile, Name: sn.ID.String()}
 				if err := r.Backend().Remove(ctx, h); err != nil && !backend.IsNotExist(err) {
@@ -352,6 +395,9 @@ func printForgetJSON(g *globals, plans []forgetPlan) error {
 		for _, sn := range p.remove {
 			j.Remove = append(j.Remove, forgetSnapshotJSON(sn))
 		}
+		for _, u := range p.unreadable {
+			j.Remove = append(j.Remove, ForgetSnapshotJSON{ID: u.ID.String(), ShortID: u.ID.Short(), Unreadable: u.Err.Error()})
+		}
 		out = append(out, j)
 	}
 	return g.ui.JSONDoc(out)
@@ -375,12 +421,15 @@ func printForget(g *globals, plans []forgetPlan, dryRun bool) {
 					strings.Join(p.reasons[sn.ID.String()], ", "))
 			}
 		}
-		g.ui.Printf("%s %d snapshots:\n", verb, len(p.remove))
+		g.ui.Printf("%s %d snapshots:\n", verb, len(p.remove)+len(p.unreadable))
 		for _, sn := range p.remove {
 			g.ui.Printf("  %-8s  %-19s  %-15s  %s\n", sn.ID.Short(), sn.Time.Local().Format("2006-01-02 15:04:05"),
 				sn.Hostname, strings.Join(sn.Paths, " "))
 		}
-		total += len(p.remove)
+		for _, u := range p.unreadable {
+			g.ui.Printf("  %-8s  %-19s  the file cannot be read; a damage record keeps the loss on file\n", u.ID.Short(), "(time unknown)")
+		}
+		total += len(p.remove) + len(p.unreadable)
 	}
 	if dryRun {
 		g.ui.Printf("dry run: would remove %d snapshots, removed nothing\n", total)

@@ -23,9 +23,10 @@ type jsonForgetKeep struct {
 }
 
 type jsonForgetRemove struct {
-	ID      string    `json:"id"`
-	ShortID string    `json:"short_id"`
-	Time    time.Time `json:"time"`
+	ID         string    `json:"id"`
+	ShortID    string    `json:"short_id"`
+	Time       time.Time `json:"time"`
+	Unreadable string    `json:"unreadable"`
 }
 
 type jsonForgetGroup struct {

@@ -91,6 +91,9 @@ existing one must have it.`,
 			} else {
 				be, err = g.createBackend(ctx, loc)
 			}
+			if errors.Is(err, backend.ErrExists) {
+				return fmt.Errorf("init %s: %w", loc, repository.ErrRepositoryExists)
+			}
 			if err != nil {
 				return fmt.Errorf("create repository: %w", err)
 			}

@@ -38,6 +38,7 @@ type RepairSnapshotsSummary struct {
 	Failed          int      `json:"failed"`
 	DryRun          bool     `json:"dry_run"`
 	MissingPacks    []string `json:"missing_packs,omitempty"`
+	Unreadable      int      `json:"unreadable"`
 }
 
 type repairSnapshotsOpts struct {
@@ -70,6 +71,11 @@ is kept as it is and marked by a damage record, which names every loss;
 check goes on reporting its missing data and says it has been repaired.
 Running the command again does not repair a snapshot twice. With --forget the
 damaged snapshot is removed once its replacement and record are stored.
+
+A snapshot file that cannot be read at all (it does not verify or decode)
+is reported as unreadable: nothing of it can be kept, a damage record says
+why, and --forget (or rewind forget ID) removes the file. Filters never
+select such a snapshot, since its host, tags and paths are unknown; name it.
 
 If packs are missing, run "rewind repair index" first: otherwise later
 backups take the lost blobs for stored and do not store them again.
@@ -106,15 +112,21 @@ func runRepairSnapshots(cmd *cobra.Command, g *globals, o *repairSnapshotsOpts, 
 		return err
 	}
 	defer done()
-	sns, err := g.listSnapshots(ctx, r)
+	sns, bad, err := repair.ListSnapshots(ctx, r)
 	if err != nil {
 		return err
 	}
 	f := o.filter.filter()
 	var selected []*snapshot.Snapshot
+	var unreadable []repair.UnreadableSnapshot
 	if len(args) > 0 {
-		if selected, err = resolveSnapshots(sns, args, f); err != nil {
+		if args, unreadable, err = splitUnreadable(sns, bad, args); err != nil {
 			return err
+		}
+		if len(args) > 0 {
+			if selected, err = resolveSnapshots(sns, args, f); err != nil {
+				return err
+			}
 		}
 	} else {
 		for _, sn := range sns {
@@ -122,10 +134,28 @@ func runRepairSnapshots(cmd *cobra.Command, g *globals, o *repairSnapshotsOpts, 
 				selected = append(selected, sn)
 			}
 		}
+		// An unreadable snapshot's host, tags and paths are unknown: a
+		// filter cannot select it, naming it can.
+		if len(f.Hosts)+len(f.Tags)+len(f.Paths) == 0 {
+			unreadable = bad
+		} else if len(bad) > 0 {
+			g.ui.Warnf("warning: %d snapshot files cannot be read and are left alone with --host, --tag or --path; name them to record them\n", len(bad))
+		}
 	}
-	res, err := repair.Snapshots(ctx, r, selected, repair.Options{
-		ReadData: o.readData, DryRun: o.dryRun, Forget: o.forget, ProgramVersion: "rewind " + Version,
-	})
+	ropt := repair.Options{ReadData: o.readData, DryRun: o.dryRun, Forget: o.forget, ProgramVersion: "rewind " + Version}
+	var res *repair.Result
+	if len(selected) > 0 || len(unreadable) == 0 {
+		res, err = repair.Snapshots(ctx, r, selected, ropt)
+	} else {
+		res = &repair.Result{}
+	}
+	if err == nil && res != nil {
+		var warnings []string
+		res.Unreadable, warnings, err = repair.RecordUnreadable(ctx, r, unreadable, ropt)
+		if len(selected) == 0 {
+			res.Warnings = append(res.Warnings, warnings...)
+		}
+	}
 	if res != nil {
 		for _, w := range res.Warnings {
 			g.ui.Warnf("warning: %s\n", w)
@@ -171,6 +201,16 @@ func printRepairSnapshots(g *globals, res *repair.Result, dryRun bool) {
 			printRepairedSnapshot(g, &sr, dryRun)
 		}
 	}
+	for _, u := range res.Unreadable {
+		sum.Snapshots++
+		sum.Unreadable++
+		if g.json {
+			g.ui.JSONLine(RepairSnapshotJSON{MessageType: "snapshot", SnapshotID: u.Snapshot.String(), Status: string(repair.Unreadable),
+				DamageRecord: idString(u.Record), Forgotten: u.Forgotten, Error: u.Err.Error()})
+		} else {
+			printUnreadableSnapshot(g, &u, dryRun)
+		}
+	}
 	if g.json {
 		g.ui.JSONLine(sum)
 		return
@@ -190,6 +230,9 @@ func printRepairSnapshots(g *globals, res *repair.Result, dryRun bool) {
 	}
 	if sum.Failed > 0 {
 		g.ui.Printf(", %d could not be repaired", sum.Failed)
+	}
+	if sum.Unreadable > 0 {
+		g.ui.Printf(", %d unreadable", sum.Unreadable)
 	}
 	g.ui.Printf("\n")
 	if dryRun && sum.Damaged > 0 {
@@ -271,4 +314,26 @@ func printRepairedSnapshot(g *globals, sr *repair.SnapshotResult, dryRun bool) {
 		g.ui.Printf("; the damaged snapshot is kept as it was")
 	}
 	g.ui.Printf("\n")
+}
+
+// printUnreadableSnapshot says what happened to a snapshot file that
+// cannot be read.
+func printUnreadableSnapshot(g *globals, u *repair.UnreadableResult, dryRun bool) {
+	g.ui.Printf("snapshot %s: the file cannot be read (%v); nothing of it can be kept\n", u.Snapshot.Short(), u.Err)
+	switch {
+	case u.Before:
+		g.ui.Printf("  recorded before, damage record %s", u.Record.Short())
+	case u.Record != nil:
+		g.ui.Printf("  damage record %s", u.Record.Short())
+	case dryRun:
+		g.ui.Printf("  a repair would store a damage record for it")
+	}
+	switch {
+	case u.Forgotten:
+		g.ui.Printf("; the file was removed (--forget)\n")
+	case dryRun:
+		g.ui.Printf("\n")
+	default:
+		g.ui.Printf("; remove the file with `rewind forget %s` or `repair snapshots --forget`\n", u.Snapshot.Short())
+	}
 }

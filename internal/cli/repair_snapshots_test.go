@@ -46,6 +46,7 @@ type jsonRepairSnapshotsSummary struct {
 	Failed          int      `json:"failed"`
 	DryRun          bool     `json:"dry_run"`
 	MissingPacks    []string `json:"missing_packs"`
+	Unreadable      int      `json:"unreadable"`
 }
 
 // Registered here, next to the command's test, so that

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/rewind-backup/rewind/internal/backend"
 	"github.com/rewind-backup/rewind/internal/backend/local"
 	"github.com/rewind-backup/rewind/internal/backend/location"
 	"github.com/rewind-backup/rewind/internal/id"
@@ -149,20 +150,31 @@ func (g *globals) openOrCreateDefault(ctx context.Context) (*repository.Reposito
 		pw, err = readDefaultPasswordFile(pwFile)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			if pw, err = generatePassword(pwFile); err != nil {
+			var created bool
+			if pw, created, err = generatePassword(pwFile); err != nil {
 				return nil, err
 			}
-			g.ui.Warnf("Created a password for the default repository in %s (mode 0600).\n"+
-				"Keep a copy of it somewhere else: without it the backups cannot be read.\n", pwFile)
+			if created {
+				g.ui.Warnf("Created a password for the default repository in %s (mode 0600).\n"+
+					"Keep a copy of it somewhere else: without it the backups cannot be read.\n", pwFile)
+			}
 		case err != nil:
 			return nil, err
 		}
 	}
 	be, err := g.createBackend(ctx, location.Location{Scheme: location.Local, Path: repoDir})
+	if errors.Is(err, backend.ErrExists) {
+		// Another first backup created it meanwhile.
+		return g.openRepo(ctx, false)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create default repository: %w", err)
 	}
 	r, err := repository.Init(ctx, be, pw, repository.InitOptions{})
+	if errors.Is(err, repository.ErrRepositoryExists) {
+		be.Close()
+		return g.openRepo(ctx, false)
+	}
 	if err != nil {
 		be.Close()
 		return nil, err
@@ -172,29 +184,61 @@ func (g *globals) openOrCreateDefault(ctx context.Context) (*repository.Reposito
 }
 
 // generatePassword writes 32 random bytes, base64-encoded, to a new file
-// with mode 0600.
-func generatePassword(file string) ([]byte, error) {
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w", filepath.Dir(file), err)
+// with mode 0600, and returns them. The file appears whole or not at all:
+// it is written and synced under a temporary name, then linked to its
+// name, which fails if the name exists. When another first run made the
+// file meanwhile, its password is returned instead (created false), so
+// that both use the one repository.
+func generatePassword(file string) (pw []byte, created bool, err error) {
+	dir := filepath.Dir(file)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, false, fmt.Errorf("create %s: %w", dir, err)
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	pw := []byte(base64.RawURLEncoding.EncodeToString(raw))
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	pw = []byte(base64.RawURLEncoding.EncodeToString(raw))
+	f, err := os.CreateTemp(dir, ".repo.password-")
 	if err != nil {
-		return nil, fmt.Errorf("write password file: %w", err)
+		return nil, false, fmt.Errorf("write password file: %w", err)
 	}
-	if _, err := f.Write(append(pw, '\n')); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("write password file: %w", err)
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(append(pw, '\n'))
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, err
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return pw, f.Close()
+	if err != nil {
+		return nil, false, fmt.Errorf("write password file: %w", err)
+	}
+	if err := os.Link(tmp, file); errors.Is(err, fs.ErrExist) {
+		// Another first backup made it meanwhile: use its password.
+		pw, err := readDefaultPasswordFile(file)
+		return pw, false, err
+	} else if err != nil {
+		return nil, false, fmt.Errorf("write password file: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, false, fmt.Errorf("write password file: %w", err)
+	}
+	return pw, true, nil
+}
+
+// syncDir makes the entries of a folder durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // openSnapshot opens the repository with a Shared lock for command and
@@ -222,5 +266,8 @@ func (g *globals) openSnapshot(ctx context.Context, command, arg string, f snaps
 func (g *globals) listSnapshots(ctx context.Context, r *repository.Repository) ([]*snapshot.Snapshot, error) {
 	return snapshot.List(ctx, r, func(i id.ID, err error) {
 		g.ui.Warnf("snapshot %s cannot be read: %v\n", i.Short(), err)
+		if errors.Is(err, repository.ErrCorrupt) {
+			g.ui.Warnf("(`rewind repair snapshots --forget %s` records the loss and removes it)\n", i.Short())
+		}
 	})
 }

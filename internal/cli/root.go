@@ -122,6 +122,8 @@ func hintFor(err error) string {
 		return "Create one with `rewind init --repo PATH`, or check --repo / REWIND_REPOSITORY."
 	case errors.Is(err, repository.ErrWrongPassword):
 		return "Check REWIND_PASSWORD, --password-file or --password-command; `rewind key list` shows the keys once you are in."
+	case errors.Is(err, repository.ErrRepositoryExists):
+		return "Nothing was written. Use the repository with its own password, or give init another --repo."
 	case errors.Is(err, repository.ErrNewerFormat):
 		return "Install a newer rewind to read this repository; nothing was changed."
 	case errors.Is(err, repository.ErrCorrupt):

@@ -116,6 +116,12 @@ func Run(ctx context.Context, r *repository.Repository, opt Options) (*Result, e
 	if err != nil {
 		return nil, err
 	}
+	// A damaged index file may list packs no other file does; their
+	// blobs were found from the pack headers, but prune replaces index
+	// files and must not drop one it could not read.
+	if d := r.IndexDamage(); d != nil {
+		return nil, fmt.Errorf("prune changes nothing: %w", d.Err())
+	}
 	// Packs that no index lists (left by a killed backup or prune) are
 	// indexed first, so that what they hold is reused or pruned like the
 	// rest. A running backup's packs may be among them: that is safe, as

@@ -50,6 +50,9 @@ func sweep(ctx context.Context, r *repository.Repository, used *usedSet, seen ma
 	if err := r.LoadIndex(ctx); err != nil {
 		return err
 	}
+	if d := r.IndexDamage(); d != nil {
+		return fmt.Errorf("nothing is deleted: %w", d.Err())
+	}
 	marks, bad, err := r.LoadMarks(ctx)
 	if err != nil {
 		return err

@@ -41,6 +41,10 @@ type Record struct {
 	// LostBlobs counts the distinct lost blobs the snapshot referenced and
 	// that were found (blobs named only by a lost listing are not known).
 	LostBlobs int `json:"lost_blobs"`
+	// Unreadable, when set, says why the snapshot file itself could not be
+	// read: what the snapshot held is unknown, nothing of it was kept, and
+	// the lists above are empty.
+	Unreadable string `json:"unreadable,omitempty"`
 
 	// ID is the record's file name; it is not stored inside the file.
 	ID id.ID `json:"-"`

@@ -94,6 +94,9 @@ type Result struct {
 	// Warnings are problems that did not stop the repair, such as damage
 	// records that cannot be read.
 	Warnings []string
+	// Unreadable are the snapshot files that cannot be read, as
+	// RecordUnreadable left them.
+	Unreadable []UnreadableResult
 }
 
 // plan is a damaged snapshot to finish after the new trees are flushed.

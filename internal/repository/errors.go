@@ -8,6 +8,8 @@ var (
 	ErrNoRepository = errors.New("no repository at this location")
 	// ErrNewerFormat: the repository was written by a newer rewind.
 	ErrNewerFormat = errors.New("repository format is newer than this rewind supports")
+	// ErrRepositoryExists: init found a repository at the location.
+	ErrRepositoryExists = errors.New("a repository already exists there")
 	// ErrWrongPassword: no key file opens with the given password.
 	ErrWrongPassword = errors.New("wrong password or no key file matches")
 	// ErrBlobNotFound: the index does not list a blob.

@@ -2,6 +2,8 @@ package repository
 
 import (
 	"context"
+	"errors"
+	"maps"
 	"runtime"
 	"sync"
 
@@ -26,6 +28,7 @@ func (r *Repository) SaveIndexFile(ctx context.Context, f *index.File) (id.ID, e
 // LoadIndex can read the stored state afresh.
 func (r *Repository) ResetIndex() {
 	r.idx = index.New()
+	r.indexDamage = nil
 	r.setCondemned(nil)
 }
 
@@ -63,7 +66,13 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 }
 
 // LoadIndexFiles is LoadIndex returning, for prune, the names of all index
-// files it read (superseded ones included) and the files in force.
+// files it read (superseded and damaged ones included) and the files in
+// force.
+//
+// An index file that fails verification or does not decode does not stop
+// the load: the packs it listed are indexed from their headers instead,
+// and IndexDamage says so (a warning is logged). Whoever replaces index
+// files must refuse while IndexDamage is not nil.
 //
 // A listed index file that is gone when it is read was superseded and
 // removed meanwhile (by prune or repair index, which store its
@@ -78,23 +87,31 @@ func (r *Repository) LoadIndexFiles(ctx context.Context) ([]id.ID, []*index.File
 }
 
 func (r *Repository) loadIndexFiles(ctx context.Context) ([]id.ID, []*index.File, error) {
+	r.indexDamage = nil
 	names, err := r.List(ctx, backend.IndexFile)
 	if err != nil {
 		return nil, nil, err
 	}
 	files := make([]*index.File, len(names))
+	damaged := map[id.ID]error{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0) * 2)
 	var mu sync.Mutex
 	for i, name := range names {
 		g.Go(func() error {
 			f, err := r.LoadIndexFile(gctx, name)
-			if err != nil {
-				return err
-			}
 			mu.Lock()
-			files[i] = f
-			mu.Unlock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, ErrCorrupt):
+				// Damage to one index file must not hide the packs:
+				// they describe themselves (see coverDamagedIndex).
+				damaged[name] = err
+			case err != nil:
+				return err
+			default:
+				files[i] = f
+			}
 			return nil
 		})
 	}
@@ -103,13 +120,16 @@ func (r *Repository) loadIndexFiles(ctx context.Context) ([]id.ID, []*index.File
 	}
 	superseded := map[id.ID]bool{}
 	for _, f := range files {
+		if f == nil {
+			continue
+		}
 		for _, s := range f.Supersedes {
 			superseded[s] = true
 		}
 	}
 	var live []*index.File
 	for i, f := range files {
-		if !superseded[names[i]] {
+		if f != nil && !superseded[names[i]] {
 			live = append(live, f)
 		}
 	}
@@ -119,6 +139,14 @@ func (r *Repository) loadIndexFiles(ctx context.Context) ([]id.ID, []*index.File
 	// reader that misses those packs in the index finds them here.
 	if err := r.loadCondemned(ctx); err != nil {
 		return nil, nil, err
+	}
+	// A damaged file that an intact one supersedes was replaced already;
+	// it only waits for removal.
+	maps.DeleteFunc(damaged, func(n id.ID, _ error) bool { return superseded[n] })
+	if len(damaged) > 0 {
+		if err := r.coverDamagedIndex(ctx, damaged); err != nil {
+			return nil, nil, err
+		}
 	}
 	return names, live, nil
 }

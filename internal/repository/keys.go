@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/backend"
@@ -49,21 +51,32 @@ func (r *Repository) VerifyKeyFile(ctx context.Context, name string) error {
 	return err
 }
 
-// findKey tries every key file with password.
-func findKey(ctx context.Context, be backend.Backend, password []byte) (*crypto.Key, string, error) {
+// findKey tries every key file with password and returns the first key
+// whose master key opens the sealed config, with the config's plaintext.
+//
+// A key file that opens with the password but whose master key does not
+// open the config belongs to no repository here: an init that lost a race
+// for the same location, or crashed before storing its config, leaves one
+// behind. It is passed over, and if no other key opens, the password is
+// wrong for this repository: that is what the user must hear, not that
+// stored data is corrupt. Only when every key opens with the password and
+// none opens the config is the config taken for damaged.
+func findKey(ctx context.Context, be backend.Backend, password, sealedConfig []byte) (*crypto.Key, string, []byte, error) {
 	var names []string
 	err := be.List(ctx, backend.KeyFile, func(fi backend.FileInfo) error {
 		names = append(names, fi.Name)
 		return nil
 	})
 	if err != nil {
-		return nil, "", backend.Wrap("list", backend.KeyFile.String(), err)
+		return nil, "", nil, backend.Wrap("list", backend.KeyFile.String(), err)
 	}
 	if len(names) == 0 {
-		return nil, "", fmt.Errorf("%w: the repository has no key files", ErrCorrupt)
+		return nil, "", nil, fmt.Errorf("%w: the repository has no key files", ErrCorrupt)
 	}
+	slices.Sort(names)
 	var errs []error
-	tried := 0
+	var foreign []string
+	tried, refused := 0, 0
 	for _, name := range names {
 		kf, err := loadKeyFile(ctx, be, name)
 		if err != nil {
@@ -72,22 +85,41 @@ func findKey(ctx context.Context, be backend.Backend, password []byte) (*crypto.
 		}
 		tried++
 		key, err := kf.Unwrap(password)
-		if err == nil {
-			return key, name, nil
+		if err != nil {
+			if errors.Is(err, crypto.ErrWrongPassword) {
+				refused++
+			} else {
+				errs = append(errs, fmt.Errorf("keys/%s: %w", name, err))
+			}
+			continue
 		}
-		if !errors.Is(err, crypto.ErrWrongPassword) {
-			errs = append(errs, fmt.Errorf("keys/%s: %w", name, err))
+		plain, err := key.Open(nil, sealedConfig)
+		if err != nil {
+			foreign = append(foreign, "keys/"+name)
+			continue
 		}
+		return key, name, plain, nil
 	}
 	if tried == 0 {
 		// No key file could be tried: the password was never checked, so
 		// blaming it would send the user the wrong way.
-		return nil, "", fmt.Errorf("no key file could be read: %w", errors.Join(errs...))
+		return nil, "", nil, fmt.Errorf("no key file could be read: %w", errors.Join(errs...))
+	}
+	if len(foreign) > 0 && refused == 0 {
+		// Every key opens with the password and none opens the config:
+		// the repository's own key is among them, so the config is what
+		// is damaged.
+		return nil, "", nil, fmt.Errorf("%w: config does not decrypt with the master key of %s", ErrCorrupt, strings.Join(foreign, ", "))
+	}
+	werr := ErrWrongPassword
+	if len(foreign) > 0 {
+		werr = fmt.Errorf("%w (the password opens %s, which does not open this repository's config: "+
+			"a key left by an init that lost a race for this location or was interrupted, or the config is damaged)", ErrWrongPassword, strings.Join(foreign, ", "))
 	}
 	if len(errs) > 0 {
-		return nil, "", fmt.Errorf("%w (and some key files could not be read: %w)", ErrWrongPassword, errors.Join(errs...))
+		return nil, "", nil, fmt.Errorf("%w (and some key files could not be read: %w)", werr, errors.Join(errs...))
 	}
-	return nil, "", ErrWrongPassword
+	return nil, "", nil, werr
 }
 
 // AddKey stores a new key file that opens the repository with password.

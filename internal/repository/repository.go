@@ -23,19 +23,21 @@ import (
 // concurrent use; SaveBlob may be called concurrently between StartWriting
 // and Flush.
 type Repository struct {
-	be       backend.Backend
-	key      *crypto.Key
-	keyName  string
-	cfg      Config
-	idx      *index.Index
-	gc       gcState
-	chunkers map[string]*chunker.Chunker
-	zenc     *zstd.Encoder
-	zdec     *zstd.Decoder
-	zblob    *zstd.Decoder // for blobs: output capped at the destination's capacity
-	w        *writer
-	stats    Stats
-	trees    *blobCache
+	be      backend.Backend
+	key     *crypto.Key
+	keyName string
+	cfg     Config
+	idx     *index.Index
+	// indexDamage is what the last LoadIndex could not read (nil: none).
+	indexDamage *IndexDamage
+	gc          gcState
+	chunkers    map[string]*chunker.Chunker
+	zenc        *zstd.Encoder
+	zdec        *zstd.Decoder
+	zblob       *zstd.Decoder // for blobs: output capped at the destination's capacity
+	w           *writer
+	stats       Stats
+	trees       *blobCache
 }
 
 // InitOptions tune a new repository. Zero values take the defaults.
@@ -56,7 +58,7 @@ func Init(ctx context.Context, be backend.Backend, password []byte, opt InitOpti
 // initWithKey is Init with a given master key; nil makes a random one.
 func initWithKey(ctx context.Context, be backend.Backend, password []byte, opt InitOptions, key *crypto.Key) (*Repository, error) {
 	if _, err := be.Stat(ctx, backend.Handle{Type: backend.ConfigFile}); err == nil {
-		return nil, fmt.Errorf("init %s: a repository already exists there", be.Location())
+		return nil, fmt.Errorf("init %s: %w", be.Location(), ErrRepositoryExists)
 	} else if !backend.IsNotExist(err) {
 		return nil, fmt.Errorf("init %s: %w", be.Location(), err)
 	}
@@ -92,7 +94,8 @@ func initWithKey(ctx context.Context, be backend.Backend, password []byte, opt I
 	if err != nil {
 		return nil, err
 	}
-	if _, err := r.AddKey(ctx, password, opt.KDF); err != nil {
+	keyName, err := r.AddKey(ctx, password, opt.KDF)
+	if err != nil {
 		return nil, err
 	}
 	plain, err := json.Marshal(cfg)
@@ -103,8 +106,20 @@ func initWithKey(ctx context.Context, be backend.Backend, password []byte, opt I
 	if err != nil {
 		return nil, err
 	}
+	// Storing the config is what creates the repository, and Save never
+	// replaces a file: of two inits racing on one location exactly one
+	// stores it. The other takes back the key it stored, which belongs to
+	// no repository.
 	if err := be.Save(ctx, backend.Handle{Type: backend.ConfigFile}, backend.NewByteReader(stored)); err != nil {
-		return nil, backend.Wrap("save", "config", err)
+		if !errors.Is(err, backend.ErrExists) {
+			return nil, backend.Wrap("save", "config", err)
+		}
+		h := backend.Handle{Type: backend.KeyFile, Name: keyName.String()}
+		if rerr := be.Remove(ctx, h); rerr != nil && !backend.IsNotExist(rerr) {
+			return nil, fmt.Errorf("init %s: %w (another init created it at the same time); removing the key stored meanwhile, %s, failed: %w",
+				be.Location(), ErrRepositoryExists, h, rerr)
+		}
+		return nil, fmt.Errorf("init %s: %w (another init created it at the same time)", be.Location(), ErrRepositoryExists)
 	}
 	return r, nil
 }
@@ -175,7 +190,7 @@ func Open(ctx context.Context, be backend.Backend, password []byte) (*Repository
 	if err != nil {
 		return nil, err
 	}
-	key, keyName, err := findKey(ctx, be, password)
+	key, keyName, plain, err := findKey(ctx, be, password, cf.Sealed)
 	if err != nil {
 		return nil, err
 	}
@@ -183,10 +198,6 @@ func Open(ctx context.Context, be backend.Backend, password []byte) (*Repository
 	// before the real work starts, so it does not add to the peak.
 	runtime.GC()
 	debug.FreeOSMemory()
-	plain, err := key.Open(nil, cf.Sealed)
-	if err != nil {
-		return nil, fmt.Errorf("%w: config does not decrypt with the key's master key: %w", ErrCorrupt, err)
-	}
 	cfg, err := DecodeConfig(plain, cf.Version)
 	if err != nil {
 		return nil, err

@@ -197,7 +197,8 @@ func (c *RepoCommitter) addIndexFiles(ctx context.Context, names []id.ID) (ok bo
 			continue
 		}
 		f, err := c.Repo.LoadIndexFile(ctx, n)
-		if backend.IsNotExist(err) {
+		if backend.IsNotExist(err) || errors.Is(err, repository.ErrCorrupt) {
+			// Gone, or damaged: a full load copes with either.
 			return false, nil
 		}
 		if err != nil {
