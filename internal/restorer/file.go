@@ -91,9 +91,20 @@ func (r *Restorer) restoreFile(ctx context.Context, job *fileJob, buf []byte) ([
 			existing = fi.Size()
 		}
 	}
-	var off, written int64
-	var lost []error
 	unchanged := existing == int64(n.Size)
+	// Set the size before writing, so that no write extends the file: a
+	// filesystem that preallocates past the end of a growing file (XFS)
+	// would otherwise keep that space inside the file once it was
+	// extended over it, as an unwritten extent after the data. A file
+	// that already has the size is not truncated: that would count as
+	// modifying a file left alone.
+	if existing != int64(n.Size) {
+		if err := f.Truncate(int64(n.Size)); err != nil {
+			return buf, fmt.Errorf("set size: %w", err)
+		}
+	}
+	var off int64
+	var lost []error
 	var cmp []byte
 	for _, c := range content {
 		if c.IsHole() {
@@ -128,15 +139,6 @@ func (r *Restorer) restoreFile(ctx context.Context, job *fileJob, buf []byte) ([
 			return buf, fmt.Errorf("write: %w", err)
 		}
 		off += int64(c.Size)
-		written = off
-	}
-	// A new file already has its size unless it ends in a hole; an old one
-	// may be longer or shorter than the snapshot's. One that has it is not
-	// truncated: that would count as modifying a file left alone.
-	if max(existing, written) != int64(n.Size) {
-		if err := f.Truncate(int64(n.Size)); err != nil {
-			return buf, fmt.Errorf("set size: %w", err)
-		}
 	}
 	if r.opt.Verify && len(lost) == 0 {
 		if err := r.verifyFile(f, content, &cmp); err != nil {
