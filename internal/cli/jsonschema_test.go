@@ -95,6 +95,7 @@ type jsonRestoreSummary struct {
 	FilesUnchanged int64           `json:"files_unchanged"`
 	FilesVerified  int64           `json:"files_verified"`
 	Errors         []jsonFileError `json:"errors"`
+	Warnings       []jsonFileError `json:"warnings"`
 }
 
 type jsonSnapshotSummary struct {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -89,6 +90,9 @@ rewind mark (see docs/CONTINUOUS.md).`,
 			if st != nil {
 				printRestoreSummary(g, sn, st)
 			}
+			if errors.Is(err, restorer.ErrNotAllKept) {
+				return withCode(ExitPartial, err)
+			}
 			return err
 		},
 	}
@@ -118,6 +122,9 @@ func printRestoreSummary(g *globals, sn *snapshot.Snapshot, st *restorer.Stats) 
 	}
 	for _, e := range st.Errors {
 		g.ui.Warnf("error: %s: %s\n", e.Path, e.Error)
+	}
+	for _, e := range st.Warnings {
+		g.ui.Warnf("warning: %s: %s\n", e.Path, e.Error)
 	}
 	if !g.quiet {
 		g.ui.Printf("restored %d files (%s), %d directories, %d other entries from snapshot %s",

@@ -85,7 +85,7 @@ func ApplyMeta(dirfd int, name string, n *tree.Node, opt ApplyOptions) error {
 	if dirfd != unix.AT_FDCWD {
 		path = "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
 	}
-	setXattrs(xattrFile{path: path, fd: -1}, n.Xattrs, fail)
+	setXattrs(xattrFile{path: path, fd: -1}, n.Xattrs, false, fail)
 	if n.Type != tree.Symlink {
 		if err := chmodAt(dirfd, name, n.Mode); err != nil {
 			fail("chmod", err)
@@ -113,15 +113,7 @@ func ApplyMetaFd(f *os.File, n *tree.Node, opt ApplyOptions) error {
 				fail("fchown", err)
 			}
 		}
-		if opt.Fresh {
-			for _, a := range n.Xattrs {
-				if err := unix.Fsetxattr(fd, a.Name, a.Value, 0); err != nil {
-					fail("fsetxattr "+a.Name, err)
-				}
-			}
-		} else {
-			setXattrs(xattrFile{fd: fd}, n.Xattrs, fail)
-		}
+		setXattrs(xattrFile{fd: fd}, n.Xattrs, opt.Fresh, fail)
 		if err := unix.Fchmod(fd, n.Mode); err != nil {
 			fail("fchmod", err)
 		}
@@ -176,35 +168,60 @@ func chmodViaProc(dirfd int, name string, mode uint32) error {
 
 // setXattrs makes x's attributes want: it removes those it may
 // remove (see removableXattr) that want lacks, then sets each of want.
-// Failures are reported to fail and do not stop the others, except that a
-// filesystem without attributes is reported once.
-func setXattrs(x xattrFile, want []tree.Xattr, fail func(op string, err error)) {
-	var buf [listBufSize]byte
-	names, err := listXattrNames(x, buf[:])
-	switch {
-	case isNotSupported(err):
-		if len(want) > 0 {
-			fail(x.op("setxattr"), fmt.Errorf("%d attributes not restored: %w", len(want), err))
+// fresh says x was just created and has none to remove, which saves
+// listing them. Failures are reported to fail and do not stop the others.
+// Attributes the filesystem refuses (see refusal) are reported once, as a
+// NotKeptError naming them all; so is a filesystem without attributes.
+func setXattrs(x xattrFile, want []tree.Xattr, fresh bool, fail func(op string, err error)) {
+	nk := &NotKeptError{}
+	defer func() {
+		if len(nk.What) > 0 {
+			fail(x.op("setxattr"), nk)
 		}
-		return
-	case err != nil:
-		fail(x.op("listxattr"), err)
-	}
-	for len(names) > 0 {
-		var attr string
-		attr, names = nextName(names)
-		if !removableXattr(attr) || slices.ContainsFunc(want, func(x tree.Xattr) bool { return x.Name == attr }) {
-			continue
+	}()
+	if !fresh {
+		var buf [listBufSize]byte
+		names, err := listXattrNames(x, buf[:])
+		switch {
+		case isNotSupported(err):
+			for _, a := range want {
+				nk.What = append(nk.What, xattrWhat(a))
+			}
+			nk.Why = unix.ENOTSUP
+			return
+		case err != nil:
+			fail(x.op("listxattr"), err)
 		}
-		if err := x.remove(attr); err != nil && err != unix.ENODATA {
-			fail(x.op("removexattr "+attr), err)
+		for len(names) > 0 {
+			var attr string
+			attr, names = nextName(names)
+			if !removableXattr(attr) || slices.ContainsFunc(want, func(x tree.Xattr) bool { return x.Name == attr }) {
+				continue
+			}
+			if err := x.remove(attr); err != nil && err != unix.ENODATA {
+				fail(x.op("removexattr "+attr), err)
+			}
 		}
 	}
 	for _, a := range want {
-		if err := x.set(a.Name, a.Value); err != nil {
-			fail(x.op("setxattr "+a.Name), err)
+		err := x.set(a.Name, a.Value)
+		if err == nil {
+			continue
 		}
+		if errno, ok := refusal(x, err, len(a.Name)+len(a.Value)); ok {
+			if len(nk.What) == 0 {
+				nk.Why = errno
+			}
+			nk.What = append(nk.What, xattrWhat(a))
+			continue
+		}
+		fail(x.op("setxattr "+a.Name), err)
 	}
+}
+
+// xattrWhat names an attribute in a NotKeptError.
+func xattrWhat(a tree.Xattr) string {
+	return fmt.Sprintf("xattr %q (%d bytes)", a.Name, len(a.Value))
 }
 
 // removableXattr reports whether ApplyMeta removes attr when the node does

@@ -150,7 +150,7 @@ func (r *Restorer) restoreFile(ctx context.Context, job *fileJob, buf []byte) ([
 	// A file just created has no attributes to remove, unless it inherited
 	// the target's default ACL (folders below it inherit it too).
 	opts.Fresh = existing < 0 && !r.inheritsACL
-	if err := fs.ApplyMetaFd(f, n, opts); err != nil {
+	if err := r.metaApplied(job.path, fs.ApplyMetaFd(f, n, opts)); err != nil {
 		lost = append(lost, err)
 	}
 	switch {

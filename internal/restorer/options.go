@@ -34,6 +34,9 @@ type Stats struct {
 	FilesSkipped int64       `json:"files_unchanged"`
 	Verified     int64       `json:"files_verified"`
 	Errors       []FileError `json:"errors,omitempty"`
+	// Warnings lists entries restored without some metadata that the
+	// target filesystem refused to hold (fs.ErrNotKept).
+	Warnings []FileError `json:"warnings,omitempty"`
 }
 
 // FileError names a path that could not be restored whole.
