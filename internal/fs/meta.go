@@ -54,8 +54,9 @@ func (o *ApplyOptions) ids(n *tree.Node) (uid, gid int) {
 // ApplyMeta sets the metadata of n on the entry name in dirfd without
 // following it if it is a symlink: owner (with opt.Owner), extended
 // attributes and ACLs, mode (except on symlinks, whose mode Linux cannot
-// change), then access and modification times. The package comment
-// explains the order. The change time cannot be set.
+// change), access and modification times, then, on a regular file or
+// directory, its inode flags. The package comment explains the order. The
+// change time cannot be set.
 //
 // Extended attributes become exactly n.Xattrs: attributes in the user and
 // trusted namespaces and ACLs that the entry has but n does not (say an ACL
@@ -75,6 +76,21 @@ func ApplyMeta(dirfd int, name string, n *tree.Node, opt ApplyOptions) error {
 	fail := func(op string, err error) {
 		errs = append(errs, &os.PathError{Op: op, Path: name, Err: err})
 	}
+	// Inode flags are set last but through a descriptor opened first,
+	// while the mode the restorer created the entry with still lets it
+	// be opened (one restored with mode 0 could not be, by its owner).
+	flagsFd := -1
+	if n.HasInodeFlags && (n.Type == tree.Dir || n.Type == tree.File) {
+		// When it cannot be opened and n has no flags, there are at most
+		// flags to clear that the restore did not set.
+		fd, err := openForFlags(dirfd, name, n)
+		if err != nil && n.InodeFlags != 0 {
+			fail("open for inode flags", err)
+		} else if err == nil {
+			flagsFd = fd
+			defer unix.Close(fd)
+		}
+	}
 	if opt.Owner {
 		uid, gid := opt.ids(n)
 		if err := unix.Fchownat(dirfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -93,6 +109,9 @@ func ApplyMeta(dirfd int, name string, n *tree.Node, opt ApplyOptions) error {
 	}
 	if err := unix.UtimesNanoAt(dirfd, name, timespecs(n), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		fail("utimensat", err)
+	}
+	if flagsFd >= 0 {
+		applyInodeFlags(flagsFd, "ioctl FS_IOC_SETFLAGS", n.InodeFlags, fail)
 	}
 	return errors.Join(errs...)
 }
@@ -120,6 +139,11 @@ func ApplyMetaFd(f *os.File, n *tree.Node, opt ApplyOptions) error {
 		// utimensat with an empty path and AT_EMPTY_PATH is futimens.
 		if err := unix.UtimesNanoAt(fd, "", timespecs(n), unix.AT_EMPTY_PATH); err != nil {
 			fail("futimens", err)
+		}
+		// A file just created has no flags to clear, unless it inherited
+		// them from its folder; those are left.
+		if n.HasInodeFlags && (n.InodeFlags != 0 || !opt.Fresh) {
+			applyInodeFlags(fd, "ioctl FS_IOC_SETFLAGS", n.InodeFlags, fail)
 		}
 		return nil
 	})

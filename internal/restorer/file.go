@@ -55,7 +55,12 @@ func (r *Restorer) worker(ctx context.Context) error {
 // rewritten; anything else in the way is removed first.
 func (r *Restorer) createFile(d *rdir, name string) (*os.File, error) {
 	if r.opt.Overwrite {
-		fd, err := unix.Openat(d.fd, name, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		const flags = unix.O_RDWR | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
+		fd, err := unix.Openat(d.fd, name, flags, 0)
+		if err == unix.EPERM && clearFixedFlags(d.fd, name) {
+			// An immutable or append-only file an earlier restore left.
+			fd, err = unix.Openat(d.fd, name, flags, 0)
+		}
 		if err == nil {
 			var st unix.Stat_t
 			// A file with other hard links is replaced, not written into, since
@@ -67,6 +72,22 @@ func (r *Restorer) createFile(d *rdir, name string) (*os.File, error) {
 		}
 	}
 	return fs.CreateFileAt(d.fd, name, r.opt.Overwrite)
+}
+
+// clearFixedFlags clears the immutable and append-only flags of the
+// regular file name in dirfd, and reports whether opening it again may
+// now succeed.
+func clearFixedFlags(dirfd int, name string) bool {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false
+	}
+	return fs.ClearFixedFlags(fd) == nil
 }
 
 // restoreFile writes one file's content and metadata. A chunk that cannot

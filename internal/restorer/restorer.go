@@ -221,6 +221,14 @@ func (r *Restorer) ensure(d *rdir) error {
 	if err != nil {
 		return err
 	}
+	if r.opt.Overwrite {
+		// An earlier restore may have made it immutable; its metadata,
+		// flags included, is set again once its entries are restored.
+		if err := fs.ClearFixedFlags(fd); err != nil {
+			unix.Close(fd)
+			return err
+		}
+	}
 	d.fd = fd
 	r.dirs.Add(1)
 	return nil
