@@ -238,3 +238,25 @@ func ClearFixedFlags(fd int) error {
 	}
 	return nil
 }
+
+// earlyFlags take effect only on an empty file: btrfs silently ignores no
+// copy on write set on a file that has data.
+const earlyFlags = 0x800000
+
+// SetEarlyInodeFlags sets those of n's inode flags that must be set while
+// the file f is still empty, before its content is written. Failures are
+// left for ApplyMetaFd, which sets all the flags and reports those the
+// filesystem refuses.
+func SetEarlyInodeFlags(f *os.File, n *tree.Node) {
+	want := n.InodeFlags & earlyFlags
+	if !n.HasInodeFlags || want == 0 {
+		return
+	}
+	_ = withFd(f, func(fd int) error {
+		cur, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+		if err == nil && cur&want != want {
+			err = setFlags(fd, cur|want)
+		}
+		return err
+	})
+}

@@ -228,6 +228,9 @@ func setXattrs(x xattrFile, want []tree.Xattr, fresh bool, fail func(op string, 
 		}
 	}
 	for _, a := range want {
+		if aclAlias(a.Name, want) {
+			continue // in snapshots taken on XFS before it was left out
+		}
 		err := x.set(a.Name, a.Value)
 		if err == nil {
 			continue
@@ -251,6 +254,9 @@ func xattrWhat(a tree.Xattr) string {
 // removableXattr reports whether ApplyMeta removes attr when the node does
 // not list it. Security attributes are the system's to assign.
 func removableXattr(attr string) bool {
+	if _, ok := xfsACLAliases[attr]; ok {
+		return false // the ACL itself is removed by its POSIX name
+	}
 	return strings.HasPrefix(attr, "user.") || strings.HasPrefix(attr, "trusted.") ||
 		attr == aclAccess || attr == aclDefault
 }

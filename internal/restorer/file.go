@@ -113,6 +113,9 @@ func (r *Restorer) restoreFile(ctx context.Context, job *fileJob, buf []byte) ([
 		}
 	}
 	unchanged := existing == int64(n.Size)
+	if existing <= 0 {
+		fs.SetEarlyInodeFlags(f, n)
+	}
 	// Set the size before writing, so that no write extends the file: a
 	// filesystem that preallocates past the end of a growing file (XFS)
 	// would otherwise keep that space inside the file once it was
