@@ -197,10 +197,10 @@ func chmodViaProc(dirfd int, name string, mode uint32) error {
 // Attributes the filesystem refuses (see refusal) are reported once, as a
 // NotKeptError naming them all; so is a filesystem without attributes.
 func setXattrs(x xattrFile, want []tree.Xattr, fresh bool, fail func(op string, err error)) {
-	nk := &NotKeptError{}
+	var nk NotKeptError // a value, so that the common case allocates nothing
 	defer func() {
 		if len(nk.What) > 0 {
-			fail(x.op("setxattr"), nk)
+			fail(x.op("setxattr"), &NotKeptError{What: nk.What, Why: nk.Why})
 		}
 	}()
 	if !fresh {
