@@ -186,6 +186,11 @@ func TestRestoreXattrDiskFull(t *testing.T) {
 	}
 
 	must(t, os.Remove(ballast))
+	// Commit the freed blocks, so statfs counts them.
+	mfd, err := unix.Open(mnt, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	must(t, err)
+	must(t, unix.Syncfs(mfd))
+	unix.Close(mfd)
 	if st, err := restore(t, r, sn, src, restorer.Options{Target: target, Overwrite: true}); err != nil {
 		t.Fatalf("restore after making room: %v\n%s%v", err, errorsText(st), st.Warnings)
 	}
