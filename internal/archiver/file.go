@@ -177,6 +177,9 @@ func (a *Archiver) readFile(ctx context.Context, rd *fileReader, p string, n *tr
 			a.fileError(p, fmt.Errorf("xattrs: %w", err))
 		}
 		n.Xattrs = x
+		if err := fs.ReadInodeFlagsInto(n, fd); err != nil {
+			a.fileError(p, err)
+		}
 		rd.read = 0
 		if h := readHook; h != nil {
 			rd.afterRead = func(read int64) { h(p, attempt, read) }
@@ -428,4 +431,18 @@ func isZero(b []byte) bool {
 		b = b[n:]
 	}
 	return true
+}
+
+// readFileInodeFlags reads the inode flags of the unchanged file p, whose
+// content is not read. Failing that, n keeps none: the file was readable
+// for the parent snapshot, and its next change reads them.
+func (a *Archiver) readFileInodeFlags(n *tree.Node, p string) {
+	fd, err := openNoAtime(p)
+	if err == nil {
+		err = fs.ReadInodeFlagsInto(n, fd)
+		unix.Close(fd)
+	}
+	if err != nil {
+		a.log.Debug("inode flags not read", "path", p, "err", err)
+	}
 }

@@ -256,11 +256,21 @@ func joinPath(dir, name string) string {
 // Xattrs are taken from the parent snapshot when the inode and ctime are
 // unchanged, since setting an xattr changes the ctime.
 func (a *Archiver) readMeta(n *tree.Node, p string, prev *tree.Node) error {
-	if prev != nil && prev.Type == n.Type && prev.Inode == n.Inode && prev.CTime == n.CTime && prev.DeviceID == n.DeviceID {
+	if prev != nil && prev.Type == n.Type && prev.Inode == n.Inode && prev.CTime == n.CTime && prev.DeviceID == n.DeviceID &&
+		(n.Type != tree.Dir || prev.HasInodeFlags) {
 		// A symlink's target cannot change without a new inode, and
-		// reading it would move its atime.
+		// reading it would move its atime. A folder's inode flags are
+		// read again when the parent snapshot predates them.
 		n.Xattrs, n.LinkTarget = prev.Xattrs, prev.LinkTarget
+		n.InodeFlags, n.HasInodeFlags = prev.InodeFlags, prev.HasInodeFlags
 		return nil
+	}
+	if n.Type == tree.Dir {
+		// A folder that cannot be opened is reported when it is listed;
+		// its flags stay unknown.
+		if err := fs.ReadDirInodeFlags(n, p); err != nil {
+			a.log.Debug("inode flags not read", "path", p, "err", err)
+		}
 	}
 	if n.Type == tree.Symlink {
 		t, err := os.Readlink(p)
@@ -299,6 +309,11 @@ func (a *Archiver) addEntry(ctx context.Context, d *dirState, slot int, p string
 	a.prog.Scanned(1, int64(n.Size))
 	if unchanged(prev, n) && a.contentIndexed(ctx, prev) {
 		n.Content, n.ContentLists, n.Xattrs, n.Flags = prev.Content, prev.ContentLists, prev.Xattrs, 0
+		n.InodeFlags, n.HasInodeFlags = prev.InodeFlags, prev.HasInodeFlags
+		if !prev.HasInodeFlags {
+			// The parent snapshot predates inode flags: read them once.
+			a.readFileInodeFlags(n, p)
+		}
 		a.st.filesUnchanged.Add(1)
 		a.prog.Done(1, int64(n.Size))
 		if n.Links > 1 {

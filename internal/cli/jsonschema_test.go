@@ -122,6 +122,7 @@ type jsonRestoreSummary struct {
 	EntriesRemoved int64           `json:"entries_removed"`
 	Errors         []jsonFileError `json:"errors"`
 	NotBackedUp    []jsonFileError `json:"not_backed_up"`
+	Warnings       []jsonFileError `json:"warnings"`
 }
 
 type jsonSnapshotSummary struct {

@@ -137,6 +137,9 @@ func printRestoreSummary(g *globals, sn *snapshot.Snapshot, st *restorer.Stats) 
 	for _, e := range st.NotBackedUp {
 		g.ui.Warnf("not restored: %s: %s\n", e.Path, e.Error)
 	}
+	for _, e := range st.Warnings {
+		g.ui.Warnf("warning: %s: %s\n", e.Path, e.Error)
+	}
 	if !g.quiet {
 		g.ui.Printf("restored %d files (%s), %d directories, %d other entries from snapshot %s",
 			st.Files, ui.Bytes(st.Bytes), st.Dirs, st.Other, sn.ID.Short())

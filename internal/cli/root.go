@@ -109,7 +109,7 @@ func exitCode(err error) int {
 		return ExitBadPassword
 	case errors.Is(err, lock.ErrLocked):
 		return ExitLocked
-	case errors.Is(err, restorer.ErrIncomplete), errors.Is(err, snapshot.ErrNotBackedUp):
+	case errors.Is(err, restorer.ErrIncomplete), errors.Is(err, restorer.ErrNotAllKept), errors.Is(err, snapshot.ErrNotBackedUp):
 		return ExitPartial
 	}
 	return ExitFatal

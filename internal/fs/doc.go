@@ -32,8 +32,11 @@
 //     write permission, even for the owner);
 //  3. the mode, which also makes the ACL's mask and the permission bits
 //     exactly what was captured;
-//  4. access and modification times, last, since every step above may
-//     touch them.
+//  4. access and modification times, since every step above may touch
+//     them;
+//  5. inode flags (chattr's immutable, append only, ...) of regular files
+//     and directories, last, since immutable and append only forbid every
+//     step above. Setting them changes only the ctime.
 //
 // The change time (ctime) cannot be set on Linux: it becomes the time of
 // the restore. Directory metadata must be applied after the directory's

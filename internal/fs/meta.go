@@ -54,8 +54,9 @@ func (o *ApplyOptions) ids(n *tree.Node) (uid, gid int) {
 // ApplyMeta sets the metadata of n on the entry name in dirfd without
 // following it if it is a symlink: owner (with opt.Owner), extended
 // attributes and ACLs, mode (except on symlinks, whose mode Linux cannot
-// change), then access and modification times. The package comment
-// explains the order. The change time cannot be set.
+// change), access and modification times, then, on a regular file or
+// directory, its inode flags. The package comment explains the order. The
+// change time cannot be set.
 //
 // Extended attributes become exactly n.Xattrs: attributes in the user and
 // trusted namespaces and ACLs that the entry has but n does not (say an ACL
@@ -75,6 +76,21 @@ func ApplyMeta(dirfd int, name string, n *tree.Node, opt ApplyOptions) error {
 	fail := func(op string, err error) {
 		errs = append(errs, &os.PathError{Op: op, Path: name, Err: err})
 	}
+	// Inode flags are set last but through a descriptor opened first,
+	// while the mode the restorer created the entry with still lets it
+	// be opened (one restored with mode 0 could not be, by its owner).
+	flagsFd := -1
+	if n.HasInodeFlags && (n.Type == tree.Dir || n.Type == tree.File) {
+		// When it cannot be opened and n has no flags, there are at most
+		// flags to clear that the restore did not set.
+		fd, err := openForFlags(dirfd, name, n)
+		if err != nil && n.InodeFlags != 0 {
+			fail("open for inode flags", err)
+		} else if err == nil {
+			flagsFd = fd
+			defer unix.Close(fd)
+		}
+	}
 	if opt.Owner {
 		uid, gid := opt.ids(n)
 		if err := unix.Fchownat(dirfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -85,7 +101,7 @@ func ApplyMeta(dirfd int, name string, n *tree.Node, opt ApplyOptions) error {
 	if dirfd != unix.AT_FDCWD {
 		path = "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
 	}
-	setXattrs(xattrFile{path: path, fd: -1}, n.Xattrs, fail)
+	setXattrs(xattrFile{path: path, fd: -1}, n.Xattrs, false, fail)
 	if n.Type != tree.Symlink {
 		if err := chmodAt(dirfd, name, n.Mode); err != nil {
 			fail("chmod", err)
@@ -93,6 +109,9 @@ func ApplyMeta(dirfd int, name string, n *tree.Node, opt ApplyOptions) error {
 	}
 	if err := unix.UtimesNanoAt(dirfd, name, timespecs(n), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		fail("utimensat", err)
+	}
+	if flagsFd >= 0 {
+		applyInodeFlags(flagsFd, "ioctl FS_IOC_SETFLAGS", n.InodeFlags, fail)
 	}
 	return errors.Join(errs...)
 }
@@ -113,21 +132,18 @@ func ApplyMetaFd(f *os.File, n *tree.Node, opt ApplyOptions) error {
 				fail("fchown", err)
 			}
 		}
-		if opt.Fresh {
-			for _, a := range n.Xattrs {
-				if err := unix.Fsetxattr(fd, a.Name, a.Value, 0); err != nil {
-					fail("fsetxattr "+a.Name, err)
-				}
-			}
-		} else {
-			setXattrs(xattrFile{fd: fd}, n.Xattrs, fail)
-		}
+		setXattrs(xattrFile{fd: fd}, n.Xattrs, opt.Fresh, fail)
 		if err := unix.Fchmod(fd, n.Mode); err != nil {
 			fail("fchmod", err)
 		}
 		// utimensat with an empty path and AT_EMPTY_PATH is futimens.
 		if err := unix.UtimesNanoAt(fd, "", timespecs(n), unix.AT_EMPTY_PATH); err != nil {
 			fail("futimens", err)
+		}
+		// A file just created has no flags to clear, unless it inherited
+		// them from its folder; those are left.
+		if n.HasInodeFlags && (n.InodeFlags != 0 || !opt.Fresh) {
+			applyInodeFlags(fd, "ioctl FS_IOC_SETFLAGS", n.InodeFlags, fail)
 		}
 		return nil
 	})
@@ -176,40 +192,71 @@ func chmodViaProc(dirfd int, name string, mode uint32) error {
 
 // setXattrs makes x's attributes want: it removes those it may
 // remove (see removableXattr) that want lacks, then sets each of want.
-// Failures are reported to fail and do not stop the others, except that a
-// filesystem without attributes is reported once.
-func setXattrs(x xattrFile, want []tree.Xattr, fail func(op string, err error)) {
-	var buf [listBufSize]byte
-	names, err := listXattrNames(x, buf[:])
-	switch {
-	case isNotSupported(err):
-		if len(want) > 0 {
-			fail(x.op("setxattr"), fmt.Errorf("%d attributes not restored: %w", len(want), err))
+// fresh says x was just created and has none to remove, which saves
+// listing them. Failures are reported to fail and do not stop the others.
+// Attributes the filesystem refuses (see refusal) are reported once, as a
+// NotKeptError naming them all; so is a filesystem without attributes.
+func setXattrs(x xattrFile, want []tree.Xattr, fresh bool, fail func(op string, err error)) {
+	var nk NotKeptError // a value, so that the common case allocates nothing
+	defer func() {
+		if len(nk.What) > 0 {
+			fail(x.op("setxattr"), &NotKeptError{What: nk.What, Why: nk.Why})
 		}
-		return
-	case err != nil:
-		fail(x.op("listxattr"), err)
-	}
-	for len(names) > 0 {
-		var attr string
-		attr, names = nextName(names)
-		if !removableXattr(attr) || slices.ContainsFunc(want, func(x tree.Xattr) bool { return x.Name == attr }) {
-			continue
+	}()
+	if !fresh {
+		var buf [listBufSize]byte
+		names, err := listXattrNames(x, buf[:])
+		switch {
+		case isNotSupported(err):
+			for _, a := range want {
+				nk.What = append(nk.What, xattrWhat(a))
+			}
+			nk.Why = unix.ENOTSUP
+			return
+		case err != nil:
+			fail(x.op("listxattr"), err)
 		}
-		if err := x.remove(attr); err != nil && err != unix.ENODATA {
-			fail(x.op("removexattr "+attr), err)
+		for len(names) > 0 {
+			var attr string
+			attr, names = nextName(names)
+			if !removableXattr(attr) || slices.ContainsFunc(want, func(x tree.Xattr) bool { return x.Name == attr }) {
+				continue
+			}
+			if err := x.remove(attr); err != nil && err != unix.ENODATA {
+				fail(x.op("removexattr "+attr), err)
+			}
 		}
 	}
 	for _, a := range want {
-		if err := x.set(a.Name, a.Value); err != nil {
-			fail(x.op("setxattr "+a.Name), err)
+		if aclAlias(a.Name, want) {
+			continue // in snapshots taken on XFS before it was left out
 		}
+		err := x.set(a.Name, a.Value)
+		if err == nil {
+			continue
+		}
+		if errno, ok := refusal(x, err, len(a.Name)+len(a.Value)); ok {
+			if len(nk.What) == 0 {
+				nk.Why = errno
+			}
+			nk.What = append(nk.What, xattrWhat(a))
+			continue
+		}
+		fail(x.op("setxattr "+a.Name), err)
 	}
+}
+
+// xattrWhat names an attribute in a NotKeptError.
+func xattrWhat(a tree.Xattr) string {
+	return fmt.Sprintf("xattr %q (%d bytes)", a.Name, len(a.Value))
 }
 
 // removableXattr reports whether ApplyMeta removes attr when the node does
 // not list it. Security attributes are the system's to assign.
 func removableXattr(attr string) bool {
+	if _, ok := xfsACLAliases[attr]; ok {
+		return false // the ACL itself is removed by its POSIX name
+	}
 	return strings.HasPrefix(attr, "user.") || strings.HasPrefix(attr, "trusted.") ||
 		attr == aclAccess || attr == aclDefault
 }

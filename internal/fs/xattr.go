@@ -126,7 +126,24 @@ func readXattrs(x xattrFile) ([]tree.Xattr, error) {
 		xs = append(xs, tree.Xattr{Name: name, Value: value})
 	}
 	slices.SortFunc(xs, func(a, b tree.Xattr) int { return strings.Compare(a.Name, b.Name) })
-	return xs, nil
+	return slices.DeleteFunc(xs, func(a tree.Xattr) bool { return aclAlias(a.Name, xs) }), nil
+}
+
+// xfsACLAliases are the names under which XFS also lists a POSIX ACL to
+// CAP_SYS_ADMIN: its on-disk form, in its own byte order. Removing one
+// removes the ACL.
+var xfsACLAliases = map[string]string{
+	"trusted.SGI_ACL_FILE":    aclAccess,
+	"trusted.SGI_ACL_DEFAULT": aclDefault,
+}
+
+// aclAlias reports whether name is XFS's second name for an ACL that xs
+// holds under its POSIX name. Backup leaves it out and restore skips it:
+// set on another filesystem it would be a stray attribute, and the POSIX
+// name restores the ACL everywhere.
+func aclAlias(name string, xs []tree.Xattr) bool {
+	acl, ok := xfsACLAliases[name]
+	return ok && slices.ContainsFunc(xs, func(x tree.Xattr) bool { return x.Name == acl })
 }
 
 // listXattrNames lists the names of x's attributes into buf and returns

@@ -121,3 +121,39 @@ func golden(t *testing.T, name string, got []byte) []byte {
 	}
 	return b
 }
+
+// TestGoldenTreeInodeFlags pins the optional inode flags field (tag 23),
+// added within format version 1: nodes without flags encode exactly as in
+// tree-nodes-v1.golden, which readers from before the field still read
+// (they skip tag 23 as any unknown tag). Regenerate with
+// go test -run TestGoldenTreeInodeFlags -update, only for a new format
+// version.
+func TestGoldenTreeInodeFlags(t *testing.T) {
+	nodes := []tree.Node{
+		{Name: "etc", Type: tree.Dir, Mode: 0o755, Links: 2, Subtree: []id.ID{goldenID("etc")},
+			InodeFlags: 0x10 | 0x10000, HasInodeFlags: true}, // immutable, dirsync
+		{Name: "audit.log", Type: tree.File, Mode: 0o600, Size: 5, Links: 1,
+			Content: []tree.Chunk{{ID: goldenID("log"), Size: 5}}, InodeFlags: 0x20 | 0x40 | 0x80, HasInodeFlags: true}, // append, nodump, noatime
+		{Name: "vm.img", Type: tree.File, Mode: 0o644, Size: 1 << 30, Links: 1,
+			Content: []tree.Chunk{{Size: 1 << 30}}, InodeFlags: 0x800000, HasInodeFlags: true}, // nocow
+		{Name: "plain", Type: tree.File, Mode: 0o644, Links: 1, HasInodeFlags: true}, // read, none set
+	}
+	blob := []byte{tree.KindNodes}
+	for k := range nodes {
+		blob = tree.AppendNode(blob, &nodes[k])
+	}
+	want := golden(t, "tree-nodes-inodeflags.golden", blob)
+	if !bytes.Equal(blob, want) {
+		t.Errorf("encoding changed:\ngot  %x\nwant %x", blob, want)
+	}
+	d, err := tree.NewDecoder(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range nodes {
+		n, ok, err := d.Next()
+		if err != nil || !ok || !reflect.DeepEqual(n, nodes[k]) {
+			t.Fatalf("node %d: %+v, %v, %v; want %+v", k, n, ok, err, nodes[k])
+		}
+	}
+}

@@ -55,7 +55,12 @@ func (r *Restorer) worker(ctx context.Context) error {
 // rewritten; anything else in the way is removed first.
 func (r *Restorer) createFile(d *rdir, name string) (*os.File, error) {
 	if r.opt.Overwrite {
-		fd, err := unix.Openat(d.fd, name, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		const flags = unix.O_RDWR | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
+		fd, err := unix.Openat(d.fd, name, flags, 0)
+		if err == unix.EPERM && clearFixedFlags(d.fd, name) {
+			// An immutable or append-only file an earlier restore left.
+			fd, err = unix.Openat(d.fd, name, flags, 0)
+		}
 		if err == nil {
 			var st unix.Stat_t
 			// A file with other hard links is replaced, not written into, since
@@ -67,6 +72,22 @@ func (r *Restorer) createFile(d *rdir, name string) (*os.File, error) {
 		}
 	}
 	return fs.CreateFileAt(d.fd, name, r.opt.Overwrite)
+}
+
+// clearFixedFlags clears the immutable and append-only flags of the
+// regular file name in dirfd, and reports whether opening it again may
+// now succeed.
+func clearFixedFlags(dirfd int, name string) bool {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false
+	}
+	return fs.ClearFixedFlags(fd) == nil
 }
 
 // restoreFile writes one file's content and metadata. A chunk that cannot
@@ -91,9 +112,23 @@ func (r *Restorer) restoreFile(ctx context.Context, job *fileJob, buf []byte) ([
 			existing = fi.Size()
 		}
 	}
-	var off, written int64
-	var lost []error
 	unchanged := existing == int64(n.Size)
+	if existing <= 0 {
+		fs.SetEarlyInodeFlags(f, n)
+	}
+	// Set the size before writing, so that no write extends the file: a
+	// filesystem that preallocates past the end of a growing file (XFS)
+	// would otherwise keep that space inside the file once it was
+	// extended over it, as an unwritten extent after the data. A file
+	// that already has the size is not truncated: that would count as
+	// modifying a file left alone.
+	if existing != int64(n.Size) {
+		if err := f.Truncate(int64(n.Size)); err != nil {
+			return buf, fmt.Errorf("set size: %w", err)
+		}
+	}
+	var off int64
+	var lost []error
 	var cmp []byte
 	for _, c := range content {
 		if c.IsHole() {
@@ -128,15 +163,6 @@ func (r *Restorer) restoreFile(ctx context.Context, job *fileJob, buf []byte) ([
 			return buf, fmt.Errorf("write: %w", err)
 		}
 		off += int64(c.Size)
-		written = off
-	}
-	// A new file already has its size unless it ends in a hole; an old one
-	// may be longer or shorter than the snapshot's. One that has it is not
-	// truncated: that would count as modifying a file left alone.
-	if max(existing, written) != int64(n.Size) {
-		if err := f.Truncate(int64(n.Size)); err != nil {
-			return buf, fmt.Errorf("set size: %w", err)
-		}
 	}
 	if r.opt.Verify && len(lost) == 0 {
 		if err := r.verifyFile(f, content, &cmp); err != nil {
@@ -148,7 +174,7 @@ func (r *Restorer) restoreFile(ctx context.Context, job *fileJob, buf []byte) ([
 	// A file just created has no attributes to remove, unless it inherited
 	// the target's default ACL (folders below it inherit it too).
 	opts.Fresh = existing < 0 && !r.inheritsACL
-	if err := fs.ApplyMetaFd(f, n, opts); err != nil {
+	if err := r.metaApplied(job.path, fs.ApplyMetaFd(f, n, opts)); err != nil {
 		lost = append(lost, err)
 	}
 	switch {

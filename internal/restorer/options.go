@@ -53,6 +53,9 @@ type Stats struct {
 	// NotBackedUp names files of the snapshot that were not restored
 	// because the backup could not read their content.
 	NotBackedUp []FileError `json:"not_backed_up,omitempty"`
+	// Warnings lists entries restored without some metadata that the
+	// target filesystem refused to hold (fs.ErrNotKept).
+	Warnings []FileError `json:"warnings,omitempty"`
 }
 
 // FileError names a path that could not be restored whole.

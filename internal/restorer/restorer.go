@@ -35,6 +35,11 @@ var ErrDiskFull = errors.New("target disk is full")
 // read (Stats.NotBackedUp). The command line exits with status 3 for it.
 var ErrIncomplete = errors.New("restore incomplete")
 
+// ErrNotAllKept: the restore finished, but the target filesystem refused
+// some metadata (Stats.Warnings lists it), such as extended attributes
+// larger or more numerous than it holds on one file.
+var ErrNotAllKept = errors.New("restored, but the target filesystem cannot keep some metadata")
+
 // Restorer restores one snapshot. Use New and call Restore once.
 type Restorer struct {
 	repo *repository.Repository
@@ -111,6 +116,25 @@ func (r *Restorer) notBackedUp(p string, n *tree.Node) {
 	r.stats.NotBackedUp = append(r.stats.NotBackedUp, FileError{Path: p, Error: why})
 	r.mu.Unlock()
 	r.log.Info("not restored: not backed up", "path", p, "reason", n.Error)
+}
+
+// warn records metadata of an entry that the target filesystem refused
+// (fs.ErrNotKept); the entry is otherwise restored.
+func (r *Restorer) warn(p string, err error) {
+	r.mu.Lock()
+	r.stats.Warnings = append(r.stats.Warnings, FileError{Path: p, Error: err.Error()})
+	r.mu.Unlock()
+	r.log.Info("restore warning", "path", p, "err", err)
+}
+
+// metaApplied records what setting an entry's metadata left undone: what
+// the filesystem refused is a warning, and any other failure is returned.
+func (r *Restorer) metaApplied(p string, err error) error {
+	notKept, other := fs.SplitNotKept(err)
+	if notKept != nil {
+		r.warn(p, notKept)
+	}
+	return other
 }
 
 // rdir is a directory being restored. Its fd is opened when something is
@@ -195,9 +219,16 @@ func (r *Restorer) Restore(ctx context.Context, sn *snapshot.Snapshot, snapPath 
 	if err == nil && len(r.stats.Errors) > 0 {
 		err = fmt.Errorf("%d entries could not be restored whole", len(r.stats.Errors))
 	}
-	if err == nil && len(r.stats.NotBackedUp) > 0 {
-		err = fmt.Errorf("%w: %d files were not restored because the backup could not read them (listed above); what is at their paths in the target was left as it was",
-			ErrIncomplete, len(r.stats.NotBackedUp))
+	if err == nil {
+		var errs []error
+		if len(r.stats.NotBackedUp) > 0 {
+			errs = append(errs, fmt.Errorf("%w: %d files were not restored because the backup could not read them (listed above); what is at their paths in the target was left as it was",
+				ErrIncomplete, len(r.stats.NotBackedUp)))
+		}
+		if len(r.stats.Warnings) > 0 {
+			errs = append(errs, fmt.Errorf("%w: %d entries lack some of it", ErrNotAllKept, len(r.stats.Warnings)))
+		}
+		err = errors.Join(errs...)
 	}
 	return &r.stats, err
 }
@@ -265,6 +296,14 @@ func (r *Restorer) ensure(d *rdir) error {
 	if err != nil {
 		return err
 	}
+	if r.opt.Overwrite {
+		// An earlier restore may have made it immutable; its metadata,
+		// flags included, is set again once its entries are restored.
+		if err := fs.ClearFixedFlags(fd); err != nil {
+			unix.Close(fd)
+			return err
+		}
+	}
 	d.fd = fd
 	r.dirs.Add(1)
 	return nil
@@ -279,7 +318,8 @@ func (r *Restorer) childDone(d *rdir) error {
 		}
 		if d.fd >= 0 && d.parent != nil {
 			unix.Close(d.fd)
-			if err := fs.ApplyMeta(d.parent.fd, d.name, d.node, r.applyOpts()); err != nil {
+			err := fs.ApplyMeta(d.parent.fd, d.name, d.node, r.applyOpts())
+			if err := r.metaApplied(d.rel, err); err != nil {
 				r.fail(d.rel, err)
 			}
 		} else if d.fd >= 0 {
@@ -371,7 +411,7 @@ func (r *Restorer) entry(ctx context.Context, d *rdir, dirPath string, n *tree.N
 	if n.Type == tree.File {
 		return r.queueFile(ctx, d, p, rel, n)
 	}
-	if err := r.special(d, n); err != nil {
+	if err := r.special(d, p, n); err != nil {
 		r.fail(p, err)
 		return nil
 	}
@@ -379,8 +419,8 @@ func (r *Restorer) entry(ctx context.Context, d *rdir, dirPath string, n *tree.N
 	return nil
 }
 
-// special creates a symlink, device or FIFO and sets its metadata.
-func (r *Restorer) special(d *rdir, n *tree.Node) error {
+// special creates a symlink, device or FIFO at p and sets its metadata.
+func (r *Restorer) special(d *rdir, p string, n *tree.Node) error {
 	if r.opt.Overwrite {
 		var st unix.Stat_t
 		if unix.Fstatat(d.fd, n.Name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
@@ -401,7 +441,7 @@ func (r *Restorer) special(d *rdir, n *tree.Node) error {
 	if err != nil {
 		return err
 	}
-	return fs.ApplyMeta(d.fd, n.Name, n, r.applyOpts())
+	return r.metaApplied(p, fs.ApplyMeta(d.fd, n.Name, n, r.applyOpts()))
 }
 
 // queueFile hands a regular file to the workers, or links it to an inode

@@ -3,9 +3,7 @@ package testutil
 import (
 	"bytes"
 	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,45 +26,16 @@ const ext4ImageSize = 256 << 20
 // test too, except under CI=true, where it fails it.
 func Ext4(t testing.TB) string {
 	t.Helper()
-	if !IsRoot() {
-		t.Skip("ext4 loop mount needs root")
-	}
-	mkfs := RequireTool(t, "mkfs.ext4")
-	mount := RequireTool(t, "mount")
-	losetup := RequireTool(t, "losetup")
-
-	dir := t.TempDir()
-	img := filepath.Join(dir, "ext4.img")
-	mnt := filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(img)
-	if err == nil {
-		err = f.Truncate(ext4ImageSize)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
-		t.Fatalf("create ext4 image: %v", err)
-	}
 	// 4 KiB blocks and 256-byte inodes (nanosecond and pre-1970 times,
 	// in-inode xattrs), as on a production filesystem: mke2fs would pick
 	// 1 KiB blocks for one this small.
-	if out, err := run(mkfs, "-q", "-F", "-b", "4096", "-I", "256", "-E", "nodiscard", img); err != nil {
-		unavailable(t, "mkfs.ext4: %v: %s", err, out)
-	}
-	if out, err := run(mount, "-t", "ext4", "-o", "loop,acl,user_xattr", img, mnt); err != nil {
-		unavailable(t, "mount ext4 image on a loop device: %v: %s", err, out)
-	}
-	t.Cleanup(func() { unmountExt4(t, losetup, img, mnt) })
-	return mnt
+	return loopFS(t, "ext4", ext4ImageSize, "loop,acl,user_xattr", "-b", "4096", "-I", "256", "-E", "nodiscard")
 }
 
-// unmountExt4 unmounts mnt, retrying while it is busy (a file a test has
-// not closed yet, a process still exiting), then detaches the loop device
-// behind img if mount's autoclear did not already.
+// unmountExt4 unmounts mnt, a loop mount of any filesystem, retrying
+// while it is busy (a file a test has not closed yet, a process still
+// exiting), then detaches the loop device behind img if mount's autoclear
+// did not already.
 func unmountExt4(t testing.TB, losetup, img, mnt string) {
 	t.Helper()
 	err := unix.Unmount(mnt, 0)

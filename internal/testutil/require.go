@@ -36,7 +36,7 @@ func RequireTool(t testing.TB, name string) string {
 			return p
 		}
 	}
-	unavailable(t, "%s not found (install it, e.g. apt-get install acl attr e2fsprogs)", name)
+	unavailable(t, "%s not found (install it, e.g. apt-get install acl attr e2fsprogs xfsprogs btrfs-progs)", name)
 	return ""
 }
 

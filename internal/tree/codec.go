@@ -46,6 +46,7 @@ const (
 	tagSubtree      = 20
 	tagFlags        = 21
 	tagError        = 22
+	tagInodeFlags   = 23
 )
 
 // ErrCorrupt is wrapped by every decoding error.
@@ -112,6 +113,9 @@ func AppendNode(buf []byte, n *Node) []byte {
 	}
 	if n.Error != "" {
 		buf = appendBytes(buf, tagError, n.Error)
+	}
+	if n.HasInodeFlags || n.InodeFlags != 0 {
+		buf = appendVarint(buf, tagInodeFlags, uint64(n.InodeFlags))
 	}
 	size := len(buf) - body
 	hdr := binary.AppendUvarint(rec[:0], uint64(size))
@@ -264,7 +268,7 @@ func setField(n *Node, tag, wire, v uint64, val []byte) error {
 	case tagName, tagUser, tagGroup, tagLinkTarget, tagXattr, tagContent, tagContentLists, tagSubtree, tagError:
 		want = wireBytes
 	}
-	if tag > tagError {
+	if tag > tagInodeFlags {
 		return nil // a field from a newer writer: skipped
 	}
 	if wire != want {
@@ -334,6 +338,11 @@ func setField(n *Node, tag, wire, v uint64, val []byte) error {
 		n.Flags = uint32(v)
 	case tagError:
 		n.Error = string(val)
+	case tagInodeFlags:
+		if v > 1<<32-1 {
+			return fmt.Errorf("%w: node %q has inode flags %#x beyond 32 bits", ErrCorrupt, n.Name, v)
+		}
+		n.InodeFlags, n.HasInodeFlags = uint32(v), true
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package tree
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -13,10 +14,13 @@ func sampleNodes() []Node {
 	a[0], b[31] = 1, 2
 	return []Node{
 		{Name: "dir", Type: Dir, Mode: 0o1777, UID: 1000, GID: 100, User: "alice", Group: "users",
-			MTime: 1700000000123456789, CTime: -5, ATime: 1, Inode: 42, DeviceID: 2049, Links: 3, Subtree: []id.ID{a, b}},
+			MTime: 1700000000123456789, CTime: -5, ATime: 1, Inode: 42, DeviceID: 2049, Links: 3, Subtree: []id.ID{a, b},
+			InodeFlags: 0x10 | 0x40, HasInodeFlags: true},
 		{Name: "f\xff\nname with space", Type: File, Mode: 0o4755, Size: 1 << 40,
-			Content: []Chunk{{ID: a, Size: 100}, {Size: 1 << 39}, {ID: b, Size: 7}},
-			Xattrs:  []Xattr{{Name: "user.x", Value: []byte{0, 1, 2}}, {Name: "system.posix_acl_access", Value: nil}}},
+			Content:    []Chunk{{ID: a, Size: 100}, {Size: 1 << 39}, {ID: b, Size: 7}},
+			Xattrs:     []Xattr{{Name: "user.x", Value: []byte{0, 1, 2}}, {Name: "system.posix_acl_access", Value: nil}},
+			InodeFlags: 0xffffffff, HasInodeFlags: true},
+		{Name: "read, none set", Type: File, HasInodeFlags: true},
 		{Name: "l", Type: Symlink, LinkTarget: "/etc/passwd"},
 		{Name: "dev", Type: BlockDev, Rdev: 0x0801},
 		{Name: "big", Type: File, ContentLists: []id.ID{a}, Flags: FlagChanged | FlagUnreadable, Error: "permission denied"},
@@ -125,6 +129,46 @@ func TestCorrupt(t *testing.T) {
 	}
 }
 
+// TestInodeFlagsField checks the optional inode flags field (tag 23): a
+// node without flags encodes as before it existed, one with flags decodes
+// to them, and a value past 32 bits or of the wrong wire type is corrupt.
+func TestInodeFlagsField(t *testing.T) {
+	n := Node{Name: "f", Type: File, Size: 3}
+	plain := AppendNode(nil, &n)
+	n.InodeFlags, n.HasInodeFlags = 0x800010, true
+	flagged := AppendNode(nil, &n)
+	want := appendVarint(append([]byte(nil), plain[1:]...), tagInodeFlags, 0x800010)
+	if plain[0] != byte(len(plain)-1) || flagged[0] != byte(len(want)) || string(flagged[1:]) != string(want) {
+		t.Fatalf("encoding with flags %x, want the plain record %x followed by tag 23", flagged, plain)
+	}
+	got, err := DecodeNode(flagged[1:])
+	if err != nil || got.InodeFlags != n.InodeFlags || !got.HasInodeFlags {
+		t.Fatalf("decoded flags %#x (read %v), %v; want %#x", got.InodeFlags, got.HasInodeFlags, err, n.InodeFlags)
+	}
+	// Flags read and found clear are written, as a zero.
+	n.InodeFlags = 0
+	clear := AppendNode(nil, &n)
+	if got, err := DecodeNode(clear[1:]); err != nil || !got.HasInodeFlags || got.InodeFlags != 0 || len(clear) != len(plain)+3 {
+		t.Errorf("flags read as none: %x decodes to %+v, %v", clear, got, err)
+	}
+	if got, _ := DecodeNode(plain[1:]); got.HasInodeFlags {
+		t.Error("a node without tag 23 decodes as having had its flags read")
+	}
+	for name, rec := range map[string][]byte{
+		"over 32 bits": appendVarint(append([]byte(nil), plain[1:]...), tagInodeFlags, 1<<32),
+		"bytes wire":   appendBytes(append([]byte(nil), plain[1:]...), tagInodeFlags, "\x10"),
+	} {
+		if _, err := DecodeNode(rec); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v, want ErrCorrupt", name, err)
+		}
+	}
+	// A field from a still newer writer is skipped, as tag 23 is by
+	// readers older than it.
+	if got, err := DecodeNode(appendVarint(append([]byte(nil), plain[1:]...), tagInodeFlags+1, 5)); err != nil || got.Name != "f" {
+		t.Errorf("unknown tag 24: %+v, %v", got, err)
+	}
+}
+
 func TestContentList(t *testing.T) {
 	cs := []Chunk{{ID: id.ID{9}, Size: 65536}, {Size: 1 << 40}}
 	got, err := DecodeContentList(EncodeContentList(cs))
@@ -167,7 +211,8 @@ func FuzzTree(f *testing.F) {
 			if err != nil || !ok {
 				t.Fatalf("re-encoded node %d does not decode: %v", i, err)
 			}
-			if n.Name != decoded[i].Name || n.Size != decoded[i].Size || len(n.Content) != len(decoded[i].Content) {
+			if n.Name != decoded[i].Name || n.Size != decoded[i].Size || len(n.Content) != len(decoded[i].Content) ||
+				n.InodeFlags != decoded[i].InodeFlags || n.HasInodeFlags != decoded[i].HasInodeFlags {
 				t.Fatalf("node %d changed on re-encoding", i)
 			}
 		}

@@ -28,7 +28,7 @@ func TestUnknownFieldsSkipped(t *testing.T) {
 	rec := AppendNode(nil, &n)
 	l, k := binary.Uvarint(rec)
 	body := append([]byte(nil), rec[k:k+int(l)]...)
-	body = appendVarint(body, 23, 12345)
+	body = appendVarint(body, 24, 12345)
 	body = appendBytes(body, 40, "a field from the future")
 	got, err := DecodeNode(body)
 	if err != nil {

@@ -106,11 +106,22 @@ type Node struct {
 	Flags   uint32
 	// Error says why a file could not be read (FlagUnreadable).
 	Error string
+	// InodeFlags are the file's or directory's attributes that chattr(1)
+	// sets, as FS_IOC_GETFLAGS reports them (FS_IMMUTABLE_FL 0x10,
+	// FS_APPEND_FL 0x20, ...), limited to those a restore may set
+	// (fs.KeptInodeFlags). HasInodeFlags says they were read: it is false
+	// for other node types, on filesystems without inode flags, and in
+	// snapshots written before rewind captured them, and then a restore
+	// leaves the flags alone.
+	InodeFlags    uint32
+	HasInodeFlags bool
 }
 
 // SameMeta reports whether two nodes record the same metadata that a
 // restore sets: mode, owner, mtime, size, link target, device number and
-// xattrs. Content, inode numbers, atime and ctime are not compared.
+// xattrs. Content, inode numbers, atime and ctime are not compared, nor
+// are inode flags, which only snapshots capture (a change to them changes
+// the ctime).
 func SameMeta(a, b *Node) bool {
 	if a.Mode != b.Mode || a.UID != b.UID || a.GID != b.GID || a.MTime != b.MTime || a.Size != b.Size ||
 		a.LinkTarget != b.LinkTarget || a.Rdev != b.Rdev || len(a.Xattrs) != len(b.Xattrs) {
