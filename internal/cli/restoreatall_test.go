@@ -30,6 +30,13 @@ func (s hostState) backedUp(t *testing.T, dir string) hostState {
 	return next
 }
 
+func chmod(t *testing.T, p string, mode os.FileMode) {
+	t.Helper()
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRestoreAtEverything: restore --at T without PATH restores every
 // path the host backed up, each from its own newest backup ended by T.
 // /etc and /srv/www are backed up at different times, then /srv whole
@@ -60,7 +67,11 @@ func TestRestoreAtEverything(t *testing.T) {
 	writeFiles(t, etc, map[string][]byte{"hosts": []byte("127.0.0.1 two\n"), "resolv.conf": []byte("nameserver 10.0.0.1\n")})
 	backup(etc)
 	writeFiles(t, srv, map[string][]byte{"other/readme": []byte("other, second\n")})
+	chmod(t, srv, 0o750)
 	backup(srv)
+	// The backup of /srv/www that follows records /srv as it is then; the
+	// backup of /srv answers for /srv itself.
+	chmod(t, srv, 0o711)
 	writeFiles(t, www, map[string][]byte{"index.html": []byte("<p>two</p>\n")})
 	removeAll(t, filepath.Join(www, "img"))
 	backup(www)
@@ -72,6 +83,9 @@ func TestRestoreAtEverything(t *testing.T) {
 		target := e.path("restore", string(rune('a'+i)))
 		r := e.mustRun("restore", "--at", m.at, "--target", target)
 		sameAsMoment(t, "moment "+string(rune('0'+i)), m.state, target)
+		if fi, err := os.Stat(filepath.Join(target, srv)); i >= 3 && (err != nil || fi.Mode().Perm() != 0o750) {
+			t.Errorf("moment %d: %s restored as %v (%v), want the mode of the backup of /srv, 0750", i, srv, fi.Mode(), err)
+		}
 		if !strings.Contains(string(r.stderr), etc+" at ") {
 			t.Errorf("moment %d: restore --at does not say which snapshot answered %s:\n%s", i, etc, r.stderr)
 		}
