@@ -113,6 +113,7 @@ type jsonRestoreSummary struct {
 	Backend        jsonBackend     `json:"backend"`
 	MessageType    string          `json:"message_type"`
 	SnapshotID     string          `json:"snapshot_id"`
+	Path           string          `json:"path"`
 	FilesRestored  int64           `json:"files_restored"`
 	DirsRestored   int64           `json:"dirs_restored"`
 	OtherRestored  int64           `json:"other_restored"`
@@ -120,6 +121,8 @@ type jsonRestoreSummary struct {
 	FilesUnchanged int64           `json:"files_unchanged"`
 	FilesVerified  int64           `json:"files_verified"`
 	EntriesRemoved int64           `json:"entries_removed"`
+	Duration       float64         `json:"duration_seconds"`
+	BytesPerSecond float64         `json:"bytes_per_second"`
 	Errors         []jsonFileError `json:"errors"`
 	NotBackedUp    []jsonFileError `json:"not_backed_up"`
 	Warnings       []jsonFileError `json:"warnings"`

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/restorer"
@@ -49,9 +50,11 @@ Files the backup could not read are not restored (their content is
 unknown): they are named, what is at their paths is left alone, and the
 exit status is 3.
 
-With --at TIME instead of SNAPSHOT, restore PATH (a path on this machine;
-without it, everything) as it was at TIME: from the newest snapshot of this
-host (or --host) that covers PATH whose capture had ended by TIME. TIME is RFC 3339,
+With --at TIME instead of SNAPSHOT, restore PATH (a path on this machine)
+as it was at TIME: from the newest snapshot of this host (or --host) that
+covers PATH whose capture had ended by TIME. Without PATH, every path the
+host backed up comes back as it was at TIME, each from its own newest such
+snapshot, at its absolute place below --target. TIME is RFC 3339,
 "2026-11-22 10:31:05" in local time, relative as -15m, or a label made with
 rewind mark (see docs/CONTINUOUS.md).`,
 		Example: `  rewind restore latest --target /tmp/restore
@@ -59,7 +62,8 @@ rewind mark (see docs/CONTINUOUS.md).`,
   rewind restore latest --target /srv --include '/var/www/**' --verify
   rewind restore latest:/srv/www --target /srv/www --overwrite --delete
   rewind restore --at -15m /srv/app/config.yml --target /tmp/then
-  rewind restore --at "before nginx upgrade" /etc/nginx --target /tmp/nginx`,
+  rewind restore --at "before nginx upgrade" /etc/nginx --target /tmp/nginx
+  rewind restore --at "2026-11-22 03:00" --target /mnt/rebuild`,
 		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -68,6 +72,10 @@ rewind mark (see docs/CONTINUOUS.md).`,
 			}
 			if o.at == "" && len(args) != 1 {
 				return fmt.Errorf("name the SNAPSHOT[:PATH] to restore, or give --at TIME [PATH]")
+			}
+			ropt := o.restorerOptions(g)
+			if o.at != "" && len(args) == 0 {
+				return g.restoreEverythingAt(ctx, o.at, o.snapFilter, ropt)
 			}
 			open := func() (*repository.Repository, *snapshot.Snapshot, string, func(), error) {
 				if o.at != "" {
@@ -85,15 +93,8 @@ rewind mark (see docs/CONTINUOUS.md).`,
 				c.TotalBytes.Store(sn.Summary.TotalBytes)
 				c.TotalFiles.Store(sn.Summary.TotalFiles)
 			}
-			rs, err := restorer.New(r, restorer.Options{
-				Target: o.target, Include: o.include, Exclude: o.exclude,
-				Overwrite: o.overwrite || o.delete, Delete: o.delete, Verify: o.verify, Owner: os.Geteuid() == 0,
-				Logger: g.log,
-				Progress: func(files, bytes int64) {
-					c.Files.Add(files)
-					c.Bytes.Add(bytes)
-				},
-			})
+			ropt.Progress = countInto(c)
+			rs, err := restorer.New(r, ropt)
 			if err != nil {
 				return err
 			}
@@ -101,7 +102,7 @@ rewind mark (see docs/CONTINUOUS.md).`,
 			st, err := rs.Restore(ctx, sn, p)
 			prog.Stop()
 			if st != nil {
-				printRestoreSummary(g, sn, st)
+				printRestoreSummary(g, sn, "", st)
 			}
 			return err
 		},
@@ -118,17 +119,39 @@ rewind mark (see docs/CONTINUOUS.md).`,
 	return cmd
 }
 
+// restorerOptions are the restorer's options for the flags.
+func (o *restoreOpts) restorerOptions(g *globals) restorer.Options {
+	return restorer.Options{
+		Target: o.target, Include: o.include, Exclude: o.exclude,
+		Overwrite: o.overwrite || o.delete, Delete: o.delete, Verify: o.verify, Owner: os.Geteuid() == 0,
+		Logger: g.log,
+	}
+}
+
+// countInto is a restorer Progress function that counts into c.
+func countInto(c *ui.Counter) func(files, bytes int64) {
+	return func(files, bytes int64) {
+		c.Files.Add(files)
+		c.Bytes.Add(bytes)
+	}
+}
+
 // RestoreSummary is the JSON line printed by `restore --json`.
 type RestoreSummary struct {
 	MessageType string `json:"message_type"`
 	SnapshotID  string `json:"snapshot_id"`
+	// Path is the path restored from the snapshot, when a restore --at
+	// without PATH assembles several.
+	Path string `json:"path,omitempty"`
 	*restorer.Stats
 	Backend *backendSummary `json:"backend,omitempty"`
 }
 
-func printRestoreSummary(g *globals, sn *snapshot.Snapshot, st *restorer.Stats) {
+// printRestoreSummary prints what a restore from sn did; part is the path
+// it restored when a restore is made of several ("" otherwise).
+func printRestoreSummary(g *globals, sn *snapshot.Snapshot, part string, st *restorer.Stats) {
 	if g.json {
-		g.ui.JSONLine(RestoreSummary{MessageType: "summary", SnapshotID: sn.ID.String(), Stats: st, Backend: g.backendStats()})
+		g.ui.JSONLine(RestoreSummary{MessageType: "summary", SnapshotID: sn.ID.String(), Path: part, Stats: st, Backend: g.backendStats()})
 		return
 	}
 	for _, e := range st.Errors {
@@ -141,6 +164,9 @@ func printRestoreSummary(g *globals, sn *snapshot.Snapshot, st *restorer.Stats) 
 		g.ui.Warnf("warning: %s: %s\n", e.Path, e.Error)
 	}
 	if !g.quiet {
+		if part != "" {
+			g.ui.Printf("%s: ", part)
+		}
 		g.ui.Printf("restored %d files (%s), %d directories, %d other entries from snapshot %s",
 			st.Files, ui.Bytes(st.Bytes), st.Dirs, st.Other, sn.ID.Short())
 		if st.FilesSkipped > 0 {
@@ -152,6 +178,6 @@ func printRestoreSummary(g *globals, sn *snapshot.Snapshot, st *restorer.Stats) 
 		if st.Verified > 0 {
 			g.ui.Printf("; %d files verified", st.Verified)
 		}
-		g.ui.Printf("\n")
+		g.ui.Printf(" in %s (%s/s)\n", time.Duration(st.DurationSeconds*float64(time.Second)).Round(time.Millisecond), ui.Bytes(int64(st.BytesPerSecond)))
 	}
 }

@@ -109,7 +109,7 @@ func (r *Restorer) remove(dirfd int, name, p string) error {
 		}
 		return &os.PathError{Op: "lstat", Path: p, Err: err}
 	}
-	if r.excl.Match(p, name) || st.Mode&unix.S_IFMT == unix.S_IFSOCK || st.Dev != r.dev {
+	if r.leftAlone(p, name) || st.Mode&unix.S_IFMT == unix.S_IFSOCK || st.Dev != r.dev {
 		r.log.Info("left alone", "path", p)
 		return fmt.Errorf("%s: %w", p, errKept)
 	}

@@ -26,6 +26,15 @@ type Options struct {
 	// A target the restore creates always takes the directory's
 	// metadata.
 	TargetIsEntry bool
+	// Absolute restores the entry at the snapshot path given to Restore
+	// at that absolute path below Target, as a whole-snapshot restore
+	// places it: the directories above it are created with their own
+	// metadata, and hold only it (RestoreParts).
+	Absolute bool
+	// Skip names snapshot paths that the restore leaves alone, with what
+	// is below them, as if excluded: another part of the restore answers
+	// them (RestoreParts).
+	Skip []string
 	// Verify re-reads every written file and checks it against the
 	// snapshot.
 	Verify bool
@@ -35,6 +44,10 @@ type Options struct {
 	Logger  *slog.Logger
 	// Progress, when set, is told about every finished file.
 	Progress func(files, bytes int64)
+
+	// targetReady: RestoreParts has checked and made the target, which
+	// earlier parts write into.
+	targetReady bool
 }
 
 // Stats is what a restore did.
@@ -48,8 +61,12 @@ type Stats struct {
 	// Removed counts entries of the target removed to make way for the
 	// snapshot's (Overwrite: an entry of another type in the way) or
 	// because the snapshot lacks them (Delete).
-	Removed int64       `json:"entries_removed"`
-	Errors  []FileError `json:"errors,omitempty"`
+	Removed int64 `json:"entries_removed"`
+	// DurationSeconds is how long the restore took; BytesPerSecond is
+	// Bytes over it.
+	DurationSeconds float64     `json:"duration_seconds"`
+	BytesPerSecond  float64     `json:"bytes_per_second"`
+	Errors          []FileError `json:"errors,omitempty"`
 	// NotBackedUp names files of the snapshot that were not restored
 	// because the backup could not read their content.
 	NotBackedUp []FileError `json:"not_backed_up,omitempty"`

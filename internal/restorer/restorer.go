@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rewind-backup/rewind/internal/filter"
 	"github.com/rewind-backup/rewind/internal/fs"
@@ -62,6 +63,8 @@ type Restorer struct {
 	// inheritsACL: the target has a default ACL, so every entry created
 	// below it starts with an ACL that is not the snapshot's.
 	inheritsACL bool
+	// skip holds Options.Skip.
+	skip map[string]bool
 }
 
 type devIno struct{ dev, ino uint64 }
@@ -77,7 +80,10 @@ func New(r *repository.Repository, opt Options) (*Restorer, error) {
 			opt.Workers = v
 		}
 	}
-	rs := &Restorer{repo: r, opt: opt, log: opt.Logger, links: map[devIno]string{}}
+	rs := &Restorer{repo: r, opt: opt, log: opt.Logger, links: map[devIno]string{}, skip: map[string]bool{}}
+	for _, p := range opt.Skip {
+		rs.skip[path.Clean("/"+p)] = true
+	}
 	if rs.log == nil {
 		rs.log = slog.New(slog.DiscardHandler)
 	}
@@ -156,13 +162,23 @@ type rdir struct {
 // target under its own name. Errors on single files are collected in the
 // returned Stats; the error is non-nil if anything failed.
 func (r *Restorer) Restore(ctx context.Context, sn *snapshot.Snapshot, snapPath string) (*Stats, error) {
+	began := time.Now()
+	base := path.Clean("/" + snapPath)
 	start, err := snapshot.Lookup(ctx, r.repo, sn, snapPath)
 	if err != nil {
 		return nil, err
 	}
-	created, err := r.prepareTarget()
-	if err != nil {
-		return nil, err
+	var above []*tree.Node
+	if r.opt.Absolute {
+		if above, err = ancestors(ctx, r.repo, sn, base); err != nil {
+			return nil, err
+		}
+	}
+	created := false
+	if !r.opt.targetReady {
+		if created, err = r.prepareTarget(); err != nil {
+			return nil, err
+		}
 	}
 	rootfd, err := fs.OpenDir(r.opt.Target)
 	if err != nil {
@@ -188,7 +204,9 @@ func (r *Restorer) Restore(ctx context.Context, sn *snapshot.Snapshot, snapPath 
 	r.jobs = make(chan *fileJob, 4*r.opt.Workers)
 	g.Go(func() error {
 		defer close(r.jobs)
-		base := path.Clean("/" + snapPath)
+		if r.opt.Absolute && base != "/" {
+			return r.along(gctx, top, above, base, start)
+		}
 		if start.Type == tree.Dir {
 			return r.walk(gctx, top, base, start.Subtree, r.incl == nil)
 		}
@@ -202,8 +220,7 @@ func (r *Restorer) Restore(ctx context.Context, sn *snapshot.Snapshot, snapPath 
 		g.Go(func() error { return r.worker(gctx) })
 	}
 	err = g.Wait()
-	base := path.Clean("/" + snapPath)
-	if err == nil && start.Type == tree.Dir && base != "/" && (created || r.opt.TargetIsEntry) && !r.full.Load() {
+	if err == nil && start.Type == tree.Dir && base != "/" && !r.opt.Absolute && (created || r.opt.TargetIsEntry) && !r.full.Load() {
 		// The target is the directory restored: it takes its mode, owner,
 		// times, xattrs and ACLs, now that nothing more is written into it.
 		if merr := r.applyTargetMeta(start); merr != nil {
@@ -213,6 +230,10 @@ func (r *Restorer) Restore(ctx context.Context, sn *snapshot.Snapshot, snapPath 
 	r.stats.Removed = r.removed.Load()
 	r.stats.Files, r.stats.Bytes, r.stats.Dirs = r.files.Load(), r.bytes.Load(), r.dirs.Load()
 	r.stats.Other, r.stats.FilesSkipped, r.stats.Verified = r.other.Load(), r.skipped.Load(), r.verified.Load()
+	r.stats.DurationSeconds = time.Since(began).Seconds()
+	if r.stats.DurationSeconds > 0 {
+		r.stats.BytesPerSecond = float64(r.stats.Bytes) / r.stats.DurationSeconds
+	}
 	if err == nil && r.full.Load() {
 		err = fmt.Errorf("%w after restoring %d files (%d bytes): free space and run the restore again with --overwrite to finish it", ErrDiskFull, r.stats.Files, r.stats.Bytes)
 	}
@@ -374,7 +395,7 @@ func (r *Restorer) entry(ctx context.Context, d *rdir, dirPath string, n *tree.N
 	}
 	p := path.Join(dirPath, n.Name)
 	rel := path.Join(d.rel, n.Name)
-	if r.excl.Match(p, n.Name) {
+	if r.leftAlone(p, n.Name) {
 		return nil
 	}
 	inc := all || r.incl.Match(p, n.Name)

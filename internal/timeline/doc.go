@@ -5,7 +5,9 @@
 //     "2026-11-22 10:31:05", a relative "-15m", or a label made with
 //     `rewind mark`), resolved to the latest instant the moment covers.
 //   - Selection: the snapshots that cover a path, and the one that shows
-//     it at a moment (the newest taken at or before it).
+//     it at a moment (the newest taken at or before it); for a whole host
+//     at a moment, every path it backed up with its own such snapshot
+//     (AtEvery).
 //   - Versions: consecutive snapshots in which a path did not change,
 //     folded into one version, by comparing the stored content IDs and
 //     directory trees, never file data.

@@ -3,6 +3,7 @@ package timeline
 import (
 	"context"
 	"errors"
+	"path"
 	"sort"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 // absent.
 func Covers(sn *snapshot.Snapshot, p string) bool {
 	for _, sp := range sn.Paths {
+		sp = path.Clean("/" + sp)
 		if sp == "/" || p == sp || strings.HasPrefix(p, sp+"/") {
 			return true
 		}
