@@ -2,9 +2,11 @@ package cli
 
 import (
 	"errors"
+	"os"
 
 	"github.com/rewind-backup/rewind/internal/restorer"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 func newDumpCmd(g *globals) *cobra.Command {
@@ -26,13 +28,17 @@ exit status is then 3.`,
   rewind dump 4f2a91c3:/home/alice | tar -t`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			out := cmd.OutOrStdout()
+			if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+				return errors.New("dump: standard output is a terminal; redirect it to a file or pipe it, as in: rewind dump " + args[0] + " > out.tar, or: rewind dump " + args[0] + " | tar -t")
+			}
 			ctx := cmd.Context()
 			r, sn, p, done, err := g.openSnapshot(ctx, "dump", args[0], sf.filter())
 			if err != nil {
 				return err
 			}
 			defer done()
-			err = restorer.Dump(ctx, r, sn, p, cmd.OutOrStdout(), func(q string, err error) {
+			err = restorer.Dump(ctx, r, sn, p, out, func(q string, err error) {
 				g.ui.Warnf("left out %s: %v\n", shownPath(q), err)
 			})
 			if errors.Is(err, restorer.ErrEntriesRefused) || errors.Is(err, restorer.ErrIncomplete) {
