@@ -41,6 +41,12 @@ func Dump(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, 
 		tw := newTarDump(ctx, r, w)
 		base := path.Clean("/" + p)
 		badNames, notBackedUp := 0, 0
+		// The directory itself comes first, as "./" in GNU tar's archive
+		// of ".": its mode, owner, times, ACLs (the default ACL too) and
+		// xattrs are part of what is dumped.
+		if err := tw.entry(".", n); err != nil {
+			return err
+		}
 		err := snapshot.WalkNames(ctx, r, "", n.Subtree, func(name string, c *tree.Node, bad error) error {
 			if bad == nil && snapshot.NotBackedUp(c) {
 				notBackedUp++

@@ -69,13 +69,14 @@ func paxRecord(k, v string) string {
 	return strconv.Itoa(n) + " " + k + "=" + v + "\n"
 }
 
-// paxTime formats nanoseconds since the epoch as seconds with a fraction.
+// paxTime formats nanoseconds since the epoch as seconds with a
+// fraction; before 1970 the sign covers both ("-1.5" is 1.5 s before).
 func paxTime(ns int64) string {
-	sec, frac := ns/1e9, ns%1e9
-	if frac < 0 {
-		sec, frac = sec-1, frac+1e9
+	sign := ""
+	if ns < 0 {
+		sign, ns = "-", -ns
 	}
-	return fmt.Sprintf("%d.%09d", sec, frac)
+	return fmt.Sprintf("%s%d.%09d", sign, ns/1e9, ns%1e9)
 }
 
 // ustarHeader builds a 512-byte ustar header; values that do not fit are
