@@ -97,7 +97,7 @@ func (d *tarDump) entry(name string, n *tree.Node) error {
 	if err := d.writeHeader(h, name); err != nil {
 		return err
 	}
-	return d.data(name, content)
+	return d.data(d.tw, name, content)
 }
 
 func (d *tarDump) writeHeader(h *tar.Header, name string) error {
@@ -107,8 +107,8 @@ func (d *tarDump) writeHeader(h *tar.Header, name string) error {
 	return nil
 }
 
-// data writes the data chunks of content, skipping holes.
-func (d *tarDump) data(name string, content []tree.Chunk) error {
+// data writes the data chunks of content to w, skipping holes.
+func (d *tarDump) data(w io.Writer, name string, content []tree.Chunk) error {
 	var err error
 	for _, c := range content {
 		if c.IsHole() {
@@ -117,7 +117,7 @@ func (d *tarDump) data(name string, content []tree.Chunk) error {
 		if d.buf, err = d.r.LoadBlob(d.ctx, pack.DataBlob, c.ID, d.buf); err != nil {
 			return fmt.Errorf("%q: %w", name, err)
 		}
-		if _, err := d.tw.Write(d.buf); err != nil {
+		if _, err := w.Write(d.buf); err != nil {
 			return fmt.Errorf("tar %q: %w", name, err)
 		}
 	}
@@ -203,17 +203,8 @@ func (d *tarDump) sparse(h *tar.Header, name string, n *tree.Node, content []tre
 	if _, err := d.w.Write(m); err != nil {
 		return fmt.Errorf("tar %q: %w", name, err)
 	}
-	var err2 error
-	for _, c := range content {
-		if c.IsHole() {
-			continue
-		}
-		if d.buf, err2 = d.r.LoadBlob(d.ctx, pack.DataBlob, c.ID, d.buf); err2 != nil {
-			return fmt.Errorf("%q: %w", name, err2)
-		}
-		if _, err := d.w.Write(d.buf); err != nil {
-			return fmt.Errorf("tar %q: %w", name, err)
-		}
+	if err := d.data(d.w, name, content); err != nil {
+		return err
 	}
 	if pad := stored % tarBlockSize; pad != 0 {
 		if _, err := d.w.Write(make([]byte, tarBlockSize-pad)); err != nil {
