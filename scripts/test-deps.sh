@@ -11,6 +11,7 @@ command -v mkfs.xfs >/dev/null || need+=(xfsprogs)
 command -v mkfs.btrfs >/dev/null || need+=(btrfs-progs)
 command -v restic >/dev/null || need+=(restic)
 command -v borg >/dev/null || need+=(borgbackup)
+command -v bsdtar >/dev/null || need+=(libarchive-tools)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "test-deps: missing packages ${need[*]}; tests that need them will be skipped (run as root to install)" >&2

@@ -1,13 +1,11 @@
 package restorer
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"path"
-	"time"
 
 	"github.com/rewind-backup/rewind/internal/pack"
 	"github.com/rewind-backup/rewind/internal/repository"
@@ -20,7 +18,9 @@ import (
 var ErrEntriesRefused = errors.New("snapshot holds entries with invalid names")
 
 // Dump writes the file at p to w, or, for a directory, a tar archive of
-// everything below it. An entry whose name restore would refuse ("..", a
+// everything below it that GNU tar and bsdtar extract in full (see
+// tarDump): hard links as links, sparse files as sparse entries, ACLs and
+// xattrs as GNU tar's --acls --xattrs read them. An entry whose name restore would refuse ("..", a
 // name with '/', a second entry of one name...) is not written: a tar
 // extractor that trusts its input would write it outside its target. A
 // file whose content the backup could not read is not written either:
@@ -38,9 +38,15 @@ func Dump(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, 
 	case tree.File:
 		return WriteContent(ctx, r, n, w)
 	case tree.Dir:
-		tw := tar.NewWriter(w)
+		tw := newTarDump(ctx, r, w)
 		base := path.Clean("/" + p)
 		badNames, notBackedUp := 0, 0
+		// The directory itself comes first, as "./" in GNU tar's archive
+		// of ".": its mode, owner, times, ACLs (the default ACL too) and
+		// xattrs are part of what is dumped.
+		if err := tw.entry(".", n); err != nil {
+			return err
+		}
 		err := snapshot.WalkNames(ctx, r, "", n.Subtree, func(name string, c *tree.Node, bad error) error {
 			if bad == nil && snapshot.NotBackedUp(c) {
 				notBackedUp++
@@ -54,7 +60,7 @@ func Dump(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, 
 				}
 				return nil
 			}
-			return tarEntry(ctx, r, tw, name, c)
+			return tw.entry(name, c)
 		})
 		if err != nil {
 			return err
@@ -100,45 +106,6 @@ func WriteContent(ctx context.Context, r *repository.Repository, n *tree.Node, w
 		if _, err := w.Write(buf); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-func tarEntry(ctx context.Context, r *repository.Repository, tw *tar.Writer, name string, n *tree.Node) error {
-	h := &tar.Header{
-		Name: name, Mode: int64(n.Mode), Uid: int(n.UID), Gid: int(n.GID), Uname: n.User, Gname: n.Group,
-		ModTime: time.Unix(0, n.MTime), AccessTime: time.Unix(0, n.ATime), Format: tar.FormatPAX,
-	}
-	for _, x := range n.Xattrs {
-		if h.PAXRecords == nil {
-			h.PAXRecords = map[string]string{}
-		}
-		h.PAXRecords["SCHILY.xattr."+x.Name] = string(x.Value)
-	}
-	switch n.Type {
-	case tree.File:
-		h.Typeflag, h.Size = tar.TypeReg, int64(n.Size)
-	case tree.Dir:
-		h.Typeflag, h.Name = tar.TypeDir, name+"/"
-	case tree.Symlink:
-		h.Typeflag, h.Linkname = tar.TypeSymlink, n.LinkTarget
-	case tree.CharDev, tree.BlockDev:
-		h.Typeflag = tar.TypeChar
-		if n.Type == tree.BlockDev {
-			h.Typeflag = tar.TypeBlock
-		}
-		h.Devmajor = int64((n.Rdev>>8)&0xfff | (n.Rdev>>32)&^0xfff)
-		h.Devminor = int64(n.Rdev&0xff | (n.Rdev>>12)&^0xff)
-	case tree.FIFO:
-		h.Typeflag = tar.TypeFifo
-	default:
-		return nil
-	}
-	if err := tw.WriteHeader(h); err != nil {
-		return fmt.Errorf("tar %s: %w", name, err)
-	}
-	if n.Type == tree.File {
-		return WriteContent(ctx, r, n, tw)
 	}
 	return nil
 }
