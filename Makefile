@@ -14,7 +14,7 @@ TEST_FUZZTIME ?= 3s
 test:
 	bash scripts/test-deps.sh
 	bash scripts/minio.sh
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 30m ./...
 	GO="$(GO)" FUZZTIME=$(TEST_FUZZTIME) bash scripts/fuzz.sh
 
 # bench runs the comparison against restic and borg and rewrites BENCHMARKS.md.

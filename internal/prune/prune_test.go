@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/rewind-backup/rewind/internal/backend"
@@ -237,28 +238,38 @@ func TestPruneRevivesForConcurrentBackup(t *testing.T) {
 }
 
 // TestPruneRefusesDamage: an index that lists a pack that is gone stops
-// the prune before it changes anything.
+// the prune before it changes anything, whichever pack it is (one of
+// data blobs, or the one holding the trees).
 func TestPruneRefusesDamage(t *testing.T) {
-	be := mem.New()
-	initRepo(t, be)
-	a := filepath.Join(t.TempDir(), "a")
-	writeTree(t, a, 9, 10, 40<<10)
-	backupDir(t, be, a)
-	var victim string
-	be.List(context.Background(), backend.PackFile, func(fi backend.FileInfo) error {
-		victim = fi.Name
-		return nil
-	})
-	if err := be.Remove(context.Background(), backend.Handle{Type: backend.PackFile, Name: victim}); err != nil {
-		t.Fatal(err)
-	}
-	before, _ := packCount(t, be)
-	_, err := tryPrune(be, nil, Options{})
-	if !isMissing(err) {
-		t.Fatalf("prune of a damaged repository: %v; want ErrMissing", err)
-	}
-	if after, _ := packCount(t, be); after != before || fileCount(t, be, backend.GCFile) != 0 {
-		t.Error("prune changed a damaged repository")
+	for victim := 0; ; victim++ {
+		be := mem.New()
+		initRepo(t, be)
+		a := filepath.Join(t.TempDir(), "a")
+		writeTree(t, a, 9, 10, 40<<10)
+		backupDir(t, be, a)
+		var packs []string
+		be.List(context.Background(), backend.PackFile, func(fi backend.FileInfo) error {
+			packs = append(packs, fi.Name)
+			return nil
+		})
+		if victim == len(packs) {
+			if victim < 2 {
+				t.Fatalf("only %d packs: the test needs a data pack and a tree pack", victim)
+			}
+			return
+		}
+		slices.Sort(packs)
+		if err := be.Remove(context.Background(), backend.Handle{Type: backend.PackFile, Name: packs[victim]}); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := packCount(t, be)
+		_, err := tryPrune(be, nil, Options{})
+		if !isMissing(err) {
+			t.Fatalf("prune with pack %d of %d gone: %v; want ErrMissing", victim+1, len(packs), err)
+		}
+		if after, _ := packCount(t, be); after != before || fileCount(t, be, backend.GCFile) != 0 {
+			t.Errorf("prune changed a damaged repository (pack %d of %d gone)", victim+1, len(packs))
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/rewind-backup/rewind/internal/backend"
 	"github.com/rewind-backup/rewind/internal/id"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
@@ -147,7 +148,7 @@ func walkTree(ctx context.Context, r *repository.Repository, j treeJob, u *usedS
 		return fmt.Errorf("%w: tree blob %s of %s in snapshot %s; run `rewind check`, then `rewind repair snapshots`",
 			ErrMissing, j.id, j.path, j.snap.Short())
 	}
-	return snapshot.EachNode(ctx, r, []id.ID{j.id}, func(n *tree.Node) error {
+	err := snapshot.EachNode(ctx, r, []id.ID{j.id}, func(n *tree.Node) error {
 		p := joinPath(j.path, n.Name)
 		for _, s := range n.Subtree {
 			push(treeJob{id: s, path: p, snap: j.snap})
@@ -186,6 +187,15 @@ func walkTree(ctx context.Context, r *repository.Repository, j treeJob, u *usedS
 		}
 		return nil
 	})
+	if err != nil && backend.IsNotExist(err) && !errors.Is(err, ErrMissing) {
+		// The index lists the tree blob, but its pack is gone.
+		if damaged {
+			return nil
+		}
+		return fmt.Errorf("%w: tree blob %s of %s in snapshot %s (%w); run `rewind check`, then `rewind repair index` and `rewind repair snapshots`",
+			ErrMissing, j.id, j.path, j.snap.Short(), err)
+	}
+	return err
 }
 
 func joinPath(dir, name string) string {
