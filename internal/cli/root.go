@@ -177,7 +177,7 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		newForgetCmd(g), newRepairCmd(g), newPruneCmd(g),
 		newProtectCmd(g), newUnprotectCmd(g), newConfigCmd(g),
 		newVersionsCmd(g), newRollbackCmd(g), newMarkCmd(g), newUnmarkCmd(g),
-		newCopyCmd(g),
+		newCopyCmd(g), newTagCmd(g), newRewriteCmd(g), newStatsCmd(g),
 		newRetentionCmd(g), newRecoverVersionsCmd(g),
 		newWatchCmd(g),
 	)
