@@ -192,8 +192,6 @@ func TestRewriteRemovesPaths(t *testing.T) {
 			t.Errorf("summary totals of %s not reduced by the removed files: %+v", sn.ShortID, sn.Summary)
 		}
 	}
-	// The other snapshots' trees are reused: only the listings on the
-	// way to a removed entry are new.
 	if out := string(e.mustRun("rewrite", "--exclude", "nothing-like-this", news[0].ShortID).stdout); !strings.Contains(out, "nothing matches") {
 		t.Errorf("rewrite without a match: %s", out)
 	}
@@ -245,7 +243,7 @@ func TestRewriteKeepsOriginal(t *testing.T) {
 	t.Parallel()
 	e := newRepo(t, 0)
 	src := e.path("src")
-	writeFiles(t, src, map[string][]byte{"a/pw.txt": []byte("hunter2\n"), "a/b.txt": []byte("b\n")})
+	writeFiles(t, src, map[string][]byte{"a/pw.txt": []byte("hunter2\n"), "a/b.txt": []byte("b\n"), "c/d/e.txt": []byte("e\n")})
 	e.mustRun("backup", src)
 	old := listSnapshotsJSON(t, e)[0]
 	pats := e.path("leaked.txt")
@@ -265,8 +263,47 @@ func TestRewriteKeepsOriginal(t *testing.T) {
 			t.Errorf("rewrite record: %+v", sn.Rewrite)
 		}
 	}
+	// Unchanged directories keep their stored trees; those on the way to
+	// a removed entry get new ones.
+	var rewritten string
+	for _, sn := range sns {
+		if sn.ID != old.ID {
+			rewritten = sn.ID
+		}
+	}
+	if subtree(t, e, old.ID, src+"/c") != subtree(t, e, rewritten, src+"/c") {
+		t.Errorf("an unchanged directory got a new tree")
+	}
+	if subtree(t, e, old.ID, src+"/a") == subtree(t, e, rewritten, src+"/a") {
+		t.Errorf("the directory that lost a file kept its tree")
+	}
 	e.expectCode(ExitFatal, "rewrite", "latest")
 	e.expectCode(ExitFatal, "rewrite", "--exclude", "x")
 	e.expectCode(ExitFatal, "rewrite", "--exclude", "[", "latest")
 	e.mustRun("check", "--read-data")
+}
+
+// subtree returns the tree blob IDs of directory p in a snapshot, read in
+// this process, as one string.
+func subtree(t *testing.T, e *env, snapID, p string) string {
+	t.Helper()
+	ctx := context.Background()
+	r := openInProcess(t, e)
+	defer r.Close()
+	if err := r.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sn, err := snapshot.Find(ctx, r, snapID, snapshot.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := snapshot.Lookup(ctx, r, sn, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, i := range n.Subtree {
+		b.WriteString(i.String())
+	}
+	return b.String()
 }
