@@ -59,6 +59,7 @@ func newStatsCmd(g *globals) *cobra.Command {
                      them: files, directories, other entries and bytes.
                      Files the backup could not read have no content: they
                      are counted apart ("not backed up") and add no bytes.
+                     A hard-linked file adds its bytes once per snapshot.
   files-by-contents  distinct file contents among those files, and their
                      bytes: files with the same content count once.
   raw-data           the distinct blobs the snapshots reference, their

@@ -175,6 +175,7 @@ func Rewritten(sn *Snapshot, root []id.ID, ex Excluded, excludes []string, versi
 	rs.Tags = slices.Clone(sn.Tags)
 	rs.Excludes = slices.Clone(sn.Excludes)
 	rs.Rewrite = &Rewrite{From: sn.ID, Time: now.UTC(), Excludes: slices.Clone(excludes)}
+	rs.TaggedFrom = nil // it names sn's predecessor, not what this replaces
 	if version != "" {
 		rs.ProgramVersion = version
 	}

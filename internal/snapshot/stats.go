@@ -40,8 +40,29 @@ type Stats struct {
 }
 
 // dirCount is what one directory listing adds to the restore counts.
+// bytes leaves out hard-linked files, whose sizes are in linked by inode
+// so that a snapshot counts each once.
 type dirCount struct {
 	files, dirs, other, bytes, nbu int64
+	linked                         map[inodeKey]int64
+}
+
+type inodeKey struct{ dev, ino uint64 }
+
+func (c *dirCount) link(k inodeKey, size int64) {
+	if c.linked == nil {
+		c.linked = map[inodeKey]int64{}
+	}
+	c.linked[k] = size
+}
+
+// total is the bytes of c, each hard-linked file once.
+func (c *dirCount) total() int64 {
+	n := c.bytes
+	for _, s := range c.linked {
+		n += s
+	}
+	return n
 }
 
 // statsWalker walks snapshots once for all the numbers of Stats.
@@ -66,7 +87,7 @@ func ComputeStats(ctx context.Context, r *repository.Repository, sns []*Snapshot
 		w.st.Files += c.files
 		w.st.Dirs += c.dirs
 		w.st.Other += c.other
-		w.st.RestoreBytes += c.bytes
+		w.st.RestoreBytes += c.total()
 		w.st.NotBackedUp += c.nbu
 	}
 	return w.st, nil
@@ -119,6 +140,9 @@ func (w *statsWalker) dir(ctx context.Context, ids []id.ID) (dirCount, error) {
 				c.other += sub.other
 				c.bytes += sub.bytes
 				c.nbu += sub.nbu
+				for k, size := range sub.linked {
+					c.link(k, size)
+				}
 			}
 		case NotBackedUp(n):
 			if !refused {
@@ -139,7 +163,11 @@ func (w *statsWalker) dir(ctx context.Context, ids []id.ID) (dirCount, error) {
 			}
 			if !refused {
 				c.files++
-				c.bytes += int64(n.Size)
+				if n.Links > 1 {
+					c.link(inodeKey{n.DeviceID, n.Inode}, int64(n.Size))
+				} else {
+					c.bytes += int64(n.Size)
+				}
 				w.content(chunks, n.Size)
 			}
 		default:
