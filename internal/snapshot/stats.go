@@ -99,7 +99,7 @@ func (w *statsWalker) blob(i id.ID, isTree bool) {
 		return
 	}
 	w.blobs[i] = true
-	loc, ok := w.r.Index().Lookup(i)
+	loc, ok := w.r.Locate(i)
 	if !ok {
 		w.st.Missing++
 		return
