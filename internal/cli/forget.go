@@ -332,20 +332,7 @@ func (g *globals) loadGuard(ctx context.Context, r *repository.Repository) (snap
 // refuseGuarded fails, naming each and why, when any snapshot named for
 // removal is kept by the guard.
 func refuseGuarded(named []*snapshot.Snapshot, guard snapshot.Guard, now time.Time) error {
-	var b strings.Builder
-	refused := 0
-	for _, sn := range named {
-		if why := guard.Reasons(sn, now); len(why) > 0 {
-			refused++
-			fmt.Fprintf(&b, "\n  %-8s  %-19s  %s", sn.ID.Short(), sn.Time.Local().Format("2006-01-02 15:04:05"), strings.Join(why, ", "))
-		}
-	}
-	if refused == 0 {
-		return nil
-	}
-	return fmt.Errorf("refusing to forget %d of the %d snapshots named; nothing was removed:%s\n"+
-		"Lift a legal hold with `rewind unprotect SNAPSHOT`; `rewind config` shows the minimum retention",
-		refused, len(named), b.String())
+	return guard.Refuse(named, now, "forget", "nothing was removed")
 }
 
 // resolveSnapshots finds the snapshots named by args: full IDs, unique ID

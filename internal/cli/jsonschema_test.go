@@ -167,7 +167,16 @@ type jsonSnapshot struct {
 	Protected      bool                 `json:"protected"`
 	Original       string               `json:"original"`
 	CopiedFrom     string               `json:"copied_from"`
+	Rewrite        *jsonRewriteRecord   `json:"rewrite"`
+	TaggedFrom     string               `json:"tagged_from"`
 	Summary        *jsonSnapshotSummary `json:"summary"`
+}
+
+// jsonRewriteRecord is a snapshot's "rewrite" field.
+type jsonRewriteRecord struct {
+	From     string    `json:"from"`
+	Time     time.Time `json:"time"`
+	Excludes []string  `json:"excludes"`
 }
 
 type jsonNode struct {

@@ -40,9 +40,27 @@ type Snapshot struct {
 	// CopiedFrom is set on a snapshot written by `rewind copy`: the
 	// snapshot of the source repository it is a copy of.
 	CopiedFrom *id.ID `json:"copied_from,omitempty"`
+	// Rewrite is set on a snapshot written by `rewind rewrite`: what was
+	// removed from which snapshot. It is not Original, which `repair
+	// snapshots` uses to find its own repairs.
+	Rewrite *Rewrite `json:"rewrite,omitempty"`
+	// TaggedFrom is set on a snapshot written by `rewind tag`: the
+	// snapshot it replaced, which differed only in its tags (and in this
+	// field).
+	TaggedFrom *id.ID `json:"tagged_from,omitempty"`
 
 	// ID is the snapshot's file name; it is not stored inside the file.
 	ID id.ID `json:"-"`
+}
+
+// Rewrite records what `rewind rewrite` did to make a snapshot.
+type Rewrite struct {
+	// From is the snapshot rewritten; it may have been removed since.
+	From id.ID `json:"from"`
+	// Time is when the rewrite ran.
+	Time time.Time `json:"time"`
+	// Excludes are the patterns whose matches were removed.
+	Excludes []string `json:"excludes"`
 }
 
 // Summary is what a backup did. Its JSON form is part of the documented
