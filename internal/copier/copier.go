@@ -159,11 +159,12 @@ func (c *Copier) Copy(ctx context.Context, sn *snapshot.Snapshot) (Result, error
 	cp.Tree = root
 	from := sn.ID
 	cp.CopiedFrom = &from
-	// The parent and the original of a repair are snapshots of the source;
+	// The parent, the original of a repair and the snapshot a tag change
+	// replaced are snapshots of the source;
 	// they are kept only as the IDs of their copies. An original that
 	// named a snapshot missing here would look like a repair interrupted
 	// before its damage record (docs/FORMAT.md §14).
-	cp.Parent, cp.Original = nil, nil
+	cp.Parent, cp.Original, cp.TaggedFrom = nil, nil, nil
 	if sn.Parent != nil {
 		if d, ok := c.copies[*sn.Parent]; ok {
 			cp.Parent = &d
