@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -29,12 +30,13 @@ type backupOpts struct {
 	parent        string
 	force         bool
 	stream        streamOpts
+	list          listOpts
 }
 
 func newBackupCmd(g *globals) *cobra.Command {
 	o := &backupOpts{}
 	cmd := &cobra.Command{
-		Use:   "backup {PATH... | --stdin | --stdin-from-command -- CMD ARGS...}",
+		Use:   "backup {PATH... | --files-from FILE | --stdin | --stdin-from-command -- CMD ARGS...}",
 		Short: "Back up files and directories into a new snapshot",
 		Long: `Back up PATHs into a new snapshot. Files whose size, mtime, ctime and inode
 are the same as in the previous snapshot of the same host and paths are not
@@ -47,6 +49,13 @@ after -- is run (directly, not through a shell) and its standard output is
 stored; if it exits with a status other than 0, no snapshot is saved, and
 the message gives its status and the last lines of its standard error.
 
+With --files-from FILE, the paths listed in FILE (one per line; empty
+lines and lines starting with # are ignored, surrounding spaces trimmed)
+are backed up too; --files-from-verbatim takes every line as written,
+--files-from-raw takes NUL-separated paths (find -print0). A listed path
+that does not exist is an error that names it with its file and line, and
+nothing is backed up.
+
 Exit status: 0 when everything was saved; 3 when the snapshot was saved but
 some files could not be read (they are listed); 1 on a fatal error.`,
 		Example: `  rewind backup ~/projects
@@ -54,12 +63,17 @@ some files could not be read (they are listed); 1 on a fatal error.`,
   rewind backup --exclude '*.tmp' --exclude /var/cache --exclude-caches /
   rewind backup --one-file-system --json / > backup.log
   rewind backup --cross-subvolumes /home
+  rewind backup --files-from /etc/rewind/paths.txt
+  find /srv -newer /var/run/last-backup -print0 | rewind backup --files-from-raw -
   pg_dump mydb | rewind backup --stdin --stdin-filename /db/mydb.sql
   rewind backup --stdin-from-command --stdin-filename /db/mydb.sql -- pg_dump mydb`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if o.stream.on() {
 				_, err := o.stream.checkArgs(cmd, args)
 				return err
+			}
+			if o.list.given() {
+				return nil
 			}
 			return cobra.MinimumNArgs(1)(cmd, args)
 		},
@@ -76,11 +90,22 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 	f.StringVar(&o.parent, "parent", "", "compare with this `snapshot` instead of the latest one of the same host and paths")
 	f.BoolVar(&o.force, "force", false, "read every file, ignoring the parent snapshot")
 	o.stream.add(cmd)
+	o.list.add(cmd)
 	return cmd
 }
 
 func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) error {
 	ctx := cmd.Context()
+	if !o.stream.on() {
+		// Every path is checked before the repository is opened (or
+		// created): a typo stores nothing.
+		var err error
+		if args, err = o.list.targets(args); err != nil {
+			return err
+		}
+	} else if o.list.given() {
+		return errors.New("--files-from and its variants name paths; they cannot be combined with --stdin or --stdin-from-command")
+	}
 	excludes := append([]string(nil), o.excludes...)
 	for _, f := range o.excludeFiles {
 		pats, err := filter.ReadPatternFile(f)
