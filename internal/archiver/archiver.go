@@ -33,6 +33,9 @@ type Archiver struct {
 	prog  Progress
 	names *fs.IDNames
 	match *filter.Matcher
+	// markers are the files whose presence excludes their directory's
+	// content (ExcludeIfPresent, ExcludeCaches).
+	markers []marker
 	part  *partialState // partial backups and in-flux marking; nil if neither
 
 	// walkers runs extra directory walkers beside the first one.
@@ -47,6 +50,8 @@ type Archiver struct {
 	skipped []snapshot.FileError
 	// boundaries: directories OneFileSystem did not go into.
 	boundaries []Boundary
+	// large: files ExcludeLargerThan left out.
+	large []LargeFile
 	st         counters
 	bufs       sync.Pool
 }
@@ -65,6 +70,10 @@ type counters struct {
 // New prepares an archiver.
 func New(r *repository.Repository, opt Options) (*Archiver, error) {
 	m, err := filter.NewMatcher(opt.Excludes)
+	if err != nil {
+		return nil, err
+	}
+	markers, err := parseMarkers(opt.ExcludeIfPresent, opt.ExcludeCaches)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +96,7 @@ func New(r *repository.Repository, opt Options) (*Archiver, error) {
 	if opt.Hostname == "" {
 		opt.Hostname, _ = os.Hostname()
 	}
-	a := &Archiver{repo: r, opt: opt, log: opt.Logger, prog: opt.Progress, names: names, match: m, part: newPartial(opt)}
+	a := &Archiver{repo: r, opt: opt, log: opt.Logger, prog: opt.Progress, names: names, match: m, markers: markers, part: newPartial(opt)}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

@@ -15,6 +15,13 @@ type Options struct {
 	// holding a valid CACHEDIR.TAG.
 	Excludes      []string
 	ExcludeCaches bool
+	// ExcludeIfPresent are NAME or NAME:HEADER specs: a directory holding
+	// a file NAME (that starts with HEADER, when given) keeps only that
+	// file, as ExcludeCaches does with CACHEDIR.TAG.
+	ExcludeIfPresent []string
+	// ExcludeLargerThan, when positive, leaves out regular files larger
+	// than this many bytes, backup targets included; TooLarge lists them.
+	ExcludeLargerThan int64
 	// OneFileSystem keeps the walk on the device of each given path: a
 	// directory on another device (a mount point, a btrfs subvolume) is
 	// kept without its content and listed by NotCrossed.

@@ -25,6 +25,8 @@ type backupOpts struct {
 	excludes      []string
 	excludeFiles  []string
 	excludeCaches bool
+	ifPresent     []string
+	largerThan    string
 	oneFS         bool
 	crossSubvols  bool
 	parent        string
@@ -61,6 +63,7 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 		Example: `  rewind backup ~/projects
   rewind backup --repo /srv/backup/repo --tag nightly /etc /var/www
   rewind backup --exclude '*.tmp' --exclude /var/cache --exclude-caches /
+  rewind backup --exclude-if-present .nobackup --exclude-larger-than 2G /home
   rewind backup --one-file-system --json / > backup.log
   rewind backup --cross-subvolumes /home
   rewind backup --files-from /etc/rewind/paths.txt
@@ -85,6 +88,8 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 	f.StringArrayVarP(&o.excludes, "exclude", "e", nil, "exclude paths matching `pattern` (repeatable)")
 	f.StringArrayVar(&o.excludeFiles, "exclude-file", nil, "read exclude patterns from `file` (repeatable)")
 	f.BoolVar(&o.excludeCaches, "exclude-caches", false, "skip the contents of directories with a CACHEDIR.TAG")
+	f.StringArrayVar(&o.ifPresent, "exclude-if-present", nil, "skip the contents of directories holding a file `name[:content]` (that starts with content, when given); the file itself is kept (repeatable)")
+	f.StringVar(&o.largerThan, "exclude-larger-than", "", "leave out regular files larger than `size` (e.g. 500K, 10M, 2G; powers of 1024); the summary counts them, -v names them")
 	f.BoolVarP(&o.oneFS, "one-file-system", "x", false, "do not cross filesystem boundaries (mount points, btrfs subvolumes); the summary lists them")
 	f.BoolVar(&o.crossSubvols, "cross-subvolumes", false, "with --one-file-system (implied): go into btrfs subvolumes, but still not into other mounts")
 	f.StringVar(&o.parent, "parent", "", "compare with this `snapshot` instead of the latest one of the same host and paths")
@@ -113,6 +118,13 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 			return err
 		}
 		excludes = append(excludes, pats...)
+	}
+	var maxSize int64
+	if o.largerThan != "" {
+		var err error
+		if maxSize, err = parseByteSize(o.largerThan); err != nil {
+			return fmt.Errorf("--exclude-larger-than: %w", err)
+		}
 	}
 	r, err := g.openOrCreateDefault(ctx)
 	if err != nil {
@@ -159,6 +171,7 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 	counter.Scanning.Store(true)
 	a, err := archiver.New(r, archiver.Options{
 		Hostname: host, Tags: o.tags, Excludes: excludes, ExcludeCaches: o.excludeCaches,
+		ExcludeIfPresent: o.ifPresent, ExcludeLargerThan: maxSize,
 		OneFileSystem: o.oneFS || o.crossSubvols, CrossSubvolumes: o.crossSubvols, Parent: parent, Logger: g.log, ProgramVersion: "rewind " + Version,
 		Progress: &backupProgress{g: g, c: counter},
 		// A lock that may have been taken for stale lets a prune
@@ -260,6 +273,8 @@ type BackupSummary struct {
 	FilesVanished   int64                `json:"files_vanished"`
 	Skipped         []snapshot.FileError `json:"skipped,omitempty"`
 	NotCrossed      []archiver.Boundary  `json:"not_crossed,omitempty"`
+	FilesTooLarge   int                  `json:"files_too_large"`
+	TooLarge        []archiver.LargeFile `json:"too_large,omitempty"`
 	Backend         *backendSummary      `json:"backend,omitempty"`
 }
 
@@ -269,7 +284,7 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 	if g.json {
 		out := BackupSummary{MessageType: "summary", SnapshotID: sn.ID.String(), Summary: s, ErrorCounts: countErrors(s.Errors),
 			DurationSeconds: dur.Seconds(), FilesVanished: a.Vanished(), Skipped: a.Skipped(), NotCrossed: a.NotCrossed(),
-			Backend: g.backendStats()}
+			FilesTooLarge: len(a.TooLarge()), TooLarge: a.TooLarge(), Backend: g.backendStats()}
 		if parent != nil {
 			out.Parent = parent.ID.String()
 		}
@@ -288,6 +303,7 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 	if parent != nil {
 		g.ui.Printf("using parent snapshot %s\n", parent.ID.Short())
 	}
+	printTooLarge(g, a.TooLarge())
 	g.ui.Printf("Files:       %6d new, %6d changed, %6d unmodified\n", s.FilesNew, s.FilesChanged, s.FilesUnchanged)
 	g.ui.Printf("Dirs:        %6d new, %6d changed, %6d unmodified\n", s.DirsNew, s.DirsChanged, s.DirsUnchanged)
 	g.ui.Printf("Read %s of %s; added %s (%s stored)\n", ui.Bytes(s.BytesRead-s.BytesReread), ui.Bytes(s.TotalBytes), ui.Bytes(s.DataAdded), ui.Bytes(s.DataStored))
@@ -311,4 +327,20 @@ func boundaryText(kind string) string {
 		return "btrfs subvolume; --cross-subvolumes goes into it"
 	}
 	return "another device"
+}
+
+// printTooLarge names the files --exclude-larger-than left out (with -v)
+// and counts them.
+func printTooLarge(g *globals, large []archiver.LargeFile) {
+	if len(large) == 0 {
+		return
+	}
+	var total int64
+	for _, l := range large {
+		total += l.Size
+		if g.verbose > 0 {
+			g.ui.Printf("too large: %s (%s)\n", shownPath(l.Path), ui.Bytes(l.Size))
+		}
+	}
+	g.ui.Printf("Left out for size: %s, %s (--exclude-larger-than)\n", ui.Count(int64(len(large)), "file", "files"), ui.Bytes(total))
 }
