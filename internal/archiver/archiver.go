@@ -36,7 +36,7 @@ type Archiver struct {
 	// markers are the files whose presence excludes their directory's
 	// content (ExcludeIfPresent, ExcludeCaches).
 	markers []marker
-	part  *partialState // partial backups and in-flux marking; nil if neither
+	part    *partialState // partial backups and in-flux marking; nil if neither
 
 	// walkers runs extra directory walkers beside the first one.
 	walkers *errgroup.Group
@@ -52,8 +52,8 @@ type Archiver struct {
 	boundaries []Boundary
 	// large: files ExcludeLargerThan left out.
 	large []LargeFile
-	st         counters
-	bufs       sync.Pool
+	st    counters
+	bufs  sync.Pool
 }
 
 type counters struct {
