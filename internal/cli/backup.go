@@ -31,6 +31,7 @@ type backupOpts struct {
 	crossSubvols  bool
 	parent        string
 	force         bool
+	dryRun        bool
 	stream        streamOpts
 	list          listOpts
 }
@@ -58,6 +59,12 @@ are backed up too; --files-from-verbatim takes every line as written,
 that does not exist is an error that names it with its file and line, and
 nothing is backed up.
 
+With --dry-run (-n), the backup walks, compares with the parent and reads
+the new and changed files, but writes nothing to the repository (no data,
+no index, no snapshot; its lock is removed at the end): it reports what
+would be read and added, and with -v each file that would be new (+) or
+changed (M). The repository must exist.
+
 Exit status: 0 when everything was saved; 3 when the snapshot was saved but
 some files could not be read (they are listed); 1 on a fatal error.`,
 		Example: `  rewind backup ~/projects
@@ -67,6 +74,7 @@ some files could not be read (they are listed); 1 on a fatal error.`,
   rewind backup --one-file-system --json / > backup.log
   rewind backup --cross-subvolumes /home
   rewind backup --files-from /etc/rewind/paths.txt
+  rewind backup --dry-run -v /srv
   find /srv -newer /var/run/last-backup -print0 | rewind backup --files-from-raw -
   pg_dump mydb | rewind backup --stdin --stdin-filename /db/mydb.sql
   rewind backup --stdin-from-command --stdin-filename /db/mydb.sql -- pg_dump mydb`,
@@ -94,6 +102,7 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 	f.BoolVar(&o.crossSubvols, "cross-subvolumes", false, "with --one-file-system (implied): go into btrfs subvolumes, but still not into other mounts")
 	f.StringVar(&o.parent, "parent", "", "compare with this `snapshot` instead of the latest one of the same host and paths")
 	f.BoolVar(&o.force, "force", false, "read every file, ignoring the parent snapshot")
+	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "do everything but write to the repository: say what would be read and added (-v: each new (+) or changed (M) file)")
 	o.stream.add(cmd)
 	o.list.add(cmd)
 	return cmd
@@ -126,7 +135,12 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 			return fmt.Errorf("--exclude-larger-than: %w", err)
 		}
 	}
-	r, err := g.openOrCreateDefault(ctx)
+	open := g.openOrCreateDefault
+	if o.dryRun {
+		// A dry run creates nothing, not even the default repository.
+		open = func(ctx context.Context) (*repository.Repository, error) { return g.openRepo(ctx, false) }
+	}
+	r, err := open(ctx)
 	if err != nil {
 		return err
 	}
@@ -142,8 +156,13 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 	}
 	// Packs stored by a backup that was killed before it wrote its index
 	// are listed now, so that this backup reuses them instead of storing
-	// their blobs again.
-	recovered, skipped, err := r.IndexUnindexedPacks(ctx)
+	// their blobs again. A dry run writes no index: it counts their
+	// blobs as new.
+	var recovered int
+	var skipped []repository.PackError
+	if !o.dryRun {
+		recovered, skipped, err = r.IndexUnindexedPacks(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("index packs of interrupted backups: %w", err)
 	}
@@ -173,7 +192,7 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 		Hostname: host, Tags: o.tags, Excludes: excludes, ExcludeCaches: o.excludeCaches,
 		ExcludeIfPresent: o.ifPresent, ExcludeLargerThan: maxSize,
 		OneFileSystem: o.oneFS || o.crossSubvols, CrossSubvolumes: o.crossSubvols, Parent: parent, Logger: g.log, ProgramVersion: "rewind " + Version,
-		Progress: &backupProgress{g: g, c: counter},
+		Progress: &backupProgress{g: g, c: counter}, DryRun: o.dryRun, OnFile: dryRunFiles(g, o),
 		// A lock that may have been taken for stale lets a prune
 		// delete data this snapshot refers to: do not commit it.
 		BeforeCommit: func(context.Context) error {
@@ -191,6 +210,10 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 	prog.Stop()
 	if err != nil {
 		return err
+	}
+	if o.dryRun {
+		printDryRunSummary(g, sn, parent, a)
+		return dryRunResult(sn)
 	}
 	if err := g.extendAfterBackup(ctx, r, sn); err != nil {
 		return err
