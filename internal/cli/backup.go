@@ -96,7 +96,7 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 	f.StringArrayVarP(&o.excludes, "exclude", "e", nil, "exclude paths matching `pattern` (repeatable)")
 	f.StringArrayVar(&o.excludeFiles, "exclude-file", nil, "read exclude patterns from `file` (repeatable)")
 	f.BoolVar(&o.excludeCaches, "exclude-caches", false, "skip the contents of directories with a CACHEDIR.TAG")
-	f.StringArrayVar(&o.ifPresent, "exclude-if-present", nil, "skip the contents of directories holding a file `name[:content]` (that starts with content, when given); the file itself is kept (repeatable)")
+	f.StringArrayVar(&o.ifPresent, "exclude-if-present", nil, "skip the contents of directories holding the file `name[:content]` (one whose content starts with content, when given); that file is kept (repeatable)")
 	f.StringVar(&o.largerThan, "exclude-larger-than", "", "leave out regular files larger than `size` (e.g. 500K, 10M, 2G; powers of 1024); the summary counts them, -v names them")
 	f.BoolVarP(&o.oneFS, "one-file-system", "x", false, "do not cross filesystem boundaries (mount points, btrfs subvolumes); the summary lists them")
 	f.BoolVar(&o.crossSubvols, "cross-subvolumes", false, "with --one-file-system (implied): go into btrfs subvolumes, but still not into other mounts")

@@ -189,3 +189,28 @@ func TestBackupDryRunNoRepository(t *testing.T) {
 		t.Errorf("a dry run created the default repository's folder (%v)", err)
 	}
 }
+
+// TestBackupDryRunUnreadable: as for a backup, files the dry run cannot
+// read are named, and it exits 3; still nothing is written.
+func TestBackupDryRunUnreadable(t *testing.T) {
+	e := newRepo(t, 0)
+	src := e.path("src")
+	locked := unreadableSource(t, src)
+	asNobody(t, e, "snapshots") // hands the repository to nobody first
+	before := dirState(t, e.path("repo"))
+	r := asNobody(t, e, "backup", "--dry-run", src)
+	if r.code != 3 {
+		t.Fatalf("want exit 3: %v", r)
+	}
+	for _, name := range locked {
+		if !strings.Contains(string(r.stderr), filepath.Join(src, name)) {
+			t.Errorf("dry run does not name %s: %v", name, r)
+		}
+	}
+	if !strings.Contains(string(r.stderr), "dry run: 7 files could not be read") {
+		t.Errorf("exit message: %v", r)
+	}
+	if after := dirState(t, e.path("repo")); !maps.Equal(before, after) {
+		t.Errorf("the dry run changed the repository's files")
+	}
+}
