@@ -27,13 +27,18 @@ import (
 
 // Archiver makes one snapshot. Create it with New and call Snapshot once.
 type Archiver struct {
-	repo  *repository.Repository
+	repo *repository.Repository
+	// store takes the new blobs: repoStore, or dryStore for DryRun.
+	store blobStore
 	opt   Options
 	log   *slog.Logger
 	prog  Progress
 	names *fs.IDNames
 	match *filter.Matcher
-	part  *partialState // partial backups and in-flux marking; nil if neither
+	// markers are the files whose presence excludes their directory's
+	// content (ExcludeIfPresent, ExcludeCaches).
+	markers []marker
+	part    *partialState // partial backups and in-flux marking; nil if neither
 
 	// walkers runs extra directory walkers beside the first one.
 	walkers *errgroup.Group
@@ -47,8 +52,10 @@ type Archiver struct {
 	skipped []snapshot.FileError
 	// boundaries: directories OneFileSystem did not go into.
 	boundaries []Boundary
-	st         counters
-	bufs       sync.Pool
+	// large: files ExcludeLargerThan left out.
+	large []LargeFile
+	st    counters
+	bufs  sync.Pool
 }
 
 type counters struct {
@@ -65,6 +72,10 @@ type counters struct {
 // New prepares an archiver.
 func New(r *repository.Repository, opt Options) (*Archiver, error) {
 	m, err := filter.NewMatcher(opt.Excludes)
+	if err != nil {
+		return nil, err
+	}
+	markers, err := parseMarkers(opt.ExcludeIfPresent, opt.ExcludeCaches)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +98,11 @@ func New(r *repository.Repository, opt Options) (*Archiver, error) {
 	if opt.Hostname == "" {
 		opt.Hostname, _ = os.Hostname()
 	}
-	a := &Archiver{repo: r, opt: opt, log: opt.Logger, prog: opt.Progress, names: names, match: m, part: newPartial(opt)}
+	var store blobStore = repoStore{r}
+	if opt.DryRun {
+		store = newDryStore(r)
+	}
+	a := &Archiver{repo: r, store: store, opt: opt, log: opt.Logger, prog: opt.Progress, names: names, match: m, markers: markers, part: newPartial(opt)}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -164,10 +179,10 @@ func (a *Archiver) Snapshot(ctx context.Context, paths []string) (*snapshot.Snap
 		}
 	}
 	r := a.repo
-	statsBefore := snapshotRepoStats(r)
-	r.StartWriting(ctx)
+	statsBefore := a.store.stats()
+	a.store.start(ctx)
 	rootIDs, err := a.run(ctx, targets)
-	if ferr := r.Flush(ctx); err == nil {
+	if ferr := a.store.flush(ctx); err == nil {
 		err = ferr
 	}
 	if err != nil {
@@ -190,7 +205,7 @@ func (a *Archiver) Snapshot(ctx context.Context, paths []string) (*snapshot.Snap
 		p := a.opt.Parent.ID
 		sn.Parent = &p
 	}
-	after := snapshotRepoStats(r)
+	after := a.store.stats()
 	sn.Summary = &snapshot.Summary{
 		BackupStart:    start.UTC(),
 		BackupEnd:      time.Now().UTC(),
@@ -213,7 +228,7 @@ func (a *Archiver) Snapshot(ctx context.Context, paths []string) (*snapshot.Snap
 		Errors:         a.errs,
 	}
 	a.finishPartialSummary(sn.Summary)
-	if a.opt.SkipUnchanged && a.sameAsParent(ctx, rootIDs, targets) {
+	if a.opt.SkipUnchanged && !a.opt.DryRun && a.sameAsParent(ctx, rootIDs, targets) {
 		return nil, ErrUnchanged
 	}
 	// Skipped entries (sockets) are named in the log and the summary's
@@ -222,6 +237,9 @@ func (a *Archiver) Snapshot(ctx context.Context, paths []string) (*snapshot.Snap
 		if err := a.opt.BeforeCommit(ctx); err != nil {
 			return nil, err
 		}
+	}
+	if a.opt.DryRun {
+		return sn, nil
 	}
 	if err := snapshot.Save(ctx, r, sn); err != nil {
 		return nil, err
@@ -298,7 +316,7 @@ type saveJob struct {
 
 func (a *Archiver) saver(ctx context.Context) error {
 	for j := range a.saves {
-		err := a.repo.SaveReserved(ctx, pack.DataBlob, j.id, *j.buf)
+		err := a.store.saveReserved(ctx, pack.DataBlob, j.id, *j.buf)
 		a.bufs.Put(j.buf)
 		if err != nil {
 			for range a.saves {

@@ -67,8 +67,7 @@ func (a *Archiver) countDir(n, prev *tree.Node) {
 // encodeDir stores the directory's listing as tree blobs.
 func (a *Archiver) encodeDir(ctx context.Context, d *dirState) ([]id.ID, error) {
 	b := tree.Builder{Emit: func(blob []byte) (id.ID, error) {
-		i, _, err := a.repo.SaveBlob(ctx, pack.TreeBlob, blob)
-		return i, err
+		return a.store.saveBlob(ctx, pack.TreeBlob, blob)
 	}}
 	for i := range d.nodes {
 		if d.nodes[i].Type == removed {

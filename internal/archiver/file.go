@@ -67,7 +67,7 @@ func (a *Archiver) doFile(ctx context.Context, rd *fileReader, job *fileJob) err
 				// Each name of the inode is a file the snapshot lacks.
 				a.fileError(job.path, errors.New(f.Error))
 			}
-			a.countFile(job.prev, n)
+			a.countFile(job.path, job.prev, n)
 			a.prog.Done(1, int64(n.Size))
 			return nil
 		}
@@ -96,16 +96,20 @@ func (a *Archiver) doFile(ctx context.Context, rd *fileReader, job *fileJob) err
 		n.Content, n.ContentLists = nil, nil
 		a.fileError(job.path, err)
 	}
-	a.countFile(job.prev, n)
+	a.countFile(job.path, job.prev, n)
 	a.prog.Done(1, int64(n.Size))
 	return nil
 }
 
-func (a *Archiver) countFile(prev, n *tree.Node) {
-	if prev == nil || prev.Type != tree.File {
+func (a *Archiver) countFile(p string, prev, n *tree.Node) {
+	isNew := prev == nil || prev.Type != tree.File
+	if isNew {
 		a.st.filesNew.Add(1)
 	} else {
 		a.st.filesChanged.Add(1)
+	}
+	if a.opt.OnFile != nil {
+		a.opt.OnFile(p, isNew)
 	}
 }
 
@@ -271,7 +275,7 @@ func (a *Archiver) setContent(ctx context.Context, n *tree.Node, chunks []tree.C
 	n.Content = nil
 	for start := 0; start < len(chunks); start += tree.MaxInlineChunks {
 		end := min(start+tree.MaxInlineChunks, len(chunks))
-		i, _, err := a.repo.SaveBlob(ctx, pack.TreeBlob, tree.EncodeContentList(chunks[start:end]))
+		i, err := a.store.saveBlob(ctx, pack.TreeBlob, tree.EncodeContentList(chunks[start:end]))
 		if err != nil {
 			return &repoError{err}
 		}
@@ -400,7 +404,7 @@ func (rd *fileReader) addChunk(ctx context.Context, data []byte) error {
 	if a.repo.HasBlob(i) {
 		return nil
 	}
-	ok, err := a.repo.Reserve(i)
+	ok, err := a.store.reserve(i)
 	if err != nil {
 		return &repoError{err}
 	}

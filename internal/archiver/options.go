@@ -15,6 +15,13 @@ type Options struct {
 	// holding a valid CACHEDIR.TAG.
 	Excludes      []string
 	ExcludeCaches bool
+	// ExcludeIfPresent are NAME or NAME:HEADER specs: a directory holding
+	// a file NAME (that starts with HEADER, when given) keeps only that
+	// file, as ExcludeCaches does with CACHEDIR.TAG.
+	ExcludeIfPresent []string
+	// ExcludeLargerThan, when positive, leaves out regular files larger
+	// than this many bytes, backup targets included; TooLarge lists them.
+	ExcludeLargerThan int64
 	// OneFileSystem keeps the walk on the device of each given path: a
 	// directory on another device (a mount point, a btrfs subvolume) is
 	// kept without its content and listed by NotCrossed.
@@ -48,8 +55,21 @@ type Options struct {
 	Progress Progress
 	// ProgramVersion is recorded in the snapshot.
 	ProgramVersion string
+	// DryRun walks, compares with the parent and reads what changed as a
+	// backup does, but stores nothing: new blobs (not in the index) are
+	// counted once each instead of saved, and Snapshot and SnapshotStream
+	// return the snapshot they would have saved, unsaved (zero ID). Its
+	// summary's DataBlobs, TreeBlobs and DataAdded are what the backup
+	// would add; DataStored is 0, since nothing is compressed. OnFile
+	// tells which files would be new or changed.
+	DryRun bool
+	// OnFile, when set, is called for each regular file that is read, with
+	// its path and whether the parent snapshot lacked it (new) or had it
+	// with other metadata (changed). It is called from many goroutines.
+	OnFile func(path string, isNew bool)
 	// BeforeCommit, when set, is called after every pack and index file
-	// of the backup is stored and right before the snapshot file is: an
+	// of the backup is stored and right before the snapshot file is (with
+	// DryRun, at the same point, though nothing is stored): an
 	// error from it leaves the snapshot unsaved (the uploaded data stays
 	// and is reused by the next backup) and is returned by Snapshot. The
 	// CLI checks its repository lock there.

@@ -220,8 +220,9 @@ func (a *Archiver) walkPartial(ctx context.Context, d *dirState, dir string, pre
 	if c == nil {
 		c = &cnode{} // nothing changed below dir
 	}
-	// A new CACHEDIR.TAG changes what the directory keeps: walk it whole.
-	if _, tag := c.children["CACHEDIR.TAG"]; tag && a.opt.ExcludeCaches {
+	// A changed marker file changes what the directory keeps: walk it
+	// whole.
+	if a.markerChanged(c) {
 		a.countReplaced(ctx, nil, newParentDir(a.repo, prevIDs))
 		return a.walkDir(ctx, d, dir, newParentDir(a.repo, prevIDs), dev)
 	}
@@ -285,6 +286,10 @@ func (a *Archiver) walkPartial(ctx context.Context, d *dirState, dir string, pre
 		n := fs.NodeFromStat(name, &st)
 		if n.Type == tree.Socket {
 			a.skip(p, "socket")
+			a.countReplaced(ctx, pn, a.subtreeOf(pn))
+			continue
+		}
+		if a.tooLarge(p, &n) {
 			a.countReplaced(ctx, pn, a.subtreeOf(pn))
 			continue
 		}

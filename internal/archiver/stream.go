@@ -55,17 +55,17 @@ func (a *Archiver) SnapshotStream(ctx context.Context, r io.Reader, opt StreamOp
 		return nil, err
 	}
 	repo := a.repo
-	statsBefore := snapshotRepoStats(repo)
-	repo.StartWriting(ctx)
+	statsBefore := a.store.stats()
+	a.store.start(ctx)
 	root, total, end, err := a.storeStreamTree(ctx, r, name, opt)
-	if ferr := repo.Flush(ctx); err == nil {
+	if ferr := a.store.flush(ctx); err == nil {
 		err = ferr
 	}
 	if err != nil {
 		return nil, err
 	}
 	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
-	after := snapshotRepoStats(repo)
+	after := a.store.stats()
 	sn := &snapshot.Snapshot{
 		Time: start.UTC(), Tree: root, Paths: []string{name}, Hostname: a.opt.Hostname,
 		Username: a.names.User(uid), UID: uid, GID: gid, Tags: a.opt.Tags,
@@ -82,6 +82,9 @@ func (a *Archiver) SnapshotStream(ctx context.Context, r io.Reader, opt StreamOp
 		if err := a.opt.BeforeCommit(ctx); err != nil {
 			return nil, err
 		}
+	}
+	if a.opt.DryRun {
+		return sn, nil
 	}
 	if err := snapshot.Save(ctx, repo, sn); err != nil {
 		return nil, err
@@ -189,8 +192,7 @@ func (a *Archiver) storeStream(ctx context.Context, r io.Reader, profile string)
 func (a *Archiver) streamTrees(ctx context.Context, name string, file tree.Node, end time.Time) ([]id.ID, error) {
 	save := func(n tree.Node) ([]id.ID, error) {
 		b := tree.Builder{Emit: func(blob []byte) (id.ID, error) {
-			i, _, err := a.repo.SaveBlob(ctx, pack.TreeBlob, blob)
-			return i, err
+			return a.store.saveBlob(ctx, pack.TreeBlob, blob)
 		}}
 		if err := b.Add(&n); err != nil {
 			return nil, err

@@ -83,6 +83,9 @@ func (a *Archiver) walkVirtual(ctx context.Context, d *dirState, dir string, v *
 		if !child.target && n.Type != tree.Dir {
 			return fmt.Errorf("backup path below %q: not a directory", p)
 		}
+		if a.tooLarge(p, &n) {
+			continue
+		}
 		d.nodes = append(d.nodes, n)
 		subs = append(subs, sub{len(d.nodes) - 1, child})
 	}
@@ -141,9 +144,13 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 	if err != nil {
 		a.entryError(dir, tree.Dir, fmt.Errorf("list directory: %w", err))
 	}
-	if a.opt.ExcludeCaches && isCacheDir(dirfd) {
-		// Keep the tag itself so a restored tree is still marked.
-		names = slices.DeleteFunc(names, func(n string) bool { return n != "CACHEDIR.TAG" })
+	if len(a.markers) > 0 {
+		if tags := markedBy(dirfd, a.markers); tags != nil {
+			// Keep the marker files themselves so a restored tree is
+			// still marked, and the directory, empty otherwise.
+			names = slices.DeleteFunc(names, func(n string) bool { return !slices.Contains(tags, n) })
+			a.log.Info("excluded the content of a marked directory", "path", dir, "markers", tags)
+		}
 	}
 	slices.Sort(names)
 	d.nodes = make([]tree.Node, 0, len(names))
@@ -164,6 +171,9 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 		n := fs.NodeFromStat(name, &st)
 		if n.Type == tree.Socket {
 			a.skip(p, "socket")
+			continue
+		}
+		if a.tooLarge(p, &n) {
 			continue
 		}
 		a.names.SetNames(&n)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -24,17 +25,21 @@ type backupOpts struct {
 	excludes      []string
 	excludeFiles  []string
 	excludeCaches bool
+	ifPresent     []string
+	largerThan    string
 	oneFS         bool
 	crossSubvols  bool
 	parent        string
 	force         bool
+	dryRun        bool
 	stream        streamOpts
+	list          listOpts
 }
 
 func newBackupCmd(g *globals) *cobra.Command {
 	o := &backupOpts{}
 	cmd := &cobra.Command{
-		Use:   "backup {PATH... | --stdin | --stdin-from-command -- CMD ARGS...}",
+		Use:   "backup {PATH... | --files-from FILE | --stdin | --stdin-from-command -- CMD ARGS...}",
 		Short: "Back up files and directories into a new snapshot",
 		Long: `Back up PATHs into a new snapshot. Files whose size, mtime, ctime and inode
 are the same as in the previous snapshot of the same host and paths are not
@@ -47,19 +52,39 @@ after -- is run (directly, not through a shell) and its standard output is
 stored; if it exits with a status other than 0, no snapshot is saved, and
 the message gives its status and the last lines of its standard error.
 
+With --files-from FILE, the paths listed in FILE (one per line; empty
+lines and lines starting with # are ignored, surrounding spaces trimmed)
+are backed up too; --files-from-verbatim takes every line as written,
+--files-from-raw takes NUL-separated paths (find -print0). A listed path
+that does not exist is an error that names it with its file and line, and
+nothing is backed up.
+
+With --dry-run (-n), the backup walks, compares with the parent and reads
+the new and changed files, but writes nothing to the repository (no data,
+no index, no snapshot; its lock is removed at the end): it reports what
+would be read and added, and with -v each file that would be new (+) or
+changed (M). The repository must exist.
+
 Exit status: 0 when everything was saved; 3 when the snapshot was saved but
 some files could not be read (they are listed); 1 on a fatal error.`,
 		Example: `  rewind backup ~/projects
   rewind backup --repo /srv/backup/repo --tag nightly /etc /var/www
   rewind backup --exclude '*.tmp' --exclude /var/cache --exclude-caches /
+  rewind backup --exclude-if-present .nobackup --exclude-larger-than 2G /home
   rewind backup --one-file-system --json / > backup.log
   rewind backup --cross-subvolumes /home
+  rewind backup --files-from /etc/rewind/paths.txt
+  rewind backup --dry-run -v /srv
+  find /srv -newer /var/run/last-backup -print0 | rewind backup --files-from-raw -
   pg_dump mydb | rewind backup --stdin --stdin-filename /db/mydb.sql
   rewind backup --stdin-from-command --stdin-filename /db/mydb.sql -- pg_dump mydb`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if o.stream.on() {
 				_, err := o.stream.checkArgs(cmd, args)
 				return err
+			}
+			if o.list.given() {
+				return nil
 			}
 			return cobra.MinimumNArgs(1)(cmd, args)
 		},
@@ -71,16 +96,30 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 	f.StringArrayVarP(&o.excludes, "exclude", "e", nil, "exclude paths matching `pattern` (repeatable)")
 	f.StringArrayVar(&o.excludeFiles, "exclude-file", nil, "read exclude patterns from `file` (repeatable)")
 	f.BoolVar(&o.excludeCaches, "exclude-caches", false, "skip the contents of directories with a CACHEDIR.TAG")
+	f.StringArrayVar(&o.ifPresent, "exclude-if-present", nil, "skip the contents of directories holding the file `name[:content]` (one whose content starts with content, when given); that file is kept (repeatable)")
+	f.StringVar(&o.largerThan, "exclude-larger-than", "", "leave out regular files larger than `size` (e.g. 500K, 10M, 2G; powers of 1024); the summary counts them, -v names them")
 	f.BoolVarP(&o.oneFS, "one-file-system", "x", false, "do not cross filesystem boundaries (mount points, btrfs subvolumes); the summary lists them")
 	f.BoolVar(&o.crossSubvols, "cross-subvolumes", false, "with --one-file-system (implied): go into btrfs subvolumes, but still not into other mounts")
 	f.StringVar(&o.parent, "parent", "", "compare with this `snapshot` instead of the latest one of the same host and paths")
 	f.BoolVar(&o.force, "force", false, "read every file, ignoring the parent snapshot")
+	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "do everything but write to the repository: say what would be read and added (-v: each new (+) or changed (M) file)")
 	o.stream.add(cmd)
+	o.list.add(cmd)
 	return cmd
 }
 
 func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) error {
 	ctx := cmd.Context()
+	if !o.stream.on() {
+		// Every path is checked before the repository is opened (or
+		// created): a typo stores nothing.
+		var err error
+		if args, err = o.list.targets(args); err != nil {
+			return err
+		}
+	} else if o.list.given() {
+		return errors.New("--files-from and its variants name paths; they cannot be combined with --stdin or --stdin-from-command")
+	}
 	excludes := append([]string(nil), o.excludes...)
 	for _, f := range o.excludeFiles {
 		pats, err := filter.ReadPatternFile(f)
@@ -89,7 +128,19 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 		}
 		excludes = append(excludes, pats...)
 	}
-	r, err := g.openOrCreateDefault(ctx)
+	var maxSize int64
+	if o.largerThan != "" {
+		var err error
+		if maxSize, err = parseByteSize(o.largerThan); err != nil {
+			return fmt.Errorf("--exclude-larger-than: %w", err)
+		}
+	}
+	open := g.openOrCreateDefault
+	if o.dryRun {
+		// A dry run creates nothing, not even the default repository.
+		open = func(ctx context.Context) (*repository.Repository, error) { return g.openRepo(ctx, false) }
+	}
+	r, err := open(ctx)
 	if err != nil {
 		return err
 	}
@@ -105,8 +156,13 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 	}
 	// Packs stored by a backup that was killed before it wrote its index
 	// are listed now, so that this backup reuses them instead of storing
-	// their blobs again.
-	recovered, skipped, err := r.IndexUnindexedPacks(ctx)
+	// their blobs again. A dry run writes no index: it counts their
+	// blobs as new.
+	var recovered int
+	var skipped []repository.PackError
+	if !o.dryRun {
+		recovered, skipped, err = r.IndexUnindexedPacks(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("index packs of interrupted backups: %w", err)
 	}
@@ -134,8 +190,9 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 	counter.Scanning.Store(true)
 	a, err := archiver.New(r, archiver.Options{
 		Hostname: host, Tags: o.tags, Excludes: excludes, ExcludeCaches: o.excludeCaches,
+		ExcludeIfPresent: o.ifPresent, ExcludeLargerThan: maxSize,
 		OneFileSystem: o.oneFS || o.crossSubvols, CrossSubvolumes: o.crossSubvols, Parent: parent, Logger: g.log, ProgramVersion: "rewind " + Version,
-		Progress: &backupProgress{g: g, c: counter},
+		Progress: &backupProgress{g: g, c: counter}, DryRun: o.dryRun, OnFile: dryRunFiles(g, o),
 		// A lock that may have been taken for stale lets a prune
 		// delete data this snapshot refers to: do not commit it.
 		BeforeCommit: func(context.Context) error {
@@ -153,6 +210,10 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 	prog.Stop()
 	if err != nil {
 		return err
+	}
+	if o.dryRun {
+		printDryRunSummary(g, sn, parent, a)
+		return dryRunResult(sn)
 	}
 	if err := g.extendAfterBackup(ctx, r, sn); err != nil {
 		return err
@@ -235,6 +296,8 @@ type BackupSummary struct {
 	FilesVanished   int64                `json:"files_vanished"`
 	Skipped         []snapshot.FileError `json:"skipped,omitempty"`
 	NotCrossed      []archiver.Boundary  `json:"not_crossed,omitempty"`
+	FilesTooLarge   int                  `json:"files_too_large"`
+	TooLarge        []archiver.LargeFile `json:"too_large,omitempty"`
 	Backend         *backendSummary      `json:"backend,omitempty"`
 }
 
@@ -244,7 +307,7 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 	if g.json {
 		out := BackupSummary{MessageType: "summary", SnapshotID: sn.ID.String(), Summary: s, ErrorCounts: countErrors(s.Errors),
 			DurationSeconds: dur.Seconds(), FilesVanished: a.Vanished(), Skipped: a.Skipped(), NotCrossed: a.NotCrossed(),
-			Backend: g.backendStats()}
+			FilesTooLarge: len(a.TooLarge()), TooLarge: a.TooLarge(), Backend: g.backendStats()}
 		if parent != nil {
 			out.Parent = parent.ID.String()
 		}
@@ -263,6 +326,7 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 	if parent != nil {
 		g.ui.Printf("using parent snapshot %s\n", parent.ID.Short())
 	}
+	printTooLarge(g, a.TooLarge())
 	g.ui.Printf("Files:       %6d new, %6d changed, %6d unmodified\n", s.FilesNew, s.FilesChanged, s.FilesUnchanged)
 	g.ui.Printf("Dirs:        %6d new, %6d changed, %6d unmodified\n", s.DirsNew, s.DirsChanged, s.DirsUnchanged)
 	g.ui.Printf("Read %s of %s; added %s (%s stored)\n", ui.Bytes(s.BytesRead-s.BytesReread), ui.Bytes(s.TotalBytes), ui.Bytes(s.DataAdded), ui.Bytes(s.DataStored))
@@ -286,4 +350,20 @@ func boundaryText(kind string) string {
 		return "btrfs subvolume; --cross-subvolumes goes into it"
 	}
 	return "another device"
+}
+
+// printTooLarge names the files --exclude-larger-than left out (with -v)
+// and counts them.
+func printTooLarge(g *globals, large []archiver.LargeFile) {
+	if len(large) == 0 {
+		return
+	}
+	var total int64
+	for _, l := range large {
+		total += l.Size
+		if g.verbose > 0 {
+			g.ui.Printf("too large: %s (%s)\n", shownPath(l.Path), ui.Bytes(l.Size))
+		}
+	}
+	g.ui.Printf("Left out for size: %s, %s (--exclude-larger-than)\n", ui.Count(int64(len(large)), "file", "files"), ui.Bytes(total))
 }

@@ -84,7 +84,7 @@ func runBackupStream(cmd *cobra.Command, g *globals, o *backupOpts, r *repositor
 	counter := &ui.Counter{}
 	a, err := archiver.New(r, archiver.Options{
 		Hostname: host, Tags: o.tags, Logger: g.log, ProgramVersion: "rewind " + Version,
-		Progress: &backupProgress{g: g, c: counter},
+		Progress: &backupProgress{g: g, c: counter}, DryRun: o.dryRun,
 		BeforeCommit: func(context.Context) error {
 			if run != nil {
 				// The whole output is stored; the snapshot is saved only if
@@ -109,6 +109,10 @@ func runBackupStream(cmd *cobra.Command, g *globals, o *backupOpts, r *repositor
 	prog.Stop()
 	if err != nil {
 		return err
+	}
+	if o.dryRun {
+		printDryRunSummary(g, sn, nil, a)
+		return nil
 	}
 	if err := g.extendAfterBackup(ctx, r, sn); err != nil {
 		return err

@@ -93,7 +93,15 @@ type jsonBackupSummary struct {
 	FilesVanished   int64           `json:"files_vanished"`
 	Skipped         []jsonFileError `json:"skipped"`
 	NotCrossed      []jsonBoundary  `json:"not_crossed"`
+	FilesTooLarge   int64           `json:"files_too_large"`
+	TooLarge        []jsonLargeFile `json:"too_large"`
 	Backend         jsonBackend     `json:"backend"`
+}
+
+// jsonLargeFile is a file --exclude-larger-than left out.
+type jsonLargeFile struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
 }
 
 // jsonBackend is the "backend" object of summaries (backend_wrap.go).
