@@ -229,6 +229,11 @@ func printRestoreSummary(g *globals, sn *snapshot.Snapshot, part string, st *res
 		if st.Verified > 0 {
 			g.ui.Printf("; %d files verified", st.Verified)
 		}
-		g.ui.Printf(" in %s (%s/s)\n", time.Duration(st.DurationSeconds*float64(time.Second)).Round(time.Millisecond), ui.Bytes(int64(st.BytesPerSecond)))
+		took := time.Duration(st.DurationSeconds * float64(time.Second)).Round(time.Millisecond)
+		if st.DryRun {
+			g.ui.Printf(" (looked in %s)\n", took)
+		} else {
+			g.ui.Printf(" in %s (%s/s)\n", took, ui.Bytes(int64(st.BytesPerSecond)))
+		}
 	}
 }

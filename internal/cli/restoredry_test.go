@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"io/fs"
 	"maps"
@@ -99,9 +100,9 @@ func observedChanges(before, after map[string]entryState) map[string][]string {
 // dryRun runs restore --dry-run --json with args and returns its
 // decisions by path below the target (base is the snapshot path that the
 // target stands for), and its summaries.
-func dryRun(t *testing.T, e *env, base string, args ...string) (map[string][]string, []jsonRestoreSummary) {
+func dryRun(t *testing.T, e *env, base string, code int, args ...string) (map[string][]string, []jsonRestoreSummary) {
 	t.Helper()
-	r := e.mustRun(append([]string{"restore", "--json", "--dry-run"}, args...)...)
+	r := e.expectCode(code, append([]string{"restore", "--json", "--dry-run"}, args...)...)
 	plan := map[string][]string{}
 	var sums []jsonRestoreSummary
 	for _, l := range jsonLines(t, r) {
@@ -118,8 +119,8 @@ func dryRun(t *testing.T, e *env, base string, args ...string) (map[string][]str
 		case "summary":
 			var s jsonRestoreSummary
 			checkDoc(t, "restore.summary", l.raw, &s)
-			if !s.DryRun {
-				t.Errorf("dry-run summary without dry_run: %s", l.raw)
+			if !s.DryRun || s.BytesPerSecond != 0 {
+				t.Errorf("dry-run summary without dry_run, or with a throughput: %s", l.raw)
 			}
 			sums = append(sums, s)
 		case "status":
@@ -160,10 +161,10 @@ func sameCounts(t *testing.T, what string, dry, real []jsonRestoreSummary) {
 }
 
 // restoreSummaries runs a real restore --json and returns its summaries.
-func restoreSummaries(t *testing.T, e *env, args ...string) []jsonRestoreSummary {
+func restoreSummaries(t *testing.T, e *env, code int, args ...string) []jsonRestoreSummary {
 	t.Helper()
 	var out []jsonRestoreSummary
-	for _, l := range jsonLines(t, e.mustRun(append([]string{"restore", "--json"}, args...)...)) {
+	for _, l := range jsonLines(t, e.expectCode(code, append([]string{"restore", "--json"}, args...)...)) {
 		if l.obj["message_type"] == "summary" {
 			var s jsonRestoreSummary
 			checkDoc(t, "restore.summary", l.raw, &s)
@@ -175,16 +176,17 @@ func restoreSummaries(t *testing.T, e *env, args ...string) []jsonRestoreSummary
 
 // predictExactly runs restore --dry-run with args into target, checks
 // that it changed nothing, then runs the restore and checks that the dry
-// run named exactly what it changed, with the same counts.
-func predictExactly(t *testing.T, e *env, what, base, target string, args ...string) map[string][]string {
+// run named exactly what it changed, with the same counts and exit status
+// (code).
+func predictExactly(t *testing.T, e *env, what, base, target string, code int, args ...string) map[string][]string {
 	t.Helper()
 	args = append(args, "--target", target)
 	before := treeState(t, target)
-	plan, dry := dryRun(t, e, base, args...)
+	plan, dry := dryRun(t, e, base, code, args...)
 	if after := treeState(t, target); !maps.Equal(before, after) {
 		t.Fatalf("%s: the dry run changed the target:\nbefore %v\nafter  %v", what, before, after)
 	}
-	real := restoreSummaries(t, e, args...)
+	real := restoreSummaries(t, e, code, args...)
 	sameCounts(t, what, dry, real)
 	got := observedChanges(before, treeState(t, target))
 	paths := slices.Sorted(maps.Keys(got))
@@ -196,6 +198,9 @@ func predictExactly(t *testing.T, e *env, what, base, target string, args ...str
 	for _, p := range paths {
 		if _, ok := plan[p]; !ok && slices.Equal(got[p], []string{"unchanged"}) {
 			continue // not the restore's concern, and left alone
+		}
+		if slices.Equal(plan[p], []string{"not_backed_up"}) && (got[p] == nil || slices.Equal(got[p], []string{"unchanged"})) {
+			continue // nothing written, and what was there left alone
 		}
 		if e, ok := before[p]; ok && e.typ != 0 && !e.typ.IsDir() && slices.Equal(got[p], []string{"unchanged"}) && slices.Equal(plan[p], []string{"rewrite"}) {
 			// A symlink or FIFO is made anew; the filesystem may give the
@@ -259,7 +264,7 @@ func TestRestoreDryRunPredicts(t *testing.T) {
 
 	// A target that does not exist: everything is new, and the target
 	// itself would be created.
-	plan := predictExactly(t, e, "missing target", src, e.path("t", "missing"), snap)
+	plan := predictExactly(t, e, "missing target", src, e.path("t", "missing"), 0, snap)
 	expectPlan(t, "missing target", plan, map[string]string{
 		".": "new", "tree/b": "new", "tree/b/deep.txt": "new", "big.bin": "new", "linked/second": "new", "pipe": "new",
 	})
@@ -296,7 +301,7 @@ func TestRestoreDryRunPredicts(t *testing.T) {
 	if !maps.Equal(before, treeState(t, target)) {
 		t.Fatal("a refused dry run changed the target")
 	}
-	plan = predictExactly(t, e, "overwrite", src, target, snap, "--overwrite")
+	plan = predictExactly(t, e, "overwrite", src, target, 0, snap, "--overwrite")
 	expectPlan(t, "overwrite", plan, map[string]string{
 		"keep.txt": "unchanged", "big.bin": "rewrite", "grow.txt": "rewrite", "same": "unchanged",
 		"tree": "new remove", "tree/a/one.txt": "new",
@@ -305,7 +310,7 @@ func TestRestoreDryRunPredicts(t *testing.T) {
 	})
 	// Now only what the snapshot lacks differs: --delete removes it.
 	writeFiles(t, target, map[string][]byte{"late/extra": []byte("x\n")})
-	plan = predictExactly(t, e, "delete", src, target, snap, "--delete")
+	plan = predictExactly(t, e, "delete", src, target, 0, snap, "--delete")
 	expectPlan(t, "delete", plan, map[string]string{
 		"gone": "remove", "gone/x": "remove", "gone.txt": "remove", "same/extra.txt": "remove", "late/extra": "remove",
 		"keep.txt": "unchanged", "big.bin": "unchanged", "tree": "unchanged",
@@ -313,7 +318,7 @@ func TestRestoreDryRunPredicts(t *testing.T) {
 	// And a second time, everything is up to date; what is always made
 	// anew (symlinks, FIFOs, both names of a hard-linked file, which is
 	// replaced rather than written into) is rewritten.
-	plan = predictExactly(t, e, "up to date", src, target, snap, "--delete")
+	plan = predictExactly(t, e, "up to date", src, target, 0, snap, "--delete")
 	for p, acts := range plan {
 		want := "unchanged"
 		if p == "to-keep" || p == "pipe" || strings.HasPrefix(p, "linked/") {
@@ -327,9 +332,45 @@ func TestRestoreDryRunPredicts(t *testing.T) {
 	// restore --at without PATH: the snapshot's paths, absolute below a
 	// missing target, and then over a target that has some of them.
 	inAt := strings.TrimPrefix(src, "/")
-	plan = predictExactly(t, e, "--at into a missing target", "/", e.path("t", "at"), "--at", at)
+	plan = predictExactly(t, e, "--at into a missing target", "/", e.path("t", "at"), 0, "--at", at)
 	expectPlan(t, "--at into a missing target", plan, map[string]string{".": "new", inAt: "new", inAt + "/keep.txt": "new"})
 	writeFiles(t, e.path("t", "at", src), map[string][]byte{"keep.txt": []byte("changed since\n"), "extra": []byte("x\n")})
-	plan = predictExactly(t, e, "--at with --delete", "/", e.path("t", "at"), "--at", at, "--delete")
+	plan = predictExactly(t, e, "--at with --delete", "/", e.path("t", "at"), 0, "--at", at, "--delete")
 	expectPlan(t, "--at with --delete", plan, map[string]string{inAt + "/keep.txt": "rewrite", inAt + "/extra": "remove", inAt + "/big.bin": "unchanged"})
+}
+
+// TestRestoreDryRunNotBackedUp: files the backup could not read are
+// listed as not backed up by the dry run, which exits 3 as the restore
+// does, into a new target and over one that holds other content at their
+// paths (left alone by both). The -v listing marks them with "!".
+func TestRestoreDryRunNotBackedUp(t *testing.T) {
+	e := newRepo(t, 0)
+	src := e.path("src")
+	locked := unreadableSource(t, src)
+	if r := asNobody(t, e, "backup", src); r.code != ExitPartial {
+		t.Fatalf("backup as nobody: want exit 3, got %v", r)
+	}
+	snap := "latest:" + src
+	plan := predictExactly(t, e, "new target", src, e.path("t", "new"), ExitPartial, snap)
+	want := map[string]string{"open/plain.txt": "new", "deep/a/b/c": "new"}
+	for _, name := range locked {
+		want[name] = "not_backed_up"
+	}
+	expectPlan(t, "new target", plan, want)
+
+	over := e.path("t", "over")
+	writeFiles(t, over, map[string][]byte{"locked/small": []byte("what the target holds\n"), "deep/a/b/c/secret": nil})
+	plan = predictExactly(t, e, "over a target", src, over, ExitPartial, snap, "--delete")
+	want["deep/a/b/c"] = "unchanged"
+	expectPlan(t, "over a target", plan, want)
+
+	r := e.expectCode(ExitPartial, "restore", "-n", "-v", snap, "--target", e.path("t", "listed"))
+	for _, name := range locked {
+		if !bytes.Contains(r.stdout, []byte("! "+filepath.Join(src, name)+"\n")) {
+			t.Errorf("restore -n -v does not mark %s as not backed up:\n%s", name, r.stdout)
+		}
+	}
+	if _, err := os.Lstat(e.path("t", "listed")); !os.IsNotExist(err) {
+		t.Errorf("restore -n created its target: %v", err)
+	}
 }

@@ -235,7 +235,7 @@ func (r *Restorer) Restore(ctx context.Context, sn *snapshot.Snapshot, snapPath 
 	r.stats.Other, r.stats.FilesSkipped, r.stats.Verified = r.other.Load(), r.skipped.Load(), r.verified.Load()
 	r.stats.DryRun = r.opt.DryRun
 	r.stats.DurationSeconds = time.Since(began).Seconds()
-	if r.stats.DurationSeconds > 0 {
+	if r.stats.DurationSeconds > 0 && !r.opt.DryRun {
 		r.stats.BytesPerSecond = float64(r.stats.Bytes) / r.stats.DurationSeconds
 	}
 	if err == nil && r.full.Load() {
