@@ -284,10 +284,17 @@ func TestRestoreDryRunPredicts(t *testing.T) {
 		"same/extra.txt":      []byte("not in the snapshot\n"),
 		"gone/x":              []byte("a directory the snapshot lacks\n"),
 		"gone.txt":            []byte("a file the snapshot lacks\n"),
+		"pipe/f":              []byte("a directory where the snapshot has a FIFO\n"),
+		"kept/note":           []byte("beside a socket, which --delete leaves alone with its directory\n"),
 	})
 	if err := os.Symlink("elsewhere", filepath.Join(target, "to-keep")); err != nil {
 		t.Fatal(err)
 	}
+	// A symlink where the snapshot has a directory: removed, not followed.
+	if err := os.Symlink(e.path("t"), filepath.Join(target, "fresh")); err != nil {
+		t.Fatal(err)
+	}
+	bindSocket(t, filepath.Join(target, "kept", "sock"))
 	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
 	for _, p := range []string{"big.bin", "grow.txt"} {
 		if err := os.Chtimes(filepath.Join(target, p), old, old); err != nil {
@@ -307,6 +314,7 @@ func TestRestoreDryRunPredicts(t *testing.T) {
 		"tree": "new remove", "tree/a/one.txt": "new",
 		"wasdir": "new remove", "wasdir/sub": "remove", "wasdir/sub/more.txt": "remove",
 		"to-keep": "rewrite", "gone.txt": "", "same/extra.txt": "",
+		"pipe": "new remove", "pipe/f": "remove", "fresh": "new remove", "fresh/new.txt": "new",
 	})
 	// Now only what the snapshot lacks differs: --delete removes it.
 	writeFiles(t, target, map[string][]byte{"late/extra": []byte("x\n")})
@@ -314,7 +322,11 @@ func TestRestoreDryRunPredicts(t *testing.T) {
 	expectPlan(t, "delete", plan, map[string]string{
 		"gone": "remove", "gone/x": "remove", "gone.txt": "remove", "same/extra.txt": "remove", "late/extra": "remove",
 		"keep.txt": "unchanged", "big.bin": "unchanged", "tree": "unchanged",
+		"kept": "", "kept/note": "remove", "kept/sock": "",
 	})
+	if _, err := os.Lstat(filepath.Join(target, "kept", "sock")); err != nil {
+		t.Errorf("--delete removed a socket: %v", err)
+	}
 	// And a second time, everything is up to date; what is always made
 	// anew (symlinks, FIFOs, both names of a hard-linked file, which is
 	// replaced rather than written into) is rewritten.
@@ -372,5 +384,18 @@ func TestRestoreDryRunNotBackedUp(t *testing.T) {
 	}
 	if _, err := os.Lstat(e.path("t", "listed")); !os.IsNotExist(err) {
 		t.Errorf("restore -n created its target: %v", err)
+	}
+}
+
+// bindSocket leaves a Unix socket at p.
+func bindSocket(t *testing.T, p string) {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: p}); err != nil {
+		t.Fatal(err)
 	}
 }
