@@ -131,9 +131,19 @@ type jsonRestoreSummary struct {
 	EntriesRemoved int64           `json:"entries_removed"`
 	Duration       float64         `json:"duration_seconds"`
 	BytesPerSecond float64         `json:"bytes_per_second"`
+	DryRun         bool            `json:"dry_run"`
 	Errors         []jsonFileError `json:"errors"`
 	NotBackedUp    []jsonFileError `json:"not_backed_up"`
 	Warnings       []jsonFileError `json:"warnings"`
+}
+
+type jsonRestoreDryRun struct {
+	MessageType string `json:"message_type"`
+	Action      string `json:"action"`
+	Path        string `json:"path"`
+	Type        string `json:"type"`
+	Size        int64  `json:"size"`
+	LinkTo      string `json:"link_to"`
 }
 
 type jsonSnapshotSummary struct {
@@ -282,6 +292,7 @@ var schemaTypes = map[string]reflect.Type{
 	"backup.error":     reflect.TypeFor[jsonBackupError](),
 	"backup.summary":   reflect.TypeFor[jsonBackupSummary](),
 	"restore.summary":  reflect.TypeFor[jsonRestoreSummary](),
+	"restore.dryrun":   reflect.TypeFor[jsonRestoreDryRun](),
 	"snapshot":         reflect.TypeFor[jsonSnapshot](),
 	"node":             reflect.TypeFor[jsonNode](),
 	"diff.change":      reflect.TypeFor[jsonChange](),

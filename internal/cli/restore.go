@@ -19,6 +19,7 @@ type restoreOpts struct {
 	verify    bool
 	overwrite bool
 	delete    bool
+	dryRun    bool
 	at        string
 	snapFilter
 }
@@ -43,6 +44,13 @@ snapshot (excluded paths, sockets and other filesystems are left alone).
 Nothing is ever written or removed outside the target, whatever the
 snapshot holds.
 
+With --dry-run (-n), nothing in the target changes: restore says what it
+would write, rewrite, leave as it is and remove, through the same decisions
+as a real restore (an existing file is compared with the snapshot chunk by
+chunk, read-only). -v lists each entry: "+ path" new, "M path" rewritten,
+"- path" removed, "! path" not backed up, and with -vv "= path" already up
+to date; --json prints one "dry_run" line per entry.
+
 A target that does not exist yet becomes the restored directory, with its
 mode, owner, times, extended attributes and ACLs.
 
@@ -61,6 +69,7 @@ rewind mark (see docs/CONTINUOUS.md).`,
   rewind restore 4f2a91c3:/etc/nginx --target /etc/nginx --overwrite
   rewind restore latest --target /srv --include '/var/www/**' --verify
   rewind restore latest:/srv/www --target /srv/www --overwrite --delete
+  rewind restore latest:/srv/www --target /srv/www --delete --dry-run -v
   rewind restore --at -15m /srv/app/config.yml --target /tmp/then
   rewind restore --at "before nginx upgrade" /etc/nginx --target /tmp/nginx
   rewind restore --at "2026-11-22 03:00" --target /mnt/rebuild`,
@@ -114,6 +123,7 @@ rewind mark (see docs/CONTINUOUS.md).`,
 	f.BoolVar(&o.verify, "verify", false, "re-read every restored file and check it against the snapshot")
 	f.BoolVar(&o.overwrite, "overwrite", false, "write into a non-empty target, rewriting only files that differ and replacing entries of another type")
 	f.BoolVar(&o.delete, "delete", false, "also remove what the target holds that the snapshot does not (implies --overwrite)")
+	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "change nothing: say what would be written, rewritten and removed (-v lists each entry)")
 	f.StringVar(&o.at, "at", "", "restore PATH as it was at this "+atUsage)
 	o.snapFilter.add(cmd)
 	return cmd
@@ -124,7 +134,7 @@ func (o *restoreOpts) restorerOptions(g *globals) restorer.Options {
 	return restorer.Options{
 		Target: o.target, Include: o.include, Exclude: o.exclude,
 		Overwrite: o.overwrite || o.delete, Delete: o.delete, Verify: o.verify, Owner: os.Geteuid() == 0,
-		Logger: g.log,
+		Logger: g.log, DryRun: o.dryRun, Plan: g.printPlanned(o.dryRun),
 	}
 }
 
@@ -147,6 +157,41 @@ type RestoreSummary struct {
 	Backend *backendSummary `json:"backend,omitempty"`
 }
 
+// PlannedLine is one JSON line of `restore --dry-run --json`.
+type PlannedLine struct {
+	MessageType string `json:"message_type"`
+	restorer.Planned
+}
+
+// plannedMarks are the marks of `restore --dry-run -v`, by action.
+var plannedMarks = map[string]string{
+	restorer.ActNew: "+", restorer.ActRewrite: "M", restorer.ActUnchanged: "=",
+	restorer.ActRemove: "-", restorer.ActNotBackedUp: "!",
+}
+
+// printPlanned returns what prints each decision of a dry run: a JSON
+// line with --json, or with -v one line, marked as plannedMarks has it
+// (entries already up to date only with -vv). It is nil for a restore.
+func (g *globals) printPlanned(dryRun bool) func(restorer.Planned) {
+	if !dryRun || !g.json && (g.quiet || g.verbose == 0) {
+		return nil
+	}
+	return func(p restorer.Planned) {
+		if g.json {
+			g.ui.JSONLine(PlannedLine{MessageType: "dry_run", Planned: p})
+			return
+		}
+		if p.Action == restorer.ActUnchanged && g.verbose < 2 {
+			return
+		}
+		line := plannedMarks[p.Action] + " " + p.Path
+		if p.LinkTo != "" {
+			line += " (hard link)"
+		}
+		g.ui.Printf("%s\n", line)
+	}
+}
+
 // printRestoreSummary prints what a restore from sn did; part is the path
 // it restored when a restore is made of several ("" otherwise).
 func printRestoreSummary(g *globals, sn *snapshot.Snapshot, part string, st *restorer.Stats) {
@@ -167,17 +212,28 @@ func printRestoreSummary(g *globals, sn *snapshot.Snapshot, part string, st *res
 		if part != "" {
 			g.ui.Printf("%s: ", part)
 		}
-		g.ui.Printf("restored %d files (%s), %d directories, %d other entries from snapshot %s",
-			st.Files, ui.Bytes(st.Bytes), st.Dirs, st.Other, sn.ID.Short())
+		verb := "restored"
+		if st.DryRun {
+			verb = "dry run: would restore"
+		}
+		g.ui.Printf("%s %d files (%s), %d directories, %d other entries from snapshot %s",
+			verb, st.Files, ui.Bytes(st.Bytes), st.Dirs, st.Other, sn.ID.Short())
 		if st.FilesSkipped > 0 {
 			g.ui.Printf("; %d files already up to date", st.FilesSkipped)
 		}
-		if st.Removed > 0 {
+		if st.Removed > 0 && st.DryRun {
+			g.ui.Printf("; would remove %s", ui.Count(st.Removed, "entry", "entries"))
+		} else if st.Removed > 0 {
 			g.ui.Printf("; %s removed", ui.Count(st.Removed, "entry", "entries"))
 		}
 		if st.Verified > 0 {
 			g.ui.Printf("; %d files verified", st.Verified)
 		}
-		g.ui.Printf(" in %s (%s/s)\n", time.Duration(st.DurationSeconds*float64(time.Second)).Round(time.Millisecond), ui.Bytes(int64(st.BytesPerSecond)))
+		took := time.Duration(st.DurationSeconds * float64(time.Second)).Round(time.Millisecond)
+		if st.DryRun {
+			g.ui.Printf(" (looked in %s)\n", took)
+		} else {
+			g.ui.Printf(" in %s (%s/s)\n", took, ui.Bytes(int64(st.BytesPerSecond)))
+		}
 	}
 }

@@ -22,6 +22,9 @@ type fileJob struct {
 	rel  string
 	node *tree.Node
 	f    *os.File // already created (first name of a hard-linked inode)
+	// absent: in a dry run, nothing would be at the path when the file is
+	// written (makeWay removes what is there).
+	absent bool
 }
 
 func (r *Restorer) worker(ctx context.Context) error {
@@ -29,7 +32,11 @@ func (r *Restorer) worker(ctx context.Context) error {
 	for job := range r.jobs {
 		if !r.full.Load() {
 			var err error
-			buf, err = r.restoreFile(ctx, job, buf)
+			if r.opt.DryRun {
+				buf, err = r.restoreFileDry(ctx, job, buf)
+			} else {
+				buf, err = r.restoreFile(ctx, job, buf)
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -131,24 +138,19 @@ func (r *Restorer) restoreFile(ctx context.Context, job *fileJob, buf []byte) ([
 	var lost []error
 	var cmp []byte
 	for _, c := range content {
-		if c.IsHole() {
-			if existing > off && !isHole(f, off, min(off+int64(c.Size), existing)) {
-				// The old file may hold data where the snapshot has a hole.
-				if err := punchHole(f, off, int64(c.Size), existing); err != nil {
-					return buf, err
-				}
-				unchanged = false
-			}
+		var diff bool
+		if diff, cmp = r.differs(f, existing, off, c, cmp); !diff {
 			off += int64(c.Size)
 			continue
 		}
-		if existing >= off+int64(c.Size) {
-			cmp, err = readAt(f, cmp, off, int(c.Size))
-			if err == nil && r.repo.Key().BlobID(cmp) == c.ID {
-				off += int64(c.Size)
-				continue
+		unchanged = false
+		if c.IsHole() {
+			// The old file holds data where the snapshot has a hole.
+			if err := punchHole(f, off, int64(c.Size), existing); err != nil {
+				return buf, err
 			}
-			unchanged = false
+			off += int64(c.Size)
+			continue
 		}
 		buf, err = r.repo.LoadBlob(ctx, pack.DataBlob, c.ID, buf)
 		if err != nil {
@@ -193,6 +195,22 @@ func (r *Restorer) restoreFile(ctx context.Context, job *fileJob, buf []byte) ([
 		return buf, errors.Join(lost...)
 	}
 	return buf, nil
+}
+
+// differs reports whether the file f, which had the size existing (-1:
+// created empty) before the restore, must be written at chunk c at off:
+// a data chunk it does not hold, or data where c is a hole. cmp is a
+// buffer it reuses. A restore writes what differs, and a dry run calls a
+// file that differs nowhere unchanged.
+func (r *Restorer) differs(f *os.File, existing, off int64, c tree.Chunk, cmp []byte) (bool, []byte) {
+	if c.IsHole() {
+		return existing > off && !isHole(f, off, min(off+int64(c.Size), existing)), cmp
+	}
+	if existing < off+int64(c.Size) {
+		return true, cmp
+	}
+	cmp, err := readAt(f, cmp, off, int(c.Size))
+	return err != nil || r.repo.Key().BlobID(cmp) != c.ID, cmp
 }
 
 func readAt(f *os.File, buf []byte, off int64, n int) ([]byte, error) {

@@ -51,20 +51,21 @@ func kindInWay(dirfd int, name string, wantDir bool) (bool, error) {
 
 // makeWay removes the entry name of the directory open as dirfd (p is its
 // path in the snapshot) when it is of the other kind than the snapshot's
-// entry, with Overwrite. Without Overwrite, nothing is removed and the
-// creation that follows reports what is in the way.
-func (r *Restorer) makeWay(dirfd int, name, p string, wantDir bool) error {
+// entry, with Overwrite, and reports whether it did (in a dry run: would).
+// Without Overwrite, nothing is removed and the creation that follows
+// reports what is in the way.
+func (r *Restorer) makeWay(dirfd int, name, p string, wantDir bool) (bool, error) {
 	if !r.opt.Overwrite {
-		return nil
+		return false, nil
 	}
 	in, err := kindInWay(dirfd, name, wantDir)
 	if err != nil || !in {
-		return err
+		return false, err
 	}
 	if err := r.remove(dirfd, name, p); err != nil {
-		return fmt.Errorf("replace what is in the way: %w", err)
+		return false, fmt.Errorf("replace what is in the way: %w", err)
 	}
-	return nil
+	return true, nil
 }
 
 // deleteExtra removes, with Delete, the entries of the target directory d
@@ -114,6 +115,10 @@ func (r *Restorer) remove(dirfd int, name, p string) error {
 		return fmt.Errorf("%s: %w", p, errKept)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if r.opt.DryRun {
+			r.removedDry(p, &st)
+			return nil
+		}
 		if err := unix.Unlinkat(dirfd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
 			return &os.PathError{Op: "unlink", Path: p, Err: err}
 		}
@@ -145,9 +150,24 @@ func (r *Restorer) remove(dirfd int, name, p string) error {
 	if kept {
 		return fmt.Errorf("directory %s: %w", p, errKept)
 	}
+	if r.opt.DryRun {
+		r.removedDry(p, &st)
+		return nil
+	}
 	if err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
 		return &os.PathError{Op: "rmdir", Path: p, Err: err}
 	}
 	r.removed.Add(1)
 	return nil
+}
+
+// removedDry records, in a dry run, an entry remove would remove (what is
+// below a directory is recorded first, as remove goes).
+func (r *Restorer) removedDry(p string, st *unix.Stat_t) {
+	r.removed.Add(1)
+	pl := Planned{Action: ActRemove, Path: p, Type: modeType(st.Mode)}
+	if st.Mode&unix.S_IFMT == unix.S_IFREG {
+		pl.Size = st.Size
+	}
+	r.plan(pl)
 }

@@ -44,10 +44,18 @@ type Options struct {
 	Logger  *slog.Logger
 	// Progress, when set, is told about every finished file.
 	Progress func(files, bytes int64)
+	// DryRun goes through the restore's decisions without changing the
+	// target: nothing is created, written, removed or given metadata, and
+	// Stats count what a restore with the same options would do
+	// (dryrun.go). Plan, when set, is told about every decision.
+	DryRun bool
+	Plan   func(Planned)
 
 	// targetReady: RestoreParts has checked and made the target, which
-	// earlier parts write into.
-	targetReady bool
+	// earlier parts write into. targetAbsent: in a dry run, it found no
+	// target, so every part starts from nothing.
+	targetReady  bool
+	targetAbsent bool
 }
 
 // Stats is what a restore did.
@@ -64,9 +72,11 @@ type Stats struct {
 	Removed int64 `json:"entries_removed"`
 	// DurationSeconds is how long the restore took; BytesPerSecond is
 	// Bytes over it.
-	DurationSeconds float64     `json:"duration_seconds"`
-	BytesPerSecond  float64     `json:"bytes_per_second"`
-	Errors          []FileError `json:"errors,omitempty"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	BytesPerSecond  float64 `json:"bytes_per_second"`
+	// DryRun: nothing was changed; the counts are what a restore would do.
+	DryRun bool        `json:"dry_run,omitempty"`
+	Errors []FileError `json:"errors,omitempty"`
 	// NotBackedUp names files of the snapshot that were not restored
 	// because the backup could not read their content.
 	NotBackedUp []FileError `json:"not_backed_up,omitempty"`

@@ -46,8 +46,12 @@ func RestoreParts(ctx context.Context, r *repository.Repository, opt Options, pa
 	if err != nil {
 		return err
 	}
-	if _, err := first.prepareTarget(); err != nil {
+	created, err := first.prepareTarget()
+	if err != nil {
 		return err
+	}
+	if opt.targetAbsent = created && opt.DryRun; opt.targetAbsent {
+		first.plan(Planned{Action: ActNew, Path: "/", Type: tree.Dir.String()})
 	}
 	opt.targetReady, opt.Absolute = true, true
 	order := slices.Clone(parts)

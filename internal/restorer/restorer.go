@@ -54,6 +54,7 @@ type Restorer struct {
 	links map[devIno]string // walker only: first restored path of an inode
 
 	mu                                           sync.Mutex // guards stats.Errors
+	planMu                                       sync.Mutex // serializes Options.Plan
 	stats                                        Stats
 	files, bytes, dirs, other, skipped, verified atomic.Int64
 	removed                                      atomic.Int64
@@ -121,6 +122,7 @@ func (r *Restorer) notBackedUp(p string, n *tree.Node) {
 	r.mu.Lock()
 	r.stats.NotBackedUp = append(r.stats.NotBackedUp, FileError{Path: p, Error: why})
 	r.mu.Unlock()
+	r.plan(plannedNode(ActNotBackedUp, p, n))
 	r.log.Info("not restored: not backed up", "path", p, "reason", n.Error)
 }
 
@@ -155,6 +157,9 @@ type rdir struct {
 	fd      int
 	pending atomic.Int64
 	names   fs.Listing // walker only: the names met so far in its listing
+	// absent: in a dry run, the directory is not in the target and the
+	// restore would create it, so nothing is below it; fd is -1.
+	absent bool
 }
 
 // Restore writes the snapshot's entry at snapPath ("/" for all) into the
@@ -174,31 +179,29 @@ func (r *Restorer) Restore(ctx context.Context, sn *snapshot.Snapshot, snapPath 
 			return nil, err
 		}
 	}
-	created := false
+	created, absent := false, r.opt.targetAbsent
 	if !r.opt.targetReady {
 		if created, err = r.prepareTarget(); err != nil {
 			return nil, err
 		}
+		if absent = created && r.opt.DryRun; absent {
+			at := base
+			if r.opt.Absolute {
+				at = "/"
+			} else if start.Type != tree.Dir {
+				at = path.Dir(base)
+			}
+			r.plan(Planned{Action: ActNew, Path: at, Type: tree.Dir.String()})
+		}
 	}
-	rootfd, err := fs.OpenDir(r.opt.Target)
-	if err != nil {
-		return nil, fmt.Errorf("open target: %w", err)
+	top := &rdir{fd: -1, absent: true}
+	if !absent {
+		if top.fd, err = r.openTarget(); err != nil {
+			return nil, err
+		}
+		top.absent = false
+		defer r.root.Close()
 	}
-	var rootSt unix.Stat_t
-	if err := unix.Fstat(rootfd, &rootSt); err != nil {
-		unix.Close(rootfd)
-		return nil, fmt.Errorf("open target: %w", err)
-	}
-	r.dev = rootSt.Dev
-	if r.root, err = os.OpenRoot(r.opt.Target); err != nil {
-		unix.Close(rootfd)
-		return nil, fmt.Errorf("open target: %w", err)
-	}
-	defer r.root.Close()
-	if _, err := unix.Fgetxattr(rootfd, "system.posix_acl_default", nil); err == nil {
-		r.inheritsACL = true
-	}
-	top := &rdir{fd: rootfd}
 
 	g, gctx := errgroup.WithContext(ctx)
 	r.jobs = make(chan *fileJob, 4*r.opt.Workers)
@@ -220,7 +223,7 @@ func (r *Restorer) Restore(ctx context.Context, sn *snapshot.Snapshot, snapPath 
 		g.Go(func() error { return r.worker(gctx) })
 	}
 	err = g.Wait()
-	if err == nil && start.Type == tree.Dir && base != "/" && !r.opt.Absolute && (created || r.opt.TargetIsEntry) && !r.full.Load() {
+	if err == nil && start.Type == tree.Dir && base != "/" && !r.opt.Absolute && (created || r.opt.TargetIsEntry) && !r.full.Load() && !r.opt.DryRun {
 		// The target is the directory restored: it takes its mode, owner,
 		// times, xattrs and ACLs, now that nothing more is written into it.
 		if merr := r.applyTargetMeta(start); merr != nil {
@@ -230,8 +233,9 @@ func (r *Restorer) Restore(ctx context.Context, sn *snapshot.Snapshot, snapPath 
 	r.stats.Removed = r.removed.Load()
 	r.stats.Files, r.stats.Bytes, r.stats.Dirs = r.files.Load(), r.bytes.Load(), r.dirs.Load()
 	r.stats.Other, r.stats.FilesSkipped, r.stats.Verified = r.other.Load(), r.skipped.Load(), r.verified.Load()
+	r.stats.DryRun = r.opt.DryRun
 	r.stats.DurationSeconds = time.Since(began).Seconds()
-	if r.stats.DurationSeconds > 0 {
+	if r.stats.DurationSeconds > 0 && !r.opt.DryRun {
 		r.stats.BytesPerSecond = float64(r.stats.Bytes) / r.stats.DurationSeconds
 	}
 	if err == nil && r.full.Load() {
@@ -254,14 +258,44 @@ func (r *Restorer) Restore(ctx context.Context, sn *snapshot.Snapshot, snapPath 
 	return &r.stats, err
 }
 
+// openTarget opens the existing target for the walk, and notes its
+// filesystem and whether it has a default ACL.
+func (r *Restorer) openTarget() (int, error) {
+	rootfd, err := fs.OpenDir(r.opt.Target)
+	if err != nil {
+		return -1, fmt.Errorf("open target: %w", err)
+	}
+	var rootSt unix.Stat_t
+	if err := unix.Fstat(rootfd, &rootSt); err != nil {
+		unix.Close(rootfd)
+		return -1, fmt.Errorf("open target: %w", err)
+	}
+	r.dev = rootSt.Dev
+	if r.root, err = os.OpenRoot(r.opt.Target); err != nil {
+		unix.Close(rootfd)
+		return -1, fmt.Errorf("open target: %w", err)
+	}
+	if _, err := unix.Fgetxattr(rootfd, "system.posix_acl_default", nil); err == nil {
+		r.inheritsACL = true
+	}
+	return rootfd, nil
+}
+
 // prepareTarget creates the target, or checks that it may be written to.
-// It reports whether it created it.
+// It reports whether it created it (in a dry run: would create it).
 func (r *Restorer) prepareTarget() (bool, error) {
 	t := r.opt.Target
 	if r.opt.TargetIsEntry && r.opt.Overwrite {
 		// The target stands for a directory of the snapshot: a file or
 		// symlink there now goes, as any entry of the other kind would.
 		if fi, err := os.Lstat(t); err == nil && !fi.IsDir() {
+			if r.opt.DryRun {
+				var st unix.Stat_t
+				if unix.Lstat(t, &st) == nil {
+					r.removedDry(t, &st)
+				}
+				return true, nil
+			}
 			if err := os.Remove(t); err != nil {
 				return false, fmt.Errorf("replace what is at the target: %w", err)
 			}
@@ -270,6 +304,9 @@ func (r *Restorer) prepareTarget() (bool, error) {
 	}
 	ents, err := os.ReadDir(t)
 	if errors.Is(err, os.ErrNotExist) {
+		if r.opt.DryRun {
+			return true, nil
+		}
 		if err := os.MkdirAll(t, 0o700); err != nil {
 			return false, fmt.Errorf("create target: %w", err)
 		}
@@ -301,13 +338,16 @@ func (r *Restorer) applyTargetMeta(n *tree.Node) error {
 
 // ensure creates and opens d and its parents. Walker only.
 func (r *Restorer) ensure(d *rdir) error {
-	if d.fd >= 0 {
+	if d.fd >= 0 || d.absent {
 		return nil
 	}
 	if err := r.ensure(d.parent); err != nil {
 		return err
 	}
-	if err := r.makeWay(d.parent.fd, d.name, d.path, true); err != nil {
+	if r.opt.DryRun {
+		return r.ensureDry(d)
+	}
+	if _, err := r.makeWay(d.parent.fd, d.name, d.path, true); err != nil {
 		return err
 	}
 	if err := fs.Mkdirat(d.parent.fd, d.name, 0o700); err != nil {
@@ -337,7 +377,9 @@ func (r *Restorer) childDone(d *rdir) error {
 		if d.pending.Add(-1) != 0 {
 			return nil
 		}
-		if d.fd >= 0 && d.parent != nil {
+		if d.fd >= 0 && d.parent != nil && r.opt.DryRun {
+			unix.Close(d.fd)
+		} else if d.fd >= 0 && d.parent != nil {
 			unix.Close(d.fd)
 			err := fs.ApplyMeta(d.parent.fd, d.name, d.node, r.applyOpts())
 			if err := r.metaApplied(d.rel, err); err != nil {
@@ -425,14 +467,22 @@ func (r *Restorer) entry(ctx context.Context, d *rdir, dirPath string, n *tree.N
 		r.notBackedUp(p, n)
 		return nil
 	}
-	if err := r.makeWay(d.fd, n.Name, p, false); err != nil {
-		r.fail(p, err)
-		return nil
+	gone := false
+	if !d.absent {
+		var err error
+		if gone, err = r.makeWay(d.fd, n.Name, p, false); err != nil {
+			r.fail(p, err)
+			return nil
+		}
 	}
 	if n.Type == tree.File {
-		return r.queueFile(ctx, d, p, rel, n)
+		return r.queueFile(ctx, d, p, rel, n, gone)
 	}
-	if err := r.special(d, p, n); err != nil {
+	special := r.special
+	if r.opt.DryRun {
+		special = func(d *rdir, p string, n *tree.Node) error { return r.specialDry(d, p, n, gone) }
+	}
+	if err := special(d, p, n); err != nil {
 		r.fail(p, err)
 		return nil
 	}
@@ -466,13 +516,21 @@ func (r *Restorer) special(d *rdir, p string, n *tree.Node) error {
 }
 
 // queueFile hands a regular file to the workers, or links it to an inode
-// already restored.
-func (r *Restorer) queueFile(ctx context.Context, d *rdir, p, rel string, n *tree.Node) error {
+// already restored. gone: makeWay removed what was at its path.
+func (r *Restorer) queueFile(ctx context.Context, d *rdir, p, rel string, n *tree.Node, gone bool) error {
 	c := *n
-	job := &fileJob{dir: d, path: p, rel: rel, node: &c}
+	job := &fileJob{dir: d, path: p, rel: rel, node: &c, absent: gone || d.absent}
 	if n.Links > 1 {
 		key := devIno{n.DeviceID, n.Inode}
 		if first, ok := r.links[key]; ok {
+			if r.opt.DryRun {
+				if err := r.linkDry(d, p, first, n, gone); err != nil {
+					r.fail(p, err)
+				} else {
+					r.other.Add(1)
+				}
+				return nil
+			}
 			if r.opt.Overwrite {
 				_ = r.root.Remove(rel)
 			}
@@ -485,12 +543,14 @@ func (r *Restorer) queueFile(ctx context.Context, d *rdir, p, rel string, n *tre
 		}
 		// Create the first name now, so later names can link to it before
 		// a worker has written it.
-		f, err := r.createFile(d, n.Name)
-		if err != nil {
-			r.fail(p, err)
-			return nil
+		if !r.opt.DryRun {
+			f, err := r.createFile(d, n.Name)
+			if err != nil {
+				r.fail(p, err)
+				return nil
+			}
+			job.f = f
 		}
-		job.f = f
 		r.links[key] = rel
 	}
 	d.pending.Add(1)
