@@ -22,6 +22,9 @@ type Options struct {
 	// ExcludeLargerThan, when positive, leaves out regular files larger
 	// than this many bytes, backup targets included; TooLarge lists them.
 	ExcludeLargerThan int64
+	// ExcludeNodump leaves out files and directories flagged nodump
+	// (chattr +d), as dump(8) and borg do; each is named in Skipped.
+	ExcludeNodump bool
 	// OneFileSystem keeps the walk on the device of each given path: a
 	// directory on another device (a mount point, a btrfs subvolume) is
 	// kept without its content and listed by NotCrossed.

@@ -173,6 +173,10 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 			a.skip(p, "socket")
 			continue
 		}
+		if a.opt.ExcludeNodump && nodump(dirfd, name) {
+			a.skip(p, "nodump flag")
+			continue
+		}
 		if a.tooLarge(p, &n) {
 			continue
 		}
@@ -383,4 +387,14 @@ func unchanged(prev, n *tree.Node) bool {
 	return prev != nil && prev.Type == tree.File && prev.Flags == 0 &&
 		prev.Size == n.Size && prev.MTime == n.MTime && prev.CTime == n.CTime &&
 		prev.Inode == n.Inode && prev.DeviceID == n.DeviceID
+}
+
+// nodump reports whether the entry name of the directory open as dirfd
+// is flagged nodump (chattr +d), as statx tells without opening it.
+func nodump(dirfd int, name string) bool {
+	var stx unix.Statx_t
+	if err := unix.Statx(dirfd, name, unix.AT_SYMLINK_NOFOLLOW, 0, &stx); err != nil {
+		return false
+	}
+	return stx.Attributes_mask&unix.STATX_ATTR_NODUMP != 0 && stx.Attributes&unix.STATX_ATTR_NODUMP != 0
 }

@@ -25,6 +25,7 @@ type backupOpts struct {
 	excludes      []string
 	excludeFiles  []string
 	excludeCaches bool
+	excludeNodump bool
 	ifPresent     []string
 	largerThan    string
 	oneFS         bool
@@ -96,6 +97,7 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 	f.StringArrayVarP(&o.excludes, "exclude", "e", nil, "exclude paths matching `pattern` (repeatable)")
 	f.StringArrayVar(&o.excludeFiles, "exclude-file", nil, "read exclude patterns from `file` (repeatable)")
 	f.BoolVar(&o.excludeCaches, "exclude-caches", false, "skip the contents of directories with a CACHEDIR.TAG")
+	f.BoolVar(&o.excludeNodump, "exclude-nodump", false, "leave out files and directories flagged nodump (chattr +d)")
 	f.StringArrayVar(&o.ifPresent, "exclude-if-present", nil, "skip the contents of directories holding the file `name[:content]` (one whose content starts with content, when given); that file is kept (repeatable)")
 	f.StringVar(&o.largerThan, "exclude-larger-than", "", "leave out regular files larger than `size` (e.g. 500K, 10M, 2G; powers of 1024); the summary counts them, -v names them")
 	f.BoolVarP(&o.oneFS, "one-file-system", "x", false, "do not cross filesystem boundaries (mount points, btrfs subvolumes); the summary lists them")
@@ -190,6 +192,7 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 	counter.Scanning.Store(true)
 	a, err := archiver.New(r, archiver.Options{
 		Hostname: host, Tags: o.tags, Excludes: excludes, ExcludeCaches: o.excludeCaches,
+		ExcludeNodump:    o.excludeNodump,
 		ExcludeIfPresent: o.ifPresent, ExcludeLargerThan: maxSize,
 		OneFileSystem: o.oneFS || o.crossSubvols, CrossSubvolumes: o.crossSubvols, Parent: parent, Logger: g.log, ProgramVersion: "rewind " + Version,
 		Progress: &backupProgress{g: g, c: counter}, DryRun: o.dryRun, OnFile: dryRunFiles(g, o),
