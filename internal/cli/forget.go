@@ -344,9 +344,9 @@ func refuseGuarded(named []*snapshot.Snapshot, guard snapshot.Guard, now time.Ti
 	if refused == 0 {
 		return nil
 	}
-	return fmt.Errorf("refusing to forget %d of the %d snapshots named; nothing was removed:%s\n"+
+	return fmt.Errorf("refusing to forget %d of the %s named; nothing was removed:%s\n"+
 		"Lift a legal hold with `rewind unprotect SNAPSHOT`; `rewind config` shows the minimum retention",
-		refused, len(named), b.String())
+		refused, ui.Count(int64(len(named)), "snapshot", "snapshots"), b.String())
 }
 
 // resolveSnapshots finds the snapshots named by args: full IDs, unique ID
@@ -375,7 +375,7 @@ func resolveSnapshots(sns []*snapshot.Snapshot, args []string, f snapshot.Filter
 			return nil, fmt.Errorf("%w: %q", snapshot.ErrNotFound, a)
 		case 1:
 		default:
-			return nil, fmt.Errorf("%w: %q matches %d snapshots; give more digits", snapshot.ErrAmbiguous, a, len(match))
+			return nil, fmt.Errorf("%w: %q matches %d snapshots; give more digits", snapshot.ErrAmbiguous, a, len(match)) // plural: ambiguous means 2 or more
 		}
 		if !seen[match[0]] {
 			seen[match[0]] = true

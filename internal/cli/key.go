@@ -143,7 +143,7 @@ file. Adding or changing a password never re-encrypts data.`,
 				}
 			}
 			if len(match) != 1 {
-				return fmt.Errorf("key %q matches %d key files; give a unique prefix", args[0], len(match))
+				return fmt.Errorf("key %q matches %s; give a unique prefix", args[0], ui.Count(int64(len(match)), "key file", "key files"))
 			}
 			if err := r.RemoveKey(ctx, match[0]); err != nil {
 				return err

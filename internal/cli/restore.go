@@ -167,16 +167,17 @@ func printRestoreSummary(g *globals, sn *snapshot.Snapshot, part string, st *res
 		if part != "" {
 			g.ui.Printf("%s: ", part)
 		}
-		g.ui.Printf("restored %d files (%s), %d directories, %d other entries from snapshot %s",
-			st.Files, ui.Bytes(st.Bytes), st.Dirs, st.Other, sn.ID.Short())
+		g.ui.Printf("restored %s (%s), %s, %s from snapshot %s",
+			ui.Count(int64(st.Files), "file", "files"), ui.Bytes(st.Bytes), ui.Count(int64(st.Dirs), "directory", "directories"),
+			ui.Count(int64(st.Other), "other entry", "other entries"), sn.ID.Short())
 		if st.FilesSkipped > 0 {
-			g.ui.Printf("; %d files already up to date", st.FilesSkipped)
+			g.ui.Printf("; %s already up to date", ui.Count(int64(st.FilesSkipped), "file", "files"))
 		}
 		if st.Removed > 0 {
 			g.ui.Printf("; %s removed", ui.Count(st.Removed, "entry", "entries"))
 		}
 		if st.Verified > 0 {
-			g.ui.Printf("; %d files verified", st.Verified)
+			g.ui.Printf("; %s verified", ui.Count(int64(st.Verified), "file", "files"))
 		}
 		g.ui.Printf(" in %s (%s/s)\n", time.Duration(st.DurationSeconds*float64(time.Second)).Round(time.Millisecond), ui.Bytes(int64(st.BytesPerSecond)))
 	}
