@@ -417,10 +417,10 @@ func printForget(g *globals, plans []forgetPlan, dryRun bool) {
 		if p.byPolicy {
 			g.ui.Printf("%s:\n", p.key)
 			g.ui.Printf("keep %s:\n", ui.Count(int64(len(p.keep)), "snapshot", "snapshots"))
-			t := ui.NewTable("ID", "Time", "Host", "Paths", "Reasons")
+			t := ui.NewTable("ID", "Time", "Host", "Reasons", "Paths")
 			for _, sn := range p.keep {
-				t.Row(sn.ID.Short(), sn.Time.Local().Format(timeFormat), sn.Hostname, strings.Join(sn.Paths, " "),
-					strings.Join(p.reasons[sn.ID.String()], ", "))
+				t.Row(sn.ID.Short(), sn.Time.Local().Format(timeFormat), sn.Hostname,
+					strings.Join(p.reasons[sn.ID.String()], ", "), strings.Join(sn.Paths, " "))
 			}
 			g.ui.Table(t)
 		}

@@ -53,11 +53,15 @@ func lsMode(n *tree.Node) string {
 	return string(b)
 }
 
-// lsSize is the size column: the byte count, or "major, minor" for a
-// device.
+// lsSize is the size column: the byte count, the target's length for a
+// symbolic link, or "major, minor" for a device.
 func lsSize(n *tree.Node) string {
 	if n.Type == tree.CharDev || n.Type == tree.BlockDev {
 		return fmt.Sprintf("%d, %d", unix.Major(n.Rdev), unix.Minor(n.Rdev))
+	}
+	if n.Type == tree.Symlink && n.Size == 0 {
+		// lstat's size of a symbolic link is its target's length.
+		return strconv.Itoa(len(n.LinkTarget))
 	}
 	return strconv.FormatUint(n.Size, 10)
 }

@@ -9,7 +9,8 @@ import (
 // row, a rule under it, then the rows. Each column is as wide as its
 // widest cell, so a long value (a host name) widens its column instead of
 // pushing the others out of line. Columns marked Right (numbers) are
-// right-aligned; the last column is not padded.
+// right-aligned; the last column is not padded, and counts in the rule for
+// at most 20 characters.
 type Table struct {
 	headers []string
 	right   []bool
@@ -68,8 +69,13 @@ func (t *Table) String() string {
 		b.WriteByte('\n')
 	}
 	line(t.headers)
+	// The rule spans the columns and the last one's header: a long path
+	// in the last column does not draw a rule across the terminal.
 	total := 0
 	for i, w := range width {
+		if i == len(width)-1 {
+			w = max(utf8.RuneCountInString(t.headers[i]), min(w, 20))
+		}
 		total += w
 		if i > 0 {
 			total += 2

@@ -39,3 +39,12 @@ func TestTableWidthCountsRunes(t *testing.T) {
 		t.Fatalf("got:\n%q\nwant:\n%q", got, want)
 	}
 }
+
+func TestTableRuleIgnoresLongLastColumn(t *testing.T) {
+	tb := NewTable("A", "Path")
+	tb.Row("1", "/a/path/much/longer/than/twenty/characters")
+	want := "A  Path\n" + strings.Repeat("-", 23) + "\n1  /a/path/much/longer/than/twenty/characters\n"
+	if got := tb.String(); got != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
