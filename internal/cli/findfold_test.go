@@ -28,11 +28,11 @@ func TestFindFolderRuns(t *testing.T) {
 	}
 	steps := []step{
 		{sn(1, "h"), v1}, {sn(2, "h"), v1}, // one run of 2
-		{sn(3, "h"), nil},                  // gap
-		{sn(4, "h"), v1},                   // same as before the gap: a new run
-		{sn(5, "other"), v1},               // another host: its own run
-		{sn(6, "h"), v1},                   // continues 4 across the other host
-		{sn(7, "h"), v2},                   // changed: a new run
+		{sn(3, "h"), nil},    // gap
+		{sn(4, "h"), v1},     // same as before the gap: a new run
+		{sn(5, "other"), v1}, // another host: its own run
+		{sn(6, "h"), v1},     // continues 4 across the other host
+		{sn(7, "h"), v2},     // changed: a new run
 	}
 	f := newFindFolder()
 	for _, s := range steps {
