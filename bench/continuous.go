@@ -619,7 +619,7 @@ func readCPStatus(state string) (cpStatus, error) {
 	var st cpStatus
 	files, _ := filepath.Glob(filepath.Join(state, "rewind", "watch-*.json"))
 	if len(files) != 1 {
-		return st, fmt.Errorf("%d status files in %s", len(files), state)
+		return st, fmt.Errorf("status files in %s: %d, want 1", state, len(files))
 	}
 	b, err := os.ReadFile(files[0])
 	if err != nil {

@@ -347,7 +347,7 @@ func runLimit(ctx context.Context, op, src, dst string) error {
 		if err != nil {
 			return err
 		}
-		what = fmt.Sprintf("lstat %d entries", n)
+		what = fmt.Sprintf("lstat of entries: %d", n)
 	case "copy":
 		if dst == "" {
 			return errors.New("-limit copy needs -dst")

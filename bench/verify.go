@@ -155,7 +155,7 @@ func compareTrees(ctx context.Context, want, got string) error {
 			return err
 		}
 		if n != entries {
-			report("%d entries, want %d", n, entries)
+			report("entries: %d, want %d", n, entries)
 		}
 	}
 	if len(problems) > 0 {

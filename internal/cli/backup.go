@@ -340,7 +340,7 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 		}
 		g.ui.Printf("\n")
 	}
-	g.ui.Printf("processed %d files in %s\n", s.TotalFiles, dur.Round(time.Millisecond))
+	g.ui.Printf("processed %s in %s\n", ui.Count(int64(s.TotalFiles), "file", "files"), dur.Round(time.Millisecond))
 	g.ui.Printf("snapshot %s saved\n", sn.ID.Short())
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -127,32 +128,33 @@ func TestBrowse(t *testing.T) {
 	})
 
 	t.Run("find", func(t *testing.T) {
-		// In both snapshots: two headers, two matches.
-		out := e.mustRun("find", "app.conf").stdout
-		for _, sn := range []jsonSnapshot{f.s1, f.s2} {
-			if !bytes.Contains(out, []byte("snapshot "+sn.ShortID+" of ")) {
-				t.Errorf("find app.conf does not show snapshot %s:\n%s", sn.ShortID, out)
-			}
+		// app.conf was chmodded between the snapshots: two versions.
+		got := findRows(t, e.mustRun("find", "app.conf").stdout)
+		want := []findRow{{f.s1.ShortID, "", 1, etc + "/app.conf"}, {f.s2.ShortID, "", 1, etc + "/app.conf"}}
+		if !slices.Equal(got, want) {
+			t.Errorf("find app.conf = %+v, want %+v", got, want)
 		}
-		if n := bytes.Count(out, []byte("  "+etc+"/app.conf\n")); n != 2 {
-			t.Errorf("find app.conf: %d matches, want 2:\n%s", n, out)
+		// hello.txt did not change: one line for both snapshots.
+		got = findRows(t, e.mustRun("find", "hello.txt").stdout)
+		want = []findRow{{f.s1.ShortID, f.s2.ShortID, 2, src + "/hello.txt"}}
+		if !slices.Equal(got, want) {
+			t.Errorf("find hello.txt = %+v, want %+v", got, want)
 		}
-		// Only in the first: one header.
-		out = e.mustRun("find", "x.txt").stdout
-		if !bytes.Contains(out, []byte(f.s1.ShortID)) || bytes.Contains(out, []byte(f.s2.ShortID)) {
-			t.Errorf("find x.txt should match only in %s:\n%s", f.s1.ShortID, out)
+		// Only in the first.
+		got = findRows(t, e.mustRun("find", "x.txt").stdout)
+		want = []findRow{{f.s1.ShortID, "", 1, etc + "/sub/x.txt"}}
+		if !slices.Equal(got, want) {
+			t.Errorf("find x.txt = %+v, want %+v", got, want)
 		}
 		// A pattern with a slash matches whole paths; ** spans directories.
-		got := lines(e.mustRun("find", src+"/**/*.txt", "--path", src, "--host", f.s2.Hostname).stdout)
-		want := []string{"snapshot " + f.s1.ShortID, "  " + src + "/data/note.txt", "  " + etc + "/sub/x.txt", "  " + src + "/hello.txt",
-			"snapshot " + f.s2.ShortID, "  " + src + "/data/note.txt", "  " + src + "/hello.txt", "  " + src + "/new.txt"}
-		if len(got) != len(want) {
-			t.Fatalf("find **/*.txt = %q, want %q", got, want)
+		got = findRows(t, e.mustRun("find", src+"/**/*.txt", "--path", src, "--host", f.s2.Hostname).stdout)
+		want = []findRow{
+			{f.s1.ShortID, "", 1, src + "/data/note.txt"}, {f.s1.ShortID, "", 1, etc + "/sub/x.txt"},
+			{f.s1.ShortID, f.s2.ShortID, 2, src + "/hello.txt"},
+			{f.s2.ShortID, "", 1, src + "/data/note.txt"}, {f.s2.ShortID, "", 1, src + "/new.txt"},
 		}
-		for i := range want {
-			if !strings.HasPrefix(got[i], want[i]) {
-				t.Errorf("find **/*.txt line %d = %q, want %q...", i, got[i], want[i])
-			}
+		if !slices.Equal(got, want) {
+			t.Errorf("find **/*.txt = %+v, want %+v", got, want)
 		}
 		r := e.mustRun("find", "no-such-name")
 		if len(r.stdout) != 0 || !strings.Contains(string(r.stderr), "no matches") {
@@ -378,4 +380,41 @@ func TestAmbiguousPrefix(t *testing.T) {
 			t.Errorf("ls with the unique prefix %s: %q", id[:common+1], got)
 		}
 	}
+}
+
+// findRow is one line of find's table.
+type findRow struct {
+	first, last string
+	snapshots   int
+	entry       string
+}
+
+// findRows parses find's table: First, its date and time, Last with its
+// date and time when the entry spans snapshots, Snapshots, Host, Entry.
+func findRows(t *testing.T, out []byte) []findRow {
+	t.Helper()
+	ls := lines(out)
+	if len(ls) < 2 || !strings.HasPrefix(ls[0], "First ") || strings.Trim(ls[1], "-") != "" {
+		t.Fatalf("find output has no table header:\n%s", out)
+	}
+	var rows []findRow
+	for _, l := range ls[2:] {
+		f := strings.Fields(l)
+		var r findRow
+		var n string
+		switch len(f) {
+		case 6:
+			r.first, n, r.entry = f[0], f[3], f[5]
+		case 9:
+			r.first, r.last, n, r.entry = f[0], f[3], f[6], f[8]
+		default:
+			t.Fatalf("find line %q has %d fields", l, len(f))
+		}
+		var err error
+		if r.snapshots, err = strconv.Atoi(n); err != nil {
+			t.Fatalf("find line %q: snapshots %q", l, n)
+		}
+		rows = append(rows, r)
+	}
+	return rows
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/checker"
 	"github.com/rewind-backup/rewind/internal/lock"
+	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/spf13/cobra"
 )
 
@@ -93,21 +94,22 @@ damaged object.`,
 					g.ui.Printf("note: pack %s is not in any index (left by an interrupted backup)\n", u)
 				}
 				if res.Condemned > 0 {
-					g.ui.Printf("note: %d packs are condemned by prune and wait for deletion by a later prune\n", res.Condemned)
+					g.ui.Printf("note: %s condemned by prune and %s for deletion by a later prune\n", ui.Count(int64(res.Condemned), "pack is", "packs are"), ui.Verb(int64(res.Condemned), "waits", "wait"))
 				}
 				if len(res.Problems) > 0 {
 					noteRepairedSnapshots(ctx, g, r)
 				}
-				g.ui.Printf("checked %d packs, %d snapshots, %d trees, %d data blobs", res.Packs, res.Snapshots, res.Trees, res.DataBlobs)
+				g.ui.Printf("checked %s, %s, %s, %s", ui.Count(int64(res.Packs), "pack", "packs"), ui.Count(int64(res.Snapshots), "snapshot", "snapshots"),
+					ui.Count(int64(res.Trees), "tree", "trees"), ui.Count(int64(res.DataBlobs), "data blob", "data blobs"))
 				if opt.Subset != nil {
-					g.ui.Printf(", read %d packs (subset %s) with %d blobs", res.PacksRead, res.Subset, res.BlobsRead)
+					g.ui.Printf(", read %s (subset %s) with %s", ui.Count(int64(res.PacksRead), "pack", "packs"), res.Subset, ui.Count(int64(res.BlobsRead), "blob", "blobs"))
 				} else if opt.ReadData {
-					g.ui.Printf(", read %d blobs", res.BlobsRead)
+					g.ui.Printf(", read %s", ui.Count(int64(res.BlobsRead), "blob", "blobs"))
 				}
-				g.ui.Printf(": %d problems\n", len(res.Problems))
+				g.ui.Printf(": %s\n", ui.Count(int64(len(res.Problems)), "problem", "problems"))
 			}
 			if len(res.Problems) > 0 {
-				return withCode(ExitFatal, fmt.Errorf("the repository has %d problems", len(res.Problems)))
+				return withCode(ExitFatal, fmt.Errorf("the repository has %s", ui.Count(int64(len(res.Problems)), "problem", "problems")))
 			}
 			return nil
 		},

@@ -354,8 +354,8 @@ func printCopied(g *globals, res copier.Result) {
 		g.ui.Infof("snapshot %s (%s, %s) was copied before as %s\n", res.Source.ID.Short(), when, res.Source.Hostname, res.CopyID.Short())
 		return
 	}
-	g.ui.Printf("snapshot %s (%s, %s) copied as %s: %d new blobs, %s\n", res.Source.ID.Short(), when, res.Source.Hostname,
-		res.CopyID.Short(), res.DataBlobs+res.TreeBlobs, ui.Bytes(res.BytesAdded))
+	g.ui.Printf("snapshot %s (%s, %s) copied as %s: %s, %s\n", res.Source.ID.Short(), when, res.Source.Hostname,
+		res.CopyID.Short(), ui.Count(int64(res.DataBlobs+res.TreeBlobs), "new blob", "new blobs"), ui.Bytes(res.BytesAdded))
 }
 
 // CopySummary is the last line of `copy --json` (docs/JSON.md).
@@ -390,10 +390,10 @@ func printCopySummary(g *globals, s *CopySummary) {
 		g.ui.JSONLine(s)
 		return
 	}
-	g.ui.Printf("%d snapshots copied, %d copied before; %d new blobs, %s (%s stored)\n",
-		s.SnapshotsCopied, s.SnapshotsSkipped, s.DataBlobs+s.TreeBlobs, ui.Bytes(s.BytesAdded), ui.Bytes(s.BytesStored))
-	g.ui.Infof("source: %d requests, %s down; destination: %d requests, %s up\n",
-		s.SourceBackend.Requests.Total(), ui.Bytes(s.SourceBackend.BytesDown), s.Backend.Requests.Total(), ui.Bytes(s.Backend.BytesUp))
+	g.ui.Printf("%s copied, %d copied before; %s, %s (%s stored)\n",
+		ui.Count(int64(s.SnapshotsCopied), "snapshot", "snapshots"), s.SnapshotsSkipped, ui.Count(int64(s.DataBlobs+s.TreeBlobs), "new blob", "new blobs"), ui.Bytes(s.BytesAdded), ui.Bytes(s.BytesStored))
+	g.ui.Infof("source: %s, %s down; destination: %s, %s up\n",
+		ui.Count(int64(s.SourceBackend.Requests.Total()), "request", "requests"), ui.Bytes(s.SourceBackend.BytesDown), ui.Count(int64(s.Backend.Requests.Total()), "request", "requests"), ui.Bytes(s.Backend.BytesUp))
 }
 
 // createRepository makes a new repository on be; with src, one that

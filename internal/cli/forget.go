@@ -21,6 +21,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/timeline"
+	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/spf13/cobra"
 )
 
@@ -292,11 +293,11 @@ func runForget(ctx context.Context, g *globals, o *forgetOptions, args []string,
 		printForget(g, plans, o.dryRun)
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d snapshots could not be removed", failed, failed+removed)
+		return fmt.Errorf("%d of %s could not be removed", failed, ui.Count(int64(failed+removed), "snapshot", "snapshots"))
 	}
 	if !o.prune {
 		if removed > 0 {
-			g.ui.Infof("removed %d snapshots; the data only they used stays until `rewind prune` (or forget --prune)\n", removed)
+			g.ui.Infof("removed %s; the data only they used stays until `rewind prune` (or forget --prune)\n", ui.Count(int64(removed), "snapshot", "snapshots"))
 		}
 		return nil
 	}
@@ -361,7 +362,7 @@ func resolveSnapshots(sns []*snapshot.Snapshot, args []string, f snapshot.Filter
 			return nil, fmt.Errorf("%w: %q", snapshot.ErrNotFound, a)
 		case 1:
 		default:
-			return nil, fmt.Errorf("%w: %q matches %d snapshots; give more digits", snapshot.ErrAmbiguous, a, len(match))
+			return nil, fmt.Errorf("%w: %q matches %d snapshots; give more digits", snapshot.ErrAmbiguous, a, len(match)) // plural: ambiguous means 2 or more
 		}
 		if !seen[match[0]] {
 			seen[match[0]] = true
@@ -402,24 +403,29 @@ func printForget(g *globals, plans []forgetPlan, dryRun bool) {
 		}
 		if p.byPolicy {
 			g.ui.Printf("%s:\n", p.key)
-			g.ui.Printf("keep %d snapshots:\n", len(p.keep))
+			g.ui.Printf("keep %s:\n", ui.Count(int64(len(p.keep)), "snapshot", "snapshots"))
+			t := ui.NewTable("ID", "Time", "Host", "Reasons", "Paths")
 			for _, sn := range p.keep {
-				g.ui.Printf("  %-8s  %-19s  %s\n", sn.ID.Short(), sn.Time.Local().Format("2006-01-02 15:04:05"),
-					strings.Join(p.reasons[sn.ID.String()], ", "))
+				t.Row(sn.ID.Short(), sn.Time.Local().Format(timeFormat), sn.Hostname,
+					strings.Join(p.reasons[sn.ID.String()], ", "), strings.Join(sn.Paths, " "))
 			}
+			g.ui.Table(t)
 		}
-		g.ui.Printf("%s %d snapshots:\n", verb, len(p.remove)+len(p.unreadable))
-		for _, sn := range p.remove {
-			g.ui.Printf("  %-8s  %-19s  %-15s  %s\n", sn.ID.Short(), sn.Time.Local().Format("2006-01-02 15:04:05"),
-				sn.Hostname, strings.Join(sn.Paths, " "))
-		}
-		for _, u := range p.unreadable {
-			g.ui.Printf("  %-8s  %-19s  the file cannot be read; a damage record keeps the loss on file\n", u.ID.Short(), "(time unknown)")
+		g.ui.Printf("%s %s:\n", verb, ui.Count(int64(len(p.remove)+len(p.unreadable)), "snapshot", "snapshots"))
+		if len(p.remove)+len(p.unreadable) > 0 {
+			t := ui.NewTable("ID", "Time", "Host", "Paths")
+			for _, sn := range p.remove {
+				t.Row(sn.ID.Short(), sn.Time.Local().Format(timeFormat), sn.Hostname, strings.Join(sn.Paths, " "))
+			}
+			for _, u := range p.unreadable {
+				t.Row(u.ID.Short(), "(time unknown)", "", "the file cannot be read; a damage record keeps the loss on file")
+			}
+			g.ui.Table(t)
 		}
 		total += len(p.remove) + len(p.unreadable)
 	}
 	if dryRun {
-		g.ui.Printf("dry run: would remove %d snapshots, removed nothing\n", total)
+		g.ui.Printf("dry run: would remove %s, removed nothing\n", ui.Count(int64(total), "snapshot", "snapshots"))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/id"
 	"github.com/rewind-backup/rewind/internal/password"
 	"github.com/rewind-backup/rewind/internal/repository"
+	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -63,14 +64,17 @@ file. Adding or changing a password never re-encrypts data.`,
 				}
 				return g.ui.JSONDoc(keys)
 			}
-			g.ui.Printf(" %-8s  %-10s  %-15s  %s\n", "ID", "User", "Host", "Created")
+			// The key this command opened the repository with has a "*"
+			// after its ID.
+			t := ui.NewTable("ID", "User", "Host", "Created")
 			for _, k := range keys {
-				cur := " "
+				cur := ""
 				if k.Current {
 					cur = "*"
 				}
-				g.ui.Printf("%s%-8s  %-10s  %-15s  %s\n", cur, k.ID.Short(), k.Username, k.Hostname, k.Created.Local().Format("2006-01-02 15:04:05"))
+				t.Row(k.ID.Short()+cur, k.Username, k.Hostname, k.Created.Local().Format(timeFormat))
 			}
+			g.ui.Table(t)
 			return nil
 		},
 	}
@@ -139,7 +143,7 @@ file. Adding or changing a password never re-encrypts data.`,
 				}
 			}
 			if len(match) != 1 {
-				return fmt.Errorf("key %q matches %d key files; give a unique prefix", args[0], len(match))
+				return fmt.Errorf("key %q matches %s; give a unique prefix", args[0], ui.Count(int64(len(match)), "key file", "key files"))
 			}
 			if err := r.RemoveKey(ctx, match[0]); err != nil {
 				return err

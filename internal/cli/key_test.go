@@ -58,7 +58,7 @@ func TestKeys(t *testing.T) {
 		t.Errorf("the second password's key is %v, want %v", secondKey, others)
 	}
 	human := string(first.mustRun("key", "list").stdout)
-	if !strings.Contains(human, "*"+firstKey[0][:8]) || !strings.Contains(human, " "+others[0][:8]) {
+	if !strings.Contains(human, firstKey[0][:8]+"*") || !strings.Contains(human, others[0][:8]+" ") {
 		t.Errorf("key list should mark the current key with *:\n%s", human)
 	}
 

@@ -3,8 +3,10 @@ package cli
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/spf13/cobra"
 
 	"github.com/rewind-backup/rewind/internal/backend"
@@ -67,14 +69,15 @@ objects).`,
 				if g.json {
 					return g.ui.JSONDoc(out)
 				}
+				t := ui.NewTable("ID", "State", "Kind", "Command", "PID", "Host", "Refreshed").Right(4)
 				for _, l := range out {
 					state := "live"
 					if l.Stale {
 						state = "stale"
 					}
-					g.ui.Printf("%s  %-5s  %-9s  rewind %s, PID %d on %s, refreshed %s\n", l.ID, state, l.Kind, l.Command, l.PID, l.Hostname,
-						l.Refreshed.Local().Format("2006-01-02 15:04:05"))
+					t.Row(l.ID, state, l.Kind, "rewind "+l.Command, strconv.Itoa(l.PID), l.Hostname, l.Refreshed.Local().Format(timeFormat))
 				}
+				g.ui.Table(t)
 				return nil
 			}
 			ids, err := r.List(ctx, t)

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"io/fs"
 	"path"
 	"strconv"
@@ -95,26 +94,6 @@ func shownEntry(p string, refused error) string {
 		return shownPath(p) + "  (refused by restore and dump: " + refused.Error() + ")"
 	}
 	return shownPath(p)
-}
-
-func lsLine(p string, n *tree.Node, refused error) string {
-	owner := n.User
-	if owner == "" {
-		owner = strconv.Itoa(int(n.UID))
-	}
-	group := n.Group
-	if group == "" {
-		group = strconv.Itoa(int(n.GID))
-	}
-	s := fmt.Sprintf("%s %8s %8s %12d %s %s", modeString(n), owner, group, n.Size,
-		time.Unix(0, n.MTime).Local().Format("2006-01-02 15:04:05"), shownPath(p))
-	if n.Type == tree.Symlink {
-		s += " -> " + shownPath(n.LinkTarget)
-	}
-	if refused != nil {
-		s += "  (refused by restore and dump: " + refused.Error() + ")"
-	}
-	return s
 }
 
 func newLsCmd(g *globals) *cobra.Command {

@@ -25,6 +25,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/retention"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/spf13/cobra"
 )
 
@@ -154,7 +155,7 @@ func (g *globals) extendRetention(ctx context.Context, r *repository.Repository,
 			g.ui.Printf("%s\n", describeRetention(l, res))
 		}
 		if res.Missing > 0 {
-			g.ui.Warnf("warning: the snapshots reference %d blobs that the index does not hold; run `rewind check`\n", res.Missing)
+			g.ui.Warnf("warning: the snapshots reference %s that the index does not hold; run `rewind check`\n", ui.Count(int64(res.Missing), "blob", "blobs"))
 		}
 	}
 	return err
@@ -164,10 +165,11 @@ func describeRetention(l s3.ObjectLock, res *retention.Result) string {
 	if res.Snapshots == 0 {
 		return fmt.Sprintf("object lock (%s): no snapshot is younger than %s, nothing to keep locked", l.Mode, snapshot.FormatDuration(l.Retention))
 	}
-	return fmt.Sprintf("object lock (%s): what the %d snapshots younger than %s need is locked until %s or later "+
-		"(%d snapshots done before; of %d files, %d known from the cache, %d looked up, %d extended: %d retention requests)",
-		l.Mode, res.Snapshots, snapshot.FormatDuration(l.Retention), res.LockedUntil.Local().Format(time.DateTime),
-		res.Done, res.Files, res.Cached, res.Lookups, res.Extended, res.Lookups+res.Extended)
+	return fmt.Sprintf("object lock (%s): what the %s younger than %s %s is locked until %s or later "+
+		"(%s done before; of %s, %d known from the cache, %d looked up, %d extended: %s)",
+		l.Mode, ui.Count(int64(res.Snapshots), "snapshot", "snapshots"), snapshot.FormatDuration(l.Retention), ui.Verb(int64(res.Snapshots), "needs", "need"),
+		res.LockedUntil.Local().Format(time.DateTime), ui.Count(int64(res.Done), "snapshot", "snapshots"), ui.Count(int64(res.Files), "file", "files"),
+		res.Cached, res.Lookups, res.Extended, ui.Count(int64(res.Lookups+res.Extended), "retention request", "retention requests"))
 }
 
 // extendAfterBackup extends the object lock retention after a backup
@@ -319,7 +321,7 @@ TIME is RFC 3339 (2026-03-01T02:00:00Z) or local "2026-03-01 02:00[:05]".`,
 			}
 			defer r.Close()
 			if !g.json {
-				g.ui.Printf("at %s the repository held %d snapshots:\n", t.Local().Format(time.DateTime), len(sns))
+				g.ui.Printf("at %s the repository held %s:\n", t.Local().Format(time.DateTime), ui.Count(int64(len(sns)), "snapshot", "snapshots"))
 				for _, sn := range sns {
 					g.ui.Printf("  %s  %s  %s  %s\n", sn.ID.Short(), sn.Time.Local().Format(time.DateTime), sn.Hostname, strings.Join(sn.Paths, " "))
 				}
@@ -332,16 +334,17 @@ TIME is RFC 3339 (2026-03-01T02:00:00Z) or local "2026-03-01 02:00[:05]".`,
 				g.ui.JSONLine(RecoverJSON{MessageType: "summary", DryRun: dryRun, Snapshots: len(sns), RecoverResult: res})
 			} else {
 				verb := map[bool]string{true: "would restore", false: "restored"}[dryRun]
-				g.ui.Printf("%s %d files (%d by deleting the delete markers and versions above them, %d by copying), ", verb, res.Restored, res.ByDelete, res.ByCopy)
-				g.ui.Printf("%s %d files added later; %d unchanged; %d changing requests, %d versions read whole\n",
-					map[bool]string{true: "would hide", false: "hid"}[dryRun], res.Hidden, res.Unchanged, res.Requests, res.Reads)
+				g.ui.Printf("%s %s (%d by deleting the delete markers and versions above them, %d by copying), ", verb, ui.Count(int64(res.Restored), "file", "files"), res.ByDelete, res.ByCopy)
+				g.ui.Printf("%s %s added later; %d unchanged; %s, %s read whole\n",
+					map[bool]string{true: "would hide", false: "hid"}[dryRun], ui.Count(int64(res.Hidden), "file", "files"), res.Unchanged,
+					ui.Count(int64(res.Requests), "changing request", "changing requests"), ui.Count(int64(res.Reads), "version", "versions"))
 				if !dryRun {
 					g.ui.Printf("Next: rewind check --read-data, and rewind retention extend.\n")
 				}
 			}
 			if len(res.Lost) > 0 {
-				return fmt.Errorf("%d files of the repository at %s have no version whose bytes hash to their name, and were left as they are (first: %s); run rewind check",
-					len(res.Lost), t.Format(time.RFC3339), res.Lost[0])
+				return fmt.Errorf("files of the repository at %s that have no version whose bytes hash to their name, and were left as they are: %d (first: %s); run rewind check",
+					t.Format(time.RFC3339), len(res.Lost), res.Lost[0])
 			}
 			return nil
 		},

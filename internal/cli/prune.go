@@ -194,19 +194,21 @@ func printPrune(u *ui.UI, res *prune.Result) {
 		}
 		return done
 	}
-	u.Printf("%d snapshots reference %d blobs, %s of %s in %d packs\n",
-		res.Snapshots, res.UsedBlobs, ui.Bytes(res.UsedBytes), ui.Bytes(res.TotalBytes), res.Packs)
+	u.Printf("%s %s %s, %s of %s in %s\n", ui.Count(int64(res.Snapshots), "snapshot", "snapshots"),
+		ui.Verb(int64(res.Snapshots), "references", "reference"), ui.Count(int64(res.UsedBlobs), "blob", "blobs"),
+		ui.Bytes(res.UsedBytes), ui.Bytes(res.TotalBytes), ui.Count(int64(res.Packs), "pack", "packs"))
 	u.Printf("unused: %s\n", ui.Bytes(res.UnusedBytes))
 	if res.PacksRepacked > 0 {
-		u.Printf("%s %d packs, copying %s still in use\n", verb("repacked", "would repack"), res.PacksRepacked, ui.Bytes(res.BytesRepacked))
+		u.Printf("%s %s, copying %s still in use\n", verb("repacked", "would repack"), ui.Count(int64(res.PacksRepacked), "pack", "packs"), ui.Bytes(res.BytesRepacked))
 	}
-	u.Printf("%s %d packs (%s)\n", verb("condemned", "would condemn"), res.PacksCondemned, ui.Bytes(res.BytesCondemned))
+	u.Printf("%s %s (%s)\n", verb("condemned", "would condemn"), ui.Count(int64(res.PacksCondemned), "pack", "packs"), ui.Bytes(res.BytesCondemned))
 	if res.PacksRevived > 0 {
-		u.Printf("%s %d condemned packs that new snapshots use\n", verb("kept", "would keep"), res.PacksRevived)
+		u.Printf("%s %s that new snapshots use\n", verb("kept", "would keep"), ui.Count(int64(res.PacksRevived), "condemned pack", "condemned packs"))
 	}
-	u.Printf("%s %d packs, %s freed\n", verb("deleted", "would delete"), res.PacksDeleted, ui.Bytes(res.BytesFreed))
+	u.Printf("%s %s, %s freed\n", verb("deleted", "would delete"), ui.Count(int64(res.PacksDeleted), "pack", "packs"), ui.Bytes(res.BytesFreed))
 	if res.PacksPending > 0 {
-		u.Printf("%d condemned packs (%s) wait for these to finish; the next prune deletes them:\n", res.PacksPending, ui.Bytes(res.BytesPending))
+		u.Printf("%s (%s) %s for these to finish; the next prune deletes %s:\n", ui.Count(int64(res.PacksPending), "condemned pack", "condemned packs"), ui.Bytes(res.BytesPending),
+			ui.Verb(int64(res.PacksPending), "waits", "wait"), ui.Verb(int64(res.PacksPending), "it", "them"))
 		for _, w := range res.WaitingFor {
 			u.Printf("  %s\n", w)
 		}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"github.com/rewind-backup/rewind/internal/lock"
+	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/spf13/cobra"
 )
 
@@ -59,7 +60,8 @@ index afterwards, which check reports. Pack data is never deleted.`,
 			if g.json {
 				g.ui.JSONLine(sum)
 			} else {
-				g.ui.Printf("indexed %d packs in a new index file, removed %d old index files\n", sum.PacksIndexed, sum.IndexFilesRemoved)
+				g.ui.Printf("indexed %s in a new index file, removed %s\n", ui.Count(int64(sum.PacksIndexed), "pack", "packs"),
+					ui.Count(int64(sum.IndexFilesRemoved), "old index file", "old index files"))
 			}
 			return nil
 		},

@@ -139,7 +139,8 @@ func runRepairSnapshots(cmd *cobra.Command, g *globals, o *repairSnapshotsOpts, 
 		if len(f.Hosts)+len(f.Tags)+len(f.Paths) == 0 {
 			unreadable = bad
 		} else if len(bad) > 0 {
-			g.ui.Warnf("warning: %d snapshot files cannot be read and are left alone with --host, --tag or --path; name them to record them\n", len(bad))
+			g.ui.Warnf("warning: %s cannot be read and %s left alone with --host, --tag or --path; name %s to record %s\n", ui.Count(int64(len(bad)), "snapshot file", "snapshot files"),
+				ui.Verb(int64(len(bad)), "is", "are"), ui.Verb(int64(len(bad)), "it", "them"), ui.Verb(int64(len(bad)), "it", "them"))
 		}
 	}
 	ropt := repair.Options{ReadData: o.readData, DryRun: o.dryRun, Forget: o.forget, ProgramVersion: "rewind " + Version}
@@ -172,7 +173,7 @@ func runRepairSnapshots(cmd *cobra.Command, g *globals, o *repairSnapshotsOpts, 
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d damaged snapshots could not be repaired (see above)", failed)
+		return fmt.Errorf("%s could not be repaired (see above)", ui.Count(int64(failed), "damaged snapshot", "damaged snapshots"))
 	}
 	return nil
 }
@@ -216,10 +217,10 @@ func printRepairSnapshots(g *globals, res *repair.Result, dryRun bool) {
 		return
 	}
 	if n := len(res.MissingPacks); n > 0 {
-		g.ui.Printf("note: the index lists %d packs that are missing from the repository; run `rewind repair index`\n"+
-			"      so that the next backup stores their data again instead of counting on it\n", n)
+		g.ui.Printf("note: the index lists %s missing from the repository; run `rewind repair index`\n"+
+			"      so that the next backup stores their data again instead of counting on it\n", ui.Count(int64(n), "pack that is", "packs that are"))
 	}
-	g.ui.Printf("%d snapshots: %d intact", sum.Snapshots, sum.Intact)
+	g.ui.Printf("%s: %d intact", ui.Count(int64(sum.Snapshots), "snapshot", "snapshots"), sum.Intact)
 	if dryRun {
 		g.ui.Printf(", %d damaged", sum.Damaged)
 	} else {
@@ -275,8 +276,8 @@ func printRepairedSnapshot(g *globals, sr *repair.SnapshotResult, dryRun bool) {
 		} else {
 			g.ui.Printf("repaired before; nothing of it could be kept")
 		}
-		g.ui.Printf(" (on %s: %d files and %d directories lost)\n", sr.RecordTime.Local().Format("2006-01-02 15:04:05"),
-			len(sr.LostFiles), len(sr.LostDirs))
+		g.ui.Printf(" (on %s: %s and %s lost)\n", sr.RecordTime.Local().Format(timeFormat),
+			ui.Count(int64(len(sr.LostFiles)), "file", "files"), ui.Count(int64(len(sr.LostDirs)), "directory", "directories"))
 		if sr.Forgotten {
 			g.ui.Printf("  the damaged snapshot was removed (--forget); its damage record stays\n")
 		}
@@ -303,7 +304,7 @@ func printRepairedSnapshot(g *globals, sr *repair.SnapshotResult, dryRun bool) {
 	for _, d := range sr.LostDirs {
 		g.ui.Printf("  lost directory  %s (contents lost)\n", d)
 	}
-	g.ui.Printf("  %d blobs lost", sr.LostBlobs)
+	g.ui.Printf("  %s lost", ui.Count(int64(sr.LostBlobs), "blob", "blobs"))
 	if sr.Record != nil {
 		g.ui.Printf("; damage record %s", sr.Record.Short())
 	}

@@ -216,10 +216,11 @@ func printRestoreSummary(g *globals, sn *snapshot.Snapshot, part string, st *res
 		if st.DryRun {
 			verb = "dry run: would restore"
 		}
-		g.ui.Printf("%s %d files (%s), %d directories, %d other entries from snapshot %s",
-			verb, st.Files, ui.Bytes(st.Bytes), st.Dirs, st.Other, sn.ID.Short())
+		g.ui.Printf("%s %s (%s), %s, %s from snapshot %s",
+			verb, ui.Count(int64(st.Files), "file", "files"), ui.Bytes(st.Bytes), ui.Count(int64(st.Dirs), "directory", "directories"),
+			ui.Count(int64(st.Other), "other entry", "other entries"), sn.ID.Short())
 		if st.FilesSkipped > 0 {
-			g.ui.Printf("; %d files already up to date", st.FilesSkipped)
+			g.ui.Printf("; %s already up to date", ui.Count(int64(st.FilesSkipped), "file", "files"))
 		}
 		if st.Removed > 0 && st.DryRun {
 			g.ui.Printf("; would remove %s", ui.Count(st.Removed, "entry", "entries"))
@@ -227,7 +228,7 @@ func printRestoreSummary(g *globals, sn *snapshot.Snapshot, part string, st *res
 			g.ui.Printf("; %s removed", ui.Count(st.Removed, "entry", "entries"))
 		}
 		if st.Verified > 0 {
-			g.ui.Printf("; %d files verified", st.Verified)
+			g.ui.Printf("; %s verified", ui.Count(int64(st.Verified), "file", "files"))
 		}
 		took := time.Duration(st.DurationSeconds * float64(time.Second)).Round(time.Millisecond)
 		if st.DryRun {

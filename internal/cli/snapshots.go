@@ -5,6 +5,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/hold"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/spf13/cobra"
 )
 
@@ -60,20 +61,19 @@ after the ID marks a snapshot under legal hold (rewind protect).`,
 				return g.ui.JSONDoc(out)
 			}
 			// A protected snapshot has a "*" right after its ID.
-			g.ui.Printf("%-8s  %-19s  %-15s  %-20s  %s\n", "ID", "Time", "Host", "Tags", "Paths")
-			g.ui.Printf("%s\n", strings.Repeat("-", 80))
+			t := ui.NewTable("ID", "Time", "Host", "Tags", "Paths")
 			for _, s := range out {
-				mark := " "
+				mark := ""
 				if s.Protected {
 					mark = "*"
 				}
-				g.ui.Printf("%-8s%s %-19s  %-15s  %-20s  %s\n", s.ShortID, mark, s.Time.Local().Format("2006-01-02 15:04:05"),
-					s.Hostname, strings.Join(s.Tags, ","), strings.Join(s.Paths, " "))
+				t.Row(s.ShortID+mark, s.Time.Local().Format(timeFormat), s.Hostname, strings.Join(s.Tags, ","), strings.Join(s.Paths, " "))
 			}
+			g.ui.Table(t)
 			if protected > 0 {
-				g.ui.Printf("%d snapshots, %d protected (* legal hold: forget keeps them until rewind unprotect)\n", len(out), protected)
+				g.ui.Printf("%s, %d protected (* legal hold: forget keeps them until rewind unprotect)\n", ui.Count(int64(len(out)), "snapshot", "snapshots"), protected)
 			} else {
-				g.ui.Printf("%d snapshots\n", len(out))
+				g.ui.Printf("%s\n", ui.Count(int64(len(out)), "snapshot", "snapshots"))
 			}
 			return nil
 		},

@@ -134,7 +134,7 @@ func runStats(ctx context.Context, g *globals, args []string, f snapshot.Filter,
 	}
 	printStats(g, &out)
 	if st.Missing > 0 {
-		g.ui.Warnf("%d blobs the snapshots reference are not in the index: run `rewind check`\n", st.Missing)
+		g.ui.Warnf("%s that the snapshots reference not in the index: run `rewind check`\n", ui.Count(st.Missing, "blob", "blobs"))
 	}
 	return nil
 }

@@ -36,7 +36,7 @@ func splitUnreadable(sns []*snapshot.Snapshot, bad []repair.UnreadableSnapshot, 
 		case len(match) == 0:
 			rest = append(rest, a)
 		case len(match)+readable > 1:
-			return nil, nil, fmt.Errorf("%w: %q matches %d snapshots; give more digits", snapshot.ErrAmbiguous, a, len(match)+readable)
+			return nil, nil, fmt.Errorf("%w: %q matches %d snapshots; give more digits", snapshot.ErrAmbiguous, a, len(match)+readable) // plural: ambiguous means 2 or more
 		case !seen[match[0]]:
 			seen[match[0]] = true
 			named = append(named, bad[match[0]])

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/label"
@@ -87,31 +88,8 @@ func runVersions(ctx context.Context, g *globals, arg string, sf snapFilter) err
 		}
 		return g.ui.JSONDoc(out)
 	}
-	g.ui.Printf("%s: %d versions in %d snapshots\n", h.describe(), len(vs), len(h.sns))
-	for i := range vs {
-		v := &vs[i]
-		what := "absent"
-		if v.Present() {
-			what = v.Node.Type.String()
-			switch v.Node.Type {
-			case tree.File:
-				what += "  " + ui.Bytes(int64(v.Node.Size))
-				if snapshot.NotBackedUp(v.Node) {
-					what += "  (content not backed up: the backup could not read it)"
-				}
-			case tree.Dir:
-				what += fmt.Sprintf("  %d entries", v.Entries)
-			}
-		}
-		span := ""
-		if v.Snapshots > 1 {
-			span = fmt.Sprintf("  (%d snapshots, to %s)", v.Snapshots, v.Last.AsOf().Local().Format(timeFormat))
-		}
-		g.ui.Printf("  %s  %s  %-8s  %s%s\n", v.First.AsOf().Local().Format(timeFormat), v.First.ID.Short(), v.Change, what, span)
-		for _, l := range v.Labels {
-			g.ui.Printf("      label %q at %s%s\n", l.Name, l.Time.Local().Format(timeFormat), noteSuffix(l))
-		}
-	}
+	g.ui.Printf("%s: %s in %s\n", h.describe(), ui.Count(int64(len(vs)), "version", "versions"), ui.Count(int64(len(h.sns)), "snapshot", "snapshots"))
+	g.ui.Table(versionsTable(vs))
 	return nil
 }
 
@@ -140,6 +118,40 @@ func versionJSON(v *timeline.Version) VersionJSON {
 		j.Labels = append(j.Labels, labelJSON(l))
 	}
 	return j
+}
+
+// versionsTable lays versions out one row each, oldest first, with a row
+// for each label under the version in force at its time. Snapshots
+// counts the snapshots a version lasted through and Last seen is the
+// newest of them.
+func versionsTable(vs []timeline.Version) *ui.Table {
+	t := ui.NewTable("Time", "ID", "Change", "Type", "Size", "Snapshots", "Last seen", "Note").Right(4, 5)
+	for i := range vs {
+		v := &vs[i]
+		typ, size, note := "absent", "", ""
+		if v.Present() {
+			typ = v.Node.Type.String()
+			switch v.Node.Type {
+			case tree.File:
+				size = ui.Bytes(int64(v.Node.Size))
+				if snapshot.NotBackedUp(v.Node) {
+					note = "content not backed up: the backup could not read it"
+				}
+			case tree.Dir:
+				size = ui.Count(int64(v.Entries), "entry", "entries")
+			}
+		}
+		last := ""
+		if v.Snapshots > 1 {
+			last = v.Last.AsOf().Local().Format(timeFormat)
+		}
+		t.Row(v.First.AsOf().Local().Format(timeFormat), v.First.ID.Short(), string(v.Change), typ, size,
+			strconv.Itoa(v.Snapshots), last, note)
+		for _, l := range v.Labels {
+			t.Row(l.Time.Local().Format(timeFormat), "", "label", "", "", "", "", strconv.Quote(l.Name)+noteSuffix(l))
+		}
+	}
+	return t
 }
 
 // noteSuffix is ": NOTE" for a label with a note.

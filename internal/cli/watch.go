@@ -20,6 +20,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/backend/location"
 	"github.com/rewind-backup/rewind/internal/filter"
 	"github.com/rewind-backup/rewind/internal/lock"
+	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/rewind-backup/rewind/internal/watch"
 	"github.com/spf13/cobra"
 )
@@ -323,7 +324,7 @@ func printWatchSnapshot(g *globals, c watch.Capture) {
 	if g.quiet {
 		return
 	}
-	what := fmt.Sprintf("%d changed paths", len(c.Batch.Paths)+len(c.Batch.Rescan))
+	what := ui.Count(int64(len(c.Batch.Paths)+len(c.Batch.Rescan)), "changed path", "changed paths")
 	if c.Result.Full {
 		what = "full walk (" + c.Batch.Reason + ")"
 	}
@@ -403,9 +404,10 @@ func runWatchStatus(g *globals, args []string) error {
 				s.LastSnapshotTime.Local().Format("2006-01-02 15:04:05"), (time.Duration(s.LastLagSeconds * float64(time.Second))).Round(10*time.Millisecond))
 		}
 		if s.Running {
-			g.ui.Printf("  pending: %d changes, lag %s\n", s.PendingChanges, (time.Duration(s.LagSeconds * float64(time.Second))).Round(10*time.Millisecond))
+			g.ui.Printf("  pending: %s, lag %s\n", ui.Count(int64(s.PendingChanges), "change", "changes"), (time.Duration(s.LagSeconds * float64(time.Second))).Round(10*time.Millisecond))
 		}
-		g.ui.Printf("  %d snapshots, %d full scans, %d queue overflows\n", s.Snapshots, s.FullScans, s.Overflows)
+		g.ui.Printf("  %s, %s, %s\n", ui.Count(int64(s.Snapshots), "snapshot", "snapshots"), ui.Count(int64(s.FullScans), "full scan", "full scans"),
+			ui.Count(int64(s.Overflows), "queue overflow", "queue overflows"))
 		if s.LastError != "" {
 			g.ui.Printf("  last error: %s\n", s.LastError)
 		}

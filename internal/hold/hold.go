@@ -96,7 +96,7 @@ func (s *Set) CheckReadable() error {
 	for _, u := range s.Unreadable {
 		fmt.Fprintf(&b, "\n  holds/%s: %v", u.File, u.Err)
 	}
-	return fmt.Errorf("%w: %d hold files cannot be read, and each may protect any snapshot, so no snapshot can be removed:%s\n"+
+	return fmt.Errorf("%w: hold files that cannot be read: %d; each may protect any snapshot, so no snapshot can be removed:%s\n"+
 		"Restore these files from a copy of the repository, or, if you are sure they hold nothing that must be kept, delete them from the repository's holds folder by hand",
 		ErrUnreadable, len(s.Unreadable), b.String())
 }

@@ -145,7 +145,7 @@ func (s *Set) CheckReadable() error {
 	for _, u := range s.Unreadable {
 		fmt.Fprintf(&b, "\n  labels/%s: %v", u.File, u.Err)
 	}
-	return fmt.Errorf("%w: %d label files cannot be read, and each may keep any snapshot, so no snapshot can be removed by a policy:%s\n"+
+	return fmt.Errorf("%w: label files that cannot be read: %d; each may keep any snapshot, so no snapshot can be removed by a policy:%s\n"+
 		"Restore these files from a copy of the repository, or, if you are sure they name no moment you need, delete them from the repository's labels folder by hand",
 		ErrUnreadable, len(s.Unreadable), b.String())
 }

@@ -164,7 +164,7 @@ func Run(ctx context.Context, r *repository.Repository, opt Options) (*Result, e
 		res.MissingPacks = append(res.MissingPacks, p.String())
 	}
 	if len(pl.missing) > 0 {
-		return res, fmt.Errorf("%w: the index lists %d packs that are not stored (first: data/%s); run `rewind check`, then `rewind repair index` and `rewind repair snapshots`",
+		return res, fmt.Errorf("%w: packs the index lists that are not stored: %d (first: data/%s); run `rewind check`, then `rewind repair index` and `rewind repair snapshots`",
 			ErrMissing, len(pl.missing), pl.missing[0])
 	}
 	for _, set := range [][]*packInfo{pl.keep, pl.repack, pl.condemn} {

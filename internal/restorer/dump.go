@@ -73,7 +73,7 @@ func Dump(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, 
 			errs = append(errs, fmt.Errorf("%w: %d left out of the archive (named above); restore refuses them too", ErrEntriesRefused, badNames))
 		}
 		if notBackedUp > 0 {
-			errs = append(errs, fmt.Errorf("%w: %d files left out of the archive (named above) because the backup could not read them", ErrIncomplete, notBackedUp))
+			errs = append(errs, fmt.Errorf("%w: files left out of the archive (named above) because the backup could not read them: %d", ErrIncomplete, notBackedUp))
 		}
 		return errors.Join(errs...)
 	}

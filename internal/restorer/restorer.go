@@ -239,19 +239,19 @@ func (r *Restorer) Restore(ctx context.Context, sn *snapshot.Snapshot, snapPath 
 		r.stats.BytesPerSecond = float64(r.stats.Bytes) / r.stats.DurationSeconds
 	}
 	if err == nil && r.full.Load() {
-		err = fmt.Errorf("%w after restoring %d files (%d bytes): free space and run the restore again with --overwrite to finish it", ErrDiskFull, r.stats.Files, r.stats.Bytes)
+		err = fmt.Errorf("%w (files restored so far: %d, %d bytes): free space and run the restore again with --overwrite to finish it", ErrDiskFull, r.stats.Files, r.stats.Bytes)
 	}
 	if err == nil && len(r.stats.Errors) > 0 {
-		err = fmt.Errorf("%d entries could not be restored whole", len(r.stats.Errors))
+		err = fmt.Errorf("entries that could not be restored whole: %d", len(r.stats.Errors))
 	}
 	if err == nil {
 		var errs []error
 		if len(r.stats.NotBackedUp) > 0 {
-			errs = append(errs, fmt.Errorf("%w: %d files were not restored because the backup could not read them (listed above); what is at their paths in the target was left as it was",
+			errs = append(errs, fmt.Errorf("%w: files not restored because the backup could not read them (listed above): %d; what is at their paths in the target was left as it was",
 				ErrIncomplete, len(r.stats.NotBackedUp)))
 		}
 		if len(r.stats.Warnings) > 0 {
-			errs = append(errs, fmt.Errorf("%w: %d entries lack some of it", ErrNotAllKept, len(r.stats.Warnings)))
+			errs = append(errs, fmt.Errorf("%w: entries that lack some of it: %d", ErrNotAllKept, len(r.stats.Warnings)))
 		}
 		err = errors.Join(errs...)
 	}
@@ -316,7 +316,7 @@ func (r *Restorer) prepareTarget() (bool, error) {
 		return false, fmt.Errorf("target %q: %w", t, err)
 	}
 	if len(ents) > 0 && !r.opt.Overwrite {
-		return false, fmt.Errorf("%w: %q holds %d entries; restore into an empty directory, or pass --overwrite to rewrite what differs", ErrTargetNotEmpty, t, len(ents))
+		return false, fmt.Errorf("%w: %q is not empty (entries: %d); restore into an empty directory, or pass --overwrite to rewrite what differs", ErrTargetNotEmpty, t, len(ents))
 	}
 	return false, nil
 }

@@ -249,7 +249,7 @@ func Extend(ctx context.Context, r *repository.Repository, st Store, opt Options
 		return res, err
 	}
 	if res.Failed > 0 {
-		return res, fmt.Errorf("the retention of %d of %d files could not be checked or extended; the first error: %w", res.Failed, res.Files, firstErr)
+		return res, fmt.Errorf("the retention of some files could not be checked or extended (%d of %d); the first error: %w", res.Failed, res.Files, firstErr)
 	}
 	if res.Missing == 0 {
 		for _, d := range walked {

@@ -34,7 +34,11 @@ type GuardedError struct {
 
 func (e *GuardedError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "refusing to %s %d of the %d snapshots named; %s:", e.Action, len(e.Kept), e.Named, e.Outcome)
+	named := fmt.Sprintf("the %d snapshots named", e.Named) // plural: one is said below
+	if e.Named == 1 {
+		named = "the snapshot named"
+	}
+	fmt.Fprintf(&b, "refusing to %s %d of %s; %s:", e.Action, len(e.Kept), named, e.Outcome)
 	for i, sn := range e.Kept {
 		fmt.Fprintf(&b, "\n  %-8s  %-19s  %s", sn.ID.Short(), sn.Time.Local().Format("2006-01-02 15:04:05"), strings.Join(e.Reasons[i], ", "))
 	}

@@ -300,7 +300,7 @@ func Find(ctx context.Context, r *repository.Repository, ref string, f Filter) (
 	case 1:
 		return Load(ctx, r, match[0])
 	}
-	return nil, fmt.Errorf("%w: %q matches %d snapshots; give more digits", ErrAmbiguous, ref, len(match))
+	return nil, fmt.Errorf("%w: %q matches %d snapshots; give more digits", ErrAmbiguous, ref, len(match)) // plural: ambiguous means 2 or more
 }
 
 // SplitRef splits "SNAPSHOT:PATH" into its parts. PATH is "" when absent.

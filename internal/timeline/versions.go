@@ -179,6 +179,14 @@ func (f *finder) lookup(ctx context.Context, sn *snapshot.Snapshot, p string) (*
 	return cur, nil
 }
 
+// Compare tells how b, found at the same path as a in a later snapshot,
+// differs from a, by the rules of Versions: Content, Metadata, Unknown,
+// or "" when a restore of either would give the same result. No file data
+// is read.
+func Compare(ctx context.Context, r *repository.Repository, a, b *tree.Node) (Change, error) {
+	return (&comparer{r: r}).nodes(ctx, a, b)
+}
+
 // comparer tells how two entries found at the same path differ.
 type comparer struct {
 	r *repository.Repository

@@ -10,3 +10,12 @@ func Count(n int64, one, many string) string {
 	}
 	return fmt.Sprintf("%d %s", n, many)
 }
+
+// Verb picks the verb form that agrees with a count of n: Verb(1, "is",
+// "are").
+func Verb(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -97,8 +97,8 @@ func (p *Progress) draw() {
 	width := 20
 	filled := int(s.PercentDone * float64(width))
 	bar := strings.Repeat("=", min(filled, width)) + strings.Repeat(" ", width-min(filled, width))
-	line := fmt.Sprintf("\r[%s] %s [%s] %3.0f%%  %d/%d files  %s/%s  %s/s  ETA %s ",
-		fmtDuration(el), p.verb, bar, s.PercentDone*100, s.FilesDone, s.TotalFiles,
+	line := fmt.Sprintf("\r[%s] %s [%s] %3.0f%%  %d/%s  %s/%s  %s/s  ETA %s ",
+		fmtDuration(el), p.verb, bar, s.PercentDone*100, s.FilesDone, Count(int64(s.TotalFiles), "file", "files"),
 		Bytes(s.BytesDone), Bytes(s.TotalBytes), Bytes(int64(rate)), eta)
 	p.u.mu.Lock()
 	fmt.Fprint(p.u.Err, line)

@@ -207,7 +207,7 @@ func (v *view) choose(ctx context.Context, b *Backend, hist *history) (int, erro
 			return i, nil
 		}
 	}
-	return -1, backend.Permanent(fmt.Errorf("%s: %d versions up to %s, and %w", hist.h, len(real), v.at.UTC().Format(time.RFC3339), errNoGoodVersion))
+	return -1, backend.Permanent(fmt.Errorf("%s: versions up to %s: %d, and %w", hist.h, v.at.UTC().Format(time.RFC3339), len(real), errNoGoodVersion))
 }
 
 // hashesToName reads one version whole and reports whether its BLAKE3-256

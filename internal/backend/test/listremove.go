@@ -85,7 +85,7 @@ func testListAndRemove(t *testing.T, be backend.Backend) {
 		t.Fatalf("List with Remove in the callback: %v", err)
 	}
 	if len(want) > 0 {
-		t.Errorf("List missed %d files", len(want))
+		t.Errorf("List missed files: %d", len(want))
 	}
 	checkList(t, be, backend.PackFile, nil)
 }
