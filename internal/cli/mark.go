@@ -18,7 +18,7 @@ type LabelJSON struct {
 	Label string    `json:"label"`
 	Time  time.Time `json:"time"`
 	Note  string    `json:"note,omitempty"`
-	Host  string    `json:"host"`
+	Host  string    `json:"hostname"`
 	User  string    `json:"user"`
 }
 

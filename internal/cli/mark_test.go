@@ -19,7 +19,7 @@ type jsonLabel struct {
 	Label string    `json:"label"`
 	Time  time.Time `json:"time"`
 	Note  string    `json:"note"`
-	Host  string    `json:"host"`
+	Host  string    `json:"hostname"`
 	User  string    `json:"user"`
 }
 
