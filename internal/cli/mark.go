@@ -52,6 +52,7 @@ rewind watch runs) so that the moment is captured.`,
 				if len(args) > 0 || note != "" {
 					return errors.New("--list takes no LABEL or --note")
 				}
+				g.ui.Listing = true // -q does not silence the list
 				return runMarkList(cmd.Context(), g)
 			}
 			if len(args) != 1 {
