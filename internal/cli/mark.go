@@ -19,7 +19,7 @@ type LabelJSON struct {
 	Time  time.Time `json:"time"`
 	Note  string    `json:"note,omitempty"`
 	Host  string    `json:"hostname"`
-	User  string    `json:"user"`
+	User  string    `json:"username"`
 }
 
 func labelJSON(l label.Label) LabelJSON {

@@ -20,7 +20,7 @@ type jsonLabel struct {
 	Time  time.Time `json:"time"`
 	Note  string    `json:"note"`
 	Host  string    `json:"hostname"`
-	User  string    `json:"user"`
+	User  string    `json:"username"`
 }
 
 func init() { schemaTypes["mark.label"] = reflect.TypeFor[jsonLabel]() }
