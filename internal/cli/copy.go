@@ -81,7 +81,8 @@ func (g *globals) openSource(ctx context.Context, s *sourceRepo, flag string) (*
 	}
 	be, err := g.openBackend(ctx, loc)
 	if errors.Is(err, local.ErrNoRepository) {
-		return nil, nil, fmt.Errorf("source: %w: %s", repository.ErrNoRepository, loc)
+		return nil, nil, withHint(fmt.Errorf("source: %w: %s", repository.ErrNoRepository, loc),
+			"Check --from-repo / REWIND_FROM_REPOSITORY: it names the repository copy reads from.")
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("source: %w", err)

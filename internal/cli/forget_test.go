@@ -10,7 +10,7 @@ import (
 )
 
 type jsonForgetGroupKey struct {
-	Host  string   `json:"host"`
+	Host  string   `json:"hostname"`
 	Paths []string `json:"paths"`
 	Tags  []string `json:"tags"`
 }

@@ -264,7 +264,7 @@ type jsonLock struct {
 	Kind      string    `json:"kind"`
 	Command   string    `json:"command"`
 	Hostname  string    `json:"hostname"`
-	User      string    `json:"user"`
+	User      string    `json:"username"`
 	PID       int       `json:"pid"`
 	Created   time.Time `json:"created"`
 	Refreshed time.Time `json:"refreshed"`

@@ -18,8 +18,8 @@ type LabelJSON struct {
 	Label string    `json:"label"`
 	Time  time.Time `json:"time"`
 	Note  string    `json:"note,omitempty"`
-	Host  string    `json:"host"`
-	User  string    `json:"user"`
+	Host  string    `json:"hostname"`
+	User  string    `json:"username"`
 }
 
 func labelJSON(l label.Label) LabelJSON {
@@ -52,6 +52,7 @@ rewind watch runs) so that the moment is captured.`,
 				if len(args) > 0 || note != "" {
 					return errors.New("--list takes no LABEL or --note")
 				}
+				g.ui.Listing = true // -q does not silence the list
 				return runMarkList(cmd.Context(), g)
 			}
 			if len(args) != 1 {

@@ -19,8 +19,8 @@ type jsonLabel struct {
 	Label string    `json:"label"`
 	Time  time.Time `json:"time"`
 	Note  string    `json:"note"`
-	Host  string    `json:"host"`
-	User  string    `json:"user"`
+	Host  string    `json:"hostname"`
+	User  string    `json:"username"`
 }
 
 func init() { schemaTypes["mark.label"] = reflect.TypeFor[jsonLabel]() }

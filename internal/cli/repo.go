@@ -65,7 +65,8 @@ func (g *globals) openRepo(ctx context.Context, loadIndex bool) (*repository.Rep
 	be, err := g.openBackend(ctx, loc)
 	if errors.Is(err, local.ErrNoRepository) {
 		if g.usingDefault() {
-			return nil, fmt.Errorf("%w: the default repository %s does not exist yet; `rewind backup PATH` creates it", repository.ErrNoRepository, loc.Path)
+			return nil, withHint(fmt.Errorf("%w: the default repository %s does not exist yet", repository.ErrNoRepository, loc.Path),
+				"`rewind backup PATH` creates it; or name another repository with --repo or REWIND_REPOSITORY.")
 		}
 		return nil, fmt.Errorf("%w: %s", repository.ErrNoRepository, loc)
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -30,6 +29,10 @@ const (
 	ExitNoRepo      = 10
 	ExitLocked      = 11
 	ExitBadPassword = 12
+	// A command stopped by SIGINT exits 130, by SIGTERM 143 (128 plus the
+	// signal's number, as shells report a process killed by it).
+	ExitInterrupted = 128 + int(syscall.SIGINT)
+	ExitTerminated  = 128 + int(syscall.SIGTERM)
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=...".
@@ -43,6 +46,7 @@ type globals struct {
 	json            bool
 	quiet           bool
 	verbose         int
+	logFormat       string
 	noLock          bool
 	retryLock       time.Duration
 	backend         backendFlags
@@ -71,7 +75,7 @@ func withCode(code int, err error) error { return &exitError{code: code, err: er
 
 // Main runs the CLI and returns the process exit code.
 func Main(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop, caught := signalContext()
 	defer stop()
 	if stopProfile := startProfiling(); stopProfile != nil {
 		defer stopProfile()
@@ -86,6 +90,13 @@ func Main(args []string) int {
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
+	}
+	if sig := caught(); sig != 0 && errors.Is(err, context.Canceled) {
+		// The command stopped because of the signal, and cleaned up on
+		// its way out (a backup keeps the packs it stored, which the next
+		// one reuses): say so plainly, not "context canceled".
+		fmt.Fprintf(os.Stderr, "rewind: interrupted (%s)\n", signalName(sig))
+		return 128 + int(sig)
 	}
 	code := exitCode(err)
 	if code != ExitPartial || !g.json {
@@ -117,6 +128,9 @@ func exitCode(err error) int {
 
 // hintFor says what to do about common errors.
 func hintFor(err error) string {
+	if h, ok := ownHint(err); ok {
+		return h
+	}
 	switch {
 	case errors.Is(err, repository.ErrNoRepository):
 		return "Create one with `rewind init --repo PATH`, or check --repo / REWIND_REPOSITORY."
@@ -132,6 +146,17 @@ func hintFor(err error) string {
 		return lockedHint(err)
 	}
 	return ""
+}
+
+// listingCommands print the data they are asked for: -q silences their
+// notices, not the data. Every other command prints a report (a summary,
+// what it did), which -q silences in full, leaving only errors.
+var listingCommands = map[string]bool{
+	"rewind snapshots": true, "rewind ls": true, "rewind find": true,
+	"rewind cat": true, "rewind dump": true, "rewind diff": true,
+	"rewind versions": true, "rewind key list": true, "rewind list": true,
+	"rewind config": true, "rewind version": true, "rewind stats": true,
+	"rewind watch": true,
 }
 
 func newRoot(g *globals) *cobra.Command {
@@ -152,14 +177,13 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			g.ui = ui.New(g.json, g.quiet)
-			level := slog.LevelWarn
-			if g.verbose > 0 {
-				level = slog.LevelInfo
+			g.ui.Listing = listingCommands[cmd.CommandPath()]
+			log, err := newLogger(os.Stderr, g.logFormat, g.verbose)
+			if err != nil {
+				return err
 			}
-			if g.verbose > 1 {
-				level = slog.LevelDebug
-			}
-			g.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			g.log = log
+			slog.SetDefault(log)
 			return g.checkNoLock(cmd)
 		},
 	}
@@ -169,6 +193,7 @@ both. A password command is killed after --password-timeout (default 60s).`,
 	f.BoolVar(&g.json, "json", false, "write machine-readable JSON to stdout")
 	f.BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")
 	f.CountVarP(&g.verbose, "verbose", "v", "log more (-v info, -vv debug)")
+	f.StringVar(&g.logFormat, "log-format", "text", "format of the logs on stderr: `text` or json")
 	f.BoolVar(&g.noLock, "no-lock", false, "do not lock the repository (read-only commands only, for read-only repositories)")
 	f.DurationVar(&g.retryLock, "retry-lock", 0, "if the repository is locked, keep trying for up to `duration` (e.g. 10m)")
 	addBackendFlags(f, &g.backend)

@@ -335,8 +335,13 @@ func printWatchSnapshot(g *globals, c watch.Capture) {
 // WatchStatusJSON is one element of `watch --status --json`.
 type WatchStatusJSON struct {
 	watch.Status
-	Running    bool    `json:"running"`
-	LagSeconds float64 `json:"lag_seconds"`
+	// The status file's "host" is shown as "hostname", the name every
+	// JSON document gives the host: Host (shallower than the embedded
+	// field, and always nil) hides it, Hostname carries it.
+	Host       *struct{} `json:"host,omitempty"`
+	Hostname   string    `json:"hostname"`
+	Running    bool      `json:"running"`
+	LagSeconds float64   `json:"lag_seconds"`
 }
 
 // runWatchStatus shows the status files of this repository's watchers on
@@ -378,7 +383,7 @@ func runWatchStatus(g *globals, args []string) error {
 			continue
 		}
 		running := s.State == "running" && processRunning(s.PID)
-		j := WatchStatusJSON{Status: *s, Running: running}
+		j := WatchStatusJSON{Status: *s, Hostname: s.Host, Running: running}
 		if running {
 			j.LagSeconds = s.Lag(now).Seconds()
 		}

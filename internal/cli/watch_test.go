@@ -47,7 +47,7 @@ type jsonWatchSnapshot struct {
 type jsonWatchStatus struct {
 	Paths            []string  `json:"paths"`
 	Repository       string    `json:"repository"`
-	Host             string    `json:"host"`
+	Host             string    `json:"hostname"`
 	PID              int       `json:"pid"`
 	Backend          string    `json:"backend"`
 	State            string    `json:"state"`

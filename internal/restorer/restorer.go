@@ -302,6 +302,9 @@ func (r *Restorer) prepareTarget() (bool, error) {
 			r.removed.Add(1)
 		}
 	}
+	if err := checkTargetKind(t); err != nil {
+		return false, err
+	}
 	ents, err := os.ReadDir(t)
 	if errors.Is(err, os.ErrNotExist) {
 		if r.opt.DryRun {
@@ -319,6 +322,50 @@ func (r *Restorer) prepareTarget() (bool, error) {
 		return false, fmt.Errorf("%w: %q is not empty (entries: %d); restore into an empty directory, or pass --overwrite to rewrite what differs", ErrTargetNotEmpty, t, len(ents))
 	}
 	return false, nil
+}
+
+// checkTargetKind refuses a target that cannot become the restored
+// directory, naming what it is and what to do: a symlink that leads
+// nowhere (MkdirAll would fail with "file exists"), or something that is
+// not a directory. A symlink to a directory is followed: the user named
+// it.
+func checkTargetKind(t string) error {
+	lfi, err := os.Lstat(t)
+	if err != nil {
+		return nil // absent: created; other errors are reported by ReadDir
+	}
+	fi, err := os.Stat(t)
+	if lfi.Mode()&os.ModeSymlink != 0 && errors.Is(err, os.ErrNotExist) {
+		dest, _ := os.Readlink(t)
+		return fmt.Errorf("target %q is a symlink to %q, which does not exist: create that directory first, or give --target a directory (or a path that does not exist yet)", t, dest)
+	}
+	if err == nil && !fi.IsDir() {
+		what := "a " + fileKind(fi.Mode())
+		if lfi.Mode()&os.ModeSymlink != 0 {
+			what = "a symlink to " + what
+		}
+		return fmt.Errorf("target %q is %s, not a directory: give --target a directory (or a path that does not exist yet); `rewind dump SNAPSHOT:PATH` writes a single file", t, what)
+	}
+	return nil
+}
+
+// fileKind names the type of a file for messages.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "regular file"
+	case m&os.ModeSymlink != 0:
+		return "symlink"
+	case m&os.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeCharDevice != 0:
+		return "character device"
+	case m&os.ModeDevice != 0:
+		return "block device"
+	}
+	return "file of another type"
 }
 
 // applyTargetMeta gives the target the metadata of the snapshot's

@@ -164,7 +164,7 @@ func FormatDuration(d time.Duration) string {
 // GroupKey is what the snapshots of a group share. Only the fields that
 // were grouped by are set.
 type GroupKey struct {
-	Host  string   `json:"host,omitempty"`
+	Host  string   `json:"hostname,omitempty"`
 	Paths []string `json:"paths,omitempty"`
 	Tags  []string `json:"tags,omitempty"`
 }

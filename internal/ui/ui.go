@@ -18,6 +18,9 @@ type UI struct {
 	Err   io.Writer
 	JSON  bool
 	Quiet bool
+	// Listing is true for a command whose output is the data asked for
+	// (a listing, a file's content): Quiet does not silence it.
+	Listing bool
 	// TTY is true when Err is a terminal, so progress bars are drawn.
 	TTY bool
 	mu  sync.Mutex // serializes writes
@@ -28,9 +31,10 @@ func New(jsonOut, quiet bool) *UI {
 	return &UI{Out: os.Stdout, Err: os.Stderr, JSON: jsonOut, Quiet: quiet, TTY: term.IsTerminal(int(os.Stderr.Fd()))}
 }
 
-// Printf writes human-readable output to Out, unless in JSON mode.
+// Printf writes human-readable output to Out, unless in JSON mode or,
+// except for a listing, quiet: -q leaves only errors.
 func (u *UI) Printf(format string, args ...any) {
-	if u.JSON {
+	if u.JSON || (u.Quiet && !u.Listing) {
 		return
 	}
 	u.mu.Lock()
