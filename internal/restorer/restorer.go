@@ -226,7 +226,7 @@ func (r *Restorer) Restore(ctx context.Context, sn *snapshot.Snapshot, snapPath 
 	if err == nil && start.Type == tree.Dir && base != "/" && !r.opt.Absolute && (created || r.opt.TargetIsEntry) && !r.full.Load() && !r.opt.DryRun {
 		// The target is the directory restored: it takes its mode, owner,
 		// times, xattrs and ACLs, now that nothing more is written into it.
-		if merr := r.applyTargetMeta(start); merr != nil {
+		if merr := r.metaApplied(base, r.applyTargetMeta(start)); merr != nil {
 			r.fail(base, merr)
 		}
 	}
