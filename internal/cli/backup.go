@@ -320,18 +320,7 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 	if g.quiet {
 		return
 	}
-	for _, sk := range a.Skipped() {
-		g.ui.Warnf("skipped %s: %s\n", sk.Path, sk.Error)
-	}
-	for _, b := range a.NotCrossed() {
-		g.ui.Printf("not crossed: %s (%s), kept as an empty directory\n", shownPath(b.Path), boundaryText(b.Kind))
-	}
-	if parent != nil {
-		g.ui.Printf("using parent snapshot %s\n", parent.ID.Short())
-	}
-	printTooLarge(g, a.TooLarge())
-	g.ui.Printf("Files:       %6d new, %6d changed, %6d unmodified\n", s.FilesNew, s.FilesChanged, s.FilesUnchanged)
-	g.ui.Printf("Dirs:        %6d new, %6d changed, %6d unmodified\n", s.DirsNew, s.DirsChanged, s.DirsUnchanged)
+	printBackupHead(g, a, parent, s, "kept")
 	g.ui.Printf("Read %s of %s; added %s (%s stored)\n", ui.Bytes(s.BytesRead-s.BytesReread), ui.Bytes(s.TotalBytes), ui.Bytes(s.DataAdded), ui.Bytes(s.DataStored))
 	if s.FilesReread > 0 {
 		g.ui.Printf("Read again: %s more for %s that changed while being read", ui.Bytes(s.BytesReread), ui.Count(s.FilesReread, "file", "files"))
@@ -369,4 +358,23 @@ func printTooLarge(g *globals, large []archiver.LargeFile) {
 		}
 	}
 	g.ui.Printf("Left out for size: %s, %s (--exclude-larger-than)\n", ui.Count(int64(len(large)), "file", "files"), ui.Bytes(total))
+}
+
+// printBackupHead prints what a backup's text summary (or a dry run's)
+// starts with: entries skipped, boundaries not crossed (kept says what
+// became of them), the parent, files left out for size, and the counts of
+// files and folders.
+func printBackupHead(g *globals, a *archiver.Archiver, parent *snapshot.Snapshot, s *snapshot.Summary, kept string) {
+	for _, sk := range a.Skipped() {
+		g.ui.Warnf("skipped %s: %s\n", sk.Path, sk.Error)
+	}
+	for _, b := range a.NotCrossed() {
+		g.ui.Printf("not crossed: %s (%s), %s as an empty directory\n", shownPath(b.Path), boundaryText(b.Kind), kept)
+	}
+	if parent != nil {
+		g.ui.Printf("using parent snapshot %s\n", parent.ID.Short())
+	}
+	printTooLarge(g, a.TooLarge())
+	g.ui.Printf("Files:       %6d new, %6d changed, %6d unmodified\n", s.FilesNew, s.FilesChanged, s.FilesUnchanged)
+	g.ui.Printf("Dirs:        %6d new, %6d changed, %6d unmodified\n", s.DirsNew, s.DirsChanged, s.DirsUnchanged)
 }

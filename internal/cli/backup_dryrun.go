@@ -80,18 +80,7 @@ func printDryRunSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 	if g.quiet {
 		return
 	}
-	for _, sk := range a.Skipped() {
-		g.ui.Warnf("skipped %s: %s\n", sk.Path, sk.Error)
-	}
-	for _, b := range a.NotCrossed() {
-		g.ui.Printf("not crossed: %s (%s), would be kept as an empty directory\n", shownPath(b.Path), boundaryText(b.Kind))
-	}
-	if parent != nil {
-		g.ui.Printf("using parent snapshot %s\n", parent.ID.Short())
-	}
-	printTooLarge(g, a.TooLarge())
-	g.ui.Printf("Files:       %6d new, %6d changed, %6d unmodified\n", s.FilesNew, s.FilesChanged, s.FilesUnchanged)
-	g.ui.Printf("Dirs:        %6d new, %6d changed, %6d unmodified\n", s.DirsNew, s.DirsChanged, s.DirsUnchanged)
+	printBackupHead(g, a, parent, s, "would be kept")
 	g.ui.Printf("Would read %s of %s; would add %s before compression (%s, %s)\n", ui.Bytes(s.BytesRead), ui.Bytes(s.TotalBytes),
 		ui.Bytes(s.DataAdded), ui.Count(s.DataBlobs, "data blob", "data blobs"), ui.Count(s.TreeBlobs, "tree blob", "tree blobs"))
 	g.ui.Printf("dry run: processed %s in %s; nothing was written to the repository\n", ui.Count(s.TotalFiles, "file", "files"), dur.Round(time.Millisecond))
