@@ -178,7 +178,6 @@ func (a *Archiver) Snapshot(ctx context.Context, paths []string) (*snapshot.Snap
 			return nil, fmt.Errorf("backup path %q: %w", t, err)
 		}
 	}
-	r := a.repo
 	statsBefore := a.store.stats()
 	a.store.start(ctx)
 	rootIDs, err := a.run(ctx, targets)
@@ -233,6 +232,12 @@ func (a *Archiver) Snapshot(ctx context.Context, paths []string) (*snapshot.Snap
 	}
 	// Skipped entries (sockets) are named in the log and the summary's
 	// errors are reserved for files whose content is missing.
+	return a.commit(ctx, sn)
+}
+
+// commit runs the BeforeCommit hook, then saves sn, unless this is a dry
+// run. Every snapshot the archiver makes ends here.
+func (a *Archiver) commit(ctx context.Context, sn *snapshot.Snapshot) (*snapshot.Snapshot, error) {
 	if a.opt.BeforeCommit != nil {
 		if err := a.opt.BeforeCommit(ctx); err != nil {
 			return nil, err
@@ -241,7 +246,7 @@ func (a *Archiver) Snapshot(ctx context.Context, paths []string) (*snapshot.Snap
 	if a.opt.DryRun {
 		return sn, nil
 	}
-	if err := snapshot.Save(ctx, r, sn); err != nil {
+	if err := snapshot.Save(ctx, a.repo, sn); err != nil {
 		return nil, err
 	}
 	return sn, nil

@@ -54,7 +54,6 @@ func (a *Archiver) SnapshotStream(ctx context.Context, r io.Reader, opt StreamOp
 	if err != nil {
 		return nil, err
 	}
-	repo := a.repo
 	statsBefore := a.store.stats()
 	a.store.start(ctx)
 	root, total, end, err := a.storeStreamTree(ctx, r, name, opt)
@@ -78,18 +77,7 @@ func (a *Archiver) SnapshotStream(ctx context.Context, r io.Reader, opt StreamOp
 			DataAdded: after.added - statsBefore.added, DataStored: after.stored - statsBefore.stored,
 		},
 	}
-	if a.opt.BeforeCommit != nil {
-		if err := a.opt.BeforeCommit(ctx); err != nil {
-			return nil, err
-		}
-	}
-	if a.opt.DryRun {
-		return sn, nil
-	}
-	if err := snapshot.Save(ctx, repo, sn); err != nil {
-		return nil, err
-	}
-	return sn, nil
+	return a.commit(ctx, sn)
 }
 
 // storeStreamTree stores the stream's data, its file node and the
