@@ -246,7 +246,11 @@ func printRewrite(g *globals, jobs []*rewriteJob, o *rewriteOptions) {
 	case changed == 0:
 		g.ui.Printf("nothing to rewrite\n")
 	case o.forget:
-		g.ui.Printf("rewrote %s and removed the originals; the content of the removed files stays in the repository until `rewind prune`\n", nSnapshots(changed))
+		originals := "the originals"
+		if changed == 1 {
+			originals = "the original"
+		}
+		g.ui.Printf("rewrote %s and removed %s; the content of the removed files stays in the repository until `rewind prune`\n", nSnapshots(changed), originals)
 	default:
 		g.ui.Printf("rewrote %s; the originals are kept and still hold the removed paths (rewrite --forget, or forget, then prune, to have them gone)\n", nSnapshots(changed))
 	}
