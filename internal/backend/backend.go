@@ -67,12 +67,18 @@ const (
 	DamageFile
 	// LabelFile records a labelled point in time (rewind mark).
 	LabelFile
+	// EventFile records one run of a plan's job (rewind agent, plan run):
+	// its result, counts and error, so the record survives the host.
+	EventFile
+	// InventoryFile holds the inventory of a machine (disks, filesystems,
+	// boot, network, packages) recorded with a file backup.
+	InventoryFile
 
-	lastFileType = LabelFile
+	lastFileType = InventoryFile
 )
 
 // AllTypes lists every FileType, for tools that walk a whole repository.
-var AllTypes = []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile, GCFile, HoldFile, PolicyFile, DamageFile, LabelFile}
+var AllTypes = []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile, GCFile, HoldFile, PolicyFile, DamageFile, LabelFile, EventFile, InventoryFile}
 
 // String returns the folder name of the file type ("data" for packs).
 func (t FileType) String() string {
@@ -99,6 +105,10 @@ func (t FileType) String() string {
 		return "damaged"
 	case LabelFile:
 		return "labels"
+	case EventFile:
+		return "events"
+	case InventoryFile:
+		return "inventory"
 	}
 	return fmt.Sprintf("filetype(%d)", uint8(t))
 }
