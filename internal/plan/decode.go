@@ -59,8 +59,12 @@ func yamlProblem(file string, err error) Problem {
 	pr := Problem{File: file}
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		pr.Pos.Line, _ = strconv.Atoi(m[1])
-		pr.Pos.Column = 1
 		msg = msg[len(m[0]):]
+		// yaml.v3 numbers the lines of its parser's errors (not its
+		// scanner's) from 0; its messages are the only way to tell.
+		if strings.HasPrefix(msg, "did not find expected") {
+			pr.Pos.Line++
+		}
 	}
 	pr.Msg = "not valid YAML: " + strings.TrimPrefix(msg, "yaml: ")
 	return pr
@@ -320,7 +324,12 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, field string) {
 			continue
 		}
 		seen[key] = true
-		d.pos[join(field, key)] = nodePos(val)
+		// A missing key inside a map is best shown at the map's own key.
+		if val.Kind == yaml.MappingNode {
+			d.pos[join(field, key)] = nodePos(k)
+		} else {
+			d.pos[join(field, key)] = nodePos(val)
+		}
 		d.value(val, v.Field(fi), join(field, key))
 	}
 }

@@ -62,8 +62,11 @@ func (p Problem) String() string {
 		b.WriteString(p.File)
 		b.WriteString(":")
 	}
-	if p.Pos.Line > 0 {
+	switch {
+	case p.Pos.Column > 0:
 		fmt.Fprintf(&b, "%d:%d:", p.Pos.Line, p.Pos.Column)
+	case p.Pos.Line > 0:
+		fmt.Fprintf(&b, "%d:", p.Pos.Line)
 	}
 	if b.Len() > 0 {
 		b.WriteString(" ")
