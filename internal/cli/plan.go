@@ -100,6 +100,7 @@ func runPlanValidate(ctx context.Context, g *globals, po *planOptions) error {
 	if p != nil {
 		probs = append(probs, p.Check(ctx, &planEnv{g: g})...)
 	}
+	probs.Sort()
 	if g.json {
 		if probs == nil {
 			probs = plan.Problems{}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -101,10 +100,7 @@ func (p *Plan) Check(ctx context.Context, env Env) Problems {
 			c.errorf("agent.rpo_check", "%v is too short: at least 1s", a.RPOCheck)
 		}
 	}
-	sort.SliceStable(c.probs, func(i, j int) bool {
-		a, b := c.probs[i].Pos, c.probs[j].Pos
-		return a.Line < b.Line || a.Line == b.Line && a.Column < b.Column
-	})
+	c.probs.Sort()
 	return c.probs
 }
 
