@@ -124,7 +124,12 @@ func (p *Plan) PosOf(field string) Pos {
 	return Pos{}
 }
 
+// maxNodes bounds the values a plan decodes to, so that aliases cannot
+// make a small file expand without end.
+const maxNodes = 100000
+
 type decoder struct {
+	nodes int
 	file  string
 	probs Problems
 	pos   map[string]Pos
@@ -170,7 +175,17 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, field string) {
 	if _, ok := d.pos[field]; !ok {
 		d.pos[field] = nodePos(n)
 	}
+	if d.nodes++; d.nodes > maxNodes {
+		if d.nodes == maxNodes+1 {
+			d.add(nodePos(n), field, "the plan is too large (more than %d values, counting what aliases repeat)", maxNodes)
+		}
+		return
+	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		if v.Type() == stepType {
+			d.add(nodePos(n), field, "an empty step: a step is a map with one action, such as {stop: nginx.service}")
+			v.Set(reflect.ValueOf(&Step{Pos: nodePos(n)}))
+		}
 		return
 	}
 	pos := nodePos(n)
