@@ -70,4 +70,3 @@ func (a *Archiver) src(p string) string {
 	}
 	return p
 }
-
