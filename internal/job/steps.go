@@ -202,6 +202,11 @@ func (s *state) checkFreezable(mnt string) error {
 // maps the subvolume to it for the backup. The undo deletes it.
 func (s *state) btrfsSnapshot(ctx context.Context, st *plan.Step, d *doneStep) error {
 	subvol := filepath.Clean(st.Arg)
+	for _, d := range s.done {
+		if m := filepath.Clean(d.step.Arg); d.step.Kind == plan.StepFsfreeze && !d.undone && (subvol == m || strings.HasPrefix(subvol, m+"/") || m == "/") {
+			return fmt.Errorf("%s is on %s, which an earlier fsfreeze step froze: a btrfs snapshot cannot be taken on a frozen filesystem, and needs no freeze (it is atomic)", subvol, m)
+		}
+	}
 	tool := btrfs.Tool{Bin: s.r.Btrfs}
 	prefix := SnapshotPrefix + s.j.Name + "-"
 	stale, _ := filepath.Glob(filepath.Join(subvol, prefix+"*"))
