@@ -173,3 +173,12 @@ func writeWithin(t *testing.T, dir string, d time.Duration) {
 		t.Fatalf("%s is still frozen: a write did not finish in %s", dir, d)
 	}
 }
+
+func mustLook(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
