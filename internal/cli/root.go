@@ -208,6 +208,7 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		newRetentionCmd(g), newRecoverVersionsCmd(g),
 		newWatchCmd(g), newPlanCmd(g),
 		newListCmd(g), newUnlockCmd(g), newGenerateCmd(),
+		newInternalThawCmd(g),
 	)
 	return root
 }
