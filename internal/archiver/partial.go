@@ -32,7 +32,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/rewind-backup/rewind/internal/fs"
 	"github.com/rewind-backup/rewind/internal/id"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/tree"
@@ -283,7 +282,7 @@ func (a *Archiver) walkPartial(ctx context.Context, d *dirState, dir string, pre
 			}
 			continue
 		}
-		n := fs.NodeFromStat(name, &st)
+		n := a.nodeFromStat(p, name, &st)
 		if n.Type == tree.Socket {
 			a.skip(p, "socket")
 			a.countReplaced(ctx, pn, a.subtreeOf(pn))

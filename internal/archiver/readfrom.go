@@ -6,6 +6,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/rewind-backup/rewind/internal/fs"
+	"github.com/rewind-backup/rewind/internal/tree"
+	"golang.org/x/sys/unix"
 )
 
 // ReadFrom says that the content of the folder Real is read from the
@@ -16,6 +20,12 @@ import (
 type ReadFrom struct {
 	Real   string
 	Source string
+
+	// srcDev and realDev are the devices of Source and Real. Entries
+	// read on srcDev are recorded on realDev, so that the next backup
+	// from a new frozen copy (a new btrfs snapshot has a new device
+	// number) still finds its files unchanged against the parent.
+	srcDev, realDev uint64
 }
 
 // ParseReadFrom reads the REALDIR=SNAPDIR form of backup --read-from.
@@ -44,6 +54,10 @@ func checkReadFrom(maps []ReadFrom) ([]ReadFrom, error) {
 		if !fi.IsDir() {
 			return nil, fmt.Errorf("read from %s for %s: not a folder", m.Source, m.Real)
 		}
+		var src, real unix.Stat_t
+		if unix.Stat(m.Source, &src) == nil && unix.Stat(m.Real, &real) == nil {
+			m.srcDev, m.realDev = src.Dev, real.Dev
+		}
 		for _, o := range out {
 			if o.Real == m.Real {
 				return nil, fmt.Errorf("%s is read from both %s and %s", m.Real, o.Source, m.Source)
@@ -69,4 +83,30 @@ func (a *Archiver) src(p string) string {
 		}
 	}
 	return p
+}
+
+// nodeFromStat is fs.NodeFromStat for the entry recorded at the real path
+// p, with a frozen copy's device recorded as the real folder's.
+func (a *Archiver) nodeFromStat(p, name string, st *unix.Stat_t) tree.Node {
+	n := fs.NodeFromStat(name, st)
+	if len(a.opt.ReadFrom) == 0 {
+		return n
+	}
+	for _, m := range a.opt.ReadFrom {
+		if p == m.Real || m.Real == "/" || strings.HasPrefix(p, m.Real) && p[len(m.Real)] == '/' {
+			if m.realDev != 0 && n.DeviceID == m.srcDev {
+				n.DeviceID = m.realDev
+			}
+			break
+		}
+	}
+	return n
+}
+
+// devOf is the device recorded for the entry at the real path p whose
+// lstat gave dev (see nodeFromStat).
+func (a *Archiver) devOf(p string, dev uint64) uint64 {
+	var st unix.Stat_t
+	st.Dev = dev
+	return a.nodeFromStat(p, "", &st).DeviceID
 }

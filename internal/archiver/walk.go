@@ -58,7 +58,7 @@ func (a *Archiver) walkVirtual(ctx context.Context, d *dirState, dir string, v *
 		if err := unix.Lstat(a.src(dir), &st); err != nil {
 			return fmt.Errorf("backup path %q: %w", dir, err)
 		}
-		return a.walkTarget(ctx, d, dir, prev, st.Dev)
+		return a.walkTarget(ctx, d, dir, prev, a.devOf(dir, st.Dev))
 	}
 	names := make([]string, 0, len(v.children))
 	for name := range v.children {
@@ -77,7 +77,7 @@ func (a *Archiver) walkVirtual(ctx context.Context, d *dirState, dir string, v *
 		if err := unix.Lstat(a.src(p), &st); err != nil {
 			return fmt.Errorf("backup path %q: %w", p, err)
 		}
-		n := fs.NodeFromStat(name, &st)
+		n := a.nodeFromStat(p, name, &st)
 		a.names.SetNames(&n)
 		child := v.children[name]
 		if !child.target && n.Type != tree.Dir {
@@ -168,7 +168,7 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 			a.entryError(p, 0, fmt.Errorf("lstat: %w", err))
 			continue
 		}
-		n := fs.NodeFromStat(name, &st)
+		n := a.nodeFromStat(p, name, &st)
 		if n.Type == tree.Socket {
 			a.skip(p, "socket")
 			continue
