@@ -74,7 +74,8 @@ def main():
             ok = (isinstance(auth_data, LoginPassword)
                   and auth_data.login.decode() == a.user
                   and auth_data.password.decode() == password)
-            return AuthResult(success=ok, auth_data=auth_data if ok else None)
+            # handled=False: the server itself answers 535 on a failure.
+            return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
         kw["authenticator"] = authenticate
         kw["auth_required"] = True
