@@ -126,7 +126,7 @@ func TestEndpoint(t *testing.T) {
 		}
 		return c
 	}
-	end := float64(t0.Add(90*time.Second).Unix())
+	end := float64(t0.Add(90 * time.Second).Unix())
 	checks := []struct {
 		name   string
 		labels map[string]string
