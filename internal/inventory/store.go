@@ -1,0 +1,64 @@
+package inventory
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/rewind-backup/rewind/internal/backend"
+	"github.com/rewind-backup/rewind/internal/id"
+	"github.com/rewind-backup/rewind/internal/repository"
+)
+
+// Save stores d as a new sealed file in the inventory/ folder and returns
+// its name.
+func Save(ctx context.Context, r *repository.Repository, d *Document) (id.ID, error) {
+	i, err := r.SaveJSON(ctx, backend.InventoryFile, d)
+	if err != nil {
+		return id.ID{}, fmt.Errorf("save inventory: %w", err)
+	}
+	return i, nil
+}
+
+// Load reads and decodes the inventory file name.
+func Load(ctx context.Context, r *repository.Repository, name id.ID) (*Document, error) {
+	plain, err := r.LoadFile(ctx, backend.InventoryFile, name)
+	if err != nil {
+		return nil, fmt.Errorf("load inventory %s: %w", name.Short(), err)
+	}
+	d, err := Decode(plain)
+	if err != nil {
+		return nil, &repository.CorruptError{Op: "decode", Object: "inventory/" + name.String(), Err: err}
+	}
+	return d, nil
+}
+
+// Exists reports whether the inventory file name is stored.
+func Exists(ctx context.Context, r *repository.Repository, name id.ID) (bool, error) {
+	h := backend.Handle{Type: backend.InventoryFile, Name: name.String()}
+	_, err := r.Backend().Stat(ctx, h)
+	if backend.IsNotExist(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, backend.Wrap("stat", h.String(), err)
+	}
+	return true, nil
+}
+
+// Store saves d unless prev, the stored inventory named prevID, has the
+// same content; it returns the name to record in the snapshot and
+// whether a new file was written. prev may be nil. A prev whose file has
+// gone since it was read (a prune removed it) is not reused.
+func Store(ctx context.Context, r *repository.Repository, d *Document, prev *Document, prevID id.ID) (id.ID, bool, error) {
+	if prev != nil && SameContent(prev, d) {
+		ok, err := Exists(ctx, r, prevID)
+		if err != nil {
+			return id.ID{}, false, err
+		}
+		if ok {
+			return prevID, false, nil
+		}
+	}
+	i, err := Save(ctx, r, d)
+	return i, err == nil, err
+}
