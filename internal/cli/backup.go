@@ -33,6 +33,7 @@ type backupOpts struct {
 	parent        string
 	force         bool
 	dryRun        bool
+	noInventory   bool
 	stream        streamOpts
 	list          listOpts
 }
@@ -60,6 +61,11 @@ are backed up too; --files-from-verbatim takes every line as written,
 that does not exist is an error that names it with its file and line, and
 nothing is backed up.
 
+A backup of files also records the machine's inventory (disks, partition
+tables, filesystems, boot, network, packages, enabled units, users,
+crontabs) in the repository, reusing the last one of the host when nothing
+changed; see rewind inventory. --no-inventory leaves it out.
+
 With --dry-run (-n), the backup walks, compares with the parent and reads
 the new and changed files, but writes nothing to the repository (no data,
 no index, no snapshot; its lock is removed at the end): it reports what
@@ -76,6 +82,7 @@ some files could not be read (they are listed); 1 on a fatal error.`,
   rewind backup --cross-subvolumes /home
   rewind backup --files-from /etc/rewind/paths.txt
   rewind backup --dry-run -v /srv
+  rewind backup --no-inventory /home/alice
   find /srv -newer /var/run/last-backup -print0 | rewind backup --files-from-raw -
   pg_dump mydb | rewind backup --stdin --stdin-filename /db/mydb.sql
   rewind backup --stdin-from-command --stdin-filename /db/mydb.sql -- pg_dump mydb`,
@@ -105,6 +112,7 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 	f.StringVar(&o.parent, "parent", "", "compare with this `snapshot` instead of the latest one of the same host and paths")
 	f.BoolVar(&o.force, "force", false, "read every file, ignoring the parent snapshot")
 	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "do everything but write to the repository: say what would be read and added (-v: each new (+) or changed (M) file)")
+	f.BoolVar(&o.noInventory, "no-inventory", false, "do not record the machine's inventory (disks, filesystems, packages, ...) with the snapshot")
 	o.stream.add(cmd)
 	o.list.add(cmd)
 	return cmd
@@ -188,6 +196,15 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 			return err
 		}
 	}
+	// The machine's inventory is collected while the files are read,
+	// and stored just before the snapshot that names it.
+	var inv *inventoryRun
+	var beforeSave func(context.Context, *snapshot.Snapshot) error
+	if !o.dryRun && !o.noInventory {
+		inv = startInventory(ctx, host)
+		defer inv.stop()
+		beforeSave = func(ctx context.Context, sn *snapshot.Snapshot) error { return inv.attach(ctx, g, r, sn) }
+	}
 	counter := &ui.Counter{}
 	counter.Scanning.Store(true)
 	a, err := archiver.New(r, archiver.Options{
@@ -204,6 +221,7 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 			}
 			return nil
 		},
+		BeforeSave: beforeSave,
 	})
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/backend"
 	"github.com/rewind-backup/rewind/internal/id"
 	"github.com/rewind-backup/rewind/internal/repository"
+	"github.com/rewind-backup/rewind/internal/snapshot"
 )
 
 // Save stores d as a new sealed file in the inventory/ folder and returns
@@ -61,4 +62,41 @@ func Store(ctx context.Context, r *repository.Repository, d *Document, prev *Doc
 	}
 	i, err := Save(ctx, r, d)
 	return i, err == nil, err
+}
+
+// Latest finds the inventory of the newest snapshot of host that has one
+// among sns (sorted oldest first, as snapshot.List returns them).
+func Latest(sns []*snapshot.Snapshot, host string) (id.ID, bool) {
+	for i := len(sns) - 1; i >= 0; i-- {
+		if sn := sns[i]; sn.Hostname == host && sn.Inventory != nil {
+			return *sn.Inventory, true
+		}
+	}
+	return id.ID{}, false
+}
+
+// Record stores d for a snapshot about to be saved and returns the name
+// to put in its Inventory field: the inventory of the host's newest
+// snapshot when it has the same content (isNew false), else a new file.
+// A previous inventory that cannot be read is reported to warn and a new
+// file is stored.
+func Record(ctx context.Context, r *repository.Repository, d *Document, warn func(error)) (name id.ID, isNew bool, err error) {
+	sns, err := snapshot.List(ctx, r, func(id.ID, error) {})
+	if err != nil {
+		return id.ID{}, false, err
+	}
+	var prev *Document
+	prevID, ok := Latest(sns, d.Host)
+	if ok {
+		if prev, err = Load(ctx, r, prevID); err != nil {
+			if ctx.Err() != nil {
+				return id.ID{}, false, ctx.Err()
+			}
+			if warn != nil {
+				warn(err)
+			}
+			prev = nil
+		}
+	}
+	return Store(ctx, r, d, prev, prevID)
 }
