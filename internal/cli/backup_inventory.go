@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/rewind-backup/rewind/internal/id"
 	"github.com/rewind-backup/rewind/internal/inventory"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
@@ -14,9 +15,9 @@ import (
 type inventoryRun struct {
 	cancel context.CancelFunc
 	done   chan struct{}
-	doc  *inventory.Document
-	err  error
-	took time.Duration
+	doc    *inventory.Document
+	err    error
+	took   time.Duration
 }
 
 // startInventory starts collecting the inventory of this machine for
@@ -71,5 +72,48 @@ func (ir *inventoryRun) attach(ctx context.Context, g *globals, r *repository.Re
 	}
 	sn.Inventory = &name
 	g.log.Info("inventory recorded", "inventory", name.Short(), "new", isNew, "collected_in", ir.took.Round(time.Millisecond))
+	return nil
+}
+
+// watchInventory is the inventory `rewind watch` records once at start
+// and names in every snapshot it makes: its captures come every few
+// seconds, and the machine's layout rarely changes within a watch.
+type watchInventory struct {
+	doc  *inventory.Document
+	name id.ID
+}
+
+// recordWatchInventory collects and records the inventory for a watch
+// (reusing the host's last one when unchanged). It returns nil, with a
+// warning logged, when the inventory cannot be recorded.
+func recordWatchInventory(ctx context.Context, g *globals, r *repository.Repository, host string) (*watchInventory, error) {
+	ir := startInventory(ctx, host)
+	sn := &snapshot.Snapshot{}
+	err := ir.attach(ctx, g, r, sn)
+	ir.stop()
+	if err != nil {
+		return nil, err
+	}
+	if sn.Inventory == nil {
+		return nil, nil
+	}
+	return &watchInventory{doc: ir.doc, name: *sn.Inventory}, nil
+}
+
+// attach names the watch's inventory in sn, storing it again if a prune
+// removed it since (no snapshot named it yet).
+func (w *watchInventory) attach(ctx context.Context, g *globals, r *repository.Repository, sn *snapshot.Snapshot) error {
+	name, isNew, err := inventory.Store(ctx, r, w.doc, w.doc, w.name)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		g.log.Warn("inventory not stored", "err", err)
+		return nil
+	}
+	if isNew {
+		w.name = name
+	}
+	sn.Inventory = &name
 	return nil
 }
