@@ -187,6 +187,7 @@ type jsonSnapshot struct {
 	CopiedFrom     string               `json:"copied_from"`
 	Rewrite        *jsonRewriteRecord   `json:"rewrite"`
 	TaggedFrom     string               `json:"tagged_from"`
+	Inventory      string               `json:"inventory"`
 	Summary        *jsonSnapshotSummary `json:"summary"`
 }
 
