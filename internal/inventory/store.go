@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/rewind-backup/rewind/internal/backend"
@@ -99,4 +100,45 @@ func Record(ctx context.Context, r *repository.Repository, d *Document, warn fun
 		}
 	}
 	return Store(ctx, r, d, prev, prevID)
+}
+
+// ErrNone: the snapshot asked for has no inventory.
+var ErrNone = errors.New("no inventory")
+
+// OfSnapshot resolves ref ("latest", "", an ID or a unique ID prefix) to
+// a snapshot and loads its inventory. "latest" and "" mean the newest
+// snapshot of host that has an inventory (any host when host is "").
+func OfSnapshot(ctx context.Context, r *repository.Repository, ref, host string) (*snapshot.Snapshot, *Document, error) {
+	var sn *snapshot.Snapshot
+	if ref == "" || ref == "latest" {
+		sns, err := snapshot.List(ctx, r, func(id.ID, error) {})
+		if err != nil {
+			return nil, nil, err
+		}
+		for i := len(sns) - 1; i >= 0; i-- {
+			if sns[i].Inventory != nil && (host == "" || sns[i].Hostname == host) {
+				sn = sns[i]
+				break
+			}
+		}
+		if sn == nil {
+			if host != "" {
+				return nil, nil, fmt.Errorf("%w: no snapshot of host %q has one (back up files from it, or name a snapshot)", ErrNone, host)
+			}
+			return nil, nil, fmt.Errorf("%w: no snapshot has one", ErrNone)
+		}
+	} else {
+		var err error
+		if sn, err = snapshot.Find(ctx, r, ref, snapshot.Filter{}); err != nil {
+			return nil, nil, err
+		}
+		if sn.Inventory == nil {
+			return nil, nil, fmt.Errorf("%w: snapshot %s has none (made with --stdin or --no-inventory, or by an older rewind)", ErrNone, sn.ID.Short())
+		}
+	}
+	d, err := Load(ctx, r, *sn.Inventory)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sn, d, nil
 }
