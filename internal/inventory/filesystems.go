@@ -24,11 +24,12 @@ func (c *collector) filesystems(ctx context.Context) {
 		kv := parseExport(string(out))
 		if err != nil {
 			c.toolFailed("filesystem on "+dev, err)
-			if types[majmin] == "" {
+			t := firstOf(types[majmin], types[dev])
+			if t == "" {
 				continue
 			}
 			// Mounted: its type at least is known.
-			kv = map[string]string{"TYPE": types[majmin]}
+			kv = map[string]string{"TYPE": t}
 		}
 		if kv["TYPE"] == "" {
 			continue
@@ -38,7 +39,7 @@ func (c *collector) filesystems(ctx context.Context) {
 			Device: dev, Type: kv["TYPE"], UUID: kv["UUID"], UUIDSub: kv["UUID_SUB"],
 			Label: kv["LABEL"], Version: kv["VERSION"], BlockSize: atoi(kv["BLOCK_SIZE"]),
 			SizeBytes: sectors * 512,
-			Mounts:    mounts[majmin],
+			Mounts:    append(mounts[majmin], mounts[dev]...),
 		}
 		if err != nil {
 			c.doc.Filesystems = append(c.doc.Filesystems, f)
@@ -62,8 +63,9 @@ func blkidProbe(ctx context.Context, run Runner, dev string) ([]byte, error) {
 	return run.Run(ctx, "blkid", "-p", "-o", "export", dev)
 }
 
-// mountinfo maps "major:minor" to the mounts of that device, and to the
-// filesystem type mounted from it, read from Proc/self/mountinfo.
+// mountinfo maps "major:minor" (or, for btrfs, the source device path)
+// to the mounts of that device, and to the filesystem type mounted from
+// it, read from Proc/self/mountinfo.
 func (c *collector) mountinfo() (map[string][]Mount, map[string]string) {
 	out := map[string][]Mount{}
 	types := map[string]string{}
@@ -77,10 +79,15 @@ func (c *collector) mountinfo() (map[string][]Mount, map[string]string) {
 		if len(f) < 6 || sep < 6 || len(f) < sep+4 {
 			continue
 		}
-		out[f[2]] = append(out[f[2]], Mount{
-			Target: unescapeMount(f[4]), Root: unescapeMount(f[3]), Options: f[5], Super: f[sep+3],
-		})
-		types[f[2]] = f[sep+1]
+		m := Mount{Target: unescapeMount(f[4]), Root: unescapeMount(f[3]), Options: f[5], Super: f[sep+3]}
+		// btrfs mounts carry an anonymous device number: they are found
+		// by their source device instead.
+		key := f[2]
+		if src := unescapeMount(f[sep+2]); strings.HasPrefix(src, "/dev/") && f[sep+1] == "btrfs" {
+			key = src
+		}
+		out[key] = append(out[key], m)
+		types[key] = f[sep+1]
 	}
 	for k := range out {
 		slices.SortFunc(out[k], func(a, b Mount) int { return strings.Compare(a.Target+"\x00"+a.Root, b.Target+"\x00"+b.Root) })
