@@ -63,7 +63,7 @@ enabled units, users and groups. --json prints the whole document.`,
 			if len(args) == 1 {
 				ref = args[0]
 			}
-			return withInventoryRepo(cmd, g, func(ctx context.Context, r *repository.Repository) error {
+			return withInventoryRepo(cmd, g, "inventory show", func(ctx context.Context, r *repository.Repository) error {
 				sn, doc, err := inventory.OfSnapshot(ctx, r, ref, inventoryHost(host))
 				if err != nil {
 					return err
@@ -96,7 +96,7 @@ disabled, users and groups, crontabs, the kernel, boot and network.
   rewind inventory diff --json 4f2a91c3 9b1d0e77`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withInventoryRepo(cmd, g, func(ctx context.Context, r *repository.Repository) error {
+			return withInventoryRepo(cmd, g, "inventory diff", func(ctx context.Context, r *repository.Repository) error {
 				h := inventoryHost(host)
 				snA, a, err := inventory.OfSnapshot(ctx, r, args[0], h)
 				if err != nil {
@@ -127,9 +127,9 @@ func inventoryHost(h string) string {
 }
 
 // withInventoryRepo runs fn on the repository under a shared lock.
-func withInventoryRepo(cmd *cobra.Command, g *globals, fn func(context.Context, *repository.Repository) error) error {
+func withInventoryRepo(cmd *cobra.Command, g *globals, name string, fn func(context.Context, *repository.Repository) error) error {
 	ctx := cmd.Context()
-	r, done, err := g.openLocked(ctx, lock.Shared, "inventory", false)
+	r, done, err := g.openLocked(ctx, lock.Shared, name, false)
 	if err != nil {
 		return err
 	}
