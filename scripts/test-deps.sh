@@ -9,6 +9,10 @@ command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v e2fsck >/dev/null || need+=(e2fsprogs)
 command -v mkfs.xfs >/dev/null || need+=(xfsprogs)
 command -v mkfs.btrfs >/dev/null || need+=(btrfs-progs)
+# sfdisk (fdisk), blkid, partx and losetup (util-linux): inventory tests
+# partition a loop disk and read it back.
+command -v sfdisk >/dev/null || need+=(fdisk)
+command -v partx >/dev/null || need+=(util-linux)
 command -v restic >/dev/null || need+=(restic)
 command -v borg >/dev/null || need+=(borgbackup)
 command -v bsdtar >/dev/null || need+=(libarchive-tools)

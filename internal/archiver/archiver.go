@@ -249,6 +249,11 @@ func (a *Archiver) commit(ctx context.Context, sn *snapshot.Snapshot) (*snapshot
 	if a.opt.DryRun {
 		return sn, nil
 	}
+	if a.opt.BeforeSave != nil {
+		if err := a.opt.BeforeSave(ctx, sn); err != nil {
+			return nil, err
+		}
+	}
 	if err := snapshot.Save(ctx, a.repo, sn); err != nil {
 		return nil, err
 	}

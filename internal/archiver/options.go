@@ -82,6 +82,11 @@ type Options struct {
 	// and is reused by the next backup) and is returned by Snapshot. The
 	// CLI checks its repository lock there.
 	BeforeCommit func(ctx context.Context) error
+	// BeforeSave, when set, is called after BeforeCommit and right before
+	// the snapshot file is stored (never in a dry run), and may fill in
+	// fields of sn: the CLI records the machine's inventory there. An
+	// error from it leaves the snapshot unsaved, as BeforeCommit's does.
+	BeforeSave func(ctx context.Context, sn *snapshot.Snapshot) error
 }
 
 // Progress receives events during a backup. Methods are called from many

@@ -19,6 +19,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/crypto"
 	"github.com/rewind-backup/rewind/internal/id"
 	"github.com/rewind-backup/rewind/internal/index"
+	"github.com/rewind-backup/rewind/internal/inventory"
 	"github.com/rewind-backup/rewind/internal/pack"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
@@ -61,14 +62,16 @@ type Problem struct {
 
 // Result is what a check found.
 type Result struct {
-	Packs     int      `json:"packs"`
-	Snapshots int      `json:"snapshots"`
-	Trees     int      `json:"trees"`
-	DataBlobs int      `json:"data_blobs"`
-	BlobsRead int      `json:"blobs_read"`
-	PacksRead int      `json:"packs_read"`
-	Subset    string   `json:"subset,omitempty"`
-	Unindexed []string `json:"unindexed_packs,omitempty"`
+	Packs     int `json:"packs"`
+	Snapshots int `json:"snapshots"`
+	Trees     int `json:"trees"`
+	// Inventories counts the inventory files the snapshots name.
+	Inventories int      `json:"inventories"`
+	DataBlobs   int      `json:"data_blobs"`
+	BlobsRead   int      `json:"blobs_read"`
+	PacksRead   int      `json:"packs_read"`
+	Subset      string   `json:"subset,omitempty"`
+	Unindexed   []string `json:"unindexed_packs,omitempty"`
 	// Condemned counts the stored packs that a prune mark condemned.
 	Condemned int       `json:"condemned_packs,omitempty"`
 	Problems  []Problem `json:"problems"`
@@ -374,6 +377,22 @@ func readPack(ctx context.Context, r *repository.Repository, res *Result, p id.I
 	return nil
 }
 
+// checkInventories loads and decodes every inventory file a snapshot
+// names, once each.
+func checkInventories(ctx context.Context, r *repository.Repository, res *Result, sns []*snapshot.Snapshot) {
+	seen := map[id.ID]bool{}
+	for _, sn := range sns {
+		if sn.Inventory == nil || seen[*sn.Inventory] {
+			continue
+		}
+		seen[*sn.Inventory] = true
+		res.Inventories++
+		if _, err := inventory.Load(ctx, r, *sn.Inventory); err != nil {
+			res.add("inventory/"+sn.Inventory.String(), fmt.Errorf("named by snapshot %s: %w", sn.ID.Short(), err))
+		}
+	}
+}
+
 // checkSnapshots decodes every snapshot and every tree once, and checks
 // that every referenced blob is in the index.
 func checkSnapshots(ctx context.Context, r *repository.Repository, res *Result, opt Options) error {
@@ -391,6 +410,7 @@ func checkSnapshots(ctx context.Context, r *repository.Repository, res *Result, 
 		}
 	}
 	res.Snapshots = len(sns)
+	checkInventories(ctx, r, res, sns)
 	seenTree := map[id.ID]bool{}
 	seenData := map[id.ID]bool{}
 	var walk func(ids []id.ID, p string)

@@ -34,6 +34,7 @@ type backupOpts struct {
 	parent        string
 	force         bool
 	dryRun        bool
+	noInventory   bool
 	stream        streamOpts
 	list          listOpts
 }
@@ -67,6 +68,11 @@ a folder (a read-only btrfs snapshot, a mounted LVM or ZFS snapshot) so that
 the snapshot shows the real paths, and a restore puts files back where they
 live. Give it once per copy; PATHs still name the real folders.
 
+A backup of files also records the machine's inventory (disks, partition
+tables, filesystems, boot, network, packages, enabled units, users,
+crontabs) in the repository, reusing the last one of the host when nothing
+changed; see rewind inventory. --no-inventory leaves it out.
+
 With --dry-run (-n), the backup walks, compares with the parent and reads
 the new and changed files, but writes nothing to the repository (no data,
 no index, no snapshot; its lock is removed at the end): it reports what
@@ -84,6 +90,7 @@ some files could not be read (they are listed); 1 on a fatal error.`,
   rewind backup --files-from /etc/rewind/paths.txt
   rewind backup --read-from /srv=/srv/.snap/nightly /srv
   rewind backup --dry-run -v /srv
+  rewind backup --no-inventory /home/alice
   find /srv -newer /var/run/last-backup -print0 | rewind backup --files-from-raw -
   pg_dump mydb | rewind backup --stdin --stdin-filename /db/mydb.sql
   rewind backup --stdin-from-command --stdin-filename /db/mydb.sql -- pg_dump mydb`,
@@ -114,6 +121,7 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 	f.StringVar(&o.parent, "parent", "", "compare with this `snapshot` instead of the latest one of the same host and paths")
 	f.BoolVar(&o.force, "force", false, "read every file, ignoring the parent snapshot")
 	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "do everything but write to the repository: say what would be read and added (-v: each new (+) or changed (M) file)")
+	f.BoolVar(&o.noInventory, "no-inventory", false, "do not record the machine's inventory (disks, filesystems, packages, ...) with the snapshot")
 	o.stream.add(cmd)
 	o.list.add(cmd)
 	return cmd
@@ -205,6 +213,15 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 			return err
 		}
 	}
+	// The machine's inventory is collected while the files are read,
+	// and stored just before the snapshot that names it.
+	var inv *inventoryRun
+	var beforeSave func(context.Context, *snapshot.Snapshot) error
+	if !o.dryRun && !o.noInventory {
+		inv = startInventory(ctx, host)
+		defer inv.stop()
+		beforeSave = func(ctx context.Context, sn *snapshot.Snapshot) error { return inv.attach(ctx, g, r, sn) }
+	}
 	counter := &ui.Counter{}
 	counter.Scanning.Store(true)
 	a, err := archiver.New(r, archiver.Options{
@@ -221,6 +238,7 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 			}
 			return nil
 		},
+		BeforeSave: beforeSave,
 	})
 	if err != nil {
 		return err

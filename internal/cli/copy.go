@@ -341,6 +341,9 @@ type CopySnapshotJSON struct {
 }
 
 func printCopied(g *globals, res copier.Result) {
+	if res.InventoryError != nil {
+		g.log.Warn("copied without its inventory", "snapshot", res.Source.ID.Short(), "err", res.InventoryError)
+	}
 	status := "copied"
 	if res.Skipped {
 		status = "already_copied"

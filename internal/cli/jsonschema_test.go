@@ -187,6 +187,7 @@ type jsonSnapshot struct {
 	CopiedFrom     string               `json:"copied_from"`
 	Rewrite        *jsonRewriteRecord   `json:"rewrite"`
 	TaggedFrom     string               `json:"tagged_from"`
+	Inventory      string               `json:"inventory"`
 	Summary        *jsonSnapshotSummary `json:"summary"`
 }
 
@@ -241,6 +242,7 @@ type jsonCheckSummary struct {
 	Packs          int           `json:"packs"`
 	Snapshots      int           `json:"snapshots"`
 	Trees          int           `json:"trees"`
+	Inventories    int           `json:"inventories"`
 	DataBlobs      int           `json:"data_blobs"`
 	BlobsRead      int           `json:"blobs_read"`
 	PacksRead      int           `json:"packs_read"`

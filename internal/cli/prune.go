@@ -213,6 +213,12 @@ func printPrune(u *ui.UI, res *prune.Result) {
 			u.Printf("  %s\n", w)
 		}
 	}
+	if res.InventoriesDeleted > 0 {
+		u.Printf("%s %s that no snapshot names\n", verb("deleted", "would delete"), ui.Count(int64(res.InventoriesDeleted), "inventory file", "inventory files"))
+	}
+	if res.InventoriesPending > 0 {
+		u.Printf("%s that no snapshot names left for a prune that runs alone (other locks are held)\n", ui.Count(int64(res.InventoriesPending), "inventory file", "inventory files"))
+	}
 	for _, d := range res.Damaged {
 		u.Warnf("warning: %s\n", d)
 	}

@@ -9,28 +9,30 @@ import (
 )
 
 type jsonPruneSummary struct {
-	Backend        jsonBackend `json:"backend"`
-	MessageType    string      `json:"message_type"`
-	DryRun         bool        `json:"dry_run"`
-	Snapshots      int         `json:"snapshots"`
-	Packs          int         `json:"packs"`
-	TotalBytes     int64       `json:"total_bytes"`
-	UsedBlobs      int         `json:"used_blobs"`
-	UsedBytes      int64       `json:"used_bytes"`
-	UnusedBytes    int64       `json:"unused_bytes"`
-	PacksRepacked  int         `json:"packs_repacked"`
-	BytesRepacked  int64       `json:"bytes_repacked"`
-	PacksCondemned int         `json:"packs_condemned"`
-	BytesCondemned int64       `json:"bytes_condemned"`
-	PacksRevived   int         `json:"packs_revived"`
-	PacksDeleted   int         `json:"packs_deleted"`
-	BytesFreed     int64       `json:"bytes_freed"`
-	PacksPending   int         `json:"packs_pending"`
-	BytesPending   int64       `json:"bytes_pending"`
-	WaitingFor     []string    `json:"waiting_for"`
-	MissingPacks   []string    `json:"missing_packs"`
-	Damaged        []string    `json:"damaged"`
-	BadMarks       []string    `json:"unreadable_marks"`
+	Backend            jsonBackend `json:"backend"`
+	MessageType        string      `json:"message_type"`
+	DryRun             bool        `json:"dry_run"`
+	Snapshots          int         `json:"snapshots"`
+	Packs              int         `json:"packs"`
+	TotalBytes         int64       `json:"total_bytes"`
+	UsedBlobs          int         `json:"used_blobs"`
+	UsedBytes          int64       `json:"used_bytes"`
+	UnusedBytes        int64       `json:"unused_bytes"`
+	PacksRepacked      int         `json:"packs_repacked"`
+	BytesRepacked      int64       `json:"bytes_repacked"`
+	PacksCondemned     int         `json:"packs_condemned"`
+	BytesCondemned     int64       `json:"bytes_condemned"`
+	PacksRevived       int         `json:"packs_revived"`
+	PacksDeleted       int         `json:"packs_deleted"`
+	BytesFreed         int64       `json:"bytes_freed"`
+	PacksPending       int         `json:"packs_pending"`
+	BytesPending       int64       `json:"bytes_pending"`
+	WaitingFor         []string    `json:"waiting_for"`
+	MissingPacks       []string    `json:"missing_packs"`
+	Damaged            []string    `json:"damaged"`
+	BadMarks           []string    `json:"unreadable_marks"`
+	InventoriesDeleted int         `json:"inventories_deleted"`
+	InventoriesPending int         `json:"inventories_pending"`
 }
 
 func init() { schemaTypes["prune.summary"] = reflect.TypeFor[jsonPruneSummary]() }

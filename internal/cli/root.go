@@ -156,7 +156,7 @@ var listingCommands = map[string]bool{
 	"rewind cat": true, "rewind dump": true, "rewind diff": true,
 	"rewind versions": true, "rewind key list": true, "rewind list": true,
 	"rewind config": true, "rewind version": true, "rewind stats": true,
-	"rewind watch": true,
+	"rewind watch": true, "rewind inventory show": true, "rewind inventory diff": true,
 }
 
 func newRoot(g *globals) *cobra.Command {
@@ -206,7 +206,7 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		newVersionsCmd(g), newRollbackCmd(g), newMarkCmd(g), newUnmarkCmd(g),
 		newCopyCmd(g), newTagCmd(g), newRewriteCmd(g), newStatsCmd(g),
 		newRetentionCmd(g), newRecoverVersionsCmd(g),
-		newWatchCmd(g), newPlanCmd(g),
+		newWatchCmd(g), newPlanCmd(g), newInventoryCmd(g),
 		newListCmd(g), newUnlockCmd(g), newGenerateCmd(),
 		newInternalThawCmd(g),
 	)

@@ -20,6 +20,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/backend/location"
 	"github.com/rewind-backup/rewind/internal/filter"
 	"github.com/rewind-backup/rewind/internal/lock"
+	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/rewind-backup/rewind/internal/watch"
 	"github.com/spf13/cobra"
@@ -40,6 +41,7 @@ type watchOpts struct {
 	excludeFiles  []string
 	excludeCaches bool
 	oneFS         bool
+	noInventory   bool
 }
 
 func newWatchCmd(g *globals) *cobra.Command {
@@ -90,6 +92,7 @@ shown by --status.`,
 	f.StringArrayVar(&o.excludeFiles, "exclude-file", nil, "read exclude patterns from `file` (repeatable)")
 	f.BoolVar(&o.excludeCaches, "exclude-caches", false, "skip the contents of directories with a CACHEDIR.TAG")
 	f.BoolVarP(&o.oneFS, "one-file-system", "x", false, "do not cross filesystem boundaries")
+	f.BoolVar(&o.noInventory, "no-inventory", false, "do not record the machine's inventory with the snapshots (by default it is recorded once at start and named by every snapshot)")
 	return cmd
 }
 
@@ -212,9 +215,17 @@ func runWatch(cmd *cobra.Command, g *globals, o *watchOpts, args []string) error
 		return err
 	}
 	parent, err := findParent(cmd, g, r, "", host, targets)
+	var inv *watchInventory
+	if err == nil && !o.noInventory {
+		inv, err = recordWatchInventory(ctx, g, r, host)
+	}
 	release()
 	if err != nil {
 		return err
+	}
+	var beforeSave func(context.Context, *snapshot.Snapshot) error
+	if inv != nil {
+		beforeSave = func(ctx context.Context, sn *snapshot.Snapshot) error { return inv.attach(ctx, g, r, sn) }
 	}
 
 	committer := &watch.RepoCommitter{
@@ -223,6 +234,7 @@ func runWatch(cmd *cobra.Command, g *globals, o *watchOpts, args []string) error
 		Archive: archiver.Options{
 			Hostname: host, Tags: tags, Excludes: excludes, ExcludeCaches: o.excludeCaches,
 			OneFileSystem: o.oneFS, Logger: log, ProgramVersion: "rewind " + Version,
+			BeforeSave: beforeSave,
 		},
 		Paths:  targets,
 		Parent: parent,

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/rewind-backup/rewind/internal/id"
+	"github.com/rewind-backup/rewind/internal/inventory"
 	"github.com/rewind-backup/rewind/internal/pack"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
@@ -60,6 +61,9 @@ type Result struct {
 	// BytesAdded is the plain size of those blobs, BytesStored what they
 	// take in packs after compression and encryption.
 	BytesAdded, BytesStored int64
+	// InventoryError is set when the source snapshot names an inventory
+	// that could not be read or stored: the copy is saved without one.
+	InventoryError error
 }
 
 // Copier copies snapshots from src to dst. Both must have their index
@@ -73,6 +77,10 @@ type Copier struct {
 	// the IDs of dst's snapshots.
 	copies map[id.ID]id.ID
 	inDst  map[id.ID]bool
+	// invCopies maps source inventory files to the destination's;
+	// invInDst holds the destination's inventories once read.
+	invCopies map[id.ID]id.ID
+	invInDst  map[id.ID]*inventory.Document
 
 	// What earlier, successful Copy calls did: trees walked and, in
 	// ModeRehash, source blob IDs with their destination IDs. Only read
@@ -91,7 +99,7 @@ func New(src, dst *repository.Repository, existing []*snapshot.Snapshot, opt Opt
 	}
 	c := &Copier{
 		src: src, dst: dst, opt: opt, mode: ModeRehash,
-		copies: map[id.ID]id.ID{}, inDst: map[id.ID]bool{},
+		copies: map[id.ID]id.ID{}, inDst: map[id.ID]bool{}, invCopies: map[id.ID]id.ID{},
 		walked: map[id.ID]struct{}{}, data: map[id.ID]id.ID{}, trees: map[id.ID]id.ID{},
 	}
 	if src.SharesBlobIDs(dst) {
@@ -168,6 +176,19 @@ func (c *Copier) Copy(ctx context.Context, sn *snapshot.Snapshot) (Result, error
 	if sn.Parent != nil {
 		if d, ok := c.copies[*sn.Parent]; ok {
 			cp.Parent = &d
+		}
+	}
+	// The inventory is carried over under the destination's name for it.
+	cp.Inventory = nil
+	if sn.Inventory != nil {
+		d, err := c.copyInventory(ctx, *sn.Inventory)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return res, ctx.Err()
+		case err != nil:
+			res.InventoryError = fmt.Errorf("inventory %s of snapshot %s not copied: %w", sn.Inventory.Short(), sn.ID.Short(), err)
+		default:
+			cp.Inventory = &d
 		}
 	}
 	if c.opt.BeforeCommit != nil {

@@ -70,6 +70,11 @@ type Result struct {
 	MissingPacks   []string `json:"missing_packs"`
 	Damaged        []string `json:"damaged"`
 	BadMarks       []string `json:"unreadable_marks"`
+	// InventoriesDeleted counts the inventory files no snapshot names
+	// that were deleted (would be, with DryRun); InventoriesPending
+	// those left for a later prune because other locks were held.
+	InventoriesDeleted int `json:"inventories_deleted"`
+	InventoriesPending int `json:"inventories_pending"`
 }
 
 // Run prunes the repository r, opened with its index not loaded (Run loads
@@ -188,6 +193,9 @@ func Run(ctx context.Context, r *repository.Repository, opt Options) (*Result, e
 		if err := sweep(ctx, r, used, seen, stored, opt, res); err != nil {
 			return res, err
 		}
+		if err := pruneInventories(ctx, r, opt, res); err != nil {
+			return res, err
+		}
 		// What this run would condemn is deleted at its end if no other
 		// lock is held now.
 		live, err := opt.Locks(ctx)
@@ -234,6 +242,10 @@ func Run(ctx context.Context, r *repository.Repository, opt Options) (*Result, e
 
 	stage("sweep", 0, 0)
 	if err := sweep(ctx, r, used, seen, stored, opt, res); err != nil {
+		return res, err
+	}
+	stage("inventories", 0, 0)
+	if err := pruneInventories(ctx, r, opt, res); err != nil {
 		return res, err
 	}
 	return res, nil

@@ -48,6 +48,10 @@ type Snapshot struct {
 	// snapshot it replaced, which differed only in its tags (and in this
 	// field).
 	TaggedFrom *id.ID `json:"tagged_from,omitempty"`
+	// Inventory names the inventory file (inventory/ folder) that
+	// records the machine at this backup; several snapshots share one
+	// while the machine does not change (internal/inventory).
+	Inventory *id.ID `json:"inventory,omitempty"`
 
 	// ID is the snapshot's file name; it is not stored inside the file.
 	ID id.ID `json:"-"`

@@ -1,0 +1,175 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Sources say where Collect reads the machine from. The zero value reads
+// the running system.
+type Sources struct {
+	// Root is the system's root directory, for /etc, /var and /boot
+	// ("" is "/"). Packages are read from its dpkg or rpm database.
+	Root string
+	// Sys and Proc are where sysfs and procfs are mounted ("": /sys,
+	// /proc).
+	Sys  string
+	Proc string
+	// Disks, when not empty, are the disks recorded ("/dev/sda" or
+	// "sda"); otherwise every disk in Sys/block that is not virtual
+	// (loop, ram, zram, device-mapper, md, nbd without size).
+	Disks []string
+	// Runner runs the external programs; nil is ExecRunner{}.
+	Runner Runner
+	// Now is the clock for Document.Time; nil is time.Now.
+	Now func() time.Time
+}
+
+func (s Sources) root(p string) string {
+	r := s.Root
+	if r == "" {
+		r = "/"
+	}
+	return filepath.Join(r, p)
+}
+
+func (s Sources) sys(p string) string {
+	r := s.Sys
+	if r == "" {
+		r = "/sys"
+	}
+	return filepath.Join(r, p)
+}
+
+func (s Sources) proc(p string) string {
+	r := s.Proc
+	if r == "" {
+		r = "/proc"
+	}
+	return filepath.Join(r, p)
+}
+
+// collector is one run of Collect.
+type collector struct {
+	src  Sources
+	run  Runner
+	doc  *Document
+	warn map[string]bool
+}
+
+// warnf records something that could not be collected.
+func (c *collector) warnf(format string, args ...any) {
+	c.warn[fmt.Sprintf(format, args...)] = true
+}
+
+// toolFailed records a program that failed, saying if it is missing.
+func (c *collector) toolFailed(what string, err error) {
+	if errors.Is(err, ErrNoTool) {
+		c.warnf("%s: not recorded, %v", what, err)
+		return
+	}
+	c.warnf("%s: %v", what, err)
+}
+
+// readFile reads a file, recording a warning unless it does not exist
+// (missing is then true).
+func (c *collector) readFile(path string) (data string, missing bool) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", true
+	}
+	if err != nil {
+		c.warnf("read %s: %v", path, err)
+		return "", true
+	}
+	return string(b), false
+}
+
+// sysString reads a one-line sysfs or procfs attribute, trimmed; "" when
+// it is absent.
+func sysString(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// Collect records the machine that src describes. Problems with single
+// sources are warnings in the document; the error is only for ctx ending.
+func Collect(ctx context.Context, src Sources, host string) (*Document, error) {
+	c := &collector{src: src, run: src.Runner, warn: map[string]bool{}}
+	if c.run == nil {
+		c.run = ExecRunner{}
+	}
+	now := time.Now
+	if src.Now != nil {
+		now = src.Now
+	}
+	c.doc = &Document{Version: Version, Host: host, Time: now().UTC().Truncate(time.Second)}
+	steps := []func(context.Context){
+		c.disks, c.filesystems, c.fstab, c.md, c.luks, c.lvm, c.boot, c.kernel,
+		c.hostname, c.network, c.packages, c.units, c.accounts, c.crontabs,
+	}
+	for _, step := range steps {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		step(ctx)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c.doc.Warnings = make([]string, 0, len(c.warn))
+	for w := range c.warn {
+		c.doc.Warnings = append(c.doc.Warnings, w)
+	}
+	slices.Sort(c.doc.Warnings)
+	c.doc.normalize()
+	return c.doc, nil
+}
+
+// normalize makes empty lists non-nil, so that the JSON shape does not
+// depend on what a machine has.
+func (d *Document) normalize() {
+	if d.Disks == nil {
+		d.Disks = []Disk{}
+	}
+	if d.Filesystems == nil {
+		d.Filesystems = []Filesystem{}
+	}
+	if d.Boot.Loaders == nil {
+		d.Boot.Loaders = []string{}
+	}
+	if d.Network.Interfaces == nil {
+		d.Network.Interfaces = []Interface{}
+	}
+	if d.Network.Routes == nil {
+		d.Network.Routes = []Route{}
+	}
+	if d.Packages.List == nil {
+		d.Packages.List = []Package{}
+	}
+	if d.Units == nil {
+		d.Units = []Unit{}
+	}
+	if d.Users == nil {
+		d.Users = []User{}
+	}
+	if d.Groups == nil {
+		d.Groups = []Group{}
+	}
+	if d.Crontabs == nil {
+		d.Crontabs = []TextFile{}
+	}
+	if d.Warnings == nil {
+		d.Warnings = []string{}
+	}
+}
