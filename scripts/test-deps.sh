@@ -13,6 +13,10 @@ command -v mkfs.btrfs >/dev/null || need+=(btrfs-progs)
 # partition a loop disk and read it back.
 command -v sfdisk >/dev/null || need+=(fdisk)
 command -v partx >/dev/null || need+=(util-linux)
+# systemd (not running, only installed), unshare and nsenter: the unit
+# steps' tests boot it as PID 1 of private namespaces (testutil.SystemdPID1).
+[ -x /usr/lib/systemd/systemd ] || need+=(systemd)
+command -v nsenter >/dev/null || need+=(util-linux)
 command -v restic >/dev/null || need+=(restic)
 command -v borg >/dev/null || need+=(borgbackup)
 command -v bsdtar >/dev/null || need+=(libarchive-tools)

@@ -16,9 +16,10 @@ import (
 	"github.com/rewind-backup/rewind/internal/testutil"
 )
 
-// The test machine has no systemd as PID 1, so the stop/start pairs of a
-// real plan are stood for by run steps that write to an order log: "stop"
-// before, and an always after step "restart" (docs/STEPS.md).
+// These tests stand for the stop/start pairs of a real plan with run
+// steps that write to an order log: "stop" before, and an always after
+// step "restart". The unit steps themselves run against a real systemd in
+// systemd_test.go (docs/STEPS.md).
 
 // TestRollbackWhenBeforeStepFails: a before step fails after a "stop" and
 // an fsfreeze of a real ext4: no snapshot is saved, the later before step

@@ -223,8 +223,8 @@ func (ns *SystemdNS) buildRoot(nsenter string) error {
 		}
 	}
 	files := map[string]string{
-		"etc/machine-id": randomHex(16) + "\n",
-		"etc/hostname":   "rewind-test\n",
+		"etc/machine-id":                      randomHex(16) + "\n",
+		"etc/hostname":                        "rewind-test\n",
 		"etc/systemd/system/" + SystemdTarget: "[Unit]\nDescription=rewind test target\nDefaultDependencies=no\n",
 	}
 	for name, body := range files {
@@ -247,8 +247,8 @@ func (ns *SystemdNS) InstallUnit(t testing.TB, name, body string) {
 	ns.Exec(t, "systemctl", "daemon-reload")
 }
 
-// Exec runs argv inside the namespace (all its namespaces, its root, in
-// Shared) and returns its standard output; it fails the test if the
+// Exec runs argv inside the namespace (all its namespaces and its root)
+// and returns its standard output; it fails the test if the
 // command fails.
 func (ns *SystemdNS) Exec(t testing.TB, argv ...string) string {
 	t.Helper()
@@ -270,11 +270,11 @@ func (ns *SystemdNS) Run(ctx context.Context, argv ...string) (string, string, e
 	return stdout.String(), stderr.String(), err
 }
 
-// Command returns a command that runs argv inside the namespace, in
-// Shared, with a plain environment.
+// Command returns a command that runs argv inside the namespace, in its
+// root directory, with a plain environment.
 func (ns *SystemdNS) Command(ctx context.Context, argv ...string) *exec.Cmd {
 	args := []string{"--target", strconv.Itoa(ns.PID), "--mount", "--pid", "--cgroup", "--uts", "--ipc", "--net",
-		"--root", "--wd=" + ns.Shared, "--"}
+		"--root", "--wd", "--"}
 	cmd := exec.CommandContext(ctx, "nsenter", append(args, argv...)...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin", "HOME=/root", "LANG=C.UTF-8"}
 	return cmd
