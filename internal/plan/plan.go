@@ -32,6 +32,10 @@ type Plan struct {
 	Notify       *Notify                `yaml:"notify,omitempty" json:"notify,omitempty"`
 	Metrics      *Metrics               `yaml:"metrics,omitempty" json:"metrics,omitempty"`
 	Agent        *AgentSettings         `yaml:"agent,omitempty" json:"agent,omitempty"`
+
+	// pos is where each field was written (by its dotted path, see
+	// PosOf), filled by Parse.
+	pos map[string]Pos
 }
 
 // Repository is where a job's snapshots go, and how to open it.
