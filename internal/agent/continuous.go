@@ -146,12 +146,28 @@ func (c *jobCtl) readWatchStatus() *watch.Status {
 // job from its watcher's status: the newest snapshot when nothing is
 // pending, else the moment before the oldest pending change.
 func (c *jobCtl) refreshWatchPoint() {
+	if point, ok := c.watchPoint(); ok {
+		c.update(func(s *JobState) { s.LastPoint = point })
+		c.a.cfg.Metrics.SetLastPoint(c.job.Name, point)
+	}
+}
+
+// refreshWatchPointNoSave is refreshWatchPoint for a reader of the state
+// (rewind status): it changes the state in memory only.
+func (c *jobCtl) refreshWatchPointNoSave() {
+	if point, ok := c.watchPoint(); ok {
+		c.state.LastPoint = point
+	}
+}
+
+// watchPoint is the newer restorable point the watcher's status shows.
+func (c *jobCtl) watchPoint() (time.Time, bool) {
 	if c.job.Schedule != "continuous" {
-		return
+		return time.Time{}, false
 	}
 	st := c.readWatchStatus()
 	if st == nil {
-		return
+		return time.Time{}, false
 	}
 	var point time.Time
 	switch {
@@ -164,8 +180,7 @@ func (c *jobCtl) refreshWatchPoint() {
 		point = *st.LastSnapshotTime
 	}
 	if point.IsZero() || !point.After(c.snapshot().LastPoint) {
-		return
+		return time.Time{}, false
 	}
-	c.update(func(s *JobState) { s.LastPoint = point })
-	c.a.cfg.Metrics.SetLastPoint(c.job.Name, point)
+	return point, true
 }

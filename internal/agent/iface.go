@@ -54,13 +54,12 @@ type Process interface {
 
 // Events stores runs in a job's repository and finds its newest point.
 type Events interface {
-	// Save records run in the repository of job j.
+	// Save records run in the repository of job j and applies the event
+	// retention (event.Expire) to the job.
 	Save(ctx context.Context, j *plan.Job, run *event.Run) error
 	// NewestPoint returns when the newest snapshot of j (tag job:NAME)
 	// was taken, or the zero time when there is none.
 	NewestPoint(ctx context.Context, j *plan.Job) (time.Time, error)
-	// Expire applies the event retention to job j.
-	Expire(ctx context.Context, j *plan.Job) error
 }
 
 // Alert kinds, as the plan's notify.on names them (and "plan" for a plan

@@ -346,8 +346,6 @@ func (c *jobCtl) finish(run *event.Run) {
 	defer cancel()
 	if err := c.a.cfg.Events.Save(ctx, c.job, run); err != nil {
 		c.log.Error("cannot record the run in the repository's event log", "err", err)
-	} else if err := c.a.cfg.Events.Expire(ctx, c.job); err != nil {
-		c.log.Warn("cannot apply the event retention", "err", err)
 	}
 	n := c.a.cfg.Notifier
 	switch {
