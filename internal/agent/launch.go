@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -36,18 +34,23 @@ type ProcessLauncher struct {
 	Bin string
 	// Config is the plan file, and StateDir the agent's state folder.
 	Config, StateDir string
-	// Log receives the child's standard error (the journal).
-	Log io.Writer
+	// Log receives the child's output: the agent's standard error (the
+	// journal). A file, not a pipe, so that it outlives the agent.
+	Log *os.File
 }
 
-// Launch runs `rewind agent run-job` for j and reads the run it prints.
+// Launch runs `rewind agent run-job` for j and reads the run it leaves
+// in the state folder. The child gets no pipe from the agent: its output
+// goes to the agent's own standard error (the journal) and its result to
+// a file, so that it can finish and be heard of even if the agent dies.
 func (l ProcessLauncher) Launch(ctx context.Context, j *plan.Job, trigger string, attempt int, lock *os.File) (*event.Run, error) {
-	cmd := exec.CommandContext(ctx, l.Bin, "agent", "run-job", "--config", l.Config, "--state-dir", l.StateDir,
+	store := Store{Dir: l.StateDir}
+	os.Remove(store.ResultPath(j.Name))
+	cmd := exec.CommandContext(ctx, l.Bin, "agent", "run-job", "--quiet", "--config", l.Config, "--state-dir", l.StateDir,
 		"--trigger", trigger, "--attempt", strconv.Itoa(attempt), "--", j.Name)
-	var stdout bytes.Buffer
-	tail := &tailWriter{max: 4096}
-	cmd.Stdout = &stdout
-	cmd.Stderr = io.MultiWriter(tail, orDiscard(l.Log))
+	if l.Log != nil {
+		cmd.Stdout, cmd.Stderr = l.Log, l.Log
+	}
 	cmd.ExtraFiles = []*os.File{lock}
 	// Its own process group: a Ctrl-C meant for the agent does not cut
 	// the run short; the agent decides when to stop it.
@@ -55,57 +58,14 @@ func (l ProcessLauncher) Launch(ctx context.Context, j *plan.Job, trigger string
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = ChildStopDelay
 	err := cmd.Run()
-	run, derr := lastRun(stdout.Bytes())
-	if derr == nil {
+	if run := store.ReadResult(j.Name); run != nil {
 		return run, nil
 	}
 	if err == nil {
-		err = derr
+		err = errors.New("the job's process left no result")
 	}
-	msg := strings.TrimSpace(tail.String())
-	if msg != "" {
-		return nil, fmt.Errorf("%w: %s", err, lastLine(msg))
-	}
-	return nil, err
+	return nil, fmt.Errorf("the job's process: %w", err)
 }
-
-// lastRun decodes the last JSON line of out as a run.
-func lastRun(out []byte) (*event.Run, error) {
-	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
-	if len(lines) == 0 || len(lines[len(lines)-1]) == 0 {
-		return nil, errors.New("the job's process printed no result")
-	}
-	return event.Decode(lines[len(lines)-1])
-}
-
-func lastLine(s string) string {
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		return s[i+1:]
-	}
-	return s
-}
-
-func orDiscard(w io.Writer) io.Writer {
-	if w == nil {
-		return io.Discard
-	}
-	return w
-}
-
-// tailWriter keeps the last max bytes written.
-type tailWriter struct {
-	max int
-	b   []byte
-}
-
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = t.b[len(t.b)-t.max:]
-	}
-	return len(p), nil
-}
-func (t *tailWriter) String() string { return string(t.b) }
 
 // RunJob is the child's side of ProcessLauncher: it runs j with runner,
 // leaves the run in the state folder (for an agent that restarted
@@ -152,7 +112,7 @@ type ExecWatcher struct {
 	Bin string
 	// Args returns the arguments of `rewind watch` for j (after "watch").
 	Args func(j *plan.Job) ([]string, error)
-	Log  io.Writer
+	Log  *os.File
 }
 
 // StartWatch starts the watcher with the lock as file descriptor 3 and
@@ -167,7 +127,9 @@ func (w ExecWatcher) StartWatch(j *plan.Job, lock *os.File, statusDir string) (P
 	}
 	cmd := exec.Command(w.Bin, append([]string{"watch"}, args...)...)
 	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+statusDir)
-	cmd.Stdout, cmd.Stderr = orDiscard(w.Log), orDiscard(w.Log)
+	if w.Log != nil {
+		cmd.Stdout, cmd.Stderr = w.Log, w.Log
+	}
 	cmd.ExtraFiles = []*os.File{lock}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -296,7 +297,11 @@ func newAgentRunJobCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return agent.RunJob(cmd.Context(), newAgentRunner(p, bin), agent.Store{Dir: stateDir}, p.Host, j, trigger, attempt, os.Stdout)
+			var out io.Writer = os.Stdout
+			if g.quiet {
+				out = io.Discard
+			}
+			return agent.RunJob(cmd.Context(), newAgentRunner(p, bin), agent.Store{Dir: stateDir}, p.Host, j, trigger, attempt, out)
 		},
 	}
 	addConfigFlag(cmd, &config)
