@@ -94,7 +94,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	p, err := cfg.Load(cfg.PlanPath)
+	p, data, err := cfg.Load(cfg.PlanPath)
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +114,10 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("another agent is running with the state folder %s", dir)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := WriteFileAtomic(a.store.RunningPlan(), data); err != nil {
+		a.agentLck.Close()
 		return nil, err
 	}
 	info, _ := json.Marshal(map[string]any{"pid": os.Getpid(), "config": cfg.PlanPath, "started": cfg.Now().UTC()})
@@ -192,9 +196,12 @@ func (a *Agent) Run(ctx context.Context, reload <-chan struct{}) error {
 // notified) and the running one kept; a valid one is applied: new jobs
 // start, removed ones stop, changed ones restart once their run ends.
 func (a *Agent) Reload(ctx context.Context) bool {
-	p, err := a.cfg.Load(a.cfg.PlanPath)
+	p, data, err := a.cfg.Load(a.cfg.PlanPath)
 	if err == nil {
 		err = checkSchedules(p, a.cfg.Parse)
+	}
+	if err == nil {
+		err = WriteFileAtomic(a.store.RunningPlan(), data)
 	}
 	if err != nil {
 		a.log.Error("plan reload refused; the running plan is kept", "plan", a.cfg.PlanPath, "err", err)

@@ -20,8 +20,11 @@ type Schedule interface {
 type ParseSchedule func(expr string) (Schedule, error)
 
 // LoadPlan reads and checks the plan at path: everything that can be
-// checked without touching the machine (the agent refuses a plan it fails).
-type LoadPlan func(path string) (*plan.Plan, error)
+// checked without touching the machine (the agent refuses a plan it
+// fails). It returns the bytes it read too: the agent keeps them as the
+// running plan (Store.RunningPlan), which its children read, so that an
+// edited plan file changes nothing until it is reloaded.
+type LoadPlan func(path string) (*plan.Plan, []byte, error)
 
 // Launcher runs one run of a scheduled job to its end. lock is the job's
 // locked lock file: the launcher must keep it open in any process that

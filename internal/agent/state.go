@@ -97,6 +97,10 @@ func (s Store) ResultPath(job string) string {
 func (s Store) WatchDir(job string) string {
 	return filepath.Join(s.Dir, "watch", fileName(job))
 }
+
+// RunningPlan is the copy of the plan the agent runs, for its children.
+func (s Store) RunningPlan() string { return filepath.Join(s.Dir, "plan.yaml") }
+
 func (s Store) agentLock() string { return filepath.Join(s.Dir, "agent.lock") }
 
 // Load reads the state of job; a job never seen has a zero state.

@@ -41,15 +41,25 @@ func addConfigFlag(cmd *cobra.Command, p *string) {
 // loadAgentPlan reads a plan for the agent: decoding problems that are
 // errors refuse it, warnings do not.
 func loadAgentPlan(path string) (*plan.Plan, error) {
-	p, err := plan.Load(path)
+	p, _, err := readAgentPlan(path)
+	return p, err
+}
+
+// readAgentPlan is loadAgentPlan that also returns the plan's bytes.
+func readAgentPlan(path string) (*plan.Plan, []byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := plan.Parse(path, data)
 	var probs plan.Problems
 	if errors.As(err, &probs) {
 		err = probs.Err()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("plan %s:\n%w", path, err)
+		return nil, nil, fmt.Errorf("plan %s:\n%w", path, err)
 	}
-	return p, nil
+	return p, data, nil
 }
 
 func parseSchedule(expr string) (agent.Schedule, error) { return schedule.Parse(expr) }
@@ -136,13 +146,16 @@ func runAgent(ctx context.Context, g *globals, o *agentOpts) error {
 		return err
 	}
 	var notifier agent.Notifier = newAgentNotifier(p)
+	// The children and the repositories work from the running plan, the
+	// copy the agent keeps of the plan it last accepted.
+	running := agent.Store{Dir: stateDir}.RunningPlan()
 	a, err := agent.New(agent.Config{
 		PlanPath: path,
-		Load:     loadAgentPlan,
+		Load:     readAgentPlan,
 		Parse:    parseSchedule,
-		Launcher: agent.ProcessLauncher{Bin: bin, Config: path, StateDir: stateDir, Log: os.Stderr},
-		Watcher:  agent.ExecWatcher{Bin: bin, Args: func(j *plan.Job) ([]string, error) { return watchArgs(path, j) }, Log: os.Stderr},
-		Events:   &planEvents{g: g, path: path},
+		Launcher: agent.ProcessLauncher{Bin: bin, Config: running, StateDir: stateDir, Log: os.Stderr},
+		Watcher:  agent.ExecWatcher{Bin: bin, Args: func(j *plan.Job) ([]string, error) { return watchArgs(running, j) }, Log: os.Stderr},
+		Events:   &planEvents{g: g, path: running},
 		Notifier: notifier,
 		Metrics:  metrics,
 		Log:      log,
