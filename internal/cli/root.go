@@ -206,7 +206,7 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		newVersionsCmd(g), newRollbackCmd(g), newMarkCmd(g), newUnmarkCmd(g),
 		newCopyCmd(g), newTagCmd(g), newRewriteCmd(g), newStatsCmd(g),
 		newRetentionCmd(g), newRecoverVersionsCmd(g),
-		newWatchCmd(g),
+		newWatchCmd(g), newPlanCmd(g),
 		newAgentCmd(g), newEventsCmd(g), newStatusCmd(g),
 		newListCmd(g), newUnlockCmd(g), newGenerateCmd(),
 	)

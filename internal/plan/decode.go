@@ -59,8 +59,12 @@ func yamlProblem(file string, err error) Problem {
 	pr := Problem{File: file}
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		pr.Pos.Line, _ = strconv.Atoi(m[1])
-		pr.Pos.Column = 1
 		msg = msg[len(m[0]):]
+		// yaml.v3 numbers the lines of its parser's errors (not its
+		// scanner's) from 0; its messages are the only way to tell.
+		if strings.HasPrefix(msg, "did not find expected") {
+			pr.Pos.Line++
+		}
 	}
 	pr.Msg = "not valid YAML: " + strings.TrimPrefix(msg, "yaml: ")
 	return pr
@@ -120,7 +124,12 @@ func (p *Plan) PosOf(field string) Pos {
 	return Pos{}
 }
 
+// maxNodes bounds the values a plan decodes to, so that aliases cannot
+// make a small file expand without end.
+const maxNodes = 100000
+
 type decoder struct {
+	nodes int
 	file  string
 	probs Problems
 	pos   map[string]Pos
@@ -166,7 +175,17 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, field string) {
 	if _, ok := d.pos[field]; !ok {
 		d.pos[field] = nodePos(n)
 	}
+	if d.nodes++; d.nodes > maxNodes {
+		if d.nodes == maxNodes+1 {
+			d.add(nodePos(n), field, "the plan is too large (more than %d values, counting what aliases repeat)", maxNodes)
+		}
+		return
+	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		if v.Type() == stepType {
+			d.add(nodePos(n), field, "an empty step: a step is a map with one action, such as {stop: nginx.service}")
+			v.Set(reflect.ValueOf(&Step{Pos: nodePos(n)}))
+		}
 		return
 	}
 	pos := nodePos(n)
@@ -320,7 +339,12 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, field string) {
 			continue
 		}
 		seen[key] = true
-		d.pos[join(field, key)] = nodePos(val)
+		// A missing key inside a map is best shown at the map's own key.
+		if val.Kind == yaml.MappingNode {
+			d.pos[join(field, key)] = nodePos(k)
+		} else {
+			d.pos[join(field, key)] = nodePos(val)
+		}
 		d.value(val, v.Field(fi), join(field, key))
 	}
 }

@@ -3,6 +3,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -62,8 +63,11 @@ func (p Problem) String() string {
 		b.WriteString(p.File)
 		b.WriteString(":")
 	}
-	if p.Pos.Line > 0 {
+	switch {
+	case p.Pos.Column > 0:
 		fmt.Fprintf(&b, "%d:%d:", p.Pos.Line, p.Pos.Column)
+	case p.Pos.Line > 0:
+		fmt.Fprintf(&b, "%d:", p.Pos.Line)
 	}
 	if b.Len() > 0 {
 		b.WriteString(" ")
@@ -89,6 +93,14 @@ func (ps Problems) Error() string {
 		lines[i] = p.String()
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Sort orders ps by position in the file.
+func (ps Problems) Sort() {
+	sort.SliceStable(ps, func(i, j int) bool {
+		a, b := ps[i].Pos, ps[j].Pos
+		return a.Line < b.Line || a.Line == b.Line && a.Column < b.Column
+	})
 }
 
 // Errors returns the number of error-level problems.
