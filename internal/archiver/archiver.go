@@ -98,6 +98,9 @@ func New(r *repository.Repository, opt Options) (*Archiver, error) {
 	if opt.Hostname == "" {
 		opt.Hostname, _ = os.Hostname()
 	}
+	if opt.ReadFrom, err = checkReadFrom(opt.ReadFrom); err != nil {
+		return nil, err
+	}
 	var store blobStore = repoStore{r}
 	if opt.DryRun {
 		store = newDryStore(r)
@@ -174,7 +177,7 @@ func (a *Archiver) Snapshot(ctx context.Context, paths []string) (*snapshot.Snap
 		return nil, errors.New("nothing to back up: no paths given")
 	}
 	for _, t := range targets {
-		if _, err := os.Lstat(t); err != nil {
+		if _, err := os.Lstat(a.src(t)); err != nil {
 			return nil, fmt.Errorf("backup path %q: %w", t, err)
 		}
 	}

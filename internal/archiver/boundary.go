@@ -39,7 +39,7 @@ func (a *Archiver) crosses(p string, n *tree.Node, dev uint64) bool {
 	if dev == 0 || !a.opt.OneFileSystem || n.DeviceID == dev {
 		return true
 	}
-	kind := boundaryKind(p)
+	kind := boundaryKind(a.src(p))
 	if kind == BoundarySubvolume && a.opt.CrossSubvolumes {
 		a.log.Debug("crossing into a btrfs subvolume", "path", p)
 		return true

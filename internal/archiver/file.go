@@ -158,7 +158,7 @@ var readHook func(p string, attempt int, read int64)
 // more syscalls per file (a stat when opened, a fcntl for Fd), which adds
 // up over millions of small files.
 func (a *Archiver) readFile(ctx context.Context, rd *fileReader, p string, n *tree.Node) error {
-	fd, err := openNoAtime(p)
+	fd, err := openNoAtime(a.src(p))
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return &vanishedError{err}
@@ -441,7 +441,7 @@ func isZero(b []byte) bool {
 // content is not read. Failing that, n keeps none: the file was readable
 // for the parent snapshot, and its next change reads them.
 func (a *Archiver) readFileInodeFlags(n *tree.Node, p string) {
-	fd, err := openNoAtime(p)
+	fd, err := openNoAtime(a.src(p))
 	if err == nil {
 		err = fs.ReadInodeFlagsInto(n, fd)
 		unix.Close(fd)

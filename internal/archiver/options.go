@@ -32,6 +32,11 @@ type Options struct {
 	// mount, still not into other mounts.
 	OneFileSystem   bool
 	CrossSubvolumes bool
+	// ReadFrom maps real folders to the folders their content is read
+	// from (a btrfs or LVM snapshot mounted elsewhere): everything at or
+	// below Real is read below Source, and recorded under Real
+	// (readfrom.go).
+	ReadFrom []ReadFrom
 	// Parent is the snapshot to compare with; nil reads every file.
 	Parent *snapshot.Snapshot
 	// Changes, with a Parent, makes the backup partial: only what it

@@ -240,7 +240,7 @@ func (a *Archiver) walkPartial(ctx context.Context, d *dirState, dir string, pre
 	slices.Sort(names)
 	dirfd := -1
 	if len(names) > 0 {
-		dirfd, err = openDirNoAtime(dir)
+		dirfd, err = openDirNoAtime(a.src(dir))
 		switch {
 		case errors.Is(err, unix.ENOENT) && d.parent != nil:
 			d.parent.nodes[d.slot].Type = removed

@@ -55,7 +55,7 @@ func (a *Archiver) walkVirtual(ctx context.Context, d *dirState, dir string, v *
 		// The target is "/": its device is the limit for
 		// --one-file-system, as any target's is.
 		var st unix.Stat_t
-		if err := unix.Lstat(dir, &st); err != nil {
+		if err := unix.Lstat(a.src(dir), &st); err != nil {
 			return fmt.Errorf("backup path %q: %w", dir, err)
 		}
 		return a.walkTarget(ctx, d, dir, prev, st.Dev)
@@ -74,7 +74,7 @@ func (a *Archiver) walkVirtual(ctx context.Context, d *dirState, dir string, v *
 	for _, name := range names {
 		p := path.Join(dir, name)
 		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
+		if err := unix.Lstat(a.src(p), &st); err != nil {
 			return fmt.Errorf("backup path %q: %w", p, err)
 		}
 		n := fs.NodeFromStat(name, &st)
@@ -126,7 +126,7 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 		return err
 	}
 	d.pending.Store(1)
-	dirfd, err := openDirNoAtime(dir)
+	dirfd, err := openDirNoAtime(a.src(dir))
 	if errors.Is(err, unix.ENOENT) && d.parent != nil {
 		// Removed since its parent was listed: left out, like a file.
 		d.parent.nodes[d.slot].Type = removed
@@ -282,18 +282,18 @@ func (a *Archiver) readMeta(n *tree.Node, p string, prev *tree.Node) error {
 	if n.Type == tree.Dir {
 		// A folder that cannot be opened is reported when it is listed;
 		// its flags stay unknown.
-		if err := fs.ReadDirInodeFlags(n, p); err != nil {
+		if err := fs.ReadDirInodeFlags(n, a.src(p)); err != nil {
 			a.log.Debug("inode flags not read", "path", p, "err", err)
 		}
 	}
 	if n.Type == tree.Symlink {
-		t, err := os.Readlink(p)
+		t, err := os.Readlink(a.src(p))
 		if err != nil {
 			return fmt.Errorf("readlink: %w", err)
 		}
 		n.LinkTarget = t
 	}
-	x, err := fs.ReadXattrs(p)
+	x, err := fs.ReadXattrs(a.src(p))
 	if err != nil {
 		return err
 	}

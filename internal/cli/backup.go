@@ -30,6 +30,7 @@ type backupOpts struct {
 	largerThan    string
 	oneFS         bool
 	crossSubvols  bool
+	readFrom      []string
 	parent        string
 	force         bool
 	dryRun        bool
@@ -60,6 +61,12 @@ are backed up too; --files-from-verbatim takes every line as written,
 that does not exist is an error that names it with its file and line, and
 nothing is backed up.
 
+With --read-from REALDIR=SNAPDIR, everything at or below REALDIR is read
+from SNAPDIR instead, and recorded under REALDIR: back up a frozen copy of
+a folder (a read-only btrfs snapshot, a mounted LVM or ZFS snapshot) so that
+the snapshot shows the real paths, and a restore puts files back where they
+live. Give it once per copy; PATHs still name the real folders.
+
 With --dry-run (-n), the backup walks, compares with the parent and reads
 the new and changed files, but writes nothing to the repository (no data,
 no index, no snapshot; its lock is removed at the end): it reports what
@@ -75,6 +82,7 @@ some files could not be read (they are listed); 1 on a fatal error.`,
   rewind backup --one-file-system --json / > backup.log
   rewind backup --cross-subvolumes /home
   rewind backup --files-from /etc/rewind/paths.txt
+  rewind backup --read-from /srv=/srv/.snap/nightly /srv
   rewind backup --dry-run -v /srv
   find /srv -newer /var/run/last-backup -print0 | rewind backup --files-from-raw -
   pg_dump mydb | rewind backup --stdin --stdin-filename /db/mydb.sql
@@ -102,6 +110,7 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 	f.StringVar(&o.largerThan, "exclude-larger-than", "", "leave out regular files larger than `size` (e.g. 500K, 10M, 2G; powers of 1024); the summary counts them, -v names them")
 	f.BoolVarP(&o.oneFS, "one-file-system", "x", false, "do not cross filesystem boundaries (mount points, btrfs subvolumes); the summary lists them")
 	f.BoolVar(&o.crossSubvols, "cross-subvolumes", false, "with --one-file-system (implied): go into btrfs subvolumes, but still not into other mounts")
+	f.StringArrayVar(&o.readFrom, "read-from", nil, "read the content of `REALDIR=SNAPDIR` from SNAPDIR (a snapshot mount) but record it as REALDIR (repeatable)")
 	f.StringVar(&o.parent, "parent", "", "compare with this `snapshot` instead of the latest one of the same host and paths")
 	f.BoolVar(&o.force, "force", false, "read every file, ignoring the parent snapshot")
 	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "do everything but write to the repository: say what would be read and added (-v: each new (+) or changed (M) file)")
@@ -129,6 +138,14 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 			return err
 		}
 		excludes = append(excludes, pats...)
+	}
+	var readFrom []archiver.ReadFrom
+	for _, s := range o.readFrom {
+		m, err := archiver.ParseReadFrom(s)
+		if err != nil {
+			return err
+		}
+		readFrom = append(readFrom, m)
 	}
 	var maxSize int64
 	if o.largerThan != "" {
@@ -194,7 +211,7 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 		Hostname: host, Tags: o.tags, Excludes: excludes, ExcludeCaches: o.excludeCaches,
 		ExcludeNodump:    o.excludeNodump,
 		ExcludeIfPresent: o.ifPresent, ExcludeLargerThan: maxSize,
-		OneFileSystem: o.oneFS || o.crossSubvols, CrossSubvolumes: o.crossSubvols, Parent: parent, Logger: g.log, ProgramVersion: "rewind " + Version,
+		OneFileSystem: o.oneFS || o.crossSubvols, CrossSubvolumes: o.crossSubvols, ReadFrom: readFrom, Parent: parent, Logger: g.log, ProgramVersion: "rewind " + Version,
 		Progress: &backupProgress{g: g, c: counter}, DryRun: o.dryRun, OnFile: dryRunFiles(g, o),
 		// A lock that may have been taken for stale lets a prune
 		// delete data this snapshot refers to: do not commit it.

@@ -27,6 +27,7 @@ type planOptions struct {
 var planSubcommands = []func(*globals, *planOptions) *cobra.Command{
 	newPlanValidateCmd,
 	newPlanShowCmd,
+	newPlanRunCmd,
 }
 
 func newPlanCmd(g *globals) *cobra.Command {

@@ -209,6 +209,7 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		newWatchCmd(g), newPlanCmd(g),
 		newAgentCmd(g), newEventsCmd(g), newStatusCmd(g),
 		newListCmd(g), newUnlockCmd(g), newGenerateCmd(),
+		newInternalThawCmd(g),
 	)
 	return root
 }
