@@ -6,7 +6,9 @@ GO ?= go
 build:
 	$(GO) build -o bin/rewind ./cmd/rewind
 
-# test installs what the tests need (see scripts/test-deps.sh), runs every
+# test installs what the tests need (see scripts/test-deps.sh; the SMTP
+# server and promtool of the notification and metrics tests come from
+# scripts/smtp.sh and scripts/promtool.sh), runs every
 # test, then every fuzz target for TEST_FUZZTIME each (scripts/fuzz.sh finds
 # them, so new targets run without being listed here). A fuzz failure fails
 # the target.
@@ -14,6 +16,8 @@ TEST_FUZZTIME ?= 3s
 test:
 	bash scripts/test-deps.sh
 	bash scripts/minio.sh
+	bash scripts/smtp.sh
+	bash scripts/promtool.sh
 	$(GO) test -count=1 -timeout 30m ./...
 	GO="$(GO)" FUZZTIME=$(TEST_FUZZTIME) bash scripts/fuzz.sh
 

@@ -1,5 +1,6 @@
 // Package testutil holds helpers shared by tests: real ext4, XFS and btrfs
 // filesystems on loop devices (LoopFS and its shorthands Ext4 and XFS),
+// servers a test starts and stops (StartMinIO, StartSMTP),
 // and checks for root and for external tools that skip a test where it
 // cannot run, or fail it under CI=true, where the environment is expected
 // to provide everything.
