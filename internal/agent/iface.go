@@ -68,6 +68,7 @@ type Events interface {
 // Alert kinds, as the plan's notify.on names them (and "plan" for a plan
 // that failed to reload).
 const (
+	AlertStart    = "start"
 	AlertFailure  = "failure"
 	AlertRecovery = "recovery"
 	AlertRPO      = "rpo"
@@ -81,7 +82,8 @@ type Alert struct {
 	Host    string
 	Job     string
 	Message string
-	// Run is the run that caused it, for failure, recovery and success.
+	// Run is the run that caused it, for start, failure, recovery and
+	// success; nil for a recovery of the RPO (Lag and Target set).
 	Run *event.Run
 	// Lag and Target are set for an RPO alert.
 	Lag, Target time.Duration
@@ -95,6 +97,12 @@ type Notifier interface {
 	Notify(ctx context.Context, a Alert)
 }
 
+// Seeder is a Notifier that keeps state across runs (failures in a row):
+// at start the agent gives it each job's last recorded run.
+type Seeder interface {
+	Seed(run *event.Run)
+}
+
 // Metrics records what the agent sees, for a Prometheus endpoint or a
 // textfile.
 type Metrics interface {
@@ -102,7 +110,6 @@ type Metrics interface {
 	RunStarted(job string)
 	RunFinished(run *event.Run)
 	SetLastPoint(job string, t time.Time)
-	SetLag(job string, lag time.Duration)
 	RemoveJob(job string)
 }
 
@@ -116,5 +123,4 @@ func (nopMetrics) SetTarget(string, time.Duration) {}
 func (nopMetrics) RunStarted(string)               {}
 func (nopMetrics) RunFinished(*event.Run)          {}
 func (nopMetrics) SetLastPoint(string, time.Time)  {}
-func (nopMetrics) SetLag(string, time.Duration)    {}
 func (nopMetrics) RemoveJob(string)                {}

@@ -78,6 +78,9 @@ func (c *jobCtl) run() {
 	}
 	if st.LastRun != nil {
 		m.RunFinished(st.LastRun)
+		if sd, ok := c.a.cfg.Notifier.(Seeder); ok {
+			sd.Seed(st.LastRun)
+		}
 	}
 	if st.LastPoint.IsZero() && c.job.RPO > 0 && isBackup(c.job) {
 		// Once, at start: the newest snapshot of the job is the newest
@@ -287,6 +290,8 @@ func (c *jobCtl) once(trigger string, attempt int) *event.Run {
 	})
 	c.a.cfg.Metrics.RunStarted(c.job.Name)
 	c.log.Info("job starting", "trigger", trigger, "attempt", attempt)
+	c.a.cfg.Notifier.Notify(c.ctx, Alert{Kind: AlertStart, Host: c.host, Job: c.job.Name,
+		Run: &event.Run{Host: c.host, Job: c.job.Name, Kind: c.job.Kind, Trigger: trigger, Start: start, Attempt: attempt}})
 	run, err := c.a.cfg.Launcher.Launch(c.a.killCtx, c.job, trigger, attempt, lock)
 	if err != nil {
 		run = c.failedRun(trigger, attempt, start, err)
@@ -377,7 +382,6 @@ func (c *jobCtl) checkRPO(ctx context.Context, now time.Time) {
 	} else {
 		lag = now.Sub(st.LastPoint)
 	}
-	c.a.cfg.Metrics.SetLag(c.job.Name, lag)
 	breach := lag > target
 	if breach == st.Breach {
 		return
@@ -394,6 +398,8 @@ func (c *jobCtl) checkRPO(ctx context.Context, now time.Time) {
 			Lag: lag, Target: target, Point: st.LastPoint})
 	} else {
 		c.log.Info("RPO met again", "lag", lag.Round(time.Second), "target", target)
+		c.a.cfg.Notifier.Notify(ctx, Alert{Kind: AlertRecovery, Host: c.host, Job: c.job.Name, Lag: lag, Target: target, Point: st.LastPoint,
+			Message: fmt.Sprintf("job %s meets its RPO again: the newest restorable point is %s old, the target is %s", c.job.Name, lag.Round(time.Second), target)})
 	}
 }
 

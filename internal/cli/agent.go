@@ -56,6 +56,11 @@ func readAgentPlan(path string) (*plan.Plan, []byte, error) {
 	if errors.As(err, &probs) {
 		err = probs.Err()
 	}
+	if err == nil {
+		// The static rules; what needs the machine (paths, units,
+		// repositories) is for plan validate and for the runs themselves.
+		err = p.Check(context.Background(), nil).Err()
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("plan %s:\n%w", path, err)
 	}
@@ -145,7 +150,10 @@ func runAgent(ctx context.Context, g *globals, o *agentOpts) error {
 	if err != nil {
 		return err
 	}
-	var notifier agent.Notifier = newAgentNotifier(p)
+	notifier, err := newAgentNotifier(g, p)
+	if err != nil {
+		return err
+	}
 	// The children and the repositories work from the running plan, the
 	// copy the agent keeps of the plan it last accepted.
 	running := agent.Store{Dir: stateDir}.RunningPlan()
@@ -314,7 +322,7 @@ func newAgentRunJobCmd(g *globals) *cobra.Command {
 			if g.quiet {
 				out = io.Discard
 			}
-			return agent.RunJob(cmd.Context(), newAgentRunner(p, bin), agent.Store{Dir: stateDir}, p.Host, j, trigger, attempt, out)
+			return agent.RunJob(cmd.Context(), newAgentRunner(g, p, bin, stateDir), agent.Store{Dir: stateDir}, p.Host, j, trigger, attempt, out)
 		},
 	}
 	addConfigFlag(cmd, &config)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -324,9 +325,10 @@ func TestAgentReload(t *testing.T) {
 	p.stop()
 }
 
-// A job whose newest restorable point is older than its RPO raises an
-// alert through the webhook, and status shows the breach.
-func TestAgentRPOAlert(t *testing.T) {
+// A job that keeps failing is retried with backoff, and once its newest
+// restorable point is older than its RPO an alert goes to the webhook;
+// status and the metrics endpoint show it.
+func TestAgentRetryAndRPOAlert(t *testing.T) {
 	var mu sync.Mutex
 	var bodies []map[string]any
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -339,23 +341,47 @@ func TestAgentRPOAlert(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	a := newAgentEnv(t)
-	// Never fires during the test: the job has no restorable point.
-	a.writePlan(a.filesJob("late", "2099-01-01", "    rpo: 2s\n"), "notify:\n  webhook: "+srv.URL+"\n")
-	p := a.start()
-	a.waitFor("an RPO alert", func() bool {
+	got := func(kind string) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, b := range bodies {
-			if b["event"] == "rpo" && b["job"] == "late" {
+			if b["kind"] == kind && b["job"] == "late" {
 				return true
 			}
 		}
 		return false
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	a := newAgentEnv(t)
+	a.writePlan(a.filesJob("late", "*:*:0/2", "    rpo: 5s\n    retry: {attempts: 2, backoff: 1s}\n    before:\n      - run: /bin/false\n")+a.filesJob("ok", "*:*:0/2", ""),
+		"notify:\n  webhook: "+srv.URL+"\nmetrics:\n  listen: "+addr+"\n")
+	p := a.start()
+	a.waitFor("a failure alert", func() bool { return got("failure") })
+	a.waitFor("a retry", func() bool {
+		return count(a.events(), func(e event.Stored) bool { return e.Trigger == agent.TriggerRetry && e.Attempt == 2 }) > 0
 	})
+	a.waitFor("an RPO alert", func() bool { return got("rpo") })
+	// The failing job delays no other.
+	a.waitFor("runs of the other job", func() bool { return a.snapshotsTagged("job:ok") >= 2 })
 	rep := a.status()
-	if rep.Jobs[0].RPOState != "BREACH" || rep.Jobs[0].Lag <= rep.Jobs[0].RPO {
-		t.Fatalf("status does not show the breach: %+v", rep.Jobs[0])
+	if j := rep.Jobs[0]; j.Job != "late" || j.RPOState != "BREACH" || j.Lag <= j.RPO || j.Failures == 0 {
+		t.Fatalf("status does not show the breach: %+v", j)
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`rewind_job_rpo_target_seconds{host="testhost",job="late"} 5`, `rewind_job_last_run_success{host="testhost",job="late"} 0`} {
+		if !strings.Contains(string(b), want) {
+			t.Fatalf("metrics lack %s:\n%s", want, b)
+		}
 	}
 	p.stop()
 }
