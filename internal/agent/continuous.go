@@ -108,16 +108,16 @@ func (c *jobCtl) watchRun(start time.Time, action string, err error) *event.Run 
 	if err != nil {
 		r.Result, r.Error = event.ResultFailed, err.Error()
 	}
-	if st := c.readWatchStatus(); st != nil && st.LastSnapshot != "" {
+	if st := c.readWatchStatus(); st != nil && st.LastSnapshot != "" && action == "stop" {
 		r.Snapshot = st.LastSnapshot
-		r.Files = st.Snapshots
 	}
 	return r
 }
 
-// record writes a run to the journal and the event log only: a watcher's
-// start changes no result.
+// record writes a watcher's start to the state, the journal and the
+// event log: it changes no result, failure count or point.
 func (c *jobCtl) record(run *event.Run) {
+	c.update(func(s *JobState) { s.LastRun = run })
 	c.a.logRun(run)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

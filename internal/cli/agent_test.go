@@ -385,3 +385,47 @@ func TestAgentRetryAndRPOAlert(t *testing.T) {
 	}
 	p.stop()
 }
+
+// A continuous job's watcher is kept running: its snapshots carry the
+// job's tag, a watcher that dies is restarted, and its starts and stops
+// are in the event log.
+func TestAgentContinuous(t *testing.T) {
+	a := newAgentEnv(t)
+	a.writePlan("  live:\n    kind: files\n    paths: ["+a.path("data")+"]\n    schedule: continuous\n    rpo: 30s\n", "")
+	p := a.start()
+	a.waitFor("the first snapshot of the watcher", func() bool { return a.snapshotsTagged("job:live") >= 1 })
+	writeFiles(t, a.path("data"), map[string][]byte{"b": []byte("beta")})
+	a.waitFor("a snapshot of the change", func() bool { return a.snapshotsTagged("job:live") >= 2 })
+	rep := a.status()
+	if j := rep.Jobs[0]; !j.Running || j.RPOState != "OK" || j.LastPoint == nil {
+		t.Fatalf("status of a running watcher: %+v", j)
+	}
+	st, err := agent.Store{Dir: a.state}.Load("live")
+	if err != nil || st.Running == nil || st.Running.PID == 0 {
+		t.Fatalf("no watcher pid in the state: %+v %v", st, err)
+	}
+	if err := syscall.Kill(st.Running.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	a.waitFor("the watcher to be restarted", func() bool {
+		return count(a.events(), func(e event.Stored) bool { return e.Action == "start" }) >= 2
+	})
+	p.stop()
+	// Events sort by start, and a stop starts when its watcher did: look
+	// at the counts, and at the died watcher's end before the restart.
+	evs := a.events()
+	n := map[string]int{}
+	var died, restarted time.Time
+	for _, e := range evs {
+		n[e.Action+":"+e.Result]++
+		if e.Action == "stop" && e.Result == event.ResultFailed {
+			died = e.End
+		}
+		if e.Action == "start" {
+			restarted = e.Start
+		}
+	}
+	if n["start:success"] != 2 || n["stop:failed"] != 1 || n["stop:success"] != 1 || len(evs) != 4 || restarted.Before(died) {
+		t.Fatalf("events of the watchers: %v\n%+v", n, evs)
+	}
+}
