@@ -110,8 +110,8 @@ agent.state_dir (default /var/lib/rewind/agent for root, else
 $XDG_STATE_HOME/rewind/agent); rewind status reads it.`,
 		Example: `  rewind agent --config /etc/rewind/rewind.yaml
   rewind agent --metrics-listen 127.0.0.1:9898
-  rewind agent install
-  systemctl reload rewind-agent   # after editing the plan`,
+  rewind agent --state-dir /var/lib/rewind/agent-test --grace 5m
+  rewind agent install`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAgent(cmd.Context(), g, o)
@@ -301,9 +301,13 @@ func newAgentRunJobCmd(g *globals) *cobra.Command {
 	var config, stateDir, trigger string
 	var attempt int
 	cmd := &cobra.Command{
-		Use:    "run-job JOB",
-		Short:  "Run one job for the agent (internal)",
-		Hidden: true,
+		Use:   "run-job JOB",
+		Short: "Run one job for the agent (internal)",
+		Long: `Hidden: the child the agent starts for each run of a job. It inherits
+the job's lock as file descriptor 3 (and passes it on to its own children),
+runs the job, and leaves the run in the state folder for the agent.`,
+		Example: `  rewind agent run-job --config /var/lib/rewind/agent/plan.yaml --state-dir /var/lib/rewind/agent --trigger schedule nightly`,
+		Hidden:  true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := loadAgentPlan(planPath(config))

@@ -202,6 +202,16 @@ func TestAgentRunsSchedule(t *testing.T) {
 	if n := a.snapshotsTagged("job:fast"); n != len(evs) {
 		t.Fatalf("%d snapshots but %d events", n, len(evs))
 	}
+	// The same log read from the repository alone, and filtered by time.
+	r := a.mustRun("events", "--json", "-r", a.repo, "--password-file", a.pwfile, "--since", "1h")
+	var fromRepo []event.Stored
+	decodeStrict(t, r.stdout, &fromRepo)
+	if len(fromRepo) != len(evs) {
+		t.Fatalf("--repo --since 1h: %d events, want %d", len(fromRepo), len(evs))
+	}
+	if later := a.events("--since", time.Now().Add(time.Hour).Format(time.RFC3339)); len(later) != 0 {
+		t.Fatalf("events from the future: %+v", later)
+	}
 	if rep := a.status(); rep.AgentRunning || rep.Jobs[0].LastRun == nil {
 		t.Fatalf("status after stop: %+v", rep)
 	}
@@ -428,4 +438,37 @@ func TestAgentContinuous(t *testing.T) {
 	if n["start:success"] != 2 || n["stop:failed"] != 1 || n["stop:success"] != 1 || len(evs) != 4 || restarted.Before(died) {
 		t.Fatalf("events of the watchers: %v\n%+v", n, evs)
 	}
+}
+
+// agent install prints the unit, and writes it with --no-start; without
+// systemd it refuses to go further and says so.
+func TestAgentInstall(t *testing.T) {
+	a := newAgentEnv(t)
+	a.writePlan(a.filesJob("n", "daily", ""), "")
+	r := a.mustRun("agent", "install", "--print", "--config", a.plan)
+	for _, want := range []string{"ExecStart=" + rewindBin + " agent --config " + a.plan, "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure"} {
+		if !strings.Contains(string(r.stdout), want) {
+			t.Fatalf("unit lacks %q:\n%s", want, r)
+		}
+	}
+	unit := a.path("rewind-agent.service")
+	if _, err := os.Stat("/run/systemd/system"); err != nil {
+		r := a.expectCode(1, "agent", "install", "--config", a.plan, "--unit-path", unit)
+		if !strings.Contains(string(r.stderr), "no systemd") {
+			t.Fatalf("no word of systemd missing:\n%s", r)
+		}
+		if _, err := os.Stat(unit); err == nil {
+			t.Fatal("the unit was written without --no-start")
+		}
+	}
+	a.mustRun("agent", "install", "--no-start", "--config", a.plan, "--unit-path", unit)
+	b, err := os.ReadFile(unit)
+	if err != nil || !bytes.Contains(b, []byte("agent --config "+a.plan)) {
+		t.Fatalf("unit file: %v\n%s", err, b)
+	}
+	// An invalid plan is not installed.
+	if err := os.WriteFile(a.plan, []byte("jobs: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a.expectCode(1, "agent", "install", "--no-start", "--config", a.plan, "--unit-path", unit)
 }
