@@ -41,8 +41,8 @@ type jobCtl struct {
 	state *JobState
 	// running is set while a run or watcher is under way.
 	running bool
-	// watchStatusDir is the continuous job's status folder.
-	pointFromWatch bool
+	// rerun asks for a run at start: the last one was interrupted.
+	rerun bool
 }
 
 func (a *Agent) newJob(j *plan.Job, host string) *jobCtl {
@@ -158,6 +158,13 @@ func (c *jobCtl) recoverOrphan() bool {
 		return c.ctx.Err() == nil
 	}
 	f.Close()
+	// The state as the lock's last holder left it: a run that ended under
+	// an earlier goroutine of this agent (a reload) is already recorded.
+	if fresh, err := c.a.store.Load(c.job.Name); err == nil {
+		c.mu.Lock()
+		c.state = fresh
+		c.mu.Unlock()
+	}
 	st := c.snapshot()
 	if st.Running == nil {
 		return true
@@ -169,6 +176,7 @@ func (c *jobCtl) recoverOrphan() bool {
 			Start: st.Running.Start, End: now, Result: event.ResultFailed, Attempt: st.Running.Attempt,
 			Error: fmt.Sprintf("the %s run started %s was cut short: the agent stopped before it ended and it left no result",
 				st.Running.Trigger, st.Running.Start.Format(time.RFC3339))}
+		c.rerun = st.Running.Trigger != TriggerContinuous
 	}
 	c.finish(run)
 	return true
@@ -191,7 +199,10 @@ func (c *jobCtl) setRunning(v bool) {
 func (c *jobCtl) runScheduled() {
 	now := c.a.cfg.Now()
 	st := c.snapshot()
-	if st.LastFire.IsZero() {
+	if c.rerun {
+		c.log.Info("running the job again: its last run was interrupted")
+		c.fire(now, TriggerRetry)
+	} else if st.LastFire.IsZero() {
 		// First start: nothing was missed.
 		c.update(func(s *JobState) { s.LastFire = now })
 	} else if next := c.sched.Next(st.LastFire); !next.IsZero() && !next.After(now) {

@@ -8,7 +8,7 @@ import (
 // Unit is the systemd unit that runs the agent: bin is the rewind binary
 // and config the plan, both absolute. The hardening leaves the whole
 // filesystem readable (the agent backs up /) and writable outside /usr,
-// /boot and /efi (local repositories, dumps, snapshots); KillMode=mixed
+// /boot, /efi and /etc (local repositories, dumps, snapshots); KillMode=mixed
 // lets the agent itself stop its jobs within the grace period.
 func Unit(bin, config string) string {
 	return fmt.Sprintf(`[Unit]

@@ -308,7 +308,7 @@ the job's lock as file descriptor 3 (and passes it on to its own children),
 runs the job, and leaves the run in the state folder for the agent.`,
 		Example: `  rewind agent run-job --config /var/lib/rewind/agent/plan.yaml --state-dir /var/lib/rewind/agent --trigger schedule nightly`,
 		Hidden:  true,
-		Args:   cobra.ExactArgs(1),
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := loadAgentPlan(planPath(config))
 			if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -471,4 +472,48 @@ func TestAgentInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.expectCode(1, "agent", "install", "--no-start", "--config", a.plan, "--unit-path", unit)
+}
+
+// When the agent and its run's process are both killed, the restarted
+// agent records the run as interrupted and runs the job again.
+func TestAgentInterruptedRun(t *testing.T) {
+	a := newAgentEnv(t)
+	runs := a.path("runs.log")
+	script := a.path("slow.sh")
+	body := fmt.Sprintf("#!/bin/sh\necho start >> %s\nsleep 3\necho end >> %s\n", runs, runs)
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a.writePlan(a.filesJob("slow", "*-*-01 00:00:00", "    before:\n      - run: "+script+"\n"), "")
+	// Pretend an earlier agent handled today's fires, and run the job by
+	// a catch-up: the state says a fire was missed.
+	if err := (agent.Store{Dir: a.state}).Save(&agent.JobState{Job: "slow", LastFire: time.Now().AddDate(0, -2, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	p := a.start()
+	a.waitFor("the job to start", func() bool { b, _ := os.ReadFile(runs); return bytes.Contains(b, []byte("start")) })
+	// The run's process, a child of one of the agent's threads.
+	var children []byte
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", p.cmd.Process.Pid))
+	for _, task := range tasks {
+		b, _ := os.ReadFile(task)
+		children = append(children, b...)
+	}
+	if len(strings.Fields(string(children))) == 0 {
+		t.Fatalf("the run's process not found under %d", p.cmd.Process.Pid)
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.end
+	for _, f := range strings.Fields(string(children)) {
+		var pid int
+		fmt.Sscan(f, &pid)
+		syscall.Kill(-pid, syscall.SIGKILL) // its process group
+	}
+	p = a.start()
+	a.waitFor("the job to run again", func() bool {
+		evs := a.events()
+		return len(evs) >= 2 && evs[0].Trigger == agent.TriggerInterrupted && evs[0].Result == event.ResultFailed &&
+			evs[1].Trigger == agent.TriggerRetry && evs[1].Result == event.ResultSuccess
+	})
+	p.stop()
 }
