@@ -145,14 +145,16 @@ func TestJobsIndependent(t *testing.T) {
 	p := &plan.Plan{Host: "h", Jobs: map[string]*plan.Job{
 		"stuck": {Name: "stuck", Kind: plan.KindFiles, Schedule: every.Schedule},
 		"bad":   {Name: "bad", Kind: plan.KindFiles, Schedule: every.Schedule, Retry: &plan.Retry{Attempts: 2, Backoff: plan.Duration(10 * time.Millisecond)}},
-		"good":  {Name: "good", Kind: plan.KindFiles, Schedule: every.Schedule},
-	}}
+		"good":  {Name: "good", Kind: plan.KindFiles, Schedule: every.Schedule, RPO: plan.Duration(time.Hour)},
+	}, Agent: &plan.AgentSettings{RPOCheck: plan.Duration(50 * time.Millisecond)}}
+	p.Jobs["bad"].RPO = plan.Duration(300 * time.Millisecond)
+	n := &fakeNotifier{}
 	l := &fakeLauncher{runs: map[string][]string{}, fail: map[string]bool{"bad": true}, slow: map[string]chan struct{}{"stuck": make(chan struct{})}}
 	ev := &fakeEvents{}
 	a, err := New(Config{
 		Load:     func(string) (*plan.Plan, []byte, error) { return p, []byte("{}"), nil },
 		Parse:    func(e string) (Schedule, error) { return schedule.Parse(e) },
-		Launcher: l, Events: ev, StateDir: t.TempDir(), Grace: time.Second,
+		Launcher: l, Events: ev, StateDir: t.TempDir(), Grace: time.Second, Notifier: n,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -166,6 +168,7 @@ func TestJobsIndependent(t *testing.T) {
 		defer l.mu.Unlock()
 		return len(l.runs["bad"]) >= 2 && l.runs["bad"][1] == TriggerRetry
 	})
+	waitUntil(t, "an RPO alert for bad", func() bool { return n.has(AlertRPO, "bad") })
 	cancel() // stuck is killed after the grace period
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -174,7 +177,32 @@ func TestJobsIndependent(t *testing.T) {
 		t.Fatalf("the stuck job ran %d times", l.count("stuck"))
 	}
 	st, _ := a.store.Load("bad")
+	if n.has(AlertRPO, "good") {
+		t.Fatal("an RPO alert for a job within its target")
+	}
 	if st.Failures < 2 || st.LastRun == nil || st.LastRun.Result != event.ResultFailed {
 		t.Fatalf("state of the failing job: %+v", st)
 	}
+}
+
+type fakeNotifier struct {
+	mu     sync.Mutex
+	alerts []Alert
+}
+
+func (f *fakeNotifier) Notify(_ context.Context, a Alert) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.alerts = append(f.alerts, a)
+}
+
+func (f *fakeNotifier) has(kind, job string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, a := range f.alerts {
+		if a.Kind == kind && a.Job == job {
+			return true
+		}
+	}
+	return false
 }

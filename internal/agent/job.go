@@ -380,7 +380,10 @@ func (c *jobCtl) finish(run *event.Run) {
 // checkRPO alerts when the job's newest restorable point is older than
 // its target; once per breach.
 func (c *jobCtl) checkRPO(ctx context.Context, now time.Time) {
-	if c.job.RPO <= 0 || c.state == nil {
+	c.mu.Lock()
+	loaded := c.state != nil
+	c.mu.Unlock()
+	if c.job.RPO <= 0 || !loaded {
 		return
 	}
 	c.refreshWatchPoint()
