@@ -157,6 +157,7 @@ var listingCommands = map[string]bool{
 	"rewind versions": true, "rewind key list": true, "rewind list": true,
 	"rewind config": true, "rewind version": true, "rewind stats": true,
 	"rewind watch": true, "rewind inventory show": true, "rewind inventory diff": true,
+	"rewind events": true, "rewind status": true,
 }
 
 func newRoot(g *globals) *cobra.Command {
@@ -207,6 +208,7 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		newCopyCmd(g), newTagCmd(g), newRewriteCmd(g), newStatsCmd(g),
 		newRetentionCmd(g), newRecoverVersionsCmd(g),
 		newWatchCmd(g), newPlanCmd(g), newInventoryCmd(g),
+		newAgentCmd(g), newEventsCmd(g), newStatusCmd(g),
 		newListCmd(g), newUnlockCmd(g), newGenerateCmd(),
 		newInternalThawCmd(g),
 	)

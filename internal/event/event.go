@@ -20,10 +20,13 @@ type Run struct {
 	Job  string `json:"job"`
 	Kind string `json:"kind"`
 	// Trigger says why it ran: schedule, catch-up, retry, manual, continuous.
-	Trigger string    `json:"trigger"`
-	Start   time.Time `json:"start"`
-	End     time.Time `json:"end"`
-	Result  string    `json:"result"`
+	Trigger string `json:"trigger"`
+	// Action is set for a continuous job's watcher: "start" or "stop"
+	// (a failed stop means it died).
+	Action string    `json:"action,omitempty"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	Result string    `json:"result"`
 	// Error is the failure's message, for a failed run.
 	Error string `json:"error,omitempty"`
 	// Snapshot is the ID of the snapshot the run saved, if any.
