@@ -280,8 +280,9 @@ func (e *planEvents) NewestPoint(ctx context.Context, j *plan.Job) (time.Time, e
 	}
 	var newest time.Time
 	for _, sn := range sns {
-		if sn.Hostname == p.Host && hasTag(sn.Tags, "job:"+j.Name) && sn.Time.After(newest) {
-			newest = sn.Time
+		// A snapshot holds what was there when its capture ended.
+		if sn.Hostname == p.Host && hasTag(sn.Tags, "job:"+j.Name) && sn.AsOf().After(newest) {
+			newest = sn.AsOf()
 		}
 	}
 	return newest, nil

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -8,8 +10,10 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/rewind-backup/rewind/internal/agent"
 	"github.com/rewind-backup/rewind/internal/event"
 	"github.com/rewind-backup/rewind/internal/job"
+	"github.com/rewind-backup/rewind/internal/plan"
 	"github.com/rewind-backup/rewind/internal/ui"
 )
 
@@ -24,8 +28,12 @@ process; on a terminal its progress and messages are shown as it goes.
 At the end the run's record is printed: result, snapshot, counts, and each
 step's outcome in order; --json prints the record as one JSON document.
 
+The run takes the job's lock in the agent's state folder, so it never
+overlaps a run the agent started (exit 11 while that runs), and it is
+recorded in the repository's event log like the agent's runs (rewind events).
+
 Exit status: 0 on success, 3 when the snapshot was saved with some files
-unreadable, 1 when the run failed.`,
+unreadable, 1 when the run failed, 11 when the job is running already.`,
 		Example: `  rewind plan run nightly
   rewind plan run www --config ./rewind.yaml --json`,
 		Args: cobra.ExactArgs(1),
@@ -41,11 +49,29 @@ unreadable, 1 when the run failed.`,
 			if j.Name == "" {
 				j.Name = args[0]
 			}
+			// The agent's lock for the job: a plan run and a scheduled run
+			// of the same job never overlap.
+			store := agent.Store{Dir: agent.StateDirOf(p)}
+			lock, err := agent.TryLock(store.LockPath(j.Name))
+			if errors.Is(err, agent.ErrBusy) {
+				return withCode(ExitLocked, fmt.Errorf("job %s is running now (by the agent or another plan run); see rewind status, or wait for it", j.Name))
+			}
+			if err != nil {
+				return fmt.Errorf("job %s: %w", j.Name, err)
+			}
+			defer lock.Close()
 			r := &job.Runner{Plan: p, Log: g.log}
 			if !g.json && !g.quiet && term.IsTerminal(int(os.Stderr.Fd())) {
 				r.Stdout, r.Stderr = os.Stderr, os.Stderr
 			}
 			rec, runErr := r.Run(cmd.Context(), j, "manual")
+			if rec.Host == "" {
+				rec.Host = p.Host
+			}
+			rec.Attempt = max(rec.Attempt, 1)
+			if err := saveRunEvent(cmd.Context(), g, p, j, rec); err != nil {
+				g.log.Warn("the run was not recorded in the event log", "job", j.Name, "err", err)
+			}
 			if g.json {
 				if err := g.ui.JSONDoc(rec); err != nil {
 					return err
@@ -84,4 +110,25 @@ func printRun(g *globals, rec *event.Run) {
 	if rec.Error != "" {
 		g.ui.Printf("error: %s\n", rec.Error)
 	}
+}
+
+// saveRunEvent records a run in its job's repository, as the agent does,
+// and applies the event log's retention.
+func saveRunEvent(ctx context.Context, g *globals, p *plan.Plan, j *plan.Job, rec *event.Run) error {
+	pr := p.Repositories[j.Repository]
+	if pr == nil {
+		return fmt.Errorf("no repository %q in the plan", j.Repository)
+	}
+	r, err := openPlanRepo(ctx, g, pr)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if _, err := event.Save(ctx, r, rec); err != nil {
+		return err
+	}
+	if _, err := event.Expire(ctx, r, rec.Host, rec.Job, time.Now()); err != nil {
+		g.log.Warn("event retention", "job", rec.Job, "err", err)
+	}
+	return nil
 }
