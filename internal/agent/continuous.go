@@ -121,9 +121,7 @@ func (c *jobCtl) record(run *event.Run) {
 	c.a.logRun(run)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := c.a.cfg.Events.Save(ctx, c.job, run); err != nil {
-		c.log.Error("cannot record the run in the repository's event log", "err", err)
-	}
+	c.saveEvent(ctx, run)
 }
 
 // readWatchStatus reads the status file the job's watcher writes.

@@ -356,13 +356,11 @@ func (c *jobCtl) finish(run *event.Run) {
 	if st := c.snapshot(); !st.LastPoint.IsZero() {
 		m.SetLastPoint(c.job.Name, st.LastPoint)
 	}
-	// The event log is in the repository: a failure to write it is logged
-	// and does not change the run's result.
+	// The event log is in the repository: a run that cannot be written
+	// there waits in the outbox; it does not change the run's result.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := c.a.cfg.Events.Save(ctx, c.job, run); err != nil {
-		c.log.Error("cannot record the run in the repository's event log", "err", err)
-	}
+	c.saveEvent(ctx, run)
 	n := c.a.cfg.Notifier
 	switch {
 	case run.Result == event.ResultFailed:
