@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/rewind-backup/rewind/internal/plan"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -93,8 +94,10 @@ func printStatus(g *globals, rep *agent.Report) {
 	g.ui.Table(t)
 }
 
+// secs writes a number of seconds as the plan writes durations ("25h",
+// "1h30m", "2d").
 func secs(s float64) string {
-	return (time.Duration(s) * time.Second).Round(time.Second).String()
+	return plan.Duration((time.Duration(s) * time.Second).Round(time.Second)).String()
 }
 
 func ago(now, t time.Time) string {
