@@ -181,13 +181,15 @@ func TestObjectLockAttack(t *testing.T) {
 			t.Errorf("%s locked until %v", k, u)
 		}
 	}
-	for _, kind := range []string{"config", "keys", "data", "index", "snapshots"} {
+	// The backups record the machine's inventory, which recovery needs
+	// as much as the snapshot.
+	for _, kind := range []string{"config", "keys", "data", "index", "snapshots", "inventory"} {
 		if kinds[kind] == 0 {
 			t.Errorf("no %s object is locked (locked: %v)", kind, kinds)
 		}
 	}
-	if len(kinds) != 5 {
-		t.Errorf("locked objects of kinds %v, want config, keys, data, index and snapshots only", kinds)
+	if len(kinds) != 6 {
+		t.Errorf("locked objects of kinds %v, want config, keys, data, index, snapshots and inventory only", kinds)
 	}
 
 	time.Sleep(50 * time.Millisecond) // keep the attack's times apart from the backup's

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rewind-backup/rewind/internal/testutil"
 )
@@ -270,12 +271,22 @@ func TestPasswordFileUnreadable(t *testing.T) {
 		t.Fatal(err)
 	}
 	repo := filepath.Join(dir, "repo")
-	cmd := exec.Command(bin, "init", "--repo", repo, "--password-file", pw)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err = cmd.Run()
+	// A binary just written may be "busy" for a moment: a process forked
+	// meanwhile by a parallel test holds it open for writing until it
+	// execs (golang.org/issue/22315). Try again then.
+	for try := 0; ; try++ {
+		cmd := exec.Command(bin, "init", "--repo", repo, "--password-file", pw)
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		stderr.Reset()
+		cmd.Stderr = &stderr
+		err = cmd.Run()
+		if !errors.Is(err, syscall.ETXTBSY) || try == 20 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != ExitFatal {
 		t.Fatalf("want exit 1, got %v: %s", err, stderr.String())

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rewind-backup/rewind/internal/ui"
 	"io"
 	"os"
 	"os/exec"
@@ -123,7 +124,7 @@ func (s *state) readChild(out io.Reader, what string, res *childResult) {
 		case "status":
 			var st status
 			if json.Unmarshal(line, &st) == nil && s.r.Stdout != nil {
-				fmt.Fprintf(s.r.Stdout, "%s: %.0f%% %d/%d files, %s/%s\n", what, st.PercentDone*100, st.FilesDone, st.TotalFiles, size(st.BytesDone), size(st.TotalBytes))
+				fmt.Fprintf(s.r.Stdout, "%s: %.0f%% %d/%s, %s/%s\n", what, st.PercentDone*100, st.FilesDone, ui.Count(st.TotalFiles, "file", "files"), size(st.BytesDone), size(st.TotalBytes))
 			}
 		case "error":
 			s.log.Warn("child", "cmd", what, "event", string(line))

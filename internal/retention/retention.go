@@ -161,6 +161,11 @@ func Extend(ctx context.Context, r *repository.Repository, st Store, opt Options
 		}
 		walked = append(walked, d)
 		mark(backend.Handle{Type: backend.SnapshotFile, Name: d.sn.ID.String()}, d.need)
+		if d.sn.Inventory != nil {
+			// The machine's inventory is what bare-metal recovery
+			// rebuilds from: as needed as the snapshot itself.
+			mark(backend.Handle{Type: backend.InventoryFile, Name: d.sn.Inventory.String()}, d.need)
+		}
 		if err := w.walk(ctx, d.sn, func(b id.ID) {
 			if loc, ok := r.Index().Lookup(b); ok {
 				mark(backend.Handle{Type: backend.PackFile, Name: loc.Pack.String()}, d.need)
