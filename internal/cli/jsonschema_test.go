@@ -287,6 +287,150 @@ type jsonInit struct {
 	Repository  string `json:"repository"`
 }
 
+// jsonPlanProblem is one problem `plan validate --json` prints.
+type jsonPlanProblem struct {
+	File string `json:"file"`
+	Pos  struct {
+		Line   int `json:"line"`
+		Column int `json:"column"`
+	} `json:"pos"`
+	Field    string `json:"field"`
+	Message  string `json:"message"`
+	Severity string `json:"severity"`
+}
+
+// jsonPlanJob is one job `plan show --json` prints.
+type jsonPlanJob struct {
+	Name       string      `json:"name"`
+	Kind       string      `json:"kind"`
+	Repository string      `json:"repository"`
+	Paths      []string    `json:"paths"`
+	Schedule   string      `json:"schedule"`
+	NextRuns   []time.Time `json:"next_runs"`
+	RPO        string      `json:"rpo"`
+	Retention  *struct {
+		KeepLast    int    `json:"keep_last"`
+		KeepHourly  int    `json:"keep_hourly"`
+		KeepDaily   int    `json:"keep_daily"`
+		KeepWeekly  int    `json:"keep_weekly"`
+		KeepMonthly int    `json:"keep_monthly"`
+		KeepYearly  int    `json:"keep_yearly"`
+		KeepWithin  string `json:"keep_within"`
+		Prune       *bool  `json:"prune"`
+	} `json:"retention"`
+	CopyTo []string `json:"copy_to"`
+	Steps  []struct {
+		N             int      `json:"n"`
+		Phase         string   `json:"phase"`
+		Kind          string   `json:"kind"`
+		Arg           string   `json:"arg"`
+		Command       []string `json:"command"`
+		Timeout       string   `json:"timeout"`
+		Max           string   `json:"max"`
+		Always        bool     `json:"always"`
+		Implicit      bool     `json:"implicit"`
+		Undo          bool     `json:"undo"`
+		RunsOnFailure bool     `json:"runs_on_failure"`
+		Description   string   `json:"description"`
+	} `json:"steps"`
+}
+
+// jsonRun is the record of a job's run (plan run, events, status).
+type jsonRun struct {
+	Hostname   string    `json:"hostname"`
+	Job        string    `json:"job"`
+	Kind       string    `json:"kind"`
+	Trigger    string    `json:"trigger"`
+	Action     string    `json:"action"`
+	Start      time.Time `json:"start"`
+	End        time.Time `json:"end"`
+	Result     string    `json:"result"`
+	Error      string    `json:"error"`
+	Snapshot   string    `json:"snapshot"`
+	Files      int64     `json:"files"`
+	Bytes      int64     `json:"bytes"`
+	BytesAdded int64     `json:"bytes_added"`
+	Steps      []struct {
+		Phase      string `json:"phase"`
+		Kind       string `json:"kind"`
+		Arg        string `json:"arg"`
+		Result     string `json:"result"`
+		Error      string `json:"error"`
+		DurationNS int64  `json:"duration_ns"`
+	} `json:"steps"`
+	Attempt int `json:"attempt"`
+}
+
+// jsonStoredRun is one element of `events --json`.
+type jsonStoredRun struct {
+	jsonRun
+	ID string `json:"id"`
+}
+
+// jsonStatusReport is what `status --json` prints.
+type jsonStatusReport struct {
+	StateDir     string     `json:"state_dir"`
+	AgentRunning bool       `json:"agent_running"`
+	AgentPID     int        `json:"agent_pid"`
+	AgentStarted *time.Time `json:"agent_started"`
+	Jobs         []struct {
+		Job          string     `json:"job"`
+		Kind         string     `json:"kind"`
+		Schedule     string     `json:"schedule"`
+		LastRun      *jsonRun   `json:"last_run"`
+		LastSuccess  *time.Time `json:"last_success"`
+		NextRun      *time.Time `json:"next_run"`
+		LastPoint    *time.Time `json:"last_point"`
+		RPOSeconds   float64    `json:"rpo_seconds"`
+		LagSeconds   float64    `json:"lag_seconds"`
+		RPOState     string     `json:"rpo_state"`
+		Failures     int        `json:"consecutive_failures"`
+		Running      bool       `json:"running"`
+		RunningSince *time.Time `json:"running_since"`
+		Error        string     `json:"error"`
+	} `json:"jobs"`
+}
+
+// jsonInventory is the top of the inventory document `inventory show
+// --json` prints; docs/FORMAT.md §15 specifies the objects in it.
+type jsonInventory struct {
+	Version     int              `json:"version"`
+	Host        string           `json:"host"`
+	Time        time.Time        `json:"time"`
+	Disks       []map[string]any `json:"disks"`
+	Filesystems []map[string]any `json:"filesystems"`
+	Fstab       map[string]any   `json:"fstab"`
+	Crypttab    map[string]any   `json:"crypttab"`
+	MD          map[string]any   `json:"md"`
+	LUKS        []map[string]any `json:"luks"`
+	LVM         map[string]any   `json:"lvm"`
+	Boot        map[string]any   `json:"boot"`
+	Kernel      map[string]any   `json:"kernel"`
+	OS          map[string]any   `json:"os"`
+	Hostname    map[string]any   `json:"hostname"`
+	Network     map[string]any   `json:"network"`
+	Packages    map[string]any   `json:"packages"`
+	Units       []map[string]any `json:"units"`
+	Users       []map[string]any `json:"users"`
+	Groups      []map[string]any `json:"groups"`
+	Crontabs    []map[string]any `json:"crontabs"`
+	Warnings    []string         `json:"warnings"`
+}
+
+// jsonInventoryDiff is what `inventory diff --json` prints.
+type jsonInventoryDiff struct {
+	From    string `json:"from"`
+	To      string `json:"to"`
+	Changes []struct {
+		Section string `json:"section"`
+		Item    string `json:"item"`
+		Change  string `json:"change"`
+		Field   string `json:"field"`
+		Old     string `json:"old"`
+		New     string `json:"new"`
+	} `json:"changes"`
+}
+
 // schemaTypes maps each schema of docs/JSON.md (its `<!-- schema: NAME -->`
 // marker) to the test's strict struct for it.
 var schemaTypes = map[string]reflect.Type{
@@ -304,11 +448,19 @@ var schemaTypes = map[string]reflect.Type{
 	"lock":             reflect.TypeFor[jsonLock](),
 	"version":          reflect.TypeFor[jsonVersion](),
 	"init.initialized": reflect.TypeFor[jsonInit](),
+
+	"plan.problem":       reflect.TypeFor[jsonPlanProblem](),
+	"plan.job":           reflect.TypeFor[jsonPlanJob](),
+	"event.run":          reflect.TypeFor[jsonRun](),
+	"event.stored":       reflect.TypeFor[jsonStoredRun](),
+	"status.report":      reflect.TypeFor[jsonStatusReport](),
+	"inventory.document": reflect.TypeFor[jsonInventory](),
+	"inventory.diff":     reflect.TypeFor[jsonInventoryDiff](),
 }
 
 // fieldSpec is one row of a documented field table.
 type fieldSpec struct {
-	typ      string // string, id, time, integer, number, boolean, object, "array of X"
+	typ      string // string, id, time, integer, number, boolean, object, external object, "array of X"
 	optional bool
 }
 
@@ -381,7 +533,7 @@ func parseSchemaDoc(file string) (map[string]map[string]fieldSpec, error) {
 
 func knownDocType(t string) bool {
 	base := strings.TrimPrefix(t, "array of ")
-	return slices.Contains([]string{"string", "id", "time", "integer", "number", "boolean", "object"}, base)
+	return slices.Contains([]string{"string", "id", "time", "integer", "number", "boolean", "object", "external object"}, base)
 }
 
 func schema(t *testing.T, name string) map[string]fieldSpec {
@@ -516,7 +668,7 @@ func checkValue(typ string, v any) error {
 		if _, ok := v.(bool); ok {
 			return nil
 		}
-	case "object":
+	case "object", "external object":
 		if _, ok := v.(map[string]any); ok {
 			return nil
 		}
@@ -529,6 +681,10 @@ func checkValue(typ string, v any) error {
 func structFields(t reflect.Type, prefix string, out map[string]string) {
 	for f := range t.Fields() {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" && f.Anonymous && f.Type.Kind() == reflect.Struct {
+			structFields(f.Type, prefix, out) // embedded: its fields are this object's
+			continue
+		}
 		if name == "" || name == "-" {
 			continue
 		}
@@ -563,6 +719,10 @@ func goDocType(t reflect.Type) string {
 		return "boolean"
 	case reflect.Struct:
 		return "object"
+	case reflect.Map:
+		// The strict copy of an object another document specifies
+		// (docs/JSON.md's "external object") is a map: any fields.
+		return "external object"
 	case reflect.Slice:
 		return "array of " + goDocType(t.Elem())
 	}
