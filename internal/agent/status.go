@@ -60,7 +60,8 @@ func Status(p *plan.Plan, dir string, parse ParseSchedule, now time.Time) *Repor
 				Started time.Time `json:"started"`
 			}
 			if b, err := os.ReadFile(s.agentLock() + ".info"); err == nil && json.Unmarshal(b, &info) == nil {
-				rep.AgentPID, rep.AgentStarted = info.PID, &info.Started
+				started := info.Started.UTC()
+				rep.AgentPID, rep.AgentStarted = info.PID, &started
 			}
 		}
 	}
@@ -116,6 +117,12 @@ func Status(p *plan.Plan, dir string, parse ParseSchedule, now time.Time) *Repor
 			jr.RPOState = "OK"
 			if jr.Lag > jr.RPO {
 				jr.RPOState = "BREACH"
+			}
+		}
+		// Every time in the report is UTC, as in every --json document.
+		for _, t := range []*time.Time{jr.LastSuccess, jr.RunningSince, jr.NextRun, jr.LastPoint} {
+			if t != nil {
+				*t = t.UTC()
 			}
 		}
 		rep.Jobs = append(rep.Jobs, jr)

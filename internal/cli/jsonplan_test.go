@@ -78,14 +78,14 @@ func TestJSONPlanRunEventsStatus(t *testing.T) {
 
 	var rec jsonRun
 	checkDoc(t, "event.run", a.mustRun("plan", "run", "files", "--config", a.plan, "--json").stdout, &rec)
-	if rec.Result != "success" || rec.Snapshot == "" || len(rec.Steps) != 3 || rec.Hostname != "testhost" {
+	if rec.Result != "success" || rec.SnapshotID == "" || len(rec.Steps) != 3 || rec.Hostname != "testhost" {
 		t.Fatalf("plan run --json: %+v", rec)
 	}
 
 	var evs []jsonStoredRun
 	checkDoc(t, "event.stored", a.mustRun("events", "--json", "--config", a.plan).stdout, &evs)
-	if len(evs) != 1 || evs[0].Snapshot != rec.Snapshot || evs[0].ID == "" {
-		t.Fatalf("events --json: %+v, want the run of snapshot %s", evs, rec.Snapshot)
+	if len(evs) != 1 || evs[0].SnapshotID != rec.SnapshotID || evs[0].ID == "" {
+		t.Fatalf("events --json: %+v, want the run of snapshot %s", evs, rec.SnapshotID)
 	}
 
 	var rep jsonStatusReport
@@ -122,8 +122,8 @@ func TestJSONInventory(t *testing.T) {
 	raw := e.mustRun("inventory", "show", "--json", id1).stdout
 	var doc jsonInventory
 	checkDoc(t, "inventory.document", raw, &doc)
-	if doc.Host != "inv-a" || doc.Version == 0 {
-		t.Errorf("inventory show --json: host %q version %d", doc.Host, doc.Version)
+	if doc.Hostname != "inv-a" || doc.Version == 0 {
+		t.Errorf("inventory show --json: host %q version %d", doc.Hostname, doc.Version)
 	}
 
 	var d jsonInventoryDiff

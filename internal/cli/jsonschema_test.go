@@ -346,7 +346,7 @@ type jsonRun struct {
 	End        time.Time `json:"end"`
 	Result     string    `json:"result"`
 	Error      string    `json:"error"`
-	Snapshot   string    `json:"snapshot"`
+	SnapshotID string    `json:"snapshot_id"`
 	Files      int64     `json:"files"`
 	Bytes      int64     `json:"bytes"`
 	BytesAdded int64     `json:"bytes_added"`
@@ -395,7 +395,7 @@ type jsonStatusReport struct {
 // --json` prints; docs/FORMAT.md §15 specifies the objects in it.
 type jsonInventory struct {
 	Version     int              `json:"version"`
-	Host        string           `json:"host"`
+	Hostname    string           `json:"hostname"`
 	Time        time.Time        `json:"time"`
 	Disks       []map[string]any `json:"disks"`
 	Filesystems []map[string]any `json:"filesystems"`
@@ -407,7 +407,7 @@ type jsonInventory struct {
 	Boot        map[string]any   `json:"boot"`
 	Kernel      map[string]any   `json:"kernel"`
 	OS          map[string]any   `json:"os"`
-	Hostname    map[string]any   `json:"hostname"`
+	HostNames   map[string]any   `json:"host_names"`
 	Network     map[string]any   `json:"network"`
 	Packages    map[string]any   `json:"packages"`
 	Units       []map[string]any `json:"units"`

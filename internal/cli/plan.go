@@ -254,7 +254,7 @@ func planShow(p *plan.Plan, args []string, now time.Time) ([]PlanShowJob, error)
 					if at = s.Next(at); at.IsZero() {
 						break
 					}
-					sj.NextRuns = append(sj.NextRuns, at)
+					sj.NextRuns = append(sj.NextRuns, at.UTC()) // JSON times are UTC
 				}
 			}
 		}

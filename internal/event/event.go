@@ -30,7 +30,7 @@ type Run struct {
 	// Error is the failure's message, for a failed run.
 	Error string `json:"error,omitempty"`
 	// Snapshot is the ID of the snapshot the run saved, if any.
-	Snapshot string `json:"snapshot,omitempty"`
+	Snapshot string `json:"snapshot_id,omitempty"`
 	Files    int64  `json:"files"`
 	Bytes    int64  `json:"bytes"`
 	// Added is what the run added to the repository, in bytes.

@@ -17,7 +17,7 @@ type Document struct {
 	Version int `json:"version"`
 	// Host is the host name the backup recorded in its snapshot (the
 	// machine's, or --host); inventories are reused per Host.
-	Host string `json:"host"`
+	Host string `json:"hostname"`
 	// Time is when this content was first collected, in UTC. A backup
 	// that finds the machine unchanged reuses the file, so Time is not
 	// part of the content compared (SameContent).
@@ -33,7 +33,7 @@ type Document struct {
 	Boot        Boot              `json:"boot"`
 	Kernel      Kernel            `json:"kernel"`
 	OS          map[string]string `json:"os,omitempty"`
-	Hostname    Hostname          `json:"hostname"`
+	Hostname    Hostname          `json:"host_names"`
 	Network     Network           `json:"network"`
 	Packages    Packages          `json:"packages"`
 	Units       []Unit            `json:"units"`

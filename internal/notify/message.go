@@ -22,7 +22,7 @@ type Payload struct {
 	// Result, Error and Snapshot come from the run ("" for rpo events).
 	Result   string `json:"result,omitempty"`
 	Error    string `json:"error,omitempty"`
-	Snapshot string `json:"snapshot,omitempty"`
+	Snapshot string `json:"snapshot_id,omitempty"`
 	// Trigger, Start, End, DurationSeconds, Attempt, Files, Bytes and
 	// BytesAdded describe the run, when there is one.
 	Trigger         string     `json:"trigger,omitempty"`

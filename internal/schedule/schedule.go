@@ -144,6 +144,40 @@ func (c *calendar) lastYear(from int) int {
 	return from + 29
 }
 
+// skippedHourFires reports whether a DST jump forward between the hour h
+// and the instant next (the top of the next absolute hour) skipped a wall
+// clock hour of the schedule.
+func (c *calendar) skippedHourFires(h int, next time.Time) bool {
+	for skipped := h + 1; skipped < 24 && skipped != next.Hour(); skipped++ {
+		if c.hours.has(skipped) {
+			return true
+		}
+	}
+	return false
+}
+
+// repeatedHour reports whether t is in the second pass of an hour that a
+// DST change repeated, for a schedule that names its hours (one that fires
+// every hour keeps firing through both passes, so no gap opens).
+func (c *calendar) repeatedHour(t time.Time) bool {
+	if c.allHours() {
+		return false
+	}
+	before := t.Add(-time.Hour)
+	_, off1 := before.Zone()
+	_, off2 := t.Zone()
+	return off1 != off2 && before.Hour() == t.Hour() && before.Day() == t.Day()
+}
+
+func (c *calendar) allHours() bool {
+	for h := range 24 {
+		if !c.hours.has(h) {
+			return false
+		}
+	}
+	return true
+}
+
 func (c *calendar) Next(after time.Time) time.Time {
 	loc := after.Location()
 	// The first candidate is the next whole second.
@@ -163,10 +197,20 @@ func (c *calendar) Next(after time.Time) time.Time {
 		case !c.hours.has(h):
 			// Absolute arithmetic keeps moving forward across DST changes.
 			n = t.Add(time.Duration(60-mi)*time.Minute - time.Duration(s)*time.Second)
+			if c.skippedHourFires(h, n) {
+				// The clock jumped over a wall time that fires (02:00 on
+				// the day summer time starts): fire once, right after
+				// the jump, as cron does, instead of waiting a day.
+				return n
+			}
 		case !c.minutes.has(mi):
 			n = t.Add(time.Duration(60-s) * time.Second)
 		case !c.seconds.has(s):
 			n = t.Add(time.Second)
+		case c.repeatedHour(t):
+			// The clock went back (the day summer time ends) and this
+			// wall time already fired an hour ago: once is enough.
+			n = t.Add(time.Duration(60-mi)*time.Minute - time.Duration(s)*time.Second)
 		default:
 			return t
 		}

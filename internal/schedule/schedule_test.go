@@ -201,3 +201,36 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestDSTChanges: a daily 02:00 in a zone with summer time fires once on
+// the day the clock jumps over 02:00 (at 03:00, right after the jump) and
+// once on the day 02:00 comes twice; so it never leaves more than a day
+// and an hour between runs, and a 25h RPO holds.
+func TestDSTChanges(t *testing.T) {
+	loc, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip("no tzdata:", err)
+	}
+	s, err := Parse("*-*-* 02:00:00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spring := s.Next(time.Date(2025, 3, 29, 12, 0, 0, 0, loc))
+	if want := time.Date(2025, 3, 30, 3, 0, 0, 0, loc); !spring.Equal(want) {
+		t.Errorf("on the day 02:00 is skipped: fires %v, want %v", spring, want)
+	}
+	first := s.Next(time.Date(2025, 10, 25, 12, 0, 0, 0, loc))
+	second := s.Next(first)
+	if _, off := first.Zone(); first.Day() != 26 || first.Hour() != 2 || off != 2*3600 || second.Day() != 27 {
+		t.Errorf("on the day 02:00 comes twice: fires %v then %v, want the first 02:00 (CEST) of the 26th, then the 27th", first, second)
+	}
+	if g := MaxGap(s, time.Date(2025, 1, 1, 0, 0, 0, 0, loc)); g > 25*time.Hour {
+		t.Errorf("MaxGap over a year in Berlin = %v, want at most 25h", g)
+	}
+	// A schedule firing every 15 minutes keeps firing through both passes
+	// of the repeated hour.
+	q, _ := Parse("*:0/15")
+	if g := MaxGap(q, time.Date(2025, 1, 1, 0, 0, 0, 0, loc)); g > 15*time.Minute {
+		t.Errorf("MaxGap(*:0/15) in Berlin = %v, want 15m", g)
+	}
+}
