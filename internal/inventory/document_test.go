@@ -51,7 +51,7 @@ func TestDecodeVersions(t *testing.T) {
 	if _, err := Decode([]byte(`{"host":"x"}`)); err == nil {
 		t.Error("no version accepted")
 	}
-	d, err := Decode([]byte(`{"version":1,"host":"x","future":{"a":1}}`))
+	d, err := Decode([]byte(`{"version":1,"hostname":"x","future":{"a":1}}`))
 	if err != nil || d.Host != "x" {
 		t.Errorf("unknown field: %v %+v", err, d)
 	}

@@ -2,6 +2,7 @@ package prune
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/rewind-backup/rewind/internal/backend"
@@ -58,7 +59,14 @@ func pruneInventories(ctx context.Context, r *repository.Repository, opt Options
 	}
 	for _, n := range orphans {
 		h := backend.Handle{Type: backend.InventoryFile, Name: n.String()}
-		if err := r.Backend().Remove(ctx, h); err != nil && !backend.IsNotExist(err) {
+		err := r.Backend().Remove(ctx, h)
+		switch {
+		case errors.Is(err, backend.ErrLocked):
+			// S3 object lock keeps it until its retention ends; a
+			// later prune deletes it then.
+			res.InventoriesPending++
+			continue
+		case err != nil && !backend.IsNotExist(err):
 			return fmt.Errorf("delete an unused inventory: %w", backend.Wrap("remove", h.String(), err))
 		}
 		res.InventoriesDeleted++

@@ -109,7 +109,7 @@ func parseLockMeta(meta map[string]string) (ObjectLock, error) {
 // does.
 func lockedType(t backend.FileType) bool {
 	switch t {
-	case backend.ConfigFile, backend.KeyFile, backend.PackFile, backend.IndexFile, backend.SnapshotFile:
+	case backend.ConfigFile, backend.KeyFile, backend.PackFile, backend.IndexFile, backend.SnapshotFile, backend.InventoryFile:
 		return true
 	}
 	return false
