@@ -55,6 +55,10 @@ type Config struct {
 	Now func() time.Time
 	// StateDir overrides the plan's state folder.
 	StateDir string
+	// Reloaded, when set, is called with a plan Reload accepted, before
+	// the jobs change: the notifications follow the new plan's settings.
+	// An error refuses the reload, and the running plan is kept.
+	Reloaded func(p *plan.Plan) error
 }
 
 // Agent runs one plan.
@@ -199,6 +203,9 @@ func (a *Agent) Reload(ctx context.Context) bool {
 	p, data, err := a.cfg.Load(a.cfg.PlanPath)
 	if err == nil {
 		err = checkSchedules(p, a.cfg.Parse)
+	}
+	if err == nil && a.cfg.Reloaded != nil {
+		err = a.cfg.Reloaded(p)
 	}
 	if err == nil {
 		err = WriteFileAtomic(a.store.RunningPlan(), data)

@@ -169,6 +169,7 @@ func runAgent(ctx context.Context, g *globals, o *agentOpts) error {
 		Log:      log,
 		Grace:    o.grace,
 		StateDir: stateDir,
+		Reloaded: func(p *plan.Plan) error { return notifier.replace(g, p) },
 	})
 	if err != nil {
 		return err

@@ -329,10 +329,28 @@ func TestAgentReload(t *testing.T) {
 	before := a.snapshotsTagged("job:one")
 	a.waitFor("the old plan to keep running", func() bool { return a.snapshotsTagged("job:one") > before })
 
-	a.writePlan(a.filesJob("one", "*:*:0/2", "")+a.filesJob("two", "*:*:0/2", ""), "")
+	// The valid plan adds a job and a webhook: both take effect.
+	var mu sync.Mutex
+	var jobs []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		if json.NewDecoder(r.Body).Decode(&m) == nil {
+			mu.Lock()
+			jobs = append(jobs, fmt.Sprint(m["job"]))
+			mu.Unlock()
+		}
+	}))
+	defer srv.Close()
+	a.writePlan(a.filesJob("one", "*:*:0/2", "")+a.filesJob("two", "*:*:0/2", ""),
+		"notify:\n  webhook: "+srv.URL+"\n  on: [success]\n")
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	a.waitFor("the reload", func() bool { return strings.Contains(p.log.String(), "plan reloaded") })
 	a.waitFor("a run of the new job", func() bool { return a.snapshotsTagged("job:two") >= 1 })
+	a.waitFor("a notification through the webhook the reload added", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(jobs) > 0
+	})
 	p.stop()
 }
 

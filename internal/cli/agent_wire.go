@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -23,8 +24,22 @@ func newAgentRunner(g *globals, p *plan.Plan, bin, stateDir string) agent.Runner
 // through a notify.Tracker (failures in a row, repeats held back,
 // recoveries), RPO breaches and their end are sent as they are.
 type agentNotifier struct {
-	n *notify.Notifier
-	t *notify.Tracker
+	mu sync.Mutex // guards n, replaced on reload
+	n  *notify.Notifier
+	t  *notify.Tracker
+}
+
+// replace sends from now on to the channels of p's notify settings; the
+// tracker (failures in a row, breaches raised) carries over.
+func (a *agentNotifier) replace(g *globals, p *plan.Plan) error {
+	n, err := notify.New(p.Notify, g.log)
+	if err != nil {
+		return fmt.Errorf("notify: %w", err)
+	}
+	a.mu.Lock()
+	a.n = n
+	a.mu.Unlock()
+	return nil
 }
 
 func newAgentNotifier(g *globals, p *plan.Plan) (*agentNotifier, error) {
@@ -53,7 +68,10 @@ func (a *agentNotifier) Notify(ctx context.Context, al agent.Alert) {
 		// failure with the reason.
 		e = notify.Event{Kind: notify.KindFailure, Host: al.Host, Job: "(plan)", Time: time.Now(), Text: al.Message}
 	}
-	_ = a.n.Notify(ctx, e) // failures are logged by the notifier
+	a.mu.Lock()
+	n := a.n
+	a.mu.Unlock()
+	_ = n.Notify(ctx, e) // failures are logged by the notifier
 }
 
 // agentMetrics is metrics.Metrics with its node_exporter textfile
