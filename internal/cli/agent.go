@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -128,7 +127,7 @@ $XDG_STATE_HOME/rewind/agent); rewind status reads it.`,
 }
 
 func runAgent(ctx context.Context, g *globals, o *agentOpts) error {
-	log := agentLogger(g)
+	log := daemonLogger(g)
 	g.log = log
 	path := planPath(o.config)
 	if abs, err := filepath.Abs(path); err == nil {
@@ -338,20 +337,3 @@ runs the job, and leaves the run in the state folder for the agent.`,
 	return cmd
 }
 
-// agentLogger is the agent's journal: info by default (every run is a
-// line), warnings only with --quiet, debug with -vv; JSON lines with
-// --log-format json.
-func agentLogger(g *globals) *slog.Logger {
-	level := slog.LevelInfo
-	switch {
-	case g.quiet:
-		level = slog.LevelWarn
-	case g.verbose > 1:
-		level = slog.LevelDebug
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	if g.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
-}

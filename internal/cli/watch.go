@@ -129,9 +129,11 @@ func statusFile(loc location.Location, targets []string) (string, error) {
 	return filepath.Join(dir, prefix+shortHash(strings.Join(targets, "\x00"))+".json"), nil
 }
 
-// watchLogger is the daemon's log: info by default, which a service
-// manager keeps; warnings only with --quiet, debug with -vv.
-func watchLogger(g *globals) *slog.Logger {
+// daemonLogger is the log of a long-running command (watch, agent), which a
+// service manager keeps: info by default (every run or snapshot is a
+// line), warnings only with --quiet, debug with -vv; JSON lines with
+// --log-format json.
+func daemonLogger(g *globals) *slog.Logger {
 	level := slog.LevelInfo
 	switch {
 	case g.quiet:
@@ -139,7 +141,11 @@ func watchLogger(g *globals) *slog.Logger {
 	case g.verbose > 1:
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level}
+	if g.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
 func runWatch(cmd *cobra.Command, g *globals, o *watchOpts, args []string) error {
@@ -169,7 +175,7 @@ func runWatch(cmd *cobra.Command, g *globals, o *watchOpts, args []string) error
 	if err != nil {
 		return err
 	}
-	log := watchLogger(g)
+	log := daemonLogger(g)
 
 	// What the watcher writes itself is never a change to capture: the
 	// repository (when local) and the status file.

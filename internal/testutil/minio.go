@@ -240,6 +240,12 @@ func (m *MinIO) Stop() {
 	if cmd == nil {
 		return
 	}
+	stopProcess(cmd, exited)
+}
+
+// stopProcess stops a test server's process: SIGTERM, then SIGKILL if it
+// has not exited (closed exited) within 10 s.
+func stopProcess(cmd *exec.Cmd, exited <-chan struct{}) {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:

@@ -200,13 +200,7 @@ func (s *SMTP) Stop() {
 	if cmd == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		<-exited
-	}
+	stopProcess(cmd, exited)
 }
 
 // Messages returns the messages the server accepted so far, in order.
