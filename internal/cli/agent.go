@@ -336,4 +336,3 @@ runs the job, and leaves the run in the state folder for the agent.`,
 	cmd.Flags().IntVar(&attempt, "attempt", 1, "attempt `number`")
 	return cmd
 }
-
