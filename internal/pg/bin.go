@@ -37,11 +37,12 @@ func FindBin(name string, major int, binDir string) (string, error) {
 	return p, nil
 }
 
-// runAs runs a prepared command as the OS user uid/gid when that is not
-// the current user (possible as root), and returns its standard output;
+// runAs runs bin in the folder dir ("": the current one) as the OS user
+// cred (nil: the current user), and returns its standard output;
 // its standard error goes into the error.
-func runAs(ctx context.Context, cred *syscall.Credential, bin string, args ...string) (string, error) {
+func runAs(ctx context.Context, cred *syscall.Credential, dir, bin string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
@@ -101,7 +102,7 @@ func RunAmcheck(ctx context.Context, bin, dsn string) (*Amcheck, error) {
 	if dsn != "" {
 		args = append(args, "--maintenance-db="+dsn)
 	}
-	out, err := runAs(ctx, nil, bin, args...)
+	out, err := runAs(ctx, nil, "", bin, args...)
 	var te *ToolError
 	switch {
 	case err == nil:
@@ -125,9 +126,11 @@ func tail(s string, n int) string {
 // cred (nil: the current user), logging to logFile, and waits until the
 // server accepts connections.
 func StartServer(ctx context.Context, pgctl, dataDir, logFile string, cred *syscall.Credential) error {
-	_, err := runAs(ctx, cred, pgctl, "start", "-w", "-t", "600", "-D", dataDir, "-l", logFile)
+	// In the data directory: the cluster's user may not enter ours.
+	_, err := runAs(ctx, cred, dataDir, pgctl, "start", "-w", "-t", "600", "-D", dataDir, "-l", logFile)
 	if err != nil {
-		return fmt.Errorf("start the restored cluster (log: %s): %w", logFile, err)
+		b, _ := os.ReadFile(logFile)
+		return fmt.Errorf("start the restored cluster: %w\nlast lines of its log (%s):\n%s", err, logFile, lastLines(string(b), 15))
 	}
 	return nil
 }
