@@ -210,7 +210,8 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		newWatchCmd(g), newPlanCmd(g), newInventoryCmd(g),
 		newAgentCmd(g), newEventsCmd(g), newStatusCmd(g),
 		newListCmd(g), newUnlockCmd(g), newGenerateCmd(),
-		newInternalThawCmd(g), newPgCmd(g),
+		newPgCmd(g),
+		newInternalThawCmd(g),
 	)
 	return root
 }

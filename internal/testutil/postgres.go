@@ -76,18 +76,8 @@ func StartPostgres(t testing.TB, opts PGOptions) *PG {
 	if _, err := os.Stat(filepath.Join(binDir, "initdb")); err != nil {
 		unavailable(t, "PostgreSQL: no initdb in %s (run scripts/postgres.sh as root to install postgresql-15)", binDir)
 	}
-	pg := &PG{binDir: binDir, UID: os.Geteuid(), GID: os.Getegid()}
-	if IsRoot() {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			unavailable(t, "PostgreSQL: no postgres OS user to run the server as (run scripts/postgres.sh): %v", err)
-		}
-		pg.OSUser = u.Username
-		pg.UID, _ = strconv.Atoi(u.Uid)
-		pg.GID, _ = strconv.Atoi(u.Gid)
-	} else if u, err := user.Current(); err == nil {
-		pg.OSUser = u.Username
-	}
+	pg := &PG{binDir: binDir}
+	pg.OSUser, pg.UID, pg.GID = PGUser(t)
 
 	// Not under t.TempDir(): its folders are 0700 root's, which the
 	// postgres user cannot enter.
@@ -144,6 +134,46 @@ func StartPostgres(t testing.TB, opts PGOptions) *PG {
 			t.Fatal(err)
 		}
 	}
+}
+
+// PGUser returns the OS user that test clusters run as: postgres when the
+// tests run as root, else the tests' own user.
+func PGUser(t testing.TB) (name string, uid, gid int) {
+	t.Helper()
+	if !IsRoot() {
+		name = os.Getenv("USER")
+		if u, err := user.Current(); err == nil {
+			name = u.Username
+		}
+		return name, os.Geteuid(), os.Getegid()
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		unavailable(t, "PostgreSQL: no postgres OS user to run the server as (run scripts/postgres.sh): %v", err)
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return u.Username, uid, gid
+}
+
+// PGOwnedDir makes a temporary folder owned by PGUser, on a path that
+// user can reach (not under t.TempDir(), whose folders only the tests'
+// user may enter), removed when the test ends.
+func PGOwnedDir(t testing.TB) string {
+	t.Helper()
+	_, uid, gid := PGUser(t)
+	dir, err := os.MkdirTemp("", "rewind-pgown-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // writeConfig appends the test's settings to postgresql.conf.
