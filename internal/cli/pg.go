@@ -26,7 +26,7 @@ wal-list shows what is stored. docs/POSTGRES.md explains the setup and how
 each part fails.`,
 		Example: `  sudo -u postgres rewind pg backup
   rewind pg restore --latest --target /var/lib/postgresql/15/restored --start --port 5433
-  archive_command = 'rewind pg wal-push %p'`,
+  rewind pg wal-list`,
 		Args: cobra.NoArgs,
 	}
 	for _, sub := range pgSubcommands {
