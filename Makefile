@@ -8,7 +8,8 @@ build:
 
 # test installs what the tests need (see scripts/test-deps.sh; the SMTP
 # server and promtool of the notification and metrics tests come from
-# scripts/smtp.sh and scripts/promtool.sh), runs every
+# scripts/smtp.sh and scripts/promtool.sh, PostgreSQL 15 and pgBackRest
+# from scripts/postgres.sh), runs every
 # test, then every fuzz target for TEST_FUZZTIME each (scripts/fuzz.sh finds
 # them, so new targets run without being listed here). A fuzz failure fails
 # the target.
@@ -16,6 +17,7 @@ TEST_FUZZTIME ?= 3s
 test:
 	bash scripts/test-deps.sh
 	bash scripts/minio.sh
+	bash scripts/postgres.sh
 	bash scripts/smtp.sh
 	bash scripts/promtool.sh
 	$(GO) test -count=1 -timeout 30m ./...

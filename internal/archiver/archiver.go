@@ -98,6 +98,9 @@ func New(r *repository.Repository, opt Options) (*Archiver, error) {
 	if opt.Hostname == "" {
 		opt.Hostname, _ = os.Hostname()
 	}
+	if opt.DryRun && opt.AfterWalk != nil {
+		return nil, errors.New("internal error: late files (AfterWalk) cannot be added in a dry run")
+	}
 	if opt.ReadFrom, err = checkReadFrom(opt.ReadFrom); err != nil {
 		return nil, err
 	}
@@ -184,6 +187,12 @@ func (a *Archiver) Snapshot(ctx context.Context, paths []string) (*snapshot.Snap
 	statsBefore := a.store.stats()
 	a.store.start(ctx)
 	rootIDs, err := a.run(ctx, targets)
+	if err == nil && a.opt.AfterWalk != nil {
+		var late []LateFile
+		if late, err = a.opt.AfterWalk(ctx); err == nil && len(late) > 0 {
+			rootIDs, err = a.graftLate(ctx, rootIDs, targets, late)
+		}
+	}
 	if ferr := a.store.flush(ctx); err == nil {
 		err = ferr
 	}

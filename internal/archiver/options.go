@@ -87,6 +87,11 @@ type Options struct {
 	// fields of sn: the CLI records the machine's inventory there. An
 	// error from it leaves the snapshot unsaved, as BeforeCommit's does.
 	BeforeSave func(ctx context.Context, sn *snapshot.Snapshot) error
+	// AfterWalk, when set, is called by Snapshot once every walked file
+	// is read, and names files to add to the snapshot that exist only
+	// now: a database backup's label and WAL (graft.go). An error from it
+	// leaves the snapshot unsaved. It cannot be combined with DryRun.
+	AfterWalk func(ctx context.Context) ([]LateFile, error)
 }
 
 // Progress receives events during a backup. Methods are called from many

@@ -73,12 +73,16 @@ const (
 	// InventoryFile holds the inventory of a machine (disks, filesystems,
 	// boot, network, packages) recorded with a file backup.
 	InventoryFile
+	// WALFile is a PostgreSQL WAL index file: the WAL segments, timeline
+	// history and backup label files of one cluster stored by
+	// rewind pg wal-push, and the blobs holding their bytes.
+	WALFile
 
-	lastFileType = InventoryFile
+	lastFileType = WALFile
 )
 
 // AllTypes lists every FileType, for tools that walk a whole repository.
-var AllTypes = []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile, GCFile, HoldFile, PolicyFile, DamageFile, LabelFile, EventFile, InventoryFile}
+var AllTypes = []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile, GCFile, HoldFile, PolicyFile, DamageFile, LabelFile, EventFile, InventoryFile, WALFile}
 
 // String returns the folder name of the file type ("data" for packs).
 func (t FileType) String() string {
@@ -109,6 +113,8 @@ func (t FileType) String() string {
 		return "events"
 	case InventoryFile:
 		return "inventory"
+	case WALFile:
+		return "wal"
 	}
 	return fmt.Sprintf("filetype(%d)", uint8(t))
 }

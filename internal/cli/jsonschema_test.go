@@ -188,7 +188,28 @@ type jsonSnapshot struct {
 	Rewrite        *jsonRewriteRecord   `json:"rewrite"`
 	TaggedFrom     string               `json:"tagged_from"`
 	Inventory      string               `json:"inventory"`
+	Postgres       *jsonPGInfo          `json:"postgres"`
 	Summary        *jsonSnapshotSummary `json:"summary"`
+}
+
+// jsonPGInfo is a base backup's "postgres" field.
+type jsonPGInfo struct {
+	Method         string   `json:"method"`
+	Version        int      `json:"version"`
+	VersionText    string   `json:"version_text"`
+	SystemID       string   `json:"system_identifier"`
+	DataDir        string   `json:"data_directory"`
+	Timeline       uint32   `json:"timeline"`
+	StartLSN       string   `json:"start_lsn"`
+	StopLSN        string   `json:"stop_lsn"`
+	Label          string   `json:"label"`
+	WALSegmentSize uint64   `json:"wal_segment_size"`
+	WALFiles       []string `json:"wal_files"`
+	TablespaceMap  bool     `json:"tablespace_map"`
+	Amcheck        *struct {
+		OK     bool   `json:"ok"`
+		Output string `json:"output"`
+	} `json:"amcheck"`
 }
 
 // jsonRewriteRecord is a snapshot's "rewrite" field.

@@ -17,7 +17,7 @@ import (
 
 // readOnlyCommands may run with --no-lock: they never write to the
 // repository, so they can read one that is read-only to them.
-var readOnlyCommands = []string{"restore", "dump", "ls", "find", "diff", "cat", "snapshots", "check", "versions", "stats", "inventory show", "inventory diff"}
+var readOnlyCommands = []string{"restore", "dump", "ls", "find", "diff", "cat", "snapshots", "check", "versions", "stats", "inventory show", "inventory diff", "pg wal-fetch", "pg wal-list"}
 
 // commandName is the command's path without the program name, e.g.
 // "repair index".

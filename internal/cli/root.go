@@ -210,6 +210,7 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		newWatchCmd(g), newPlanCmd(g), newInventoryCmd(g),
 		newAgentCmd(g), newEventsCmd(g), newStatusCmd(g),
 		newListCmd(g), newUnlockCmd(g), newGenerateCmd(),
+		newPgCmd(g),
 		newInternalThawCmd(g),
 	)
 	return root

@@ -117,6 +117,10 @@ func Run(ctx context.Context, r *repository.Repository, opt Options) (*Result, e
 		return nil, unreadable
 	}
 	res.Snapshots = len(sns)
+	walUsed, err := walBlobs(ctx, r)
+	if err != nil {
+		return nil, err
+	}
 	names, files, err := r.LoadIndexFiles(ctx)
 	if err != nil {
 		return nil, err
@@ -155,6 +159,11 @@ func Run(ctx context.Context, r *repository.Repository, opt Options) (*Result, e
 	used := newUsedSet()
 	if err := markUsed(ctx, r, sns, used, opt.Damaged); err != nil {
 		return nil, err
+	}
+	// WAL stored by rewind pg wal-push is named by WAL index files, not
+	// by snapshots: every blob they name is in use.
+	for _, b := range walUsed {
+		used.add(b)
 	}
 	seen := make(map[id.ID]bool, len(sns))
 	for _, sn := range sns {

@@ -46,6 +46,10 @@ func sweep(ctx context.Context, r *repository.Repository, used *usedSet, seen ma
 	if unreadable != nil {
 		return unreadable
 	}
+	walUsed, err := walBlobs(ctx, r)
+	if err != nil {
+		return err
+	}
 	r.ResetIndex()
 	if err := r.LoadIndex(ctx); err != nil {
 		return err
@@ -70,6 +74,9 @@ func sweep(ctx context.Context, r *repository.Repository, used *usedSet, seen ma
 	}
 	if err := markUsed(ctx, r, fresh, used, opt.Damaged); err != nil {
 		return err
+	}
+	for _, b := range walUsed {
+		used.add(b)
 	}
 
 	held := map[string]string{}

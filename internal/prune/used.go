@@ -9,6 +9,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/backend"
 	"github.com/rewind-backup/rewind/internal/id"
+	"github.com/rewind-backup/rewind/internal/pg/wal"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/tree"
@@ -203,4 +204,16 @@ func joinPath(dir, name string) string {
 		return "/" + name
 	}
 	return dir + "/" + name
+}
+
+// walBlobs returns every blob that a WAL index file names (rewind pg
+// wal-push). Callers list WAL index files before they read the index, as
+// they list snapshots: a wal-push stores its packs and their index before
+// its WAL index file, so the index read next lists every blob named.
+func walBlobs(ctx context.Context, r *repository.Repository) ([]id.ID, error) {
+	var blobs []id.ID
+	if err := wal.UsedBlobs(ctx, r, func(b id.ID) { blobs = append(blobs, b) }); err != nil {
+		return nil, fmt.Errorf("prune changes nothing: %w", err)
+	}
+	return blobs, nil
 }

@@ -52,6 +52,9 @@ type Snapshot struct {
 	// records the machine at this backup; several snapshots share one
 	// while the machine does not change (internal/inventory).
 	Inventory *id.ID `json:"inventory,omitempty"`
+	// Postgres is set on a PostgreSQL base backup (`rewind pg backup`):
+	// where its WAL starts and stops, and the cluster it is of.
+	Postgres *PGInfo `json:"postgres,omitempty"`
 
 	// ID is the snapshot's file name; it is not stored inside the file.
 	ID id.ID `json:"-"`

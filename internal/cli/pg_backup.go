@@ -1,0 +1,157 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/rewind-backup/rewind/internal/archiver"
+	"github.com/rewind-backup/rewind/internal/lock"
+	"github.com/rewind-backup/rewind/internal/pg"
+	"github.com/rewind-backup/rewind/internal/ui"
+	"github.com/spf13/cobra"
+)
+
+type pgBackupOpts struct {
+	dsn, pgdata, host, binDir string
+	tags                      []string
+	fast, waitArchive, force  bool
+	amcheck, amcheckWarn      bool
+}
+
+func newPgBackupCmd(g *globals) *cobra.Command {
+	o := &pgBackupOpts{}
+	cmd := &cobra.Command{
+		Use:   "backup [--dsn DSN] [--pgdata DIR] [--amcheck]",
+		Short: "Take an online base backup of a PostgreSQL cluster",
+		Long: `Take a base backup of a running PostgreSQL server (10 or later; 15 is what
+the tests run) into a new snapshot, on one session kept open: pg_backup_start,
+the data directory read as any backup reads files (unchanged files are
+reused from the previous base backup, and every file is cut into small
+chunks so that a relation file with a few changed pages adds little),
+pg_backup_stop, then backup_label (and tablespace_map) and the WAL from the
+start to the stop of the backup, copied from pg_wal, are added to the
+snapshot at their places in the data directory. The snapshot restores on
+its own, without a WAL archive (rewind pg restore).
+
+What PostgreSQL documents to leave out is left out: postmaster.pid,
+postmaster.opts, the contents of pg_wal, pg_replslot, pg_dynshmem,
+pg_notify, pg_serial, pg_snapshots, pg_stat_tmp and pg_subtrans, pgsql_tmp*
+and pg_internal.init files.
+
+The server is reached with --dsn (a libpq connection string or URL) or the
+usual PG* environment variables, as a superuser (or a role with the
+pg_read_all_settings role, EXECUTE on the backup functions and REPLICATION
+for the temporary slot that keeps the backup's WAL). The data directory is
+read at the path the server reports, or --pgdata; run rewind as the
+cluster's OS user or root. A server with wal_level = minimal, a standby,
+and a cluster with tablespaces are refused before anything is stored.
+
+The snapshot is tagged postgres, has the data directory as its path, and
+records the start and stop LSN, timeline, system identifier, version,
+label and WAL files (rewind snapshots --json shows them under "postgres").
+
+With --amcheck, pg_amcheck checks every database first (installing the
+amcheck extension where missing) and its result is recorded; corruption
+stops the backup with exit status 1 unless --amcheck-warn.`,
+		Example: `  sudo -u postgres rewind pg backup
+  rewind pg backup --dsn 'host=/run/postgresql user=postgres' --tag nightly
+  PGHOST=db1 PGUSER=backup rewind pg backup --pgdata /srv/pg/15/main
+  rewind pg backup --amcheck --fast`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPgBackup(cmd, g, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dsn, "dsn", "", "PostgreSQL connection `string` (libpq keywords or URL); default: the PG* environment variables")
+	f.StringVar(&o.pgdata, "pgdata", "", "read the data directory at this `dir` instead of the server's data_directory")
+	f.StringArrayVar(&o.tags, "tag", nil, "add a `tag` to the snapshot besides postgres (repeatable)")
+	f.StringVar(&o.host, "host", "", "record this `hostname` instead of the machine's")
+	f.BoolVar(&o.fast, "fast", false, "start with an immediate checkpoint instead of a spread one")
+	f.BoolVar(&o.waitArchive, "wait-archive", false, "make pg_backup_stop wait until archive_command has archived the backup's WAL")
+	f.BoolVar(&o.force, "force", false, "read every file, ignoring the previous base backup")
+	f.BoolVar(&o.amcheck, "amcheck", false, "run pg_amcheck on every database first and record the result; corruption stops the backup")
+	f.BoolVar(&o.amcheckWarn, "amcheck-warn", false, "with --amcheck: back up anyway when pg_amcheck finds corruption")
+	f.StringVar(&o.binDir, "pg-bindir", "", "`dir` of the PostgreSQL programs (pg_amcheck); default /usr/lib/postgresql/MAJOR/bin, then PATH")
+	return cmd
+}
+
+func runPgBackup(cmd *cobra.Command, g *globals, o *pgBackupOpts) error {
+	ctx := cmd.Context()
+	if o.amcheckWarn && !o.amcheck {
+		return errors.New("--amcheck-warn goes with --amcheck")
+	}
+	popt := pg.BackupOptions{DSN: o.dsn, DataDir: o.pgdata, Fast: o.fast, WaitArchive: o.waitArchive,
+		Amcheck: o.amcheck, AmcheckWarn: o.amcheckWarn, BinDir: o.binDir, Logger: g.log}
+	// The server is checked before the repository is opened or created:
+	// a wrong DSN stores nothing.
+	conn, srv, dataDir, err := pg.Prepare(ctx, popt)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	r, err := g.openOrCreateDefault(ctx)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	lk, err := g.takeLock(ctx, r, lock.Shared, "pg backup")
+	if err != nil {
+		return err
+	}
+	defer g.releaseLock(ctx, lk)
+	if err := r.LoadIndex(ctx); err != nil {
+		return fmt.Errorf("load index: %w", err)
+	}
+	if _, _, err := r.IndexUnindexedPacks(ctx); err != nil {
+		return fmt.Errorf("index packs of interrupted backups: %w", err)
+	}
+	host := o.host
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	parent, err := findParent(cmd, g, r, "", host, []string{dataDir})
+	if err != nil {
+		return err
+	}
+	if o.force {
+		parent = nil
+	}
+	counter := &ui.Counter{}
+	counter.Scanning.Store(true)
+	popt.Archiver = archiver.Options{Hostname: host, Tags: o.tags, Parent: parent, Logger: g.log,
+		ProgramVersion: "rewind " + Version, Progress: &backupProgress{g: g, c: counter},
+		BeforeCommit: func(context.Context) error {
+			if err := lk.Check(); err != nil {
+				return fmt.Errorf("snapshot not saved: %w; the data already uploaded is kept, and the next backup reuses it", err)
+			}
+			return nil
+		}}
+	prog := g.ui.StartProgress("pg backup", counter)
+	res, err := pg.BaseBackup(ctx, r, conn, srv, dataDir, popt)
+	prog.Stop()
+	if err != nil {
+		return err
+	}
+	sn := res.Snapshot
+	if err := g.extendAfterBackup(ctx, r, sn); err != nil {
+		return err
+	}
+	printBackupSummary(g, sn, parent, res.Archiver)
+	if !g.json && !g.quiet {
+		p := sn.Postgres
+		g.ui.Printf("PostgreSQL %s, system %s, timeline %d: WAL %s to %s (%s)\n", p.VersionText, p.SystemID, p.Timeline,
+			p.StartLSN, p.StopLSN, ui.Count(int64(len(p.WALFiles)), "segment", "segments"))
+		if p.Amcheck != nil {
+			state := "passed"
+			if !p.Amcheck.OK {
+				state = "FOUND CORRUPTION (recorded in the snapshot)"
+			}
+			g.ui.Printf("pg_amcheck: %s\n", state)
+		}
+	}
+	if len(sn.Summary.Errors) > 0 {
+		return withCode(ExitPartial, fmt.Errorf("snapshot %s saved, but %s could not be read (listed above): the base backup is incomplete", sn.ID.Short(), countErrors(sn.Summary.Errors)))
+	}
+	return nil
+}

@@ -1,0 +1,231 @@
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/rewind-backup/rewind/internal/repository"
+	"github.com/rewind-backup/rewind/internal/restorer"
+	"github.com/rewind-backup/rewind/internal/snapshot"
+)
+
+// CheckTarget accepts a restore target that is absent or an empty
+// folder, and refuses anything else: a restore never writes into a data
+// directory that holds something.
+func CheckTarget(dir string) error {
+	f, err := os.Open(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("restore target %s: %w", dir, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("restore target %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("restore target %s is not a folder; give a new or empty folder", dir)
+	}
+	names, err := f.Readdirnames(1)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("restore target %s: %w", dir, err)
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("restore target %s is not empty (it holds %s); give a new or empty folder, so that no data directory is overwritten", dir, names[0])
+	}
+	return nil
+}
+
+// Recovery is the recovery configuration a restored data directory gets.
+type Recovery struct {
+	// RestoreCommand, when set, is restore_command: how the server fetches
+	// WAL from an archive. Without it the server replays only the WAL
+	// the backup holds in pg_wal.
+	RestoreCommand string
+	// Target is a recovery_target_* setting name ("recovery_target",
+	// "recovery_target_time", "recovery_target_lsn",
+	// "recovery_target_name", "recovery_target_xid") and TargetValue its
+	// value ("immediate" for recovery_target: the end of the backup).
+	Target, TargetValue string
+	// Action is recovery_target_action: "promote", "pause" or "shutdown".
+	Action string
+	// Port and SocketDir, when set, are port and unix_socket_directories,
+	// so that the restored cluster can run beside the original.
+	Port      int
+	SocketDir string
+}
+
+// WriteRecovery appends the recovery settings to postgresql.auto.conf in
+// the restored data directory dataDir, and with a RestoreCommand writes
+// recovery.signal (archive recovery to the target). The
+// files get uid and gid as owner when uid is not -1.
+func WriteRecovery(dataDir string, rc Recovery, uid, gid int) error {
+	var b strings.Builder
+	b.WriteString("\n# Written by rewind pg restore: recovery of the restored base backup.\n")
+	set := func(name, value string) { fmt.Fprintf(&b, "%s = %s\n", name, QuoteConf(value)) }
+	if rc.RestoreCommand != "" {
+		set("restore_command", rc.RestoreCommand)
+	}
+	if rc.Target != "" {
+		set(rc.Target, rc.TargetValue)
+	}
+	if rc.Action != "" {
+		set("recovery_target_action", rc.Action)
+	}
+	if rc.Port > 0 {
+		fmt.Fprintf(&b, "port = %s\n", strconv.Itoa(rc.Port))
+	}
+	if rc.SocketDir != "" {
+		set("unix_socket_directories", rc.SocketDir)
+	}
+	auto := filepath.Join(dataDir, "postgresql.auto.conf")
+	f, err := os.OpenFile(auto, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("write the recovery settings: %w", err)
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		return fmt.Errorf("write the recovery settings: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write the recovery settings: %w", err)
+	}
+	files := []string{auto}
+	if rc.RestoreCommand != "" {
+		// Archive recovery: PostgreSQL refuses recovery.signal without a
+		// restore_command ("must specify restore_command").
+		sig := filepath.Join(dataDir, "recovery.signal")
+		if err := os.WriteFile(sig, nil, 0o600); err != nil {
+			return fmt.Errorf("write recovery.signal: %w", err)
+		}
+		files = append(files, sig)
+	}
+	if uid != -1 {
+		for _, p := range files {
+			if err := os.Chown(p, uid, gid); err != nil {
+				return fmt.Errorf("give %s to the cluster's user: %w", p, err)
+			}
+		}
+	}
+	return nil
+}
+
+// QuoteConf quotes s as a postgresql.conf string value.
+func QuoteConf(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// Chown gives the restored data directory and everything in it to the
+// cluster's OS user, and makes the directory itself mode 0700, as the
+// server requires.
+func Chown(dataDir string, uid, gid int) error {
+	err := filepath.WalkDir(dataDir, func(p string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
+	if err != nil {
+		return fmt.Errorf("give the restored data directory to its user: %w", err)
+	}
+	return nil
+}
+
+// RestoreOptions control the restore of a base backup.
+type RestoreOptions struct {
+	// Target is the new data directory: absent or empty.
+	Target string
+	// UID and GID own the restored files (the cluster's OS user); -1
+	// keeps what the restore wrote (the current user, or as root the
+	// owners the snapshot recorded).
+	UID, GID int
+	// Port and SocketDir, when set, are written to postgresql.auto.conf.
+	Port      int
+	SocketDir string
+	// Start runs pg_ctl start -w as the owner once the directory is ready;
+	// BinDir is where pg_ctl is ("": FindBin).
+	Start  bool
+	BinDir string
+	Logger *slog.Logger
+	// Progress, when set, counts restored files and bytes.
+	Progress func(files, bytes int64)
+}
+
+// RestoreResult is a finished restore.
+type RestoreResult struct {
+	Stats *restorer.Stats
+	// Log is the server's log file when it was started.
+	Log string
+}
+
+// ErrNotBaseBackup: the snapshot was not made by rewind pg backup.
+var ErrNotBaseBackup = errors.New("not a PostgreSQL base backup")
+
+// RestoreBase restores the base backup sn into opt.Target as a data
+// directory ready to start: owned by the cluster's user, mode 0700, with
+// backup_label and the backup's WAL in pg_wal. Without a WAL archive the
+// server, when started, replays the WAL the backup holds from
+// backup_label (crash recovery, as a pg_basebackup -X fetch copy does)
+// and opens on the backup's timeline at the end of that WAL. With Start
+// it is started and waited for until it accepts connections.
+func RestoreBase(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, opt RestoreOptions) (*RestoreResult, error) {
+	info := sn.Postgres
+	if info == nil {
+		return nil, fmt.Errorf("snapshot %s: %w (made by rewind pg backup); restore its files with rewind restore", sn.ID.Short(), ErrNotBaseBackup)
+	}
+	target, err := filepath.Abs(opt.Target)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckTarget(target); err != nil {
+		return nil, err
+	}
+	rs, err := restorer.New(r, restorer.Options{Target: target, Owner: os.Geteuid() == 0, Logger: opt.Logger, Progress: opt.Progress})
+	if err != nil {
+		return nil, err
+	}
+	st, err := rs.Restore(ctx, sn, info.DataDir)
+	if err != nil {
+		return &RestoreResult{Stats: st}, fmt.Errorf("restore the data directory: %w", err)
+	}
+	for _, w := range info.WALFiles {
+		if _, err := os.Stat(filepath.Join(target, "pg_wal", w)); err != nil {
+			return nil, fmt.Errorf("WAL segment %s of the backup is missing from the restored pg_wal: %w", w, err)
+		}
+	}
+	if err := os.Chmod(target, 0o700); err != nil {
+		return nil, err
+	}
+	if opt.UID != -1 {
+		if err := Chown(target, opt.UID, opt.GID); err != nil {
+			return nil, err
+		}
+	}
+	if err := WriteRecovery(target, Recovery{Port: opt.Port, SocketDir: opt.SocketDir}, opt.UID, opt.GID); err != nil {
+		return nil, err
+	}
+	res := &RestoreResult{Stats: st}
+	if !opt.Start {
+		return res, nil
+	}
+	pgctl, err := FindBin("pg_ctl", info.Version/10000, opt.BinDir)
+	if err != nil {
+		return res, err
+	}
+	var cred *syscall.Credential
+	if opt.UID != -1 && opt.UID != os.Geteuid() {
+		cred = &syscall.Credential{Uid: uint32(opt.UID), Gid: uint32(opt.GID), Groups: []uint32{}}
+	}
+	res.Log = filepath.Join(target, "rewind-start.log")
+	return res, StartServer(ctx, pgctl, target, res.Log, cred)
+}
