@@ -344,7 +344,9 @@ func TestPgWalPushCrash(t *testing.T) {
 	if r := e.mustRun("pg", "wal-list"); len(r.stderr) != 0 {
 		t.Fatalf("wal-list warns: %s", r.stderr)
 	}
-	e.mustRun("check")
+	if r := e.mustRun("check", "--json"); !strings.Contains(string(r.stdout), fmt.Sprintf(`"wal_files":%d`, len(names))) {
+		t.Fatalf("check --json does not count %d WAL files: %s", len(names), r.stdout)
+	}
 	// prune keeps what the WAL index names.
 	e.mustRun("prune")
 	e.mustRun("check", "--read-data")
