@@ -14,6 +14,8 @@ wal-fetch its restore_command: every WAL segment the server completes is
 stored in the repository, encrypted and compressed, and read back during
 recovery. wal-list shows what is stored. docs/POSTGRES.md explains the
 setup and how each part fails.`,
+		Example: `  rewind pg wal-push --repo /backup/repo --password-file /etc/rewind/pg.password pg_wal/000000010000000000000003
+  rewind pg wal-list --repo /backup/repo`,
 	}
 	cmd.AddCommand(newPgWalPushCmd(g), newPgWalFetchCmd(g), newPgWalListCmd(g))
 	return cmd

@@ -354,4 +354,3 @@ func TestPgWalPushCrash(t *testing.T) {
 		e.mustRun("pg", "wal-fetch", n, e.path(n+".after-prune"))
 	}
 }
-
