@@ -268,6 +268,9 @@ func runWALList(ctx context.Context, g *globals, only string) error {
 	if g.json {
 		return g.ui.JSONDoc(out)
 	}
+	if len(out.Clusters) == 0 {
+		g.ui.Infof("no WAL stored (rewind pg wal-push stores it, as archive_command)\n")
+	}
 	for i, cj := range out.Clusters {
 		if i > 0 {
 			g.ui.Printf("\n")
