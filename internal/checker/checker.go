@@ -21,6 +21,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/index"
 	"github.com/rewind-backup/rewind/internal/inventory"
 	"github.com/rewind-backup/rewind/internal/pack"
+	"github.com/rewind-backup/rewind/internal/pg/wal"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/tree"
@@ -66,12 +67,15 @@ type Result struct {
 	Snapshots int `json:"snapshots"`
 	Trees     int `json:"trees"`
 	// Inventories counts the inventory files the snapshots name.
-	Inventories int      `json:"inventories"`
-	DataBlobs   int      `json:"data_blobs"`
-	BlobsRead   int      `json:"blobs_read"`
-	PacksRead   int      `json:"packs_read"`
-	Subset      string   `json:"subset,omitempty"`
-	Unindexed   []string `json:"unindexed_packs,omitempty"`
+	Inventories int `json:"inventories"`
+	// WALFiles counts the WAL files (segments, history and backup files)
+	// that WAL index files list (rewind pg wal-push).
+	WALFiles  int      `json:"wal_files,omitempty"`
+	DataBlobs int      `json:"data_blobs"`
+	BlobsRead int      `json:"blobs_read"`
+	PacksRead int      `json:"packs_read"`
+	Subset    string   `json:"subset,omitempty"`
+	Unindexed []string `json:"unindexed_packs,omitempty"`
 	// Condemned counts the stored packs that a prune mark condemned.
 	Condemned int       `json:"condemned_packs,omitempty"`
 	Problems  []Problem `json:"problems"`
@@ -99,7 +103,39 @@ func Check(ctx context.Context, r *repository.Repository, opt Options) (*Result,
 	if err := checkSnapshots(ctx, r, res, opt); err != nil {
 		return nil, err
 	}
+	if err := checkWAL(ctx, r, res); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// checkWAL loads every WAL index file (rewind pg wal-push) and checks
+// that each stored WAL file's blobs are in the index, and that no name is
+// stored twice with different content or a cluster name by two clusters.
+func checkWAL(ctx context.Context, r *repository.Repository, res *Result) error {
+	cat, err := wal.Load(ctx, r)
+	if err != nil {
+		return err
+	}
+	for _, u := range cat.Unreadable {
+		res.add("wal/"+u.File.String(), fmt.Errorf("WAL index file cannot be read: %w", u.Err))
+	}
+	for _, c := range cat.Conflicts {
+		res.add("wal/"+c.File.String(), errors.New(c.What))
+	}
+	for _, name := range cat.Names() {
+		cl := cat.Cluster(name)
+		for _, e := range cl.Entries() {
+			res.WALFiles++
+			for _, b := range e.Blobs {
+				if !r.Index().Has(b) {
+					res.add("wal/"+e.File.String(), fmt.Errorf("WAL file %s of cluster %q: data blob %s is not in the index", e.Name, name, b))
+					break
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // checkIndexDamage reports the index files that the index load could not

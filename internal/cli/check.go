@@ -101,6 +101,9 @@ damaged object.`,
 				}
 				g.ui.Printf("checked %s, %s, %s, %s", ui.Count(int64(res.Packs), "pack", "packs"), ui.Count(int64(res.Snapshots), "snapshot", "snapshots"),
 					ui.Count(int64(res.Trees), "tree", "trees"), ui.Count(int64(res.DataBlobs), "data blob", "data blobs"))
+				if res.WALFiles > 0 {
+					g.ui.Printf(", %s", ui.Count(int64(res.WALFiles), "WAL file", "WAL files"))
+				}
 				if opt.Subset != nil {
 					g.ui.Printf(", read %s (subset %s) with %s", ui.Count(int64(res.PacksRead), "pack", "packs"), res.Subset, ui.Count(int64(res.BlobsRead), "blob", "blobs"))
 				} else if opt.ReadData {

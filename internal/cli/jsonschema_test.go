@@ -264,6 +264,7 @@ type jsonCheckSummary struct {
 	Snapshots      int           `json:"snapshots"`
 	Trees          int           `json:"trees"`
 	Inventories    int           `json:"inventories"`
+	WALFiles       int           `json:"wal_files"`
 	DataBlobs      int           `json:"data_blobs"`
 	BlobsRead      int           `json:"blobs_read"`
 	PacksRead      int           `json:"packs_read"`

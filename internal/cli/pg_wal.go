@@ -53,13 +53,12 @@ archive_command points at the repository, and needs its own --cluster.
 PostgreSQL runs it as the cluster's OS user (postgres), in the data
 directory: the repository and the password file must be usable by that
 user. Give the repository with --repo (or REWIND_REPOSITORY) and the
-password with --password-file, never on the command line.`,
-		Example: `  # postgresql.conf
-  archive_mode = on
-  archive_command = '/usr/bin/rewind pg wal-push --repo /backup/repo --password-file /etc/rewind/pg.password %p'
+password with --password-file, never on the command line. In postgresql.conf:
 
-  # by hand, as the postgres user, from the data directory
-  rewind pg wal-push --repo /backup/repo --password-file /etc/rewind/pg.password pg_wal/000000010000000000000003`,
+  archive_mode = on
+  archive_command = '/usr/bin/rewind pg wal-push --repo /backup/repo --password-file /etc/rewind/pg.password %p'`,
+		Example: `  rewind pg wal-push --repo /backup/repo --password-file /etc/rewind/pg.password pg_wal/000000010000000000000003
+  rewind pg wal-push --cluster db2 --pgdata /var/lib/postgresql/15/db2 00000002.history`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return pgAccess(runWALPush(cmd.Context(), g, args[0], cluster, pgdata))
@@ -117,10 +116,11 @@ the repository, check it against its content hash, and write it to DEST
 
 When NAME is not stored it exits 1 and writes nothing: PostgreSQL takes
 that as the end of the archive. Every other failure exits 1 too, with the
-reason on stderr, which PostgreSQL writes to its log.`,
-		Example: `  # postgresql.conf (or what rewind pg restore writes)
+reason on stderr, which PostgreSQL writes to its log. As restore_command:
+
   restore_command = '/usr/bin/rewind pg wal-fetch --repo /backup/repo --password-file /etc/rewind/pg.password %f %p'`,
-		Args: cobra.ExactArgs(2),
+		Example: `  rewind pg wal-fetch --repo /backup/repo --password-file /etc/rewind/pg.password 000000010000000000000003 pg_wal/RECOVERYXLOG`,
+		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return pgAccess(runWALFetch(cmd.Context(), g, args[0], args[1], cluster))
 		},
@@ -267,6 +267,9 @@ func runWALList(ctx context.Context, g *globals, only string) error {
 	}
 	if g.json {
 		return g.ui.JSONDoc(out)
+	}
+	if len(out.Clusters) == 0 {
+		g.ui.Infof("no WAL stored (rewind pg wal-push stores it, as archive_command)\n")
 	}
 	for i, cj := range out.Clusters {
 		if i > 0 {

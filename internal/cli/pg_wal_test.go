@@ -265,6 +265,19 @@ func TestPgWalArchive(t *testing.T) {
 		t.Fatalf("a push from another cluster stored files: before %v, after %v", before, after)
 	}
 
+	// A password file the cluster's user cannot read: said plainly.
+	if testutil.IsRoot() {
+		rootPw := filepath.Join(p.dir, "root.password")
+		if err := os.WriteFile(rootPw, []byte(testPassword), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c := pg.Command(p.bin, "--repo", p.repo, "--password-file", rootPw, "pg", "wal-push", seg)
+		r = newEnv(t).exec(c)
+		if r.code == 0 || !strings.Contains(string(r.stderr), "permission denied") || !strings.Contains(string(r.stderr), "rewind runs as OS user postgres") {
+			t.Fatalf("push with an unreadable password file: %v", r)
+		}
+	}
+
 	// The cluster keeps archiving after all that.
 	more := switchWAL(t, pg, 1)
 	waitArchived(t, pg, more[0])
@@ -344,7 +357,9 @@ func TestPgWalPushCrash(t *testing.T) {
 	if r := e.mustRun("pg", "wal-list"); len(r.stderr) != 0 {
 		t.Fatalf("wal-list warns: %s", r.stderr)
 	}
-	e.mustRun("check")
+	if r := e.mustRun("check", "--json"); !strings.Contains(string(r.stdout), fmt.Sprintf(`"wal_files":%d`, len(names))) {
+		t.Fatalf("check --json does not count %d WAL files: %s", len(names), r.stdout)
+	}
 	// prune keeps what the WAL index names.
 	e.mustRun("prune")
 	e.mustRun("check", "--read-data")
@@ -352,4 +367,3 @@ func TestPgWalPushCrash(t *testing.T) {
 		e.mustRun("pg", "wal-fetch", n, e.path(n+".after-prune"))
 	}
 }
-
