@@ -56,6 +56,8 @@ func TestAgentRepositoryUnreachable(t *testing.T) {
 	p := a.start()
 	a.waitFor("a first snapshot", func() bool { return a.snapshotsTagged("job:www") >= 1 })
 
+	// A run under way when the folder goes fails too: the local backend
+	// does not make a vanished repository folder again.
 	away := a.repo + ".away"
 	if err := os.Rename(a.repo, away); err != nil {
 		t.Fatal(err)

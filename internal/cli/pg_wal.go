@@ -98,7 +98,7 @@ func runWALPush(ctx context.Context, g *globals, path, cluster, pgdata string) e
 			BlobsAdded: res.BlobsAdded, ID: res.Entry.ID.String()})
 	}
 	if res.Stored {
-		g.ui.Printf("stored %s of cluster %q (%d bytes, %d new blobs)\n", res.Entry.Name, res.Cluster, res.Entry.Size, res.BlobsAdded)
+		g.ui.Printf("stored %s of cluster %q (%s, %s)\n", res.Entry.Name, res.Cluster, ui.Bytes(res.Entry.Size), ui.Count(int64(res.BlobsAdded), "new blob", "new blobs"))
 	} else {
 		g.ui.Printf("%s of cluster %q is stored already with the same content; nothing to do\n", res.Entry.Name, res.Cluster)
 	}
@@ -275,7 +275,7 @@ func runWALList(ctx context.Context, g *globals, only string) error {
 		if i > 0 {
 			g.ui.Printf("\n")
 		}
-		g.ui.Printf("cluster %q, system identifier %s, %d files\n", cj.Name, cj.SystemID, len(cj.Files))
+		g.ui.Printf("cluster %q, system identifier %s, %s\n", cj.Name, cj.SystemID, ui.Count(int64(len(cj.Files)), "file", "files"))
 		for _, rg := range cj.Ranges {
 			g.ui.Printf("  timeline %d: %s .. %s (%s to %s, %d segments, archived %s to %s)\n", rg.Timeline, rg.First, rg.Last,
 				rg.StartLSN, rg.EndLSN, rg.Segments, rg.From.Local().Format(timeFormat), rg.To.Local().Format(timeFormat))

@@ -211,8 +211,14 @@ func wrapErr(op, name string, err error) error {
 
 // mkdirDurable makes folder dir (and missing parents) and syncs its parent,
 // so that files later stored in it, and synced there, are not lost with
-// the folder's own entry in a crash.
-func mkdirDurable(dir string) error {
+// the folder's own entry in a crash. It never makes the repository folder
+// itself: if that is gone (a backup disk unmounted under a running
+// backup, a folder moved away), files must not land in an empty mount
+// point on another filesystem.
+func (b *Backend) mkdirDurable(dir string) error {
+	if _, err := os.Lstat(b.dir); errors.Is(err, fs.ErrNotExist) {
+		return backend.Permanent(fmt.Errorf("the repository folder %s no longer exists (an unmounted disk? moved away?); it is not made again", b.dir))
+	}
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return err
 	}

@@ -64,7 +64,7 @@ func (b *Backend) writeTemp(ctx context.Context, h backend.Handle, dir string, r
 	if errors.Is(err, fs.ErrNotExist) {
 		// A folder removed by hand, or a repository made by an older tool:
 		// make it and try once more.
-		if err = mkdirDurable(dir); err == nil {
+		if err = b.mkdirDurable(dir); err == nil {
 			f, err = os.CreateTemp(dir, tempPrefix+"*")
 		}
 	}

@@ -51,7 +51,7 @@ func (b *Backend) SaveTemp(ctx context.Context, h backend.Handle, f *os.File) (e
 	name := b.filename(h)
 	err = renameNoReplace(tmp, name)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err = mkdirDurable(filepath.Dir(name)); err == nil {
+		if err = b.mkdirDurable(filepath.Dir(name)); err == nil {
 			err = renameNoReplace(tmp, name)
 		}
 	}
