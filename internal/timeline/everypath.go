@@ -10,14 +10,14 @@ import (
 	"github.com/rewind-backup/rewind/internal/snapshot"
 )
 
-// Source is one part of a host as it was at a moment: a path it backed
+// PathAt is one part of a host as it was at a moment: a path it backed
 // up, and the snapshot that shows that path then.
-type Source struct {
+type PathAt struct {
 	// Path is absolute and clean.
 	Path     string
 	Snapshot *snapshot.Snapshot
-	// Inner are paths below Path that other Sources answer, because a
-	// newer snapshot covers them: restoring this Source leaves them alone.
+	// Inner are paths below Path that other entries answer, because a
+	// newer snapshot covers them: restoring this one leaves them alone.
 	Inner []string
 }
 
@@ -28,13 +28,13 @@ type Source struct {
 // up /etc nightly and /srv/www hourly, and watch may capture some paths
 // many times a minute: each path is answered by its own newest capture.
 //
-// A path is its own Source only where its answer differs from the
-// enclosing Source's: /srv/www backed up on its own after the last backup
-// of /srv is a Source inside /srv (named in its Inner), while /srv/www
-// backed up before the last backup of /srv is answered by /srv's Source.
-// Sources come out sorted by path, so each comes after those that enclose
+// A path is its own entry only where its answer differs from the
+// enclosing entry's: /srv/www backed up on its own after the last backup
+// of /srv is an entry inside /srv (named in its Inner), while /srv/www
+// backed up before the last backup of /srv is answered by /srv's entry.
+// Entries come out sorted by path, so each comes after those that enclose
 // it. AtEvery returns nil when no capture had ended by t.
-func AtEvery(sns []*snapshot.Snapshot, t time.Time) []Source {
+func AtEvery(sns []*snapshot.Snapshot, t time.Time) []PathAt {
 	done := sns[:sort.Search(len(sns), func(i int) bool { return sns[i].AsOf().After(t) })]
 	var paths []string
 	for _, sn := range done {
@@ -45,10 +45,10 @@ func AtEvery(sns []*snapshot.Snapshot, t time.Time) []Source {
 	slices.Sort(paths)
 	paths = slices.Compact(paths)
 
-	var out []Source
+	var out []PathAt
 	for _, p := range paths {
 		sn := newestCovering(done, p)
-		// The deepest Source above p: ancestors sort before what they
+		// The deepest PathAt above p: ancestors sort before what they
 		// hold, and a deeper one after a shallower one.
 		up := -1
 		for i := len(out) - 1; i >= 0; i-- {
@@ -63,7 +63,7 @@ func AtEvery(sns []*snapshot.Snapshot, t time.Time) []Source {
 		if up >= 0 {
 			out[up].Inner = append(out[up].Inner, p)
 		}
-		out = append(out, Source{Path: p, Snapshot: sn})
+		out = append(out, PathAt{Path: p, Snapshot: sn})
 	}
 	return out
 }

@@ -24,7 +24,7 @@ func capture(start time.Time, took time.Duration, paths ...string) *snapshot.Sna
 }
 
 // sourcesText shows sources as "path=label [inner...]" for messages.
-func sourcesText(srcs []timeline.Source, label map[*snapshot.Snapshot]string) string {
+func sourcesText(srcs []timeline.PathAt, label map[*snapshot.Snapshot]string) string {
 	var b []string
 	for _, s := range srcs {
 		t := s.Path + "=" + label[s.Snapshot]
@@ -103,7 +103,7 @@ func TestAtEveryMatchesAt(t *testing.T) {
 			tm := base.Add(at * time.Minute)
 			srcs := timeline.AtEvery(sns, tm)
 			where := fmt.Sprintf("seed %d at +%dm", seed, at)
-			if !slices.IsSortedFunc(srcs, func(a, b timeline.Source) int { return strings.Compare(a.Path, b.Path) }) {
+			if !slices.IsSortedFunc(srcs, func(a, b timeline.PathAt) int { return strings.Compare(a.Path, b.Path) }) {
 				t.Fatalf("%s: sources not sorted by path", where)
 			}
 			for _, q := range probes {
@@ -139,8 +139,8 @@ func TestAtEveryMatchesAt(t *testing.T) {
 
 // deepestSource returns the source whose path is q or the deepest one
 // above q.
-func deepestSource(srcs []timeline.Source, q string) *timeline.Source {
-	var best *timeline.Source
+func deepestSource(srcs []timeline.PathAt, q string) *timeline.PathAt {
+	var best *timeline.PathAt
 	for i := range srcs {
 		p := srcs[i].Path
 		if p == q || p == "/" || strings.HasPrefix(q, p+"/") {

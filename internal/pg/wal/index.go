@@ -76,7 +76,9 @@ type Cluster struct {
 	// Files are the WAL index files of the cluster.
 	Files []id.ID
 	// First is when the cluster's first index file was written.
-	First   time.Time
+	First time.Time
+	// Hosts are the hosts that pushed its WAL, sorted.
+	Hosts   []string
 	entries map[string]*StoredEntry
 }
 
@@ -184,6 +186,9 @@ func (c *Catalog) add(name id.ID, f *File, sys uint64) {
 		return
 	}
 	cl.Files = append(cl.Files, name)
+	if i, found := slices.BinarySearch(cl.Hosts, f.Host); !found {
+		cl.Hosts = slices.Insert(cl.Hosts, i, f.Host)
+	}
 	for _, e := range f.Entries {
 		if old := cl.entries[e.Name]; old != nil {
 			if old.ID != e.ID {

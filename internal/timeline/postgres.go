@@ -1,0 +1,306 @@
+package timeline
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/pg/wal"
+	"github.com/rewind-backup/rewind/internal/snapshot"
+)
+
+// PostgresSource is one PostgreSQL cluster: its base backups (snapshots
+// with PostgreSQL metadata) and the WAL archived for it (`pg wal-push`).
+// From a base backup's end it can be restored to any moment up to the
+// last WAL segment in an unbroken run from the backup's stop LSN; a
+// missing segment ends that span, and the next base backup after the gap
+// starts a new one. WAL stored before the oldest base backup cannot be
+// used. Only the timeline each base backup was taken on is followed:
+// timeline switches (promotions, earlier point-in-time restores) are not
+// yet.
+type PostgresSource struct {
+	// SystemID is the cluster's system identifier.
+	SystemID uint64
+	// Cluster is the name its WAL is stored under, "" when none is.
+	Cluster string
+	// DataDir is the data directory of its newest base backup.
+	DataDir string
+	// Backups are its base backups, oldest first (by AsOf).
+	Backups []*snapshot.Snapshot
+	// WAL is its stored WAL, nil when none is.
+	WAL *wal.Cluster
+
+	spans []pgSpan
+	gaps  []Gap
+}
+
+// pgSpan is a time a cluster can be restored to without a break.
+type pgSpan struct {
+	from, to time.Time
+	// backups are the base backups whose end falls in the span, oldest
+	// first.
+	backups []*snapshot.Snapshot
+	// reach is, for each of backups, the last moment it can be replayed
+	// to with the stored WAL.
+	reach []time.Time
+	// walTo is when the last segment the span replays was written; zero
+	// when the span is a base backup without WAL after it.
+	walTo time.Time
+	// tli and next are the timeline and the first segment number after
+	// the span's WAL: what is missing at its end.
+	tli  uint32
+	next uint64
+	size uint32
+}
+
+// PostgresSources returns the clusters of one host: the base backups of
+// sns (any order) grouped by system identifier, each with the WAL of cat
+// stored with that system identifier, and the clusters of cat whose WAL
+// host pushed though no base backup of it is in sns. cat may be nil.
+func PostgresSources(sns []*snapshot.Snapshot, cat *wal.Catalog, host string) []*PostgresSource {
+	bySys := map[uint64]*PostgresSource{}
+	var out []*PostgresSource
+	var backups []*snapshot.Snapshot
+	for _, sn := range sns {
+		if sn.Postgres != nil {
+			backups = append(backups, sn)
+		}
+	}
+	snapshot.SortByAsOf(backups)
+	for _, sn := range backups {
+		sys, err := strconv.ParseUint(sn.Postgres.SystemID, 10, 64)
+		if err != nil {
+			continue
+		}
+		s := bySys[sys]
+		if s == nil {
+			s = &PostgresSource{SystemID: sys}
+			bySys[sys] = s
+			out = append(out, s)
+		}
+		s.Backups = append(s.Backups, sn)
+		s.DataDir = sn.Postgres.DataDir
+	}
+	if cat != nil {
+		for _, name := range cat.Names() {
+			cl := cat.Cluster(name)
+			s := bySys[cl.SystemID]
+			if s == nil {
+				if !slices.Contains(cl.Hosts, host) {
+					continue
+				}
+				s = &PostgresSource{SystemID: cl.SystemID}
+				bySys[cl.SystemID] = s
+				out = append(out, s)
+			}
+			if s.WAL == nil {
+				s.Cluster, s.WAL = name, cl
+			}
+		}
+	}
+	for _, s := range out {
+		s.build()
+	}
+	slices.SortFunc(out, func(a, b *PostgresSource) int {
+		if c := compareStrings(a.DataDir, b.DataDir); c != 0 {
+			return c
+		}
+		return compareStrings(a.Cluster, b.Cluster)
+	})
+	return out
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// walRun is a run of consecutive stored segments of one timeline, with
+// segment numbers.
+type walRun struct {
+	wal.Range
+	first, last uint64
+	written     time.Time
+}
+
+// runs returns the WAL's runs of segments, by timeline and segment.
+func (s *PostgresSource) runs() []walRun {
+	if s.WAL == nil {
+		return nil
+	}
+	size := s.WAL.SegSize()
+	var out []walRun
+	for _, r := range s.WAL.Ranges() {
+		run := walRun{Range: r, first: uint64(r.Start) / uint64(size), last: uint64(r.End)/uint64(size) - 1}
+		run.written = r.To
+		if e := s.WAL.Find(r.Last); e != nil && !e.Modified.IsZero() {
+			run.written = e.Modified
+		}
+		out = append(out, run)
+	}
+	return out
+}
+
+// build works out the spans and gaps.
+func (s *PostgresSource) build() {
+	runs := s.runs()
+	segSize := uint64(0)
+	if s.WAL != nil {
+		segSize = uint64(s.WAL.SegSize())
+	}
+	var spans []pgSpan
+	for _, b := range s.Backups {
+		size := segSize
+		if size == 0 {
+			size = b.Postgres.WALSegmentSize
+		}
+		stop, err := wal.ParseLSN(b.Postgres.StopLSN)
+		if err != nil || size == 0 {
+			continue
+		}
+		seg := uint64(stop) / size
+		sp := pgSpan{from: b.AsOf(), to: b.AsOf(), backups: []*snapshot.Snapshot{b}, tli: b.Postgres.Timeline, next: seg, size: uint32(size)}
+		for _, r := range runs {
+			if r.Timeline == sp.tli && r.first <= seg && seg <= r.last {
+				if r.written.After(sp.to) {
+					sp.to = r.written
+				}
+				sp.walTo, sp.next = r.written, r.last+1
+				break
+			}
+		}
+		sp.reach = []time.Time{sp.to}
+		spans = append(spans, sp)
+	}
+	var merged []pgSpan
+	for _, sp := range spans {
+		if n := len(merged); n > 0 && !sp.from.After(merged[n-1].to) {
+			cur := &merged[n-1]
+			cur.backups = append(cur.backups, sp.backups...)
+			cur.reach = append(cur.reach, sp.reach...)
+			if sp.to.After(cur.to) {
+				cur.to, cur.walTo, cur.tli, cur.next, cur.size = sp.to, sp.walTo, sp.tli, sp.next, sp.size
+			}
+			continue
+		}
+		merged = append(merged, sp)
+	}
+	s.spans, s.gaps = merged, nil
+	for i, sp := range merged {
+		first := wal.SegmentName(sp.tli, sp.next, sp.size)
+		// The next stored segment after the break, on the same timeline.
+		var after *walRun
+		for j := range runs {
+			if runs[j].Timeline == sp.tli && runs[j].first > sp.next {
+				after = &runs[j]
+				break
+			}
+		}
+		g := Gap{Until: sp.to, MissingFirst: first}
+		if after != nil {
+			g.MissingLast = wal.SegmentName(sp.tli, after.first-1, sp.size)
+		}
+		switch {
+		case i+1 < len(merged):
+			g.Resume, g.ResumeFrom = merged[i+1].from, merged[i+1].backups[0]
+		case after == nil:
+			continue // the end of the archive: nothing after is stored
+		}
+		g.What = describeMissing(g.MissingFirst, g.MissingLast, s.WAL == nil)
+		if g.Resume.IsZero() {
+			g.What += fmt.Sprintf("; the WAL stored after them (up to %s) cannot be used without a newer base backup",
+				runs[len(runs)-1].written.Local().Format("2006-01-02 15:04:05"))
+		}
+		s.gaps = append(s.gaps, g)
+	}
+}
+
+func describeMissing(first, last string, noWAL bool) string {
+	switch {
+	case noWAL:
+		return "no WAL archived: segments from " + first + " missing"
+	case last == "":
+		return "segments from " + first + " missing"
+	case last == first:
+		return "segment " + first + " missing"
+	}
+	return "segments " + first + ".." + last + " missing"
+}
+
+// Name is the name its WAL is stored under, else its data directory.
+func (s *PostgresSource) Name() string {
+	if s.Cluster != "" {
+		return s.Cluster
+	}
+	return s.DataDir
+}
+
+// Kind is KindPostgres.
+func (s *PostgresSource) Kind() string { return KindPostgres }
+
+// Ranges are the spans without a break, each continuous.
+func (s *PostgresSource) Ranges() []Range {
+	out := make([]Range, 0, len(s.spans))
+	for _, sp := range s.spans {
+		out = append(out, Range{From: sp.from, To: sp.to, Continuous: true, Snapshots: len(sp.backups), WALTo: sp.walTo})
+	}
+	return out
+}
+
+// Gaps are the missing WAL between spans, and after the last one when
+// WAL was stored beyond it.
+func (s *PostgresSource) Gaps() []Gap { return s.gaps }
+
+// PointAt is the base backup a restore to t starts from (the newest whose
+// end falls in t's span, at or before t) and the moment its WAL is
+// replayed to: t itself inside a span, the span's end in the gap after
+// it.
+func (s *PostgresSource) PointAt(t time.Time) Point {
+	i := len(s.spans) - 1
+	for i >= 0 && s.spans[i].from.After(t) {
+		i--
+	}
+	if i < 0 {
+		p := Point{}
+		if len(s.spans) > 0 {
+			p.Earliest = s.spans[0].from
+		}
+		return p
+	}
+	sp := s.spans[i]
+	// The newest base backup at or before t, preferring one whose WAL
+	// reaches the furthest towards t.
+	var b *snapshot.Snapshot
+	var reach time.Time
+	for j, c := range sp.backups {
+		r := sp.reach[j]
+		if r.After(t) {
+			r = t
+		}
+		if !c.AsOf().After(t) && (b == nil || !r.Before(reach)) {
+			b, reach = c, r
+		}
+	}
+	p := Point{Found: true, Snapshot: b}
+	switch {
+	case !reach.After(b.AsOf()):
+		// Nothing to replay after the backup.
+		p.Shows = b.AsOf()
+		if t.After(p.Shows) {
+			p.Note = "no WAL stored after the base backup"
+		}
+	case reach.Before(t):
+		p.Shows, p.ReplayTo = reach, reach
+		p.Note = "WAL archived only up to " + reach.Local().Format("2006-01-02 15:04:05")
+	default:
+		p.Shows, p.ReplayTo = t, t
+	}
+	p.Before = max(0, t.Sub(p.Shows))
+	return p
+}
