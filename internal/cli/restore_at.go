@@ -34,8 +34,23 @@ func (g *globals) restoreEverythingAt(ctx context.Context, at string, sf snapFil
 	if _, _, err := h.at(ctx, r, m); err != nil {
 		return err
 	}
+	// A PostgreSQL base backup is not files to put back: copied over a
+	// data directory it is a server that will not start or, worse, one
+	// that does. It is restored with its WAL by rewind pg restore.
+	files := make([]*snapshot.Snapshot, 0, len(h.sns))
+	clusters := map[string]bool{}
+	for _, sn := range h.sns {
+		if sn.Postgres != nil {
+			clusters[sn.Postgres.DataDir] = true
+			continue
+		}
+		files = append(files, sn)
+	}
+	for _, dir := range slices.Sorted(maps.Keys(clusters)) {
+		g.ui.Infof("%s is a PostgreSQL cluster: not restored as files; use rewind pg restore --at\n", dir)
+	}
 	var parts []restorer.Part
-	for _, s := range timeline.AtEvery(h.sns, m.Until) {
+	for _, s := range timeline.AtEvery(files, m.Until) {
 		g.ui.Infof("%s at %s: %s\n", s.Path, m, describeSnapshot(s.Snapshot))
 		parts = append(parts, restorer.Part{Snapshot: s.Snapshot, Path: s.Path, Skip: s.Inner})
 	}

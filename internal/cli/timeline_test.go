@@ -180,6 +180,18 @@ func TestTimeline(t *testing.T) {
 	if ps.Ranges[0].To.Before(ps.Ranges[0].From) {
 		t.Errorf("postgres range ends before it starts: %+v", ps.Ranges[0])
 	}
+	// restore --at without a path puts back the files, and leaves the
+	// cluster to pg restore.
+	rr := e.mustRun("restore", "--at", "now", "--target", e.path("everything"))
+	if !strings.Contains(string(rr.stdout)+string(rr.stderr), pg.DataDir+" is a PostgreSQL cluster") {
+		t.Errorf("restore --at does not say it leaves the cluster out:\n%s", rr)
+	}
+	if _, err := os.Lstat(e.path("everything", pg.DataDir)); err == nil {
+		t.Errorf("restore --at restored the PostgreSQL data directory as files")
+	}
+	if _, err := os.Lstat(e.path("everything", a)); err != nil {
+		t.Errorf("restore --at did not restore %s: %v", a, err)
+	}
 	text := string(e.mustRun("timeline").stdout)
 	for _, want := range []string{a, b + ", " + c, "postgres", "WAL archived up to"} {
 		if !strings.Contains(text, want) {
