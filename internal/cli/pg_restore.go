@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/backend/location"
@@ -195,10 +196,11 @@ func runPgRestore(cmd *cobra.Command, g *globals, o *pgRestoreOpts, args []strin
 	if err != nil {
 		return err
 	}
-	r, done, err := g.openLocked(ctx, lock.Shared, "pg restore", true)
+	r, unlock, err := g.openLocked(ctx, lock.Shared, "pg restore", true)
 	if err != nil {
 		return err
 	}
+	done := sync.OnceFunc(unlock)
 	defer done()
 	var sn *snapshot.Snapshot
 	var rc pg.Recovery
@@ -213,11 +215,19 @@ func runPgRestore(cmd *cobra.Command, g *globals, o *pgRestoreOpts, args []strin
 	rc.ArchiveOff = o.noArchive
 	c := &ui.Counter{}
 	prog := g.ui.StartProgress("restore", c)
-	res, err := pg.RestoreBase(ctx, r, sn, pg.RestoreOptions{Target: o.target, UID: uid, GID: gid, Port: o.port,
-		SocketDir: o.socketDir, Recovery: rc, Start: o.start, BinDir: o.binDir, Logger: g.log, Progress: countInto(c)})
+	popt := pg.RestoreOptions{Target: o.target, UID: uid, GID: gid, Port: o.port,
+		SocketDir: o.socketDir, Recovery: rc, BinDir: o.binDir, Logger: g.log, Progress: countInto(c)}
+	res, err := pg.RestoreBase(ctx, r, sn, popt)
 	prog.Stop()
+	// The lock is released before the server starts: its restore_command
+	// (rewind pg wal-fetch, as the cluster's user) opens the repository.
+	done()
 	if res != nil && res.Stats != nil {
 		printRestoreSummary(g, sn, "", res.Stats)
+	}
+	if err == nil && o.start {
+		target, _ := filepath.Abs(o.target)
+		err = pg.StartRestored(ctx, sn.Postgres, target, popt, res)
 	}
 	if res != nil {
 		for _, l := range res.Stopped {

@@ -176,21 +176,16 @@ const (
 )
 
 // startRecovery starts a restored server that recovers to rc's target
-// and waits until recovery has ended: promoted and accepting connections,
-// paused at the target (accepting read-only connections), or shut down
-// there. pg_ctl -w alone returns as soon as a hot standby accepts
-// connections, in the middle of recovery; so the server runs without hot
-// standby for this start (it then accepts connections only once
-// promoted), except with the pause action, which needs hot standby and is
-// waited for in the server's log.
+// and waits until recovery has ended: promoted, paused at the target
+// (accepting read-only connections), or shut down there. pg_ctl -w alone
+// returns as soon as the server accepts connections or is in standby
+// mode, in the middle of recovery; so rewind then watches the control
+// file (pg_controldata: "in production" once promoted) and the server's
+// log (the pause, and why recovery failed) while the server runs.
 func startRecovery(ctx context.Context, pgctl, dataDir string, rc Recovery, res *RestoreResult, cred *syscall.Credential) error {
-	var settings []string
-	if rc.Action != "pause" {
-		settings = append(settings, "-c hot_standby=off")
-	}
-	err := StartServer(ctx, pgctl, dataDir, res.Log, cred, settings...)
-	if err == nil && rc.Action == "pause" {
-		err = waitPaused(ctx, dataDir, res.Log)
+	err := StartServer(ctx, pgctl, dataDir, res.Log, cred)
+	if err == nil {
+		err = waitRecovered(ctx, filepath.Join(filepath.Dir(pgctl), "pg_controldata"), dataDir, res.Log, rc.Action, cred)
 	}
 	b, _ := os.ReadFile(res.Log)
 	log := string(b)
@@ -199,7 +194,7 @@ func startRecovery(ctx context.Context, pgctl, dataDir string, rc Recovery, res 
 	case err == nil:
 		return nil
 	case strings.Contains(log, msgNotReached):
-		return fmt.Errorf("%w: PostgreSQL replayed all the WAL it could fetch from the repository and stopped (%q in %s); the target is later than the archived WAL, or the restore point or transaction is not in it (or before the base backup: name an older one as SNAPSHOT). --latest recovers everything archived; the restored data directory %s is left as it is, for inspection",
+		return fmt.Errorf("%w: PostgreSQL replayed all the WAL it could fetch from the repository and stopped (%q in %s); the target is later than the archived WAL, or the restore point or transaction is not in it (or it is before the base backup: name an older one as SNAPSHOT). --latest recovers everything archived; the restored data directory %s is left as it is, for inspection",
 			ErrTargetNotReached, msgNotReached, res.Log, dataDir)
 	case strings.Contains(log, msgBeforeConsis):
 		return fmt.Errorf("the restore target is before the base backup's consistent point (%q in %s): name an older base backup as SNAPSHOT", msgBeforeConsis, res.Log)
@@ -208,6 +203,36 @@ func startRecovery(ctx context.Context, pgctl, dataDir string, rc Recovery, res 
 		return nil
 	}
 	return err
+}
+
+// errServerGone: the server stopped while rewind waited for recovery.
+var errServerGone = errors.New("the restored server stopped during recovery")
+
+// waitRecovered waits until the server at dataDir has ended recovery
+// (its control file says "in production"), or with the pause action
+// logs that it paused at the target, or stops.
+func waitRecovered(ctx context.Context, controldata, dataDir, logFile, action string, cred *syscall.Credential) error {
+	for {
+		b, _ := os.ReadFile(logFile)
+		if action == "pause" && strings.Contains(string(b), msgPaused) {
+			return nil
+		}
+		if _, err := os.Stat(filepath.Join(dataDir, "postmaster.pid")); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w; last lines of its log (%s):\n%s", errServerGone, logFile, lastLines(string(b), 15))
+		}
+		out, err := runAs(ctx, cred, dataDir, controldata, "-D", dataDir)
+		if err != nil {
+			return err
+		}
+		if action != "pause" && strings.Contains(out, "in production") {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // recoveryStops returns the log lines saying where recovery stopped.
@@ -219,31 +244,4 @@ func recoveryStops(log string) []string {
 		}
 	}
 	return out
-}
-
-// waitPaused waits until the server logs that it paused at the end of
-// recovery, or that recovery failed, or it is gone.
-func waitPaused(ctx context.Context, dataDir, logFile string) error {
-	deadline := time.Now().Add(10 * time.Minute)
-	for {
-		b, _ := os.ReadFile(logFile)
-		log := string(b)
-		switch {
-		case strings.Contains(log, msgPaused):
-			return nil
-		case strings.Contains(log, msgNotReached), strings.Contains(log, msgBeforeConsis):
-			return errors.New("recovery failed")
-		}
-		if _, err := os.Stat(filepath.Join(dataDir, "postmaster.pid")); errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("the restored server stopped during recovery; last lines of its log (%s):\n%s", logFile, lastLines(log, 15))
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("recovery has not paused at the target after 10 minutes; it goes on (log: %s)", logFile)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }

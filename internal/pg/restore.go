@@ -251,17 +251,27 @@ func RestoreBase(ctx context.Context, r *repository.Repository, sn *snapshot.Sna
 	if !opt.Start {
 		return res, nil
 	}
+	return res, StartRestored(ctx, info, target, opt, res)
+}
+
+// StartRestored starts the data directory target restored from the base
+// backup info (RestoreBase without Start) as opt says (owner, BinDir,
+// Recovery): pg_ctl start -w as the owner, and with a RestoreCommand
+// waits until recovery has ended. The caller releases its repository
+// lock first: restore_command opens the repository too. res gets the log
+// and where recovery stopped.
+func StartRestored(ctx context.Context, info *snapshot.PGInfo, target string, opt RestoreOptions, res *RestoreResult) error {
 	pgctl, err := FindBin("pg_ctl", info.Version/10000, opt.BinDir)
 	if err != nil {
-		return res, err
+		return err
 	}
 	var cred *syscall.Credential
 	if opt.UID != -1 && opt.UID != os.Geteuid() {
 		cred = &syscall.Credential{Uid: uint32(opt.UID), Gid: uint32(opt.GID), Groups: []uint32{}}
 	}
 	res.Log = filepath.Join(target, "rewind-start.log")
-	if rc.RestoreCommand == "" {
-		return res, StartServer(ctx, pgctl, target, res.Log, cred)
+	if opt.Recovery.RestoreCommand == "" {
+		return StartServer(ctx, pgctl, target, res.Log, cred)
 	}
-	return res, startRecovery(ctx, pgctl, target, rc, res, cred)
+	return startRecovery(ctx, pgctl, target, opt.Recovery, res, cred)
 }
