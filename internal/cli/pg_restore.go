@@ -16,9 +16,9 @@ import (
 	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/pg"
 	"github.com/rewind-backup/rewind/internal/pg/wal"
-	"github.com/rewind-backup/rewind/internal/timeline"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/timeline"
 	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/spf13/cobra"
 )

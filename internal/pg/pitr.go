@@ -101,7 +101,7 @@ func (t Target) String() string {
 // backup end, which is after pg_backup_stop returned. A target time at
 // or after it is past the backup's consistent point.
 func BackupEnd(sn *snapshot.Snapshot) time.Time {
-	if !sn.Summary.BackupEnd.IsZero() {
+	if sn.Summary != nil && !sn.Summary.BackupEnd.IsZero() {
 		return sn.Summary.BackupEnd
 	}
 	return sn.Time
