@@ -6,12 +6,19 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
+	"time"
 
+	"github.com/rewind-backup/rewind/internal/backend/location"
 	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/pg"
+	"github.com/rewind-backup/rewind/internal/pg/wal"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/timeline"
 	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/spf13/cobra"
 )
@@ -19,47 +26,149 @@ import (
 type pgRestoreOpts struct {
 	target, owner, socketDir, binDir string
 	hosts                            []string
-	latest, start                    bool
+	latest, start, noArchive         bool
 	port                             int
+	at, lsn, name, xid               string
+	action, timeline, cluster        string
 }
 
 func newPgRestoreCmd(g *globals) *cobra.Command {
 	o := &pgRestoreOpts{}
 	cmd := &cobra.Command{
-		Use:   "restore {SNAPSHOT | --latest} --target DIR [--start [--port N] [--socket-dir DIR]]",
-		Short: "Restore a PostgreSQL base backup into a new data directory",
-		Long: `Restore a base backup made by rewind pg backup into --target, a new or empty
-folder, as a data directory ready to start: mode 0700, owned by the cluster's
-OS user (--owner, default postgres when run as root), with backup_label and
-the WAL the backup holds in pg_wal.
+		Use:   "restore {--at T | --lsn LSN | --name POINT | --xid XID | --latest | SNAPSHOT} --target DIR [--start]",
+		Short: "Restore a PostgreSQL cluster into a new data directory, to any moment",
+		Long: `Restore a PostgreSQL cluster from its base backups (rewind pg backup) and the
+WAL archived in the repository (rewind pg wal-push) into --target, a new or
+empty folder, as a data directory ready to start: mode 0700, owned by the
+cluster's OS user (--owner, default postgres when run as root).
 
-When started, the server replays that WAL from the backup's start (as a copy
-made with pg_basebackup -X fetch does) and opens on the backup's timeline,
-with every transaction committed before the backup stopped. --port and
---socket-dir are written to postgresql.auto.conf, so that the restored
-cluster can run beside the original; with --start, pg_ctl start -w runs as
-the owner and rewind waits until the server accepts connections (its log:
-rewind-start.log in the data directory).
+To a moment (point-in-time recovery):
+  --at T          every transaction committed at or before T; T in rewind's
+                  usual forms (RFC 3339, "2006-01-02 15:04:05" local time,
+                  "-15m"); a time to the second covers that whole second
+  --lsn LSN       the WAL up to LSN (as PostgreSQL writes it: 0/3000060)
+  --name POINT    a restore point made with pg_create_restore_point
+  --xid XID       up to and including transaction XID
+  --latest        all the WAL the repository holds
+The newest base backup of the cluster that ended before the target is
+restored (for --name and --xid, which only recovery can place, the newest:
+name an older one as SNAPSHOT when the target is before it), and the
+recovery settings are written to postgresql.auto.conf with recovery.signal:
+restore_command runs rewind pg wal-fetch with this rewind's full path, the
+repository and the path of the password file (never the password: give
+--password-file, a file the cluster's OS user can read), and the target,
+recovery_target_inclusive = true, recovery_target_action (--action, default
+promote) and recovery_target_timeline (--timeline, default latest). A
+target before the end of the oldest base backup is refused, naming the
+earliest moment that can be restored.
 
-SNAPSHOT is an ID or unique prefix of a base backup; --latest picks the
-newest base backup (of --host, when given). Restoring to a point in time
-(--at, --lsn, --name, --xid) needs the WAL archive and is not available yet.`,
-		Example: `  rewind pg restore --latest --target /var/lib/postgresql/15/restored
-  rewind pg restore 4f2a91c3 --target /srv/pg/copy --start --port 5433 --socket-dir /tmp
-  rewind pg restore --latest --host db1 --target /srv/pg/db1 --owner postgres`,
+The base backups considered are those of this host (--host to choose
+another) and of one cluster: the one whose WAL is stored under --cluster,
+else the one of the newest base backup.
+
+SNAPSHOT alone restores that base backup to its own end, without the WAL
+archive: the server replays the WAL the backup holds and opens on its
+timeline, with every transaction committed before the backup stopped.
+
+--port and --socket-dir are written to postgresql.auto.conf, so that the
+restored cluster can run beside the original (--no-archive also turns
+archive_mode off, so that it does not archive into the original's WAL).
+With --start, pg_ctl start runs as the owner and rewind waits until
+recovery has ended (promoted, paused or shut down at the target, as
+--action says); when the archived WAL ends before the target is reached,
+PostgreSQL stops and rewind says so (exit 1). The server's log is
+rewind-start.log in the data directory. docs/POSTGRES.md explains more.`,
+		Example: `  rewind pg restore --at '2026-03-14 09:59:00' --target /srv/pg/restored --password-file /etc/rewind/pg.password
+  rewind pg restore --at -15m --target /srv/pg/copy --start --port 5433 --socket-dir /tmp --no-archive
+  rewind pg restore --name before_migration --target /srv/pg/copy --action pause --start --port 5433
+  rewind pg restore --lsn 0/3000060 --target /srv/pg/copy
+  rewind pg restore --latest --target /var/lib/postgresql/15/restored
+  rewind pg restore 4f2a91c3 --target /srv/pg/copy --start --port 5433 --socket-dir /tmp`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runPgRestore(cmd, g, o, args) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.target, "target", "", "new data `directory` (absent or empty)")
-	f.BoolVar(&o.latest, "latest", false, "restore the newest base backup")
-	f.StringArrayVarP(&o.hosts, "host", "H", nil, "with --latest: only base backups of this `host` (repeatable)")
+	f.StringVar(&o.at, "at", "", "recover every transaction committed at or before `time`")
+	f.StringVar(&o.lsn, "lsn", "", "recover the WAL up to `LSN`")
+	f.StringVar(&o.name, "name", "", "recover to the restore `point` made with pg_create_restore_point")
+	f.StringVar(&o.xid, "xid", "", "recover up to and including transaction `XID`")
+	f.BoolVar(&o.latest, "latest", false, "restore the newest base backup and recover all the WAL the repository holds")
+	f.StringVar(&o.action, "action", "promote", "what the server does at the target: `promote`, pause or shutdown (recovery_target_action)")
+	f.StringVar(&o.timeline, "timeline", "latest", "the `timeline` to recover along: latest, current or a number (recovery_target_timeline)")
+	f.StringVar(&o.cluster, "cluster", "", "the `name` the cluster's WAL is stored under (wal-push --cluster); default: the one of the base backup's system")
+	f.StringArrayVarP(&o.hosts, "host", "H", nil, "only base backups of this `host` (repeatable; default: this host)")
 	f.StringVar(&o.owner, "owner", "", "OS `user` that owns the restored cluster and runs it (default: postgres as root, else yourself)")
-	f.BoolVar(&o.start, "start", false, "start the restored cluster (pg_ctl start -w) and wait until it accepts connections")
+	f.BoolVar(&o.start, "start", false, "start the restored cluster and wait until recovery has ended")
 	f.IntVar(&o.port, "port", 0, "`port` the restored cluster listens on (written to postgresql.auto.conf)")
 	f.StringVar(&o.socketDir, "socket-dir", "", "unix socket `directory` of the restored cluster (written to postgresql.auto.conf)")
+	f.BoolVar(&o.noArchive, "no-archive", false, "write archive_mode = off: the restored cluster archives no WAL")
 	f.StringVar(&o.binDir, "pg-bindir", "", "`dir` of the PostgreSQL programs (pg_ctl); default /usr/lib/postgresql/MAJOR/bin, then PATH")
 	return cmd
+}
+
+// restoreTarget reads the target flags; ok is false when none was given
+// (a SNAPSHOT restored to its own end).
+func (o *pgRestoreOpts) restoreTarget(now time.Time) (t pg.Target, ok bool, err error) {
+	var given []string
+	for _, fl := range []struct{ name, v string }{{"--at", o.at}, {"--lsn", o.lsn}, {"--name", o.name}, {"--xid", o.xid}} {
+		if fl.v != "" {
+			given = append(given, fl.name)
+		}
+	}
+	if o.latest {
+		given = append(given, "--latest")
+	}
+	if len(given) > 1 {
+		return t, false, fmt.Errorf("%s: give one restore target", strings.Join(given, " and "))
+	}
+	switch {
+	case o.at != "":
+		m, err := timeline.ParseTime(o.at, now)
+		if err != nil {
+			return t, false, fmt.Errorf("--at: %w", err)
+		}
+		if m.Until.After(now) {
+			return t, false, fmt.Errorf("--at %s is in the future: no WAL can reach it yet; --latest recovers everything archived", o.at)
+		}
+		return pg.Target{Kind: pg.TargetTime, Time: m.Until}, true, nil
+	case o.lsn != "":
+		l, err := wal.ParseLSN(o.lsn)
+		if err != nil {
+			return t, false, fmt.Errorf("--lsn: %w", err)
+		}
+		return pg.Target{Kind: pg.TargetLSN, LSN: l}, true, nil
+	case o.name != "":
+		if len(o.name) >= 64 {
+			return t, false, fmt.Errorf("--name %q: a restore point's name is at most 63 bytes", o.name)
+		}
+		return pg.Target{Kind: pg.TargetName, Name: o.name}, true, nil
+	case o.xid != "":
+		x, err := pg.ParseXID(o.xid)
+		if err != nil {
+			return t, false, err
+		}
+		return pg.Target{Kind: pg.TargetXID, XID: x}, true, nil
+	case o.latest:
+		return pg.Target{Kind: pg.TargetLatest}, true, nil
+	}
+	return t, false, nil
+}
+
+func checkRecoverySettings(o *pgRestoreOpts) error {
+	switch o.action {
+	case "promote", "pause", "shutdown":
+	default:
+		return fmt.Errorf("--action %q: give promote, pause or shutdown", o.action)
+	}
+	switch o.timeline {
+	case "latest", "current":
+	default:
+		if n, err := strconv.ParseUint(o.timeline, 10, 32); err != nil || n == 0 {
+			return fmt.Errorf("--timeline %q: give latest, current or a timeline number", o.timeline)
+		}
+	}
+	return nil
 }
 
 func runPgRestore(cmd *cobra.Command, g *globals, o *pgRestoreOpts, args []string) error {
@@ -67,8 +176,18 @@ func runPgRestore(cmd *cobra.Command, g *globals, o *pgRestoreOpts, args []strin
 	if o.target == "" {
 		return errors.New("--target is required: the new data directory")
 	}
-	if (len(args) == 1) == o.latest {
-		return errors.New("name the base backup: a SNAPSHOT, or --latest")
+	tgt, pitr, err := o.restoreTarget(time.Now())
+	if err != nil {
+		return err
+	}
+	if len(args) == 0 && !pitr {
+		return errors.New("name what to restore: --at TIME, --lsn LSN, --name POINT, --xid XID, --latest, or a SNAPSHOT")
+	}
+	if len(args) == 1 && tgt.Kind == pg.TargetLatest {
+		return errors.New("--latest picks the newest base backup itself: give it or a SNAPSHOT, not both")
+	}
+	if err := checkRecoverySettings(o); err != nil {
+		return err
 	}
 	if err := pg.CheckTarget(o.target); err != nil {
 		return err
@@ -77,40 +196,256 @@ func runPgRestore(cmd *cobra.Command, g *globals, o *pgRestoreOpts, args []strin
 	if err != nil {
 		return err
 	}
-	r, done, err := g.openLocked(ctx, lock.Shared, "pg restore", true)
+	r, unlock, err := g.openLocked(ctx, lock.Shared, "pg restore", true)
 	if err != nil {
 		return err
 	}
+	done := sync.OnceFunc(unlock)
 	defer done()
-	sn, err := findBaseBackup(ctx, g, r, args, o)
+	var sn *snapshot.Snapshot
+	var rc pg.Recovery
+	if pitr {
+		sn, rc, err = planPITR(ctx, g, r, args, o, tgt)
+	} else {
+		sn, err = findBaseBackup(ctx, r, args)
+	}
 	if err != nil {
 		return err
 	}
+	rc.ArchiveOff = o.noArchive
 	c := &ui.Counter{}
 	prog := g.ui.StartProgress("restore", c)
-	res, err := pg.RestoreBase(ctx, r, sn, pg.RestoreOptions{Target: o.target, UID: uid, GID: gid, Port: o.port,
-		SocketDir: o.socketDir, Start: o.start, BinDir: o.binDir, Logger: g.log, Progress: countInto(c)})
+	popt := pg.RestoreOptions{Target: o.target, UID: uid, GID: gid, Port: o.port,
+		SocketDir: o.socketDir, Recovery: rc, BinDir: o.binDir, Logger: g.log, Progress: countInto(c)}
+	res, err := pg.RestoreBase(ctx, r, sn, popt)
 	prog.Stop()
+	// The lock is released before the server starts: its restore_command
+	// (rewind pg wal-fetch, as the cluster's user) opens the repository.
+	done()
 	if res != nil && res.Stats != nil {
 		printRestoreSummary(g, sn, "", res.Stats)
+	}
+	if err == nil && o.start {
+		target, _ := filepath.Abs(o.target)
+		err = pg.StartRestored(ctx, sn.Postgres, target, popt, res)
+	}
+	if res != nil {
+		for _, l := range res.Stopped {
+			g.ui.Infof("server: %s\n", l)
+		}
 	}
 	if err != nil {
 		return err
 	}
 	if !g.json && !g.quiet {
 		p := sn.Postgres
-		g.ui.Printf("base backup %s of PostgreSQL %s (system %s) restored into %s: WAL to %s on timeline %d\n",
-			sn.ID.Short(), p.VersionText, p.SystemID, o.target, p.StopLSN, p.Timeline)
+		g.ui.Printf("base backup %s of PostgreSQL %s (system %s, ended %s at %s on timeline %d) restored into %s\n",
+			sn.ID.Short(), p.VersionText, p.SystemID, pg.BackupEnd(sn).Local().Format(timeFormat), p.StopLSN, p.Timeline, o.target)
+		switch {
+		case rc.RestoreCommand == "":
+			g.ui.Printf("recovery replays the WAL the backup holds, to its end\n")
+		case rc.Target == "":
+			g.ui.Printf("recovery replays all the WAL archived in the repository (restore_command: rewind pg wal-fetch), then %ss\n", rc.Action)
+		default:
+			g.ui.Printf("recovery to %s (%s = %s), then %s (recovery.signal and postgresql.auto.conf written)\n", tgt, rc.Target, pg.QuoteConf(rc.TargetValue), rc.Action)
+		}
 		if o.start {
-			g.ui.Printf("the restored cluster is running and accepts connections (log: %s)\n", res.Log)
+			switch {
+			case res.ShutDown:
+				g.ui.Printf("recovery reached the target and the server shut down there, as --action shutdown asks (log: %s)\n", res.Log)
+			case rc.Action == "pause" && rc.RestoreCommand != "":
+				g.ui.Printf("recovery paused at the target: the cluster accepts read-only connections; SELECT pg_wal_replay_resume() promotes it (log: %s)\n", res.Log)
+			default:
+				g.ui.Printf("the restored cluster is running and accepts connections (log: %s)\n", res.Log)
+			}
 		}
 	}
 	return nil
 }
 
-// findBaseBackup resolves the SNAPSHOT argument or --latest to a base
-// backup.
-func findBaseBackup(ctx context.Context, g *globals, r *repository.Repository, args []string, o *pgRestoreOpts) (*snapshot.Snapshot, error) {
+// pgBackups returns the base backups of the hosts (default: this host),
+// oldest first.
+func pgBackups(ctx context.Context, g *globals, r *repository.Repository, hosts []string) ([]*snapshot.Snapshot, []string, error) {
+	if len(hosts) == 0 {
+		h, _ := os.Hostname()
+		hosts = []string{h}
+	}
+	sns, err := g.listSnapshots(ctx, r)
+	if err != nil {
+		return nil, hosts, err
+	}
+	f := snapshot.Filter{Hosts: hosts}
+	var out []*snapshot.Snapshot
+	for _, sn := range sns {
+		if sn.Postgres != nil && f.Match(sn) {
+			out = append(out, sn)
+		}
+	}
+	return out, hosts, nil
+}
+
+// planPITR chooses the base backup for the target and the recovery
+// settings that reach it from the WAL archive.
+func planPITR(ctx context.Context, g *globals, r *repository.Repository, args []string, o *pgRestoreOpts, tgt pg.Target) (*snapshot.Snapshot, pg.Recovery, error) {
+	var rc pg.Recovery
+	cat, err := wal.Load(ctx, r)
+	if err != nil {
+		return nil, rc, err
+	}
+	var sns []*snapshot.Snapshot
+	if len(args) == 1 {
+		sn, err := findBaseBackup(ctx, r, args)
+		if err != nil {
+			return nil, rc, err
+		}
+		sns = []*snapshot.Snapshot{sn}
+	} else {
+		all, hosts, err := pgBackups(ctx, g, r, o.hosts)
+		if err != nil {
+			return nil, rc, err
+		}
+		if len(all) == 0 {
+			return nil, rc, fmt.Errorf("%w: the repository has no PostgreSQL base backup of host %v; take one with rewind pg backup, or name the host with --host", snapshot.ErrNotFound, hosts)
+		}
+		sns = all
+	}
+	// The cluster: the one stored under --cluster, else the one of the
+	// newest base backup.
+	var cl *wal.Cluster
+	var sys string
+	if o.cluster != "" {
+		if cl = cat.Cluster(o.cluster); cl == nil {
+			return nil, rc, fmt.Errorf("no WAL of cluster %q is stored (clusters: %v)", o.cluster, cat.Names())
+		}
+		sys = strconv.FormatUint(cl.SystemID, 10)
+	} else {
+		sys = sns[len(sns)-1].Postgres.SystemID
+		for _, name := range cat.Names() {
+			if c := cat.Cluster(name); strconv.FormatUint(c.SystemID, 10) == sys {
+				if cl != nil {
+					return nil, rc, fmt.Errorf("the WAL of system %s is stored under two cluster names, %q and %q: choose one with --cluster", sys, cl.Name, c.Name)
+				}
+				cl = c
+			}
+		}
+	}
+	var same []*snapshot.Snapshot
+	for _, sn := range sns {
+		if sn.Postgres.SystemID == sys {
+			same = append(same, sn)
+		}
+	}
+	if len(same) == 0 {
+		return nil, rc, fmt.Errorf("%w: no base backup of system %s (the WAL of cluster %q)%s", snapshot.ErrNotFound, sys, o.cluster, hostsNote(o.hosts))
+	}
+	if cl == nil {
+		if tgt.Kind == pg.TargetLatest && len(args) == 0 {
+			g.ui.Infof("no WAL of system %s is archived in the repository: restoring the newest base backup to its own end\n", sys)
+			return same[len(same)-1], rc, nil
+		}
+		return nil, rc, fmt.Errorf("no WAL of system %s is archived in the repository (clusters: %v): recovery to %s needs the WAL from archive_command = 'rewind pg wal-push ... %%p' (docs/POSTGRES.md)", sys, cat.Names(), tgt)
+	}
+	sn, err := pg.ChooseBackup(same, tgt)
+	if err != nil {
+		return nil, rc, err
+	}
+	warnUnreachable(g, cl, tgt)
+	cmdline, err := walFetchCommand(g, cl.Name)
+	if err != nil {
+		return nil, rc, err
+	}
+	rc = pg.Recovery{RestoreCommand: cmdline, Action: o.action, Timeline: o.timeline}
+	rc.Target, rc.TargetValue = tgt.Setting()
+	rc.Inclusive = rc.Target != ""
+	return sn, rc, nil
+}
+
+// warnUnreachable warns when the archived WAL ends before a time or LSN
+// target: recovery then fails, unless the WAL past the target is
+// archived before the restored server replays to its end.
+func warnUnreachable(g *globals, cl *wal.Cluster, tgt pg.Target) {
+	var last *wal.StoredEntry
+	for _, e := range cl.Entries() {
+		if e.Kind == wal.KindSegment && (last == nil || e.EndLSN() > last.EndLSN()) {
+			last = e
+		}
+	}
+	if last == nil {
+		return
+	}
+	switch {
+	case tgt.Kind == pg.TargetTime && !tgt.Time.Before(last.Modified):
+		g.ui.Warnf("warning: the WAL archived so far ends at about %s (segment %s): recovery to %s needs a commit after it, and fails unless more WAL is archived before the restored server replays to the end; --latest recovers everything archived\n",
+			last.Modified.Local().Format(timeFormat), last.Name, tgt)
+	case tgt.Kind == pg.TargetLSN && tgt.LSN >= last.EndLSN():
+		g.ui.Warnf("warning: the WAL archived so far ends at %s (segment %s): recovery to %s fails unless more WAL is archived before the restored server replays to the end\n",
+			last.EndLSN(), last.Name, tgt)
+	}
+}
+
+// walFetchCommand is the restore_command of a restored cluster: this
+// rewind's full path running pg wal-fetch on the repository, with the
+// path of the password file (never the password itself).
+func walFetchCommand(g *globals, cluster string) (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find rewind's own path for restore_command: %w", err)
+	}
+	if p, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = p
+	}
+	loc, err := g.location()
+	if err != nil {
+		return "", err
+	}
+	repo := g.repo
+	if loc.Scheme == location.Local {
+		if repo, err = filepath.Abs(loc.Path); err != nil {
+			return "", err
+		}
+	}
+	pw, err := restorePasswordFile(g)
+	if err != nil {
+		return "", err
+	}
+	if pw, err = filepath.Abs(pw); err != nil {
+		return "", err
+	}
+	words := []string{exe, "pg", "wal-fetch", "--repo", repo, "--password-file", pw, "--cluster", cluster}
+	for i, w := range words {
+		words[i] = shellQuote(w)
+	}
+	return strings.Join(words, " ") + " %f %p", nil
+}
+
+// restorePasswordFile returns the password file restore_command names:
+// --password-file, REWIND_PASSWORD_FILE, or the default repository's.
+// A password from REWIND_PASSWORD or a command cannot be named without
+// writing it into the configuration, so it is refused.
+func restorePasswordFile(g *globals) (string, error) {
+	refuse := func(from string) error {
+		return fmt.Errorf("the password came from %s, but restore_command must read it from a file the cluster's OS user can read: give --password-file FILE (its path is written into postgresql.auto.conf, never the password)", from)
+	}
+	switch {
+	case g.passwordFile != "":
+		return g.passwordFile, nil
+	case g.passwordCommand != "":
+		return "", refuse("--password-command")
+	case os.Getenv("REWIND_PASSWORD") != "":
+		return "", refuse("REWIND_PASSWORD")
+	case os.Getenv("REWIND_PASSWORD_COMMAND") != "":
+		return "", refuse("REWIND_PASSWORD_COMMAND")
+	case os.Getenv("REWIND_PASSWORD_FILE") != "":
+		return os.Getenv("REWIND_PASSWORD_FILE"), nil
+	case g.usingDefault():
+		_, pf, err := defaultRepo()
+		return pf, err
+	}
+	return "", refuse("the prompt")
+}
+
+// findBaseBackup resolves the SNAPSHOT argument to a base backup.
+func findBaseBackup(ctx context.Context, r *repository.Repository, args []string) (*snapshot.Snapshot, error) {
 	if len(args) == 1 {
 		sn, err := snapshot.Find(ctx, r, args[0], snapshot.Filter{})
 		if err != nil {
@@ -121,17 +456,7 @@ func findBaseBackup(ctx context.Context, g *globals, r *repository.Repository, a
 		}
 		return sn, nil
 	}
-	sns, err := g.listSnapshots(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	f := snapshot.Filter{Hosts: o.hosts}
-	for i := len(sns) - 1; i >= 0; i-- {
-		if sns[i].Postgres != nil && f.Match(sns[i]) {
-			return sns[i], nil
-		}
-	}
-	return nil, fmt.Errorf("%w: the repository has no PostgreSQL base backup%s; take one with rewind pg backup", snapshot.ErrNotFound, hostsNote(o.hosts))
+	return nil, errors.New("name the base backup: a SNAPSHOT")
 }
 
 func hostsNote(hosts []string) string {

@@ -124,10 +124,15 @@ func tail(s string, n int) string {
 
 // StartServer runs pg_ctl start -w on the data directory as the OS user
 // cred (nil: the current user), logging to logFile, and waits until the
-// server accepts connections.
-func StartServer(ctx context.Context, pgctl, dataDir, logFile string, cred *syscall.Credential) error {
+// server accepts connections. settings ("-c name=value") are given to
+// the server for this start only.
+func StartServer(ctx context.Context, pgctl, dataDir, logFile string, cred *syscall.Credential, settings ...string) error {
+	args := []string{"start", "-w", "-t", "600", "-D", dataDir, "-l", logFile}
+	if len(settings) > 0 {
+		args = append(args, "-o", strings.Join(settings, " "))
+	}
 	// In the data directory: the cluster's user may not enter ours.
-	_, err := runAs(ctx, cred, dataDir, pgctl, "start", "-w", "-t", "600", "-D", dataDir, "-l", logFile)
+	_, err := runAs(ctx, cred, dataDir, pgctl, args...)
 	if err != nil {
 		b, _ := os.ReadFile(logFile)
 		return fmt.Errorf("start the restored cluster: %w\nlast lines of its log (%s):\n%s", err, logFile, lastLines(string(b), 15))

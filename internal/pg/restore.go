@@ -57,8 +57,18 @@ type Recovery struct {
 	// "recovery_target_name", "recovery_target_xid") and TargetValue its
 	// value ("immediate" for recovery_target: the end of the backup).
 	Target, TargetValue string
+	// Inclusive writes recovery_target_inclusive = true: recovery stops
+	// just after the target (a transaction committed at the target time
+	// is restored), not just before it.
+	Inclusive bool
 	// Action is recovery_target_action: "promote", "pause" or "shutdown".
 	Action string
+	// Timeline is recovery_target_timeline ("latest", "current" or a
+	// number); "" leaves PostgreSQL's default (latest).
+	Timeline string
+	// ArchiveOff writes archive_mode = off, so that the restored cluster
+	// does not archive into the original's WAL archive.
+	ArchiveOff bool
 	// Port and SocketDir, when set, are port and unix_socket_directories,
 	// so that the restored cluster can run beside the original.
 	Port      int
@@ -78,9 +88,18 @@ func WriteRecovery(dataDir string, rc Recovery, uid, gid int) error {
 	}
 	if rc.Target != "" {
 		set(rc.Target, rc.TargetValue)
+		if rc.Inclusive {
+			b.WriteString("recovery_target_inclusive = true\n")
+		}
 	}
 	if rc.Action != "" {
 		set("recovery_target_action", rc.Action)
+	}
+	if rc.Timeline != "" {
+		set("recovery_target_timeline", rc.Timeline)
+	}
+	if rc.ArchiveOff {
+		b.WriteString("archive_mode = off\n")
 	}
 	if rc.Port > 0 {
 		fmt.Fprintf(&b, "port = %s\n", strconv.Itoa(rc.Port))
@@ -152,6 +171,11 @@ type RestoreOptions struct {
 	// Port and SocketDir, when set, are written to postgresql.auto.conf.
 	Port      int
 	SocketDir string
+	// Recovery is the point-in-time recovery to write (restore_command,
+	// target, action); its Port and SocketDir are set from the fields
+	// above. Without a RestoreCommand the server replays only the WAL the
+	// backup holds.
+	Recovery Recovery
 	// Start runs pg_ctl start -w as the owner once the directory is ready;
 	// BinDir is where pg_ctl is ("": FindBin).
 	Start  bool
@@ -166,6 +190,13 @@ type RestoreResult struct {
 	Stats *restorer.Stats
 	// Log is the server's log file when it was started.
 	Log string
+	// Stopped are the server's log lines saying where recovery stopped
+	// ("recovery stopping before commit of transaction ...") when it was
+	// started for a point-in-time restore.
+	Stopped []string
+	// ShutDown is true when recovery reached its target and the server
+	// shut down there (recovery_target_action = shutdown).
+	ShutDown bool
 }
 
 // ErrNotBaseBackup: the snapshot was not made by rewind pg backup.
@@ -211,21 +242,36 @@ func RestoreBase(ctx context.Context, r *repository.Repository, sn *snapshot.Sna
 			return nil, err
 		}
 	}
-	if err := WriteRecovery(target, Recovery{Port: opt.Port, SocketDir: opt.SocketDir}, opt.UID, opt.GID); err != nil {
+	rc := opt.Recovery
+	rc.Port, rc.SocketDir = opt.Port, opt.SocketDir
+	if err := WriteRecovery(target, rc, opt.UID, opt.GID); err != nil {
 		return nil, err
 	}
 	res := &RestoreResult{Stats: st}
 	if !opt.Start {
 		return res, nil
 	}
+	return res, StartRestored(ctx, info, target, opt, res)
+}
+
+// StartRestored starts the data directory target restored from the base
+// backup info (RestoreBase without Start) as opt says (owner, BinDir,
+// Recovery): pg_ctl start -w as the owner, and with a RestoreCommand
+// waits until recovery has ended. The caller releases its repository
+// lock first: restore_command opens the repository too. res gets the log
+// and where recovery stopped.
+func StartRestored(ctx context.Context, info *snapshot.PGInfo, target string, opt RestoreOptions, res *RestoreResult) error {
 	pgctl, err := FindBin("pg_ctl", info.Version/10000, opt.BinDir)
 	if err != nil {
-		return res, err
+		return err
 	}
 	var cred *syscall.Credential
 	if opt.UID != -1 && opt.UID != os.Geteuid() {
 		cred = &syscall.Credential{Uid: uint32(opt.UID), Gid: uint32(opt.GID), Groups: []uint32{}}
 	}
 	res.Log = filepath.Join(target, "rewind-start.log")
-	return res, StartServer(ctx, pgctl, target, res.Log, cred)
+	if opt.Recovery.RestoreCommand == "" {
+		return StartServer(ctx, pgctl, target, res.Log, cred)
+	}
+	return startRecovery(ctx, pgctl, target, opt.Recovery, res, cred)
 }
