@@ -258,7 +258,7 @@ func TestTrim(t *testing.T) {
 // archive grows, without and with compaction. It only runs with
 // REWIND_WAL_BENCH=N (segments); REWIND_WAL_BENCH_SEGMENT names a real
 // segment to copy (its header's page address adjusted), else 16 MiB
-// synthetic segments are used. It asserts nothing about time.
+// synthetic segments (256 KiB of records, then zeros) are used. It asserts nothing about time.
 func TestPushCost(t *testing.T) {
 	n := 0
 	fmt.Sscan(os.Getenv("REWIND_WAL_BENCH"), &n)
@@ -289,7 +289,11 @@ func TestPushCost(t *testing.T) {
 				binary.LittleEndian.PutUint64(data[24:], testSys)
 				binary.LittleEndian.PutUint64(data[100:], segno) // a distinct content hash
 			} else {
-				data = segment(1, segno, 16<<20, 4)
+				// Like a switched segment: records, then zeros.
+				data = make([]byte, 16<<20)
+				copy(data, segment(1, segno, 1<<20, 4)[:256<<10])
+				binary.LittleEndian.PutUint32(data[32:], 16<<20)
+				binary.LittleEndian.PutUint64(data[8:], segno*(16<<20))
 			}
 			name := SegmentName(1, segno, uint32(len(data)))
 			if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
