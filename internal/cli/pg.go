@@ -10,6 +10,7 @@ var pgSubcommands = []func(*globals) *cobra.Command{
 	newPgWalPushCmd,
 	newPgWalFetchCmd,
 	newPgWalListCmd,
+	newPgCheckCmd,
 }
 
 // newPgCmd groups the PostgreSQL commands.
