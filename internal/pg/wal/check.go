@@ -12,7 +12,7 @@ type Gap struct {
 	First, Last string
 	// Start and End are the LSNs the gap covers.
 	Start, End LSN
-	Segments uint64
+	Segments   uint64
 	// Needed: the gap lies at or after the retention horizon (the start
 	// of the oldest base backup that is not a copy), so a point-in-time
 	// restore cannot replay across it.
