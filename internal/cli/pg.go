@@ -10,6 +10,7 @@ var pgSubcommands = []func(*globals) *cobra.Command{
 	newPgWalPushCmd,
 	newPgWalFetchCmd,
 	newPgWalListCmd,
+	newPgCheckCmd,
 }
 
 // newPgCmd groups the PostgreSQL commands.
@@ -22,11 +23,13 @@ running server into a snapshot, and restore brings one back as a new data
 directory. wal-push is PostgreSQL's archive_command and wal-fetch its
 restore_command: every WAL segment the server completes is stored in the
 repository, encrypted and compressed, and read back during recovery.
-wal-list shows what is stored. docs/POSTGRES.md explains the setup and how
+wal-list shows what is stored, and check whether it serves every retained
+base backup (prune removes the WAL none needs). docs/POSTGRES.md explains the setup and how
 each part fails.`,
 		Example: `  sudo -u postgres rewind pg backup
   rewind pg restore --latest --target /var/lib/postgresql/15/restored --start --port 5433
-  rewind pg wal-list`,
+  rewind pg wal-list
+  rewind pg check`,
 		Args: cobra.NoArgs,
 	}
 	for _, sub := range pgSubcommands {

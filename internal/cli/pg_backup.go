@@ -18,6 +18,7 @@ type pgBackupOpts struct {
 	tags                      []string
 	fast, waitArchive, force  bool
 	amcheck, amcheckWarn      bool
+	copy                      bool
 }
 
 func newPgBackupCmd(g *globals) *cobra.Command {
@@ -54,11 +55,18 @@ label and WAL files (rewind snapshots --json shows them under "postgres").
 
 With --amcheck, pg_amcheck checks every database first (installing the
 amcheck extension where missing) and its result is recorded; corruption
-stops the backup with exit status 1 unless --amcheck-warn.`,
+stops the backup with exit status 1 unless --amcheck-warn.
+
+With --copy the backup is out of band, as a copy backup of other tools
+does not truncate logs: it is recorded as a copy ("copy": true under
+"postgres") and does not move the WAL retention window. prune removes
+archived WAL only before the oldest retained base backup that is not a
+copy (docs/POSTGRES.md, Retention).`,
 		Example: `  sudo -u postgres rewind pg backup
   rewind pg backup --dsn 'host=/run/postgresql user=postgres' --tag nightly
   PGHOST=db1 PGUSER=backup rewind pg backup --pgdata /srv/pg/15/main
-  rewind pg backup --amcheck --fast`,
+  rewind pg backup --amcheck --fast
+  rewind pg backup --copy --tag before-upgrade`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPgBackup(cmd, g, o) },
 	}
@@ -72,6 +80,7 @@ stops the backup with exit status 1 unless --amcheck-warn.`,
 	f.BoolVar(&o.force, "force", false, "read every file, ignoring the previous base backup")
 	f.BoolVar(&o.amcheck, "amcheck", false, "run pg_amcheck on every database first and record the result; corruption stops the backup")
 	f.BoolVar(&o.amcheckWarn, "amcheck-warn", false, "with --amcheck: back up anyway when pg_amcheck finds corruption")
+	f.BoolVar(&o.copy, "copy", false, "an out-of-band backup that does not move the WAL retention window")
 	f.StringVar(&o.binDir, "pg-bindir", "", "`dir` of the PostgreSQL programs (pg_amcheck); default /usr/lib/postgresql/MAJOR/bin, then PATH")
 	return cmd
 }
@@ -82,7 +91,7 @@ func runPgBackup(cmd *cobra.Command, g *globals, o *pgBackupOpts) error {
 		return errors.New("--amcheck-warn goes with --amcheck")
 	}
 	popt := pg.BackupOptions{DSN: o.dsn, DataDir: o.pgdata, Fast: o.fast, WaitArchive: o.waitArchive,
-		Amcheck: o.amcheck, AmcheckWarn: o.amcheckWarn, BinDir: o.binDir, Logger: g.log}
+		Amcheck: o.amcheck, AmcheckWarn: o.amcheckWarn, BinDir: o.binDir, Logger: g.log, Copy: o.copy}
 	// The server is checked before the repository is opened or created:
 	// a wrong DSN stores nothing.
 	conn, srv, dataDir, err := pg.Prepare(ctx, popt)

@@ -21,6 +21,9 @@ import (
 type PruneSummaryJSON struct {
 	MessageType string `json:"message_type"`
 	*prune.Result
+	// WAL is what the WAL retention step did, per cluster (rewind pg
+	// wal-push archives).
+	WAL     []PruneWALJSON  `json:"wal,omitempty"`
 	Backend *backendSummary `json:"backend,omitempty"`
 }
 
@@ -142,6 +145,12 @@ func pruneOpen(ctx context.Context, g *globals, r *repository.Repository, o *pru
 	for i := range records {
 		damaged[i] = true
 	}
+	// WAL no retained base backup needs goes first, so that this prune
+	// drops its blobs.
+	walRes, err := walRetention(ctx, r, o.dryRun)
+	if err != nil {
+		return fmt.Errorf("prune: WAL retention: %w", err)
+	}
 	var prog *pruneProgress
 	if !g.json && !g.quiet && g.ui.TTY {
 		prog = &pruneProgress{ui: g.ui}
@@ -160,9 +169,10 @@ func pruneOpen(ctx context.Context, g *globals, r *repository.Repository, o *pru
 		return fmt.Errorf("prune: %w", err)
 	}
 	if g.json {
-		g.ui.JSONLine(PruneSummaryJSON{MessageType: "summary", Result: res, Backend: g.backendStats()})
+		g.ui.JSONLine(PruneSummaryJSON{MessageType: "summary", Result: res, WAL: walRes, Backend: g.backendStats()})
 		return nil
 	}
+	printWALRetention(g, walRes, o.dryRun)
 	printPrune(g.ui, res)
 	return nil
 }

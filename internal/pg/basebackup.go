@@ -35,6 +35,9 @@ type BackupOptions struct {
 	// Amcheck runs pg_amcheck first; a corruption stops the backup unless
 	// AmcheckWarn.
 	Amcheck, AmcheckWarn bool
+	// Copy records the backup as out of band (PGInfo.Copy): it does not
+	// move the WAL retention window.
+	Copy bool
 	// BinDir is where pg_amcheck is; "" finds it (FindBin).
 	BinDir string
 	// Archiver are the options of the backup of the data directory
@@ -99,7 +102,7 @@ func BaseBackup(ctx context.Context, r *repository.Repository, c *Conn, srv *Ser
 		log = slog.New(slog.DiscardHandler)
 	}
 	info := &snapshot.PGInfo{Method: "local", Version: srv.Version, VersionText: srv.VersionText,
-		SystemID: strconv.FormatUint(srv.SystemID, 10), DataDir: dataDir, WALSegmentSize: srv.SegmentSize}
+		SystemID: strconv.FormatUint(srv.SystemID, 10), DataDir: dataDir, WALSegmentSize: srv.SegmentSize, Copy: opt.Copy}
 	if opt.Amcheck {
 		bin, err := FindBin("pg_amcheck", srv.Major(), opt.BinDir)
 		if err != nil {

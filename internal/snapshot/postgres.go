@@ -30,6 +30,10 @@ type PGInfo struct {
 	// Amcheck is pg_amcheck's result when it ran before the backup
 	// (--amcheck).
 	Amcheck *PGAmcheck `json:"amcheck,omitempty"`
+	// Copy marks an out-of-band base backup (pg backup --copy): it does
+	// not move the WAL retention window, so removing the base backups
+	// before it lets no WAL go (docs/POSTGRES.md, Retention).
+	Copy bool `json:"copy,omitempty"`
 }
 
 // PGAmcheck is what pg_amcheck reported before a base backup.

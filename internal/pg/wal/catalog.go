@@ -2,7 +2,6 @@ package wal
 
 import (
 	"fmt"
-	"sort"
 	"strconv"
 
 	"github.com/rewind-backup/rewind/internal/id"
@@ -22,12 +21,11 @@ func NewCatalog(names []id.ID, files []*File) (*Catalog, error) {
 		if err != nil || sys == 0 {
 			return nil, fmt.Errorf("WAL index: bad system identifier %q", f.SystemID)
 		}
-		all = append(all, loaded{names[i], f, sys})
+		l := loaded{name: names[i], f: f, sys: sys}
+		if f.KeepFrom != "" {
+			l.keep, _ = ParseLSN(f.KeepFrom)
+		}
+		all = append(all, l)
 	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].f.Time.Before(all[j].f.Time) })
-	c := &Catalog{Clusters: map[string]*Cluster{}}
-	for _, l := range all {
-		c.add(l.name, l.f, l.sys)
-	}
-	return c, nil
+	return merge(all), nil
 }

@@ -30,6 +30,14 @@ type File struct {
 	Time     time.Time `json:"time"`
 	Host     string    `json:"hostname"`
 	Entries  []Entry   `json:"entries"`
+	// KeepFrom, when set, is the retention horizon (an LSN in text form,
+	// "0/5000000"): WAL of the cluster that ends at or before it has
+	// expired, and readers ignore such entries in every file of the
+	// cluster. Written by Trim; carried on by Compact.
+	KeepFrom string `json:"keep_from,omitempty"`
+	// Merged counts the index files a compaction or trim merged into this
+	// one (informative; 0 for a push's file).
+	Merged int `json:"merged,omitempty"`
 }
 
 // Entry is one stored file.
@@ -77,9 +85,18 @@ type Cluster struct {
 	Files []id.ID
 	// First is when the cluster's first index file was written.
 	First time.Time
+	// KeepFrom is the retention horizon (0: none): entries that end at
+	// or before it are ignored (Expired).
+	KeepFrom LSN
+	// Expired counts the entries ignored because of KeepFrom.
+	Expired int
+	// Small counts the cluster's files written by single pushes (not by
+	// a compaction or trim).
+	Small int
 	// Hosts are the hosts that pushed its WAL, sorted.
 	Hosts   []string
 	entries map[string]*StoredEntry
+	segSize uint32
 }
 
 // Conflict is something a reader ignored while merging: a file of a
@@ -101,6 +118,7 @@ type loaded struct {
 	name id.ID
 	f    *File
 	sys  uint64
+	keep LSN
 }
 
 // Decode parses and checks a WAL index file's plaintext.
@@ -118,6 +136,11 @@ func Decode(plain []byte) (*File, uint64, error) {
 	sys, err := strconv.ParseUint(f.SystemID, 10, 64)
 	if err != nil || sys == 0 {
 		return nil, 0, fmt.Errorf("WAL index: bad system identifier %q", f.SystemID)
+	}
+	if f.KeepFrom != "" {
+		if _, err := ParseLSN(f.KeepFrom); err != nil {
+			return nil, 0, fmt.Errorf("WAL index: keep_from: %w", err)
+		}
 	}
 	for i := range f.Entries {
 		e := &f.Entries[i]
@@ -137,7 +160,7 @@ func Decode(plain []byte) (*File, uint64, error) {
 			}
 		}
 		if e.Size < 0 || (e.Size > 0) != (len(e.Blobs) > 0) {
-			return nil, 0, fmt.Errorf("WAL index entry %s: %d bytes in %d blob(s)", e.Name, e.Size, len(e.Blobs)) // plural: an error message, the count is rarely 1
+			return nil, 0, fmt.Errorf("WAL index entry %s: %d bytes in %d blobs", e.Name, e.Size, len(e.Blobs))
 		}
 	}
 	return &f, sys, nil
@@ -146,59 +169,126 @@ func Decode(plain []byte) (*File, uint64, error) {
 // Load reads every WAL index file of r and merges them. Files that cannot
 // be read are in Unreadable; the storage failing is an error.
 func Load(ctx context.Context, r *repository.Repository) (*Catalog, error) {
+	all, bad, err := loadAll(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	c := merge(all)
+	c.Unreadable = bad
+	return c, nil
+}
+
+func loadAll(ctx context.Context, r *repository.Repository) ([]loaded, []repository.UnreadableFile, error) {
 	var all []loaded
 	bad, err := r.LoadEach(ctx, backend.WALFile, func(name id.ID, plain []byte) error {
 		f, sys, err := Decode(plain)
 		if err != nil {
 			return err
 		}
-		all = append(all, loaded{name, f, sys})
+		l := loaded{name: name, f: f, sys: sys}
+		if f.KeepFrom != "" {
+			l.keep, _ = ParseLSN(f.KeepFrom)
+		}
+		all = append(all, l)
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	c := &Catalog{Clusters: map[string]*Cluster{}, Unreadable: bad}
-	// Oldest first (then by name), so that the first push of a name wins
-	// whatever the listing order.
+	return all, bad, err
+}
+
+// merge builds the catalog of loaded files. The file written first (by
+// time, then name) fixes a cluster name's system identifier; files of the
+// name by another one are conflicts. Then the entries of the remaining
+// files, whichever file lists them, are merged in the order they were
+// archived (then by file name): the first entry of a name wins, a later one
+// with the same content is a harmless duplicate (compaction and trim write
+// such copies), and one with other content is a conflict. So the result
+// does not depend on which files were merged into which.
+func merge(all []loaded) *Catalog {
+	c := &Catalog{Clusters: map[string]*Cluster{}}
 	sort.Slice(all, func(i, j int) bool {
 		if !all[i].f.Time.Equal(all[j].f.Time) {
 			return all[i].f.Time.Before(all[j].f.Time)
 		}
 		return all[i].name.String() < all[j].name.String()
 	})
+	type ent struct {
+		e    Entry
+		file id.ID
+		cl   *Cluster
+	}
+	var ents []ent
 	for _, l := range all {
-		c.add(l.name, l.f, l.sys)
+		f := l.f
+		cl := c.Clusters[f.Cluster]
+		if cl == nil {
+			cl = &Cluster{Name: f.Cluster, SystemID: l.sys, First: f.Time, entries: map[string]*StoredEntry{}}
+			c.Clusters[f.Cluster] = cl
+		}
+		if cl.SystemID != l.sys {
+			c.Conflicts = append(c.Conflicts, Conflict{File: l.name, What: fmt.Sprintf(
+				"cluster %q: written by system identifier %d, but the cluster's WAL is from %d; ignored", f.Cluster, l.sys, cl.SystemID)})
+			continue
+		}
+		cl.Files = append(cl.Files, l.name)
+		if i, found := slices.BinarySearch(cl.Hosts, f.Host); !found {
+			cl.Hosts = slices.Insert(cl.Hosts, i, f.Host)
+		}
+		if f.Merged == 0 && f.KeepFrom == "" {
+			cl.Small++
+		}
+		if l.keep > cl.KeepFrom {
+			cl.KeepFrom = l.keep
+		}
+		for _, e := range f.Entries {
+			if cl.segSize == 0 && e.SegSize != 0 {
+				cl.segSize = e.SegSize
+			}
+			ents = append(ents, ent{e, l.name, cl})
+		}
 	}
-	return c, nil
-}
-
-// add merges one file into c.
-func (c *Catalog) add(name id.ID, f *File, sys uint64) {
-	cl := c.Clusters[f.Cluster]
-	if cl == nil {
-		cl = &Cluster{Name: f.Cluster, SystemID: sys, First: f.Time, entries: map[string]*StoredEntry{}}
-		c.Clusters[f.Cluster] = cl
-	}
-	if cl.SystemID != sys {
-		c.Conflicts = append(c.Conflicts, Conflict{File: name, What: fmt.Sprintf(
-			"cluster %q: written by system identifier %d, but the cluster's WAL is from %d; ignored", f.Cluster, sys, cl.SystemID)})
-		return
-	}
-	cl.Files = append(cl.Files, name)
-	if i, found := slices.BinarySearch(cl.Hosts, f.Host); !found {
-		cl.Hosts = slices.Insert(cl.Hosts, i, f.Host)
-	}
-	for _, e := range f.Entries {
+	sort.SliceStable(ents, func(i, j int) bool {
+		if !ents[i].e.Archived.Equal(ents[j].e.Archived) {
+			return ents[i].e.Archived.Before(ents[j].e.Archived)
+		}
+		return ents[i].file.String() < ents[j].file.String()
+	})
+	for _, x := range ents {
+		cl, e := x.cl, x.e
+		if cl.KeepFrom != 0 && Expired(&e, cl.KeepFrom, cl.segSize) {
+			cl.Expired++
+			continue
+		}
 		if old := cl.entries[e.Name]; old != nil {
 			if old.ID != e.ID {
-				c.Conflicts = append(c.Conflicts, Conflict{File: name, What: fmt.Sprintf(
-					"cluster %q: %s stored again with other content (%s, first %s in wal/%s); the first is used", f.Cluster, e.Name, e.ID.Short(), old.ID.Short(), old.File.Short())})
+				c.Conflicts = append(c.Conflicts, Conflict{File: x.file, What: fmt.Sprintf(
+					"cluster %q: %s stored again with other content (%s, first %s in wal/%s); the first is used", cl.Name, e.Name, e.ID.Short(), old.ID.Short(), old.File.Short())})
 			}
 			continue
 		}
-		cl.entries[e.Name] = &StoredEntry{Entry: e, File: name}
+		cl.entries[e.Name] = &StoredEntry{Entry: e, File: x.file}
 	}
+	return c
+}
+
+// Expired tells whether entry e ends at or before the LSN keep, so that no
+// recovery that starts at keep or later needs it. segSize is the
+// cluster's segment size. History files never expire; a backup history
+// file expires with the segment it names (never when segSize is unknown).
+func Expired(e *Entry, keep LSN, segSize uint32) bool {
+	if keep == 0 {
+		return false
+	}
+	switch e.Kind {
+	case KindSegment, KindPartial:
+		return e.EndLSN() <= keep
+	case KindBackup:
+		n, err := ParseName(e.Name)
+		if err != nil || segSize == 0 {
+			return false
+		}
+		return LSN((n.SegNo(segSize)+1)*uint64(segSize)) <= keep
+	}
+	return false
 }
 
 // Cluster returns the cluster stored under name, or nil.
@@ -267,14 +357,7 @@ func (cl *Cluster) Segments(tli uint32) []*StoredEntry {
 
 // SegSize returns the cluster's WAL segment size, or 0 before any segment
 // is stored.
-func (cl *Cluster) SegSize() uint32 {
-	for _, e := range cl.entries {
-		if e.SegSize != 0 {
-			return e.SegSize
-		}
-	}
-	return 0
-}
+func (cl *Cluster) SegSize() uint32 { return cl.segSize }
 
 // SegmentFor returns the stored segment of timeline tli that holds lsn,
 // or nil.

@@ -123,6 +123,7 @@ func FuzzParseName(f *testing.F) {
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"version":1,"cluster":"main","system_id":"7","time":"2026-01-01T00:00:00Z","entries":[{"name":"000000010000000000000003","kind":"segment","timeline":1,"segno":3,"seg_size":16777216,"size":16777216,"id":"` + strings.Repeat("ab", 32) + `","blobs":["` + strings.Repeat("cd", 32) + `"]}]}`))
 	f.Add([]byte(`{"version":1,"cluster":"main","system_id":"7","entries":[{"name":"00000002.history","kind":"history","timeline":2,"size":0,"blobs":[]}]}`))
+	f.Add([]byte(`{"version":1,"cluster":"main","system_id":"7","keep_from":"0/3000000","merged":3,"entries":[{"name":"000000010000000000000002.00000028.backup","kind":"backup","timeline":1,"size":0,"blobs":[]}]}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		file, sys, err := Decode(b)
@@ -132,8 +133,11 @@ func FuzzDecode(f *testing.F) {
 		if sys == 0 || file.Cluster == "" {
 			t.Fatalf("accepted %q", b)
 		}
-		c := &Catalog{Clusters: map[string]*Cluster{}}
-		c.add([32]byte{}, file, sys)
+		var keep LSN
+		if file.KeepFrom != "" {
+			keep, _ = ParseLSN(file.KeepFrom)
+		}
+		c := merge([]loaded{{name: [32]byte{}, f: file, sys: sys, keep: keep}})
 		for _, e := range c.Cluster(file.Cluster).Entries() {
 			if e.Kind == KindSegment {
 				_ = c.Cluster(file.Cluster).SegmentFor(e.Timeline, e.StartLSN())

@@ -53,6 +53,9 @@ type PushOptions struct {
 	// stored, "indexed" after the WAL index file is stored), for crash
 	// tests.
 	Hook func(point string)
+	// NoCompact skips the compaction a push runs when the cluster has
+	// CompactAfter single-push index files (for measurements).
+	NoCompact bool
 }
 
 // PushResult tells what Push did.
@@ -67,6 +70,11 @@ type PushResult struct {
 	BlobsAdded int
 	// IndexFile is the WAL index file written (null when not Stored).
 	IndexFile id.ID
+	// Compacted is what the compaction after the push did, if one ran;
+	// CompactErr why it failed (the push itself succeeded: the next push
+	// or prune compacts).
+	Compacted  *RewriteResult
+	CompactErr error
 }
 
 // Push stores the file at path (a WAL segment, .partial, .history or
@@ -202,6 +210,11 @@ func Push(ctx context.Context, r *repository.Repository, path string, opt PushOp
 	}
 	hook("indexed")
 	res.Entry, res.Stored, res.IndexFile = e, true, name
+	// Keep the number of files a push reads bounded: merge the cluster's
+	// files once enough single-push files piled up.
+	if cl != nil && cl.Small+1 >= CompactAfter && !opt.NoCompact {
+		res.Compacted, res.CompactErr = Compact(ctx, r, opt.Cluster, RewriteOptions{Host: opt.Host, Hook: opt.Hook})
+	}
 	return res, nil
 }
 
