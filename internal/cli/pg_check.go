@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rewind-backup/rewind/internal/ui"
 	"strconv"
 
 	"github.com/rewind-backup/rewind/internal/id"
@@ -192,7 +193,7 @@ func runPgCheck(ctx context.Context, g *globals, only string, readData bool) err
 		printPgCheck(g, &out)
 	}
 	if !out.OK {
-		return withCode(ExitFatal, fmt.Errorf("the WAL archive has %d problems", len(out.Problems)))
+		return withCode(ExitFatal, fmt.Errorf("the WAL archive has %s", ui.Count(int64(len(out.Problems)), "problem", "problems")))
 	}
 	return nil
 }

@@ -160,7 +160,7 @@ func Decode(plain []byte) (*File, uint64, error) {
 			}
 		}
 		if e.Size < 0 || (e.Size > 0) != (len(e.Blobs) > 0) {
-			return nil, 0, fmt.Errorf("WAL index entry %s: %d bytes in %d blobs", e.Name, e.Size, len(e.Blobs))
+			return nil, 0, fmt.Errorf("WAL index entry %s: %d bytes in %d blob(s)", e.Name, e.Size, len(e.Blobs)) // plural: an error message, the count is rarely 1
 		}
 	}
 	return &f, sys, nil
