@@ -207,8 +207,9 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 		return runBackupStream(cmd, g, o, r, lk, host, args)
 	}
 	var parent *snapshot.Snapshot
+	var listed []*snapshot.Snapshot
 	if !o.force {
-		parent, err = findParent(cmd, g, r, o.parent, host, args)
+		parent, listed, err = findParent(cmd, g, r, o.parent, host, args)
 		if err != nil {
 			return err
 		}
@@ -220,7 +221,7 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 	if !o.dryRun && !o.noInventory {
 		inv = startInventory(ctx, host)
 		defer inv.stop()
-		beforeSave = func(ctx context.Context, sn *snapshot.Snapshot) error { return inv.attach(ctx, g, r, sn) }
+		beforeSave = func(ctx context.Context, sn *snapshot.Snapshot) error { return inv.attach(ctx, g, r, listed, sn) }
 	}
 	counter := &ui.Counter{}
 	counter.Scanning.Store(true)
@@ -264,21 +265,24 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 }
 
 // findParent picks the snapshot to compare with: --parent, or the newest
-// snapshot of this host with the same paths.
-func findParent(cmd *cobra.Command, g *globals, r *repository.Repository, ref, host string, args []string) (*snapshot.Snapshot, error) {
+// snapshot of this host with the same paths. It also returns the
+// snapshots it listed to find it (nil with --parent), for a caller that
+// needs them again (the inventory's reuse): one listing per backup.
+func findParent(cmd *cobra.Command, g *globals, r *repository.Repository, ref, host string, args []string) (*snapshot.Snapshot, []*snapshot.Snapshot, error) {
 	ctx := cmd.Context()
 	if ref != "" {
-		return snapshot.Find(ctx, r, ref, snapshot.Filter{})
+		sn, err := snapshot.Find(ctx, r, ref, snapshot.Filter{})
+		return sn, nil, err
 	}
 	targets, err := archiver.CleanTargets(args)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sns, err := snapshot.List(ctx, r, func(i id.ID, err error) {
 		g.log.Warn("skipping unreadable snapshot", "id", i.String(), "err", err)
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// A snapshot with a damage record references lost data: its
 	// repaired replacement (or an older snapshot) is the parent.
@@ -292,10 +296,10 @@ func findParent(cmd *cobra.Command, g *globals, r *repository.Repository, ref, h
 			continue
 		}
 		if sn.Hostname == host && strings.Join(sn.Paths, "\x00") == strings.Join(targets, "\x00") {
-			return sn, nil
+			return sn, sns, nil
 		}
 	}
-	return nil, nil
+	return nil, sns, nil
 }
 
 // backupProgress feeds the archiver's events to the progress counter and

@@ -42,9 +42,10 @@ func (ir *inventoryRun) stop() {
 
 // attach waits for the collection and records the inventory in sn: the
 // newest inventory of the host when its content is the same, else a new
-// file. An inventory that cannot be stored is a warning: the backup
-// matters more than its description.
-func (ir *inventoryRun) attach(ctx context.Context, g *globals, r *repository.Repository, sn *snapshot.Snapshot) error {
+// file. sns are the snapshots the backup listed after taking its lock
+// (nil: Record lists them). An inventory that cannot be stored is a
+// warning: the backup matters more than its description.
+func (ir *inventoryRun) attach(ctx context.Context, g *globals, r *repository.Repository, sns []*snapshot.Snapshot, sn *snapshot.Snapshot) error {
 	select {
 	case <-ir.done:
 	case <-ctx.Done():
@@ -60,7 +61,7 @@ func (ir *inventoryRun) attach(ctx context.Context, g *globals, r *repository.Re
 	for _, w := range ir.doc.Warnings {
 		g.log.Info("inventory incomplete", "warning", w)
 	}
-	name, isNew, err := inventory.Record(ctx, r, ir.doc, func(err error) {
+	name, isNew, err := inventory.Record(ctx, r, ir.doc, sns, func(err error) {
 		g.log.Warn("previous inventory unreadable; storing a new one", "err", err)
 	})
 	if err != nil {
@@ -89,7 +90,7 @@ type watchInventory struct {
 func recordWatchInventory(ctx context.Context, g *globals, r *repository.Repository, host string) (*watchInventory, error) {
 	ir := startInventory(ctx, host)
 	sn := &snapshot.Snapshot{}
-	err := ir.attach(ctx, g, r, sn)
+	err := ir.attach(ctx, g, r, nil, sn)
 	ir.stop()
 	if err != nil {
 		return nil, err

@@ -119,7 +119,7 @@ func runPgBackup(cmd *cobra.Command, g *globals, o *pgBackupOpts) error {
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	parent, err := findParent(cmd, g, r, "", host, []string{dataDir})
+	parent, _, err := findParent(cmd, g, r, "", host, []string{dataDir})
 	if err != nil {
 		return err
 	}

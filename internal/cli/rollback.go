@@ -191,7 +191,7 @@ func (g *globals) saveBeforeRollback(cmd *cobra.Command, r *repository.Repositor
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	parent, err := findParent(cmd, g, r, "", host, []string{p})
+	parent, _, err := findParent(cmd, g, r, "", host, []string{p})
 	if err != nil {
 		return nil, err
 	}

@@ -220,7 +220,7 @@ func runWatch(cmd *cobra.Command, g *globals, o *watchOpts, args []string) error
 	if err != nil {
 		return err
 	}
-	parent, err := findParent(cmd, g, r, "", host, targets)
+	parent, _, err := findParent(cmd, g, r, "", host, targets)
 	var inv *watchInventory
 	if err == nil && !o.noInventory {
 		inv, err = recordWatchInventory(ctx, g, r, host)

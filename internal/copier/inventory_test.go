@@ -16,7 +16,7 @@ import (
 func backupWithInventory(t *testing.T, r *repository.Repository, dir string, doc *inventory.Document) *snapshot.Snapshot {
 	t.Helper()
 	a, err := archiver.New(r, archiver.Options{Hostname: "web1", BeforeSave: func(ctx context.Context, sn *snapshot.Snapshot) error {
-		name, _, err := inventory.Record(ctx, r, doc, nil)
+		name, _, err := inventory.Record(ctx, r, doc, nil, nil)
 		sn.Inventory = &name
 		return err
 	}})

@@ -80,11 +80,14 @@ func Latest(sns []*snapshot.Snapshot, host string) (id.ID, bool) {
 // to put in its Inventory field: the inventory of the host's newest
 // snapshot when it has the same content (isNew false), else a new file.
 // A previous inventory that cannot be read is reported to warn and a new
-// file is stored.
-func Record(ctx context.Context, r *repository.Repository, d *Document, warn func(error)) (name id.ID, isNew bool, err error) {
-	sns, err := snapshot.List(ctx, r, func(id.ID, error) {})
-	if err != nil {
-		return id.ID{}, false, err
+// file is stored. sns are the repository's snapshots when the caller has
+// listed them already, under the lock it holds (a backup listing them to
+// find its parent); nil lists them.
+func Record(ctx context.Context, r *repository.Repository, d *Document, sns []*snapshot.Snapshot, warn func(error)) (name id.ID, isNew bool, err error) {
+	if sns == nil {
+		if sns, err = snapshot.List(ctx, r, func(id.ID, error) {}); err != nil {
+			return id.ID{}, false, err
+		}
 	}
 	var prev *Document
 	prevID, ok := Latest(sns, d.Host)
