@@ -37,15 +37,13 @@ func (g *globals) restoreEverythingAt(ctx context.Context, at string, sf snapFil
 	// A PostgreSQL base backup is not files to put back: copied over a
 	// data directory it is a server that will not start or, worse, one
 	// that does. It is restored with its WAL by rewind pg restore.
-	files := make([]*snapshot.Snapshot, 0, len(h.sns))
 	clusters := map[string]bool{}
 	for _, sn := range h.sns {
 		if sn.Postgres != nil {
 			clusters[sn.Postgres.DataDir] = true
-			continue
 		}
-		files = append(files, sn)
 	}
+	files := timeline.FileSnapshots(h.sns)
 	for _, dir := range slices.Sorted(maps.Keys(clusters)) {
 		g.ui.Infof("%s is a PostgreSQL cluster: not restored as files; use rewind pg restore --at\n", dir)
 	}

@@ -113,13 +113,7 @@ type FileSource struct {
 // paths into file sources, sorted by their first path. Snapshots with
 // PostgreSQL metadata are left out: they are database sources.
 func FileSources(sns []*snapshot.Snapshot) []*FileSource {
-	var files []*snapshot.Snapshot
-	for _, sn := range sns {
-		if sn.Postgres == nil {
-			files = append(files, sn)
-		}
-	}
-	files = slices.Clone(files)
+	files := FileSnapshots(sns)
 	snapshot.SortByAsOf(files)
 	byKey := map[string]*FileSource{}
 	var out []*FileSource
@@ -143,6 +137,19 @@ func FileSources(sns []*snapshot.Snapshot) []*FileSource {
 	}
 	slices.SortFunc(out, func(a, b *FileSource) int { return slices.Compare(a.Paths, b.Paths) })
 	return out
+}
+
+// FileSnapshots returns, in a new slice, the snapshots of sns that hold
+// files to put back as files: not PostgreSQL base backups, which are
+// restored with their WAL by pg restore.
+func FileSnapshots(sns []*snapshot.Snapshot) []*snapshot.Snapshot {
+	files := make([]*snapshot.Snapshot, 0, len(sns))
+	for _, sn := range sns {
+		if sn.Postgres == nil {
+			files = append(files, sn)
+		}
+	}
+	return files
 }
 
 func cleanPaths(ps []string) []string {
