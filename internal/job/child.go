@@ -214,6 +214,9 @@ func (s *state) backupArgs() []string {
 	if j.OneFileSystem {
 		args = append(args, "--one-file-system")
 	}
+	if j.Inventory != nil && !*j.Inventory {
+		args = append(args, "--no-inventory")
+	}
 	for _, m := range s.readFrom {
 		args = append(args, "--read-from", m)
 	}

@@ -106,9 +106,10 @@ func rewind(t *testing.T, repo *plan.Repository, args ...string) []byte {
 
 // snapshotInfo is what the tests read of `snapshots --json`.
 type snapshotInfo struct {
-	ID    string   `json:"id"`
-	Paths []string `json:"paths"`
-	Tags  []string `json:"tags"`
+	ID        string   `json:"id"`
+	Paths     []string `json:"paths"`
+	Tags      []string `json:"tags"`
+	Inventory string   `json:"inventory"`
 }
 
 func snapshots(t *testing.T, repo *plan.Repository) []snapshotInfo {
