@@ -25,7 +25,21 @@ type TimelineSourceJSON struct {
 	DataDir  string              `json:"data_directory,omitempty"`
 	Ranges   []TimelineRangeJSON `json:"ranges"`
 	Gaps     []TimelineGapJSON   `json:"gaps,omitempty"`
-	At       *TimelineAtJSON     `json:"at,omitempty"`
+	// Switches are a cluster's timeline switches (promotions).
+	Switches []TimelineSwitchJSON `json:"timeline_switches,omitempty"`
+	// Timeline is the timeline a restore to the newest point ends on.
+	Timeline uint32          `json:"timeline,omitempty"`
+	At       *TimelineAtJSON `json:"at,omitempty"`
+}
+
+// TimelineSwitchJSON is where a PostgreSQL timeline branched off its
+// parent.
+type TimelineSwitchJSON struct {
+	Timeline uint32    `json:"timeline"`
+	Parent   uint32    `json:"parent"`
+	LSN      string    `json:"lsn"`
+	Reason   string    `json:"reason"`
+	Created  time.Time `json:"created"`
 }
 
 // TimelineRangeJSON is a span a source can be restored to.
@@ -149,6 +163,14 @@ func runTimeline(ctx context.Context, g *globals, hosts []string, at string) err
 			ht.sources = append(ht.sources, s)
 		}
 		for _, s := range timeline.PostgresSources(sns, cat, host) {
+			if s.WAL != nil {
+				sw, err := wal.Switches(ctx, r, s.WAL)
+				if err != nil {
+					g.ui.Warnf("cluster %s: its timeline history cannot be read (%v): timeline switches are not followed\n", s.Name(), err)
+				} else {
+					s.FollowSwitches(sw)
+				}
+			}
 			ht.sources = append(ht.sources, s)
 		}
 		all = append(all, ht)
@@ -196,7 +218,10 @@ func timelineSourceJSON(host string, s timeline.Source, m *timeline.Moment) Time
 	case *timeline.FileSource:
 		j.Paths = s.Paths
 	case *timeline.PostgresSource:
-		j.SystemID, j.DataDir = strconv.FormatUint(s.SystemID, 10), s.DataDir
+		j.SystemID, j.DataDir, j.Timeline = strconv.FormatUint(s.SystemID, 10), s.DataDir, s.Timeline()
+		for _, sw := range s.Switches {
+			j.Switches = append(j.Switches, TimelineSwitchJSON{Timeline: sw.Timeline, Parent: sw.Parent, LSN: sw.At.String(), Reason: sw.Reason, Created: sw.Created.UTC()})
+		}
 	}
 	for _, r := range s.Ranges() {
 		rj := TimelineRangeJSON{From: r.From.UTC(), To: r.To.UTC(), Continuous: r.Continuous, Snapshots: r.Snapshots}
@@ -308,6 +333,12 @@ func printHostTimeline(g *globals, ht hostTimeline, m *timeline.Moment) {
 				}
 			}
 			t.Row("", "", "", "", "", what)
+		}
+		if ps, ok := s.(*timeline.PostgresSource); ok {
+			for _, sw := range ps.Switches {
+				t.Row("", "", "", "", "", fmt.Sprintf("timeline %d began %s, branching from timeline %d at %s (%s)",
+					sw.Timeline, localTime(sw.Created), sw.Parent, sw.At, sw.Reason))
+			}
 		}
 	}
 	g.ui.Table(t)

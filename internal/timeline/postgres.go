@@ -16,9 +16,10 @@ import (
 // last WAL segment in an unbroken run from the backup's stop LSN; a
 // missing segment ends that span, and the next base backup after the gap
 // starts a new one. WAL stored before the oldest base backup cannot be
-// used. Only the timeline each base backup was taken on is followed:
-// timeline switches (promotions, earlier point-in-time restores) are not
-// yet.
+// used. From a base backup's timeline, a span follows the newest
+// timeline that branched from it inside the WAL it replays (a promotion
+// after a point-in-time restore), as recovery_target_timeline = 'latest'
+// does, once FollowSwitches has given the switches.
 type PostgresSource struct {
 	// SystemID is the cluster's system identifier.
 	SystemID uint64
@@ -30,6 +31,9 @@ type PostgresSource struct {
 	Backups []*snapshot.Snapshot
 	// WAL is its stored WAL, nil when none is.
 	WAL *wal.Cluster
+	// Switches are the timelines that branched off another (from the
+	// stored history files), by timeline.
+	Switches []wal.Switch
 
 	spans []pgSpan
 	gaps  []Gap
@@ -52,6 +56,55 @@ type pgSpan struct {
 	tli  uint32
 	next uint64
 	size uint32
+	// followed are the timeline switches the newest backup's replay
+	// takes, in order.
+	followed []wal.Switch
+}
+
+// FollowSwitches gives s the cluster's timeline switches (wal.Switches)
+// and works its spans out again, following them.
+func (s *PostgresSource) FollowSwitches(sw []wal.Switch) {
+	s.Switches = sw
+	s.build()
+}
+
+// runOn returns the run of timeline tli that holds segment seg, or nil.
+func runOn(runs []walRun, tli uint32, seg uint64) *walRun {
+	for i := range runs {
+		if runs[i].Timeline == tli && runs[i].first <= seg && seg <= runs[i].last {
+			return &runs[i]
+		}
+	}
+	return nil
+}
+
+// follow walks the WAL a replay from segment seg of timeline tli reads:
+// the run holding it, then the newest timeline that branched off inside
+// that run and has its first segment stored, and so on. It returns the
+// last run (nil when seg itself is not stored) and the switches taken.
+func (s *PostgresSource) follow(runs []walRun, tli uint32, seg uint64, size uint64) (*walRun, []wal.Switch) {
+	var taken []wal.Switch
+	last := runOn(runs, tli, seg)
+	for last != nil {
+		var next *wal.Switch
+		var nextRun *walRun
+		for i := range s.Switches {
+			sw := &s.Switches[i]
+			at := uint64(sw.At) / size
+			if sw.Parent != tli || at < seg || at > last.last+1 {
+				continue
+			}
+			if r := runOn(runs, sw.Timeline, at); r != nil && (next == nil || sw.Timeline > next.Timeline) {
+				next, nextRun = sw, r
+			}
+		}
+		if next == nil {
+			break
+		}
+		taken = append(taken, *next)
+		tli, seg, last = next.Timeline, uint64(next.At)/size, nextRun
+	}
+	return last, taken
 }
 
 // PostgresSources returns the clusters of one host: the base backups of
@@ -166,14 +219,11 @@ func (s *PostgresSource) build() {
 		}
 		seg := uint64(stop) / size
 		sp := pgSpan{from: b.AsOf(), to: b.AsOf(), backups: []*snapshot.Snapshot{b}, tli: b.Postgres.Timeline, next: seg, size: uint32(size)}
-		for _, r := range runs {
-			if r.Timeline == sp.tli && r.first <= seg && seg <= r.last {
-				if r.written.After(sp.to) {
-					sp.to = r.written
-				}
-				sp.walTo, sp.next = r.written, r.last+1
-				break
+		if r, taken := s.follow(runs, sp.tli, seg, size); r != nil {
+			if r.written.After(sp.to) {
+				sp.to = r.written
 			}
+			sp.walTo, sp.next, sp.tli, sp.followed = r.written, r.last+1, r.Timeline, taken
 		}
 		sp.reach = []time.Time{sp.to}
 		spans = append(spans, sp)
@@ -185,7 +235,7 @@ func (s *PostgresSource) build() {
 			cur.backups = append(cur.backups, sp.backups...)
 			cur.reach = append(cur.reach, sp.reach...)
 			if sp.to.After(cur.to) {
-				cur.to, cur.walTo, cur.tli, cur.next, cur.size = sp.to, sp.walTo, sp.tli, sp.next, sp.size
+				cur.to, cur.walTo, cur.tli, cur.next, cur.size, cur.followed = sp.to, sp.walTo, sp.tli, sp.next, sp.size, sp.followed
 			}
 			continue
 		}
@@ -300,7 +350,25 @@ func (s *PostgresSource) PointAt(t time.Time) Point {
 		p.Note = "WAL archived only up to " + reach.Local().Format("2006-01-02 15:04:05")
 	default:
 		p.Shows, p.ReplayTo = t, t
+		// Before a timeline the replay follows began, the restore shows
+		// its parent only up to the branch point.
+		for _, sw := range sp.followed {
+			if t.Before(sw.Created) {
+				p.Note = fmt.Sprintf("timeline %d began at %s, branching from timeline %d at %s: a restore to an earlier moment follows it and shows timeline %d only up to the branch point (--timeline %d restores timeline %d's own history)",
+					sw.Timeline, sw.Created.Local().Format("2006-01-02 15:04:05"), sw.Parent, sw.At, sw.Parent, sw.Parent, sw.Parent)
+				break
+			}
+		}
 	}
 	p.Before = max(0, t.Sub(p.Shows))
 	return p
+}
+
+// Timeline is the timeline the newest span's replay ends on, 0 without
+// a span.
+func (s *PostgresSource) Timeline() uint32 {
+	if len(s.spans) == 0 {
+		return 0
+	}
+	return s.spans[len(s.spans)-1].tli
 }
