@@ -179,3 +179,54 @@ func TestPostgresSourcesHosts(t *testing.T) {
 		t.Fatalf("another host's WAL: %+v", srcs)
 	}
 }
+
+// TestPostgresSourceSwitches: a backup on timeline 1 (segments 1..6), a
+// restore promoted at 0/4000100 into timeline 2 (segments 4..8), and a
+// timeline 3 branching off timeline 1 whose first segment is not stored.
+// The range follows timeline 2 to its end, not the unstored timeline 3.
+func TestPostgresSourceSwitches(t *testing.T) {
+	f := &wal.File{Version: 1, Cluster: "main", SystemID: "42", Time: t0, Host: "db1"}
+	add := func(tli uint32, n uint64, m int) {
+		f.Entries = append(f.Entries, wal.Entry{Name: wal.SegmentName(tli, n, segSize), Kind: wal.KindSegment, Timeline: tli, SegNo: n, SegSize: segSize,
+			Modified: min_(m), Archived: min_(m + 1)})
+	}
+	for n := uint64(1); n <= 6; n++ {
+		add(1, n, int(n)*10)
+	}
+	for n := uint64(4); n <= 8; n++ {
+		add(2, n, 100+int(n)*10)
+	}
+	cat, err := wal.NewCatalog([]id.ID{{1}}, []*wal.File{f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := baseBackup(1, 15, 2)
+	s := timeline.PostgresSources([]*snapshot.Snapshot{b}, cat, "db1")[0]
+	if rs := s.Ranges(); len(rs) != 1 || !rs[0].To.Equal(min_(60)) || s.Timeline() != 1 {
+		t.Fatalf("without switches: %+v on timeline %d", rs, s.Timeline())
+	}
+	sw := []wal.Switch{
+		{Timeline: 2, Parent: 1, At: wal.LSN(4*segSize + 0x100), Created: min_(135)},
+		{Timeline: 3, Parent: 1, At: wal.LSN(5*segSize + 0x100), Created: min_(200)},
+	}
+	s.FollowSwitches(sw)
+	rs := s.Ranges()
+	if len(rs) != 1 || !rs[0].To.Equal(min_(180)) || s.Timeline() != 2 {
+		t.Fatalf("with switches: %+v on timeline %d, want up to %v on timeline 2", rs, s.Timeline(), min_(180))
+	}
+	if p := s.PointAt(min_(170)); !p.Found || !p.Shows.Equal(min_(170)) || p.Note != "" {
+		t.Errorf("at 170: %+v", p)
+	}
+	// Before timeline 2 began, the restore follows it all the same, and
+	// the note says so.
+	if p := s.PointAt(min_(100)); !p.Found || !strings.Contains(p.Note, "timeline 2 began") {
+		t.Errorf("at 100: %+v", p)
+	}
+	// A backup of timeline 1 taken after the branch point (in segment 5)
+	// is on timeline 1's own future: timeline 2 is not its child.
+	late := timeline.PostgresSources([]*snapshot.Snapshot{baseBackup(2, 55, 5)}, cat, "db1")[0]
+	late.FollowSwitches(sw[:1])
+	if late.Timeline() != 1 || !late.Ranges()[0].To.Equal(min_(60)) {
+		t.Errorf("a switch before the backup was followed: timeline %d, %+v", late.Timeline(), late.Ranges())
+	}
+}
