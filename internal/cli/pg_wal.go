@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -61,7 +63,7 @@ password with --password-file, never on the command line. In postgresql.conf:
   rewind pg wal-push --cluster db2 --pgdata /var/lib/postgresql/15/db2 00000002.history`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return pgAccess(runWALPush(cmd.Context(), g, args[0], cluster, pgdata))
+			return g.pgAccess(runWALPush(cmd.Context(), g, args[0], cluster, pgdata))
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", wal.DefaultCluster, "the `name` the cluster's WAL is stored under")
@@ -122,7 +124,7 @@ reason on stderr, which PostgreSQL writes to its log. As restore_command:
 		Example: `  rewind pg wal-fetch --repo /backup/repo --password-file /etc/rewind/pg.password 000000010000000000000003 pg_wal/RECOVERYXLOG`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return pgAccess(runWALFetch(cmd.Context(), g, args[0], args[1], cluster))
+			return g.pgAccess(runWALFetch(cmd.Context(), g, args[0], args[1], cluster))
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", wal.DefaultCluster, "the `name` the cluster's WAL is stored under")
@@ -162,16 +164,80 @@ func runWALFetch(ctx context.Context, g *globals, name, dest, cluster string) er
 }
 
 // pgAccess adds to a permission error that the PostgreSQL commands run as
-// the cluster's OS user, who needs the repository and password file.
-func pgAccess(err error) error {
+// the cluster's OS user, who needs the repository and password file: it
+// names the path refused, its owner and mode, and what to run.
+func (g *globals) pgAccess(err error) error {
 	if err == nil || !errors.Is(err, fs.ErrPermission) {
 		return err
 	}
-	who := strconv.Itoa(os.Geteuid())
+	return fmt.Errorf("%w\n%s", err, accessHint(err, g.repo, g.passwordFile))
+}
+
+// accessHint explains a permission error on a repository or password file
+// and says how to share them with the user running rewind.
+func accessHint(err error, repo, pwFile string) string {
+	who, group := strconv.Itoa(os.Geteuid()), strconv.Itoa(os.Getegid())
 	if u, uerr := user.Current(); uerr == nil {
 		who = u.Username + " (uid " + u.Uid + ")"
+		if gr, gerr := user.LookupGroupId(u.Gid); gerr == nil {
+			group = gr.Name
+		}
 	}
-	return fmt.Errorf("%w\nrewind runs as OS user %s here; under archive_command or restore_command that is the cluster's user (postgres): give it read and write access to the repository and read access to its password file (e.g. chown -R postgres: REPO PASSWORD-FILE)", err, who)
+	var b strings.Builder
+	fmt.Fprintf(&b, "rewind runs as OS user %s here; under archive_command or restore_command that is the cluster's user (postgres).", who)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		if desc := describePath(pe.Path); desc != "" {
+			fmt.Fprintf(&b, " %s.", desc)
+		}
+	}
+	if repo == "" {
+		repo = "REPO"
+	}
+	fmt.Fprintf(&b, " To share the repository with group %s, run as root or its owner: `rewind chmod --repo %s --group-access --group %s`"+
+		" (or by hand: chgrp -R %s %s && chmod -R g+rX %s && find %s -type d -exec chmod g+ws {} +)", group, repo, group, group, repo, repo, repo)
+	if pwFile == "" {
+		pwFile = "PASSWORD-FILE"
+	}
+	fmt.Fprintf(&b, ", and let it read the password file: chgrp %s %s && chmod 0440 %s. See docs/POSTGRES.md, \"Running as the postgres user\".", group, pwFile, pwFile)
+	return b.String()
+}
+
+// describePath says who owns path (or the nearest existing folder above
+// it, for a file that could not be made) and its mode; "" if unknown.
+func describePath(path string) string {
+	for p := path; p != "" && p != "/" && p != "."; p = filepath.Dir(p) {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			continue
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return ""
+		}
+		owner := strconv.FormatUint(uint64(st.Uid), 10)
+		if u, err := user.LookupId(owner); err == nil {
+			owner = u.Username
+		}
+		grp := strconv.FormatUint(uint64(st.Gid), 10)
+		if g, err := user.LookupGroupId(grp); err == nil {
+			grp = g.Name
+		}
+		return fmt.Sprintf("%s is owned by %s:%s with mode %04o", p, owner, grp, uint32(fi.Mode().Perm())|modeExtra(fi.Mode()))
+	}
+	return ""
+}
+
+// modeExtra returns the set-group-ID and sticky bits of m as octal bits.
+func modeExtra(m fs.FileMode) uint32 {
+	var x uint32
+	if m&fs.ModeSetgid != 0 {
+		x |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		x |= 0o1000
+	}
+	return x
 }
 
 // WALListJSON is `pg wal-list --json` (docs/JSON.md).
@@ -223,7 +289,7 @@ gaps between runs), then every file. --cluster shows one cluster.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			g.ui.Listing = true
-			return pgAccess(runWALList(cmd.Context(), g, cluster))
+			return g.pgAccess(runWALList(cmd.Context(), g, cluster))
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "show only the cluster stored under this `name`")
