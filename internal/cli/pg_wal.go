@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,10 +34,26 @@ type WALPushJSON struct {
 	Size       int64  `json:"size"`
 	BlobsAdded int    `json:"blobs_added"`
 	ID         string `json:"id"`
+	// IndexFile is the WAL index file written, "" when nothing was.
+	IndexFile string `json:"index_file"`
+	// Batch lists the other ready segments stored along (or skipped).
+	Batch []WALBatchJSON `json:"batch"`
 }
+
+// WALBatchJSON is one segment of a wal-push batch besides PATH.
+type WALBatchJSON struct {
+	Name   string `json:"name"`
+	Stored bool   `json:"stored"`
+	Size   int64  `json:"size"`
+	Error  string `json:"error,omitempty"`
+}
+
+// defaultWALBatch is how many segments one wal-push stores at most.
+const defaultWALBatch = 8
 
 func newPgWalPushCmd(g *globals) *cobra.Command {
 	var cluster, pgdata string
+	batch := defaultWALBatch
 	cmd := &cobra.Command{
 		Use:   "wal-push PATH",
 		Short: "Store one WAL file in the repository (PostgreSQL's archive_command)",
@@ -58,20 +75,35 @@ user. Give the repository with --repo (or REWIND_REPOSITORY) and the
 password with --password-file, never on the command line. In postgresql.conf:
 
   archive_mode = on
-  archive_command = '/usr/bin/rewind pg wal-push --repo /backup/repo --password-file /etc/rewind/pg.password %p'`,
+  archive_command = '/usr/bin/rewind pg wal-push --repo /backup/repo --password-file /etc/rewind/pg.password %p'
+
+Batching: when PATH is a segment in pg_wal and needs storing, wal-push also
+stores the segments PostgreSQL has ready to archive next
+(pg_wal/archive_status/*.ready), up to --batch segments in all, in the same
+packs and one WAL index file. PostgreSQL's later calls for those find them
+stored and return at once. --batch 1 stores PATH alone. A batch is bounded:
+it never waits for more segments, holds one segment in memory beyond PATH,
+and a repository that cannot be reached fails the call at once, so that
+PostgreSQL retries rather than waits (docs/POSTGRES.md, "archive_command
+batching").`,
 		Example: `  rewind pg wal-push --repo /backup/repo --password-file /etc/rewind/pg.password pg_wal/000000010000000000000003
+  rewind pg wal-push --batch 16 --repo /backup/repo --password-file /etc/rewind/pg.password pg_wal/000000010000000000000003
   rewind pg wal-push --cluster db2 --pgdata /var/lib/postgresql/15/db2 00000002.history`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.pgAccess(runWALPush(cmd.Context(), g, args[0], cluster, pgdata))
+			if batch < 1 {
+				return fmt.Errorf("--batch %d: give 1 or more segments", batch)
+			}
+			return g.pgAccess(runWALPush(cmd.Context(), g, args[0], cluster, pgdata, batch))
 		},
 	}
+	cmd.Flags().IntVar(&batch, "batch", defaultWALBatch, "store up to `N` segments in one run: PATH and the next ones PostgreSQL has ready (1: PATH alone)")
 	cmd.Flags().StringVar(&cluster, "cluster", wal.DefaultCluster, "the `name` the cluster's WAL is stored under")
 	cmd.Flags().StringVar(&pgdata, "pgdata", "", "the cluster's data `directory`, read for the system identifier of .history and .backup files (default: the working directory, as under archive_command)")
 	return cmd
 }
 
-func runWALPush(ctx context.Context, g *globals, path, cluster, pgdata string) error {
+func runWALPush(ctx context.Context, g *globals, path, cluster, pgdata string, batch int) error {
 	if _, err := os.Stat(path); err != nil {
 		return err
 	}
@@ -81,7 +113,7 @@ func runWALPush(ctx context.Context, g *globals, path, cluster, pgdata string) e
 	}
 	defer done()
 	host, _ := os.Hostname()
-	opt := wal.PushOptions{Cluster: cluster, PGData: pgdata, Host: host}
+	opt := wal.PushOptions{Cluster: cluster, PGData: pgdata, Host: host, Extra: readySegments(path, batch-1)}
 	if point := os.Getenv(crashHookEnv); point != "" {
 		opt.Hook = func(p string) {
 			if p == point {
@@ -95,16 +127,69 @@ func runWALPush(ctx context.Context, g *globals, path, cluster, pgdata string) e
 		return err
 	}
 	if g.json {
-		return g.ui.JSONDoc(WALPushJSON{Name: res.Entry.Name, Kind: string(res.Entry.Kind), Cluster: res.Cluster,
+		doc := WALPushJSON{Name: res.Entry.Name, Kind: string(res.Entry.Kind), Cluster: res.Cluster,
 			SystemID: strconv.FormatUint(res.SystemID, 10), Stored: res.Stored, Size: res.Entry.Size,
-			BlobsAdded: res.BlobsAdded, ID: res.Entry.ID.String()})
+			BlobsAdded: res.BlobsAdded, ID: res.Entry.ID.String(), Batch: []WALBatchJSON{}}
+		if res.Stored {
+			doc.IndexFile = res.IndexFile.String()
+		}
+		for _, x := range res.Extra {
+			b := WALBatchJSON{Name: x.Name, Stored: x.Stored, Size: x.Size}
+			if x.Err != nil {
+				b.Error = x.Err.Error()
+			}
+			doc.Batch = append(doc.Batch, b)
+		}
+		return g.ui.JSONDoc(doc)
 	}
 	if res.Stored {
 		g.ui.Printf("stored %s of cluster %q (%s, %s)\n", res.Entry.Name, res.Cluster, ui.Bytes(res.Entry.Size), ui.Count(int64(res.BlobsAdded), "new blob", "new blobs"))
+		for _, x := range res.Extra {
+			if x.Err != nil {
+				g.ui.Warnf("not batched: %s: %v\n", x.Name, x.Err)
+			} else {
+				g.ui.Printf("stored %s too (ready next, %s)\n", x.Name, ui.Bytes(x.Size))
+			}
+		}
 	} else {
 		g.ui.Printf("%s of cluster %q is stored already with the same content; nothing to do\n", res.Entry.Name, res.Cluster)
 	}
 	return nil
+}
+
+// readySegments returns the paths of up to n segments other than path's
+// that PostgreSQL has ready to archive (a .ready file in
+// archive_status next to path), oldest first; none when path is not in a
+// pg_wal folder or is not a segment.
+func readySegments(path string, n int) []string {
+	if n <= 0 {
+		return nil
+	}
+	base := filepath.Base(path)
+	if nm, err := wal.ParseName(base); err != nil || nm.Kind != wal.KindSegment {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	ents, err := os.ReadDir(filepath.Join(dir, "archive_status"))
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".ready")
+		if !ok || name == base {
+			continue
+		}
+		if nm, err := wal.ParseName(name); err == nil && nm.Kind == wal.KindSegment {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	var out []string
+	for _, name := range names[:min(n, len(names))] {
+		out = append(out, filepath.Join(dir, name))
+	}
+	return out
 }
 
 func newPgWalFetchCmd(g *globals) *cobra.Command {

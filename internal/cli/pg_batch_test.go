@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rewind-backup/rewind/internal/testutil"
+)
+
+// pushLog reads the `pg wal-push --json` documents an archive_command
+// appended to path: how many WAL index files the pushes wrote, and the
+// segments they stored.
+func pushLog(t *testing.T, path string) (indexFiles int, stored []string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	for {
+		var doc WALPushJSON
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if doc.IndexFile != "" {
+			indexFiles++
+		}
+		if doc.Stored {
+			stored = append(stored, doc.Name)
+		}
+		for _, b := range doc.Batch {
+			if b.Error != "" {
+				t.Errorf("%s skipped in the batch of %s: %s", b.Name, doc.Name, b.Error)
+			}
+			if b.Stored {
+				stored = append(stored, b.Name)
+			}
+		}
+	}
+	slices.Sort(stored)
+	return indexFiles, stored
+}
+
+// TestPgWalBatch: with segments piling up in pg_wal, archive_command's
+// wal-push stores the ready ones in batches, one WAL index file per batch,
+// each segment exactly once; PostgreSQL's calls for the batched ones find
+// them stored; pg check is clean and a restore to the latest point works.
+func TestPgWalBatch(t *testing.T) {
+	p := newPgRepo(t)
+	// Archiving on, but no command yet: the segments wait in pg_wal with
+	// their .ready files, as behind a slow repository.
+	pg := testutil.StartPostgres(t, testutil.PGOptions{Settings: map[string]string{"archive_mode": "on", "archive_command": "''"}})
+	e := p.env(t)
+	e.mustRun("pg", "backup", "--dsn", pg.DSN(), "--fast")
+	const n = 30
+	names := switchWAL(t, pg, n)
+	ready, _ := filepath.Glob(filepath.Join(pg.DataDir, "pg_wal", "archive_status", "*.ready"))
+	if len(ready) < n {
+		t.Fatalf("%d segments ready, want at least %d", len(ready), n)
+	}
+
+	log := filepath.Join(p.dir, "push.log")
+	pg.Exec(t, "alter system set archive_command = '"+p.archiveCommand()+" --json >> "+log+"'")
+	pg.QueryValue(t, "select pg_reload_conf()")
+	waitArchived(t, pg, names[len(names)-1])
+	pg.Exec(t, "create table marker (v text); insert into marker values ('after the batches')")
+	last := pg.QueryValue(t, "select pg_walfile_name(pg_switch_wal())")
+	waitArchived(t, pg, last)
+
+	files, stored := pushLog(t, log)
+	archived := archivedNames(t, pg)
+	if !slices.Equal(stored, archived) {
+		t.Fatalf("the pushes stored %v, PostgreSQL archived %v", stored, archived)
+	}
+	t.Logf("%d segments stored with %d WAL index files", len(stored), files)
+	if len(stored) < n || files*2 > len(stored) {
+		t.Fatalf("%d segments stored with %d WAL index files: not batched", len(stored), files)
+	}
+	l := walList(t, e)
+	var listed []string
+	for _, f := range l.Clusters[0].Files {
+		listed = append(listed, f.Name)
+	}
+	slices.Sort(listed)
+	if !slices.Equal(listed, archived) {
+		t.Fatalf("WAL index lists %v, PostgreSQL archived %v", listed, archived)
+	}
+	if r := e.mustRun("pg", "check"); !strings.Contains(string(r.stdout), "FOUND") || strings.Contains(string(r.stdout), "MISSING") {
+		t.Fatalf("pg check: %s", r.stdout)
+	}
+
+	// A batched segment pushed again: stored already, nothing written.
+	before := p.storedFiles(t)
+	r := p.runAs(t, pg, pg.DataDir, "pg", "wal-push", "--json", filepath.Join("pg_wal", names[3]))
+	var doc WALPushJSON
+	if err := json.Unmarshal(r.stdout, &doc); r.code != 0 || err != nil || doc.Stored || doc.IndexFile != "" || len(doc.Batch) != 0 {
+		t.Fatalf("push of a batched segment again: %v (%+v)", r, doc)
+	}
+	if after := p.storedFiles(t); !slices.Equal(before, after) {
+		t.Fatalf("pushing a stored segment again wrote files")
+	}
+
+	// A restore to the latest point has the marker.
+	base := pg.MkdirOwned(t, "batch-restore")
+	sock := pg.MkdirOwned(t, "batch-restore-sock")
+	target := filepath.Join(base, "data")
+	port := pgFreePort(t)
+	c := e.cmd("pg", "restore", "--latest", "--target", target, "--start", "--no-archive", "--port", strconv.Itoa(port), "--socket-dir", sock)
+	c.Path, c.Args[0] = p.bin, p.bin
+	if r := e.exec(c); r.code != 0 {
+		out, _ := os.ReadFile(filepath.Join(target, "rewind-start.log"))
+		t.Fatalf("restore: %v\n%s", r, out)
+	}
+	t.Cleanup(func() { _ = pg.Command("pg_ctl", "-D", target, "-m", "immediate", "-w", "stop").Run() })
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres sslmode=disable", sock, port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var v string
+	if err := conn.QueryRow(ctx, "select v from marker").Scan(&v); err != nil || v != "after the batches" {
+		t.Fatalf("restored marker: %q, %v", v, err)
+	}
+}
