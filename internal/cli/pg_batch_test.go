@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -78,7 +79,9 @@ func TestPgWalBatch(t *testing.T) {
 	log := filepath.Join(p.dir, "push.log")
 	pg.Exec(t, "alter system set archive_command = '"+p.archiveCommand()+" --json >> "+log+"'")
 	pg.QueryValue(t, "select pg_reload_conf()")
+	start := time.Now()
 	waitArchived(t, pg, names[len(names)-1])
+	t.Logf("%d ready segments archived in %v (not asserted)", len(ready), time.Since(start))
 	pg.Exec(t, "create table marker (v text); insert into marker values ('after the batches')")
 	last := pg.QueryValue(t, "select pg_walfile_name(pg_switch_wal())")
 	waitArchived(t, pg, last)
@@ -138,4 +141,76 @@ func TestPgWalBatch(t *testing.T) {
 	if err := conn.QueryRow(ctx, "select v from marker").Scan(&v); err != nil || v != "after the batches" {
 		t.Fatalf("restored marker: %q, %v", v, err)
 	}
+}
+
+// TestPgWalPushBatchCrash kills wal-push in the middle of a batch, then
+// pushes one of the batch's segments alone and the first again: every
+// segment ends up stored once with its own content.
+func TestPgWalPushBatchCrash(t *testing.T) {
+	p := newPgRepo(t)
+	pg := testutil.StartPostgres(t, testutil.PGOptions{})
+	names := switchWAL(t, pg, 4)
+	e := p.env(t)
+	// A pg_wal of our own, with the segments ready to archive.
+	walDir := filepath.Join(e.dir, "pg_wal")
+	if err := os.MkdirAll(filepath.Join(walDir, "archive_status"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	segs := map[string][]byte{}
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(pg.DataDir, "pg_wal", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		segs[n] = b
+		if err := os.WriteFile(filepath.Join(walDir, n), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(walDir, "archive_status", n+".ready"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seg := func(n string) string { return filepath.Join(walDir, n) }
+	killed := func(r result) bool { return r.code == -1 || r.code == 128+9 }
+	for _, point := range []string{"blobs-saved", "flushed"} {
+		if r := e.with(crashHookEnv, point).run("pg", "wal-push", "--pgdata", pg.DataDir, seg(names[0])); !killed(r) {
+			t.Fatalf("wal-push with the crash hook at %s was not killed: %v", point, r)
+		}
+	}
+	// The second segment alone, as if PostgreSQL had moved on.
+	var doc WALPushJSON
+	r := e.mustRun("pg", "wal-push", "--json", "--batch", "1", "--pgdata", pg.DataDir, seg(names[1]))
+	if err := json.Unmarshal(r.stdout, &doc); err != nil || !doc.Stored || len(doc.Batch) != 0 {
+		t.Fatalf("push of %s after the crashed batch: %s (%v)", names[1], r.stdout, err)
+	}
+	// The first again: stored with the two others not stored yet.
+	r = e.mustRun("pg", "wal-push", "--json", "--pgdata", pg.DataDir, seg(names[0]))
+	doc = WALPushJSON{}
+	if err := json.Unmarshal(r.stdout, &doc); err != nil || !doc.Stored || len(doc.Batch) != 2 || doc.Batch[0].Name != names[2] || doc.Batch[1].Name != names[3] {
+		t.Fatalf("push of %s: %s (%v)", names[0], r.stdout, err)
+	}
+	for _, n := range names {
+		if r := e.mustRun("pg", "wal-push", "--pgdata", pg.DataDir, seg(n)); !strings.Contains(string(r.stdout), "stored already") {
+			t.Fatalf("%s: %s", n, r.stdout)
+		}
+		dest := e.path(n)
+		e.mustRun("pg", "wal-fetch", n, dest)
+		if got, _ := os.ReadFile(dest); !slices.Equal(got, segs[n]) {
+			t.Fatalf("%s fetched back differs", n)
+		}
+	}
+	if r := e.mustRun("pg", "wal-list"); len(r.stderr) != 0 {
+		t.Fatalf("wal-list warns: %s", r.stderr)
+	}
+	// Other content under a batched name: its own push is refused.
+	bad := slices.Clone(segs[names[2]])
+	bad[5000] ^= 0xFF
+	if err := os.WriteFile(seg(names[2]), bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run("pg", "wal-push", "--pgdata", pg.DataDir, seg(names[2])); r.code != 1 || !strings.Contains(string(r.stderr), "stored already with other content") {
+		t.Fatalf("push of a modified batched segment: %v", r)
+	}
+	e.mustRun("check", "--read-data")
+	e.mustRun("pg", "check")
 }
