@@ -138,6 +138,9 @@ one repository: see rewind chmod --help.`,
 				return nil
 			}
 			g.ui.Printf("created repository %s at %s\n", cfg.ID.Short(), loc)
+			if withAccess {
+				g.ui.Printf("access: %s (rewind chmod --help)\n", access)
+			}
 			if objectLock.Enabled() {
 				g.ui.Printf("S3 object lock %s: each snapshot and what it needs stay immutable that long (docs/OBJECT-LOCK.md)\n", objectLock)
 			}
