@@ -31,9 +31,10 @@
 // (renameat2 RENAME_NOREPLACE, falling back to link+unlink where the
 // filesystem lacks it) and syncs the folder. A crash leaves at most a
 // temporary file behind, which List never reports. Stored files get mode
-// 0400: they are immutable, and a read-only mode keeps tools and people from
-// editing them in place (the owner can still delete them, which needs write
-// permission on the folder only).
+// 0400 (0440 in a repository shared with its group): they are immutable,
+// and a read-only mode keeps tools and people from editing them in place
+// (the owner can still delete them, which needs write permission on the
+// folder only).
 //
 // # Reads
 //
