@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -179,17 +180,45 @@ func TestPgWalPushBatchCrash(t *testing.T) {
 			t.Fatalf("wal-push with the crash hook at %s was not killed: %v", point, r)
 		}
 	}
+	// At random moments of a batch.
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
+	for range 4 {
+		c := e.cmd("pg", "wal-push", "--pgdata", pg.DataDir, seg(names[0]))
+		c.Stdout, c.Stderr = io.Discard, io.Discard
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+		_ = c.Process.Kill()
+		_ = c.Wait()
+	}
+	// If one of them finished, the batch is stored whole.
+	var first WALPushJSON
+	r := e.mustRun("pg", "wal-push", "--json", "--batch", "1", "--pgdata", pg.DataDir, seg(names[0]))
+	if err := json.Unmarshal(r.stdout, &first); err != nil {
+		t.Fatal(err)
+	}
+	if !first.Stored {
+		for _, n := range names[1:] {
+			if r := e.mustRun("pg", "wal-push", "--pgdata", pg.DataDir, seg(n)); !strings.Contains(string(r.stdout), "stored already") {
+				t.Fatalf("%s stored by itself after a killed batch had stored %s: %s", n, names[0], r.stdout)
+			}
+		}
+		t.Log("a randomly killed batch finished first; named crash points only")
+	} else if first.IndexFile == "" {
+		t.Fatalf("first push stored without an index file: %s", r.stdout)
+	}
 	// The second segment alone, as if PostgreSQL had moved on.
 	var doc WALPushJSON
-	r := e.mustRun("pg", "wal-push", "--json", "--batch", "1", "--pgdata", pg.DataDir, seg(names[1]))
-	if err := json.Unmarshal(r.stdout, &doc); err != nil || !doc.Stored || len(doc.Batch) != 0 {
-		t.Fatalf("push of %s after the crashed batch: %s (%v)", names[1], r.stdout, err)
+	r = e.mustRun("pg", "wal-push", "--json", "--batch", "1", "--pgdata", pg.DataDir, seg(names[1]))
+	if first.Stored && (json.Unmarshal(r.stdout, &doc) != nil || !doc.Stored || len(doc.Batch) != 0) {
+		t.Fatalf("push of %s after the crashed batch: %s", names[1], r.stdout)
 	}
-	// The first again: stored with the two others not stored yet.
-	r = e.mustRun("pg", "wal-push", "--json", "--pgdata", pg.DataDir, seg(names[0]))
+	// The third: stored with the fourth, not stored yet, in its batch.
+	r = e.mustRun("pg", "wal-push", "--json", "--pgdata", pg.DataDir, seg(names[2]))
 	doc = WALPushJSON{}
-	if err := json.Unmarshal(r.stdout, &doc); err != nil || !doc.Stored || len(doc.Batch) != 2 || doc.Batch[0].Name != names[2] || doc.Batch[1].Name != names[3] {
-		t.Fatalf("push of %s: %s (%v)", names[0], r.stdout, err)
+	if err := json.Unmarshal(r.stdout, &doc); first.Stored && (err != nil || !doc.Stored || len(doc.Batch) != 1 || doc.Batch[0].Name != names[3]) {
+		t.Fatalf("push of %s: %s (%v)", names[2], r.stdout, err)
 	}
 	for _, n := range names {
 		if r := e.mustRun("pg", "wal-push", "--pgdata", pg.DataDir, seg(n)); !strings.Contains(string(r.stdout), "stored already") {
