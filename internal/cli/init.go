@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/backend"
+	"github.com/rewind-backup/rewind/internal/backend/location"
 	"github.com/rewind-backup/rewind/internal/policy"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/spf13/cobra"
@@ -16,6 +17,7 @@ func newInitCmd(g *globals) *cobra.Command {
 	var o configOptions
 	var from sourceRepo
 	var ol objectLockFlags
+	var acc accessFlags
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a new repository",
@@ -36,12 +38,18 @@ rewind copy --help. The source's password comes from REWIND_FROM_PASSWORD,
 Object Lock, so that no snapshot can be deleted or overwritten for DURATION
 after it is taken, not even with the credentials that wrote it: see
 docs/OBJECT-LOCK.md. A missing bucket is created with object lock; an
-existing one must have it.`,
+existing one must have it.
+
+--group-access (local repositories) lets the repository's group read and
+write it, --group-read only read it; --group NAME gives it to that group.
+That is how root's backups and the postgres user's archive_command share
+one repository: see rewind chmod --help.`,
 		Example: `  rewind init --repo /srv/backup/repo
   REWIND_PASSWORD_FILE=/root/.rewind-pw rewind init --repo local:/mnt/usb/rewind
   rewind init --repo /srv/backup/repo --min-retention 30d --admin-key-file /root/rewind-admin.pem
   rewind init --repo s3:https://s3.example.com/offsite/web1 --copy-chunker-params-from /srv/backup/repo
-  rewind init --repo s3:https://s3.example.com/locked-backups/web1 --object-lock 30d`,
+  rewind init --repo s3:https://s3.example.com/locked-backups/web1 --object-lock 30d
+  rewind init --repo /backup/pg --group-access --group postgres`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -58,6 +66,16 @@ existing one must have it.`,
 			}
 			objectLock, err := ol.parse(cmd, loc)
 			if err != nil {
+				return err
+			}
+			access, withAccess, err := acc.access()
+			if err != nil {
+				return err
+			}
+			if withAccess && loc.Scheme != location.Local {
+				return fmt.Errorf("--group-access and --group-read are for local repositories, not %s", loc.Scheme)
+			}
+			if _, err := acc.gid(); err != nil {
 				return err
 			}
 			var src *repository.Repository
@@ -103,6 +121,11 @@ existing one must have it.`,
 				return err
 			}
 			defer r.Close()
+			if withAccess {
+				if err := acc.apply(loc, access); err != nil {
+					return fmt.Errorf("the repository was created, but its access could not be set (run rewind chmod): %w", err)
+				}
+			}
 			if withPolicy {
 				if err := setPolicy(ctx, r, &policy.State{}, minRet, key, o.adminKeyFile, time.Now()); err != nil {
 					return fmt.Errorf("the repository was created, but its policy could not be set (run rewind config): %w", err)
@@ -115,6 +138,9 @@ existing one must have it.`,
 				return nil
 			}
 			g.ui.Printf("created repository %s at %s\n", cfg.ID.Short(), loc)
+			if withAccess {
+				g.ui.Printf("access: %s (rewind chmod --help)\n", access)
+			}
 			if objectLock.Enabled() {
 				g.ui.Printf("S3 object lock %s: each snapshot and what it needs stay immutable that long (docs/OBJECT-LOCK.md)\n", objectLock)
 			}
@@ -128,6 +154,7 @@ existing one must have it.`,
 	f.StringVar(&from.location, "copy-chunker-params-from", "", "cut and name data as the repository at `location` does, for rewind copy from it")
 	from.addPasswordFlags(f)
 	addObjectLockFlags(cmd, &ol)
+	addAccessFlags(f, &acc)
 	return cmd
 }
 

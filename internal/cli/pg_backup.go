@@ -68,7 +68,7 @@ copy (docs/POSTGRES.md, Retention).`,
   rewind pg backup --amcheck --fast
   rewind pg backup --copy --tag before-upgrade`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runPgBackup(cmd, g, o) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return g.pgAccess(runPgBackup(cmd, g, o)) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.dsn, "dsn", "", "PostgreSQL connection `string` (libpq keywords or URL); default: the PG* environment variables")

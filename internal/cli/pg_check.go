@@ -89,7 +89,7 @@ no retained backup needs that WAL.`,
   rewind pg check --read-data`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return pgAccess(runPgCheck(cmd.Context(), g, cluster, readData))
+			return g.pgAccess(runPgCheck(cmd.Context(), g, cluster, readData))
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "check only the cluster stored under this `name`")

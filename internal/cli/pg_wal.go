@@ -7,7 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,10 +34,26 @@ type WALPushJSON struct {
 	Size       int64  `json:"size"`
 	BlobsAdded int    `json:"blobs_added"`
 	ID         string `json:"id"`
+	// IndexFile is the WAL index file written, "" when nothing was.
+	IndexFile string `json:"index_file"`
+	// Batch lists the other ready segments stored along (or skipped).
+	Batch []WALBatchJSON `json:"batch"`
 }
+
+// WALBatchJSON is one segment of a wal-push batch besides PATH.
+type WALBatchJSON struct {
+	Name   string `json:"name"`
+	Stored bool   `json:"stored"`
+	Size   int64  `json:"size"`
+	Error  string `json:"error,omitempty"`
+}
+
+// defaultWALBatch is how many segments one wal-push stores at most.
+const defaultWALBatch = 8
 
 func newPgWalPushCmd(g *globals) *cobra.Command {
 	var cluster, pgdata string
+	batch := defaultWALBatch
 	cmd := &cobra.Command{
 		Use:   "wal-push PATH",
 		Short: "Store one WAL file in the repository (PostgreSQL's archive_command)",
@@ -56,20 +75,35 @@ user. Give the repository with --repo (or REWIND_REPOSITORY) and the
 password with --password-file, never on the command line. In postgresql.conf:
 
   archive_mode = on
-  archive_command = '/usr/bin/rewind pg wal-push --repo /backup/repo --password-file /etc/rewind/pg.password %p'`,
+  archive_command = '/usr/bin/rewind pg wal-push --repo /backup/repo --password-file /etc/rewind/pg.password %p'
+
+Batching: when PATH is a segment in pg_wal and needs storing, wal-push also
+stores the segments PostgreSQL has ready to archive next
+(pg_wal/archive_status/*.ready), up to --batch segments in all, in the same
+packs and one WAL index file. PostgreSQL's later calls for those find them
+stored and return at once. --batch 1 stores PATH alone. A batch is bounded:
+it never waits for more segments, holds one segment in memory beyond PATH,
+and a repository that cannot be reached fails the call at once, so that
+PostgreSQL retries rather than waits (docs/POSTGRES.md, "archive_command
+batching").`,
 		Example: `  rewind pg wal-push --repo /backup/repo --password-file /etc/rewind/pg.password pg_wal/000000010000000000000003
+  rewind pg wal-push --batch 16 --repo /backup/repo --password-file /etc/rewind/pg.password pg_wal/000000010000000000000003
   rewind pg wal-push --cluster db2 --pgdata /var/lib/postgresql/15/db2 00000002.history`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return pgAccess(runWALPush(cmd.Context(), g, args[0], cluster, pgdata))
+			if batch < 1 {
+				return fmt.Errorf("--batch %d: give 1 or more segments", batch)
+			}
+			return g.pgAccess(runWALPush(cmd.Context(), g, args[0], cluster, pgdata, batch))
 		},
 	}
+	cmd.Flags().IntVar(&batch, "batch", defaultWALBatch, "store up to `N` segments in one run: PATH and the next ones PostgreSQL has ready (1: PATH alone)")
 	cmd.Flags().StringVar(&cluster, "cluster", wal.DefaultCluster, "the `name` the cluster's WAL is stored under")
 	cmd.Flags().StringVar(&pgdata, "pgdata", "", "the cluster's data `directory`, read for the system identifier of .history and .backup files (default: the working directory, as under archive_command)")
 	return cmd
 }
 
-func runWALPush(ctx context.Context, g *globals, path, cluster, pgdata string) error {
+func runWALPush(ctx context.Context, g *globals, path, cluster, pgdata string, batch int) error {
 	if _, err := os.Stat(path); err != nil {
 		return err
 	}
@@ -79,7 +113,7 @@ func runWALPush(ctx context.Context, g *globals, path, cluster, pgdata string) e
 	}
 	defer done()
 	host, _ := os.Hostname()
-	opt := wal.PushOptions{Cluster: cluster, PGData: pgdata, Host: host}
+	opt := wal.PushOptions{Cluster: cluster, PGData: pgdata, Host: host, Extra: readySegments(path, batch-1)}
 	if point := os.Getenv(crashHookEnv); point != "" {
 		opt.Hook = func(p string) {
 			if p == point {
@@ -93,16 +127,69 @@ func runWALPush(ctx context.Context, g *globals, path, cluster, pgdata string) e
 		return err
 	}
 	if g.json {
-		return g.ui.JSONDoc(WALPushJSON{Name: res.Entry.Name, Kind: string(res.Entry.Kind), Cluster: res.Cluster,
+		doc := WALPushJSON{Name: res.Entry.Name, Kind: string(res.Entry.Kind), Cluster: res.Cluster,
 			SystemID: strconv.FormatUint(res.SystemID, 10), Stored: res.Stored, Size: res.Entry.Size,
-			BlobsAdded: res.BlobsAdded, ID: res.Entry.ID.String()})
+			BlobsAdded: res.BlobsAdded, ID: res.Entry.ID.String(), Batch: []WALBatchJSON{}}
+		if res.Stored {
+			doc.IndexFile = res.IndexFile.String()
+		}
+		for _, x := range res.Extra {
+			b := WALBatchJSON{Name: x.Name, Stored: x.Stored, Size: x.Size}
+			if x.Err != nil {
+				b.Error = x.Err.Error()
+			}
+			doc.Batch = append(doc.Batch, b)
+		}
+		return g.ui.JSONDoc(doc)
 	}
 	if res.Stored {
 		g.ui.Printf("stored %s of cluster %q (%s, %s)\n", res.Entry.Name, res.Cluster, ui.Bytes(res.Entry.Size), ui.Count(int64(res.BlobsAdded), "new blob", "new blobs"))
+		for _, x := range res.Extra {
+			if x.Err != nil {
+				g.ui.Warnf("not batched: %s: %v\n", x.Name, x.Err)
+			} else {
+				g.ui.Printf("stored %s too (ready next, %s)\n", x.Name, ui.Bytes(x.Size))
+			}
+		}
 	} else {
 		g.ui.Printf("%s of cluster %q is stored already with the same content; nothing to do\n", res.Entry.Name, res.Cluster)
 	}
 	return nil
+}
+
+// readySegments returns the paths of up to n segments other than path's
+// that PostgreSQL has ready to archive (a .ready file in
+// archive_status next to path), oldest first; none when path is not in a
+// pg_wal folder or is not a segment.
+func readySegments(path string, n int) []string {
+	if n <= 0 {
+		return nil
+	}
+	base := filepath.Base(path)
+	if nm, err := wal.ParseName(base); err != nil || nm.Kind != wal.KindSegment {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	ents, err := os.ReadDir(filepath.Join(dir, "archive_status"))
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".ready")
+		if !ok || name == base {
+			continue
+		}
+		if nm, err := wal.ParseName(name); err == nil && nm.Kind == wal.KindSegment {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	var out []string
+	for _, name := range names[:min(n, len(names))] {
+		out = append(out, filepath.Join(dir, name))
+	}
+	return out
 }
 
 func newPgWalFetchCmd(g *globals) *cobra.Command {
@@ -122,7 +209,7 @@ reason on stderr, which PostgreSQL writes to its log. As restore_command:
 		Example: `  rewind pg wal-fetch --repo /backup/repo --password-file /etc/rewind/pg.password 000000010000000000000003 pg_wal/RECOVERYXLOG`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return pgAccess(runWALFetch(cmd.Context(), g, args[0], args[1], cluster))
+			return g.pgAccess(runWALFetch(cmd.Context(), g, args[0], args[1], cluster))
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", wal.DefaultCluster, "the `name` the cluster's WAL is stored under")
@@ -162,16 +249,80 @@ func runWALFetch(ctx context.Context, g *globals, name, dest, cluster string) er
 }
 
 // pgAccess adds to a permission error that the PostgreSQL commands run as
-// the cluster's OS user, who needs the repository and password file.
-func pgAccess(err error) error {
+// the cluster's OS user, who needs the repository and password file: it
+// names the path refused, its owner and mode, and what to run.
+func (g *globals) pgAccess(err error) error {
 	if err == nil || !errors.Is(err, fs.ErrPermission) {
 		return err
 	}
-	who := strconv.Itoa(os.Geteuid())
+	return fmt.Errorf("%w\n%s", err, accessHint(err, g.repo, g.passwordFile))
+}
+
+// accessHint explains a permission error on a repository or password file
+// and says how to share them with the user running rewind.
+func accessHint(err error, repo, pwFile string) string {
+	who, group := strconv.Itoa(os.Geteuid()), strconv.Itoa(os.Getegid())
 	if u, uerr := user.Current(); uerr == nil {
 		who = u.Username + " (uid " + u.Uid + ")"
+		if gr, gerr := user.LookupGroupId(u.Gid); gerr == nil {
+			group = gr.Name
+		}
 	}
-	return fmt.Errorf("%w\nrewind runs as OS user %s here; under archive_command or restore_command that is the cluster's user (postgres): give it read and write access to the repository and read access to its password file (e.g. chown -R postgres: REPO PASSWORD-FILE)", err, who)
+	var b strings.Builder
+	fmt.Fprintf(&b, "rewind runs as OS user %s here; under archive_command or restore_command that is the cluster's user (postgres).", who)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		if desc := describePath(pe.Path); desc != "" {
+			fmt.Fprintf(&b, " %s.", desc)
+		}
+	}
+	if repo == "" {
+		repo = "REPO"
+	}
+	fmt.Fprintf(&b, " To share the repository with group %s, run as root or its owner: `rewind chmod --repo %s --group-access --group %s`"+
+		" (or by hand: chgrp -R %s %s && chmod -R g+rX %s && find %s -type d -exec chmod g+ws {} +)", group, repo, group, group, repo, repo, repo)
+	if pwFile == "" {
+		pwFile = "PASSWORD-FILE"
+	}
+	fmt.Fprintf(&b, ", and let it read the password file: chgrp %s %s && chmod 0440 %s. See docs/POSTGRES.md, \"Running as the postgres user\".", group, pwFile, pwFile)
+	return b.String()
+}
+
+// describePath says who owns path (or the nearest existing folder above
+// it, for a file that could not be made) and its mode; "" if unknown.
+func describePath(path string) string {
+	for p := path; p != "" && p != "/" && p != "."; p = filepath.Dir(p) {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			continue
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return ""
+		}
+		owner := strconv.FormatUint(uint64(st.Uid), 10)
+		if u, err := user.LookupId(owner); err == nil {
+			owner = u.Username
+		}
+		grp := strconv.FormatUint(uint64(st.Gid), 10)
+		if g, err := user.LookupGroupId(grp); err == nil {
+			grp = g.Name
+		}
+		return fmt.Sprintf("%s is owned by %s:%s with mode %04o", p, owner, grp, uint32(fi.Mode().Perm())|modeExtra(fi.Mode()))
+	}
+	return ""
+}
+
+// modeExtra returns the set-group-ID and sticky bits of m as octal bits.
+func modeExtra(m fs.FileMode) uint32 {
+	var x uint32
+	if m&fs.ModeSetgid != 0 {
+		x |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		x |= 0o1000
+	}
+	return x
 }
 
 // WALListJSON is `pg wal-list --json` (docs/JSON.md).
@@ -223,7 +374,7 @@ gaps between runs), then every file. --cluster shows one cluster.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			g.ui.Listing = true
-			return pgAccess(runWALList(cmd.Context(), g, cluster))
+			return g.pgAccess(runWALList(cmd.Context(), g, cluster))
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "show only the cluster stored under this `name`")

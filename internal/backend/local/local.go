@@ -12,7 +12,17 @@
 //	locks/<name>            lock files
 //
 // Create makes every folder, including the 256 data/<xx> folders, with mode
-// 0700.
+// 0700, or the group modes of Access when the repository folder exists
+// already with group permissions.
+//
+// # Access by more than one user
+//
+// The repository folder's mode tells who may use the repository (see
+// Access): private (0700), or shared with its group, read-only (02750) or
+// read-write (02770). Every writer makes folders and files by it, whatever
+// its umask, so that root's backup and the postgres user's archive_command
+// can share one repository. A process running as root in a repository
+// folder owned by another user gives what it makes to that user.
 //
 // # Writes
 //
@@ -21,9 +31,10 @@
 // (renameat2 RENAME_NOREPLACE, falling back to link+unlink where the
 // filesystem lacks it) and syncs the folder. A crash leaves at most a
 // temporary file behind, which List never reports. Stored files get mode
-// 0400: they are immutable, and a read-only mode keeps tools and people from
-// editing them in place (the owner can still delete them, which needs write
-// permission on the folder only).
+// 0400 (0440 in a repository shared with its group): they are immutable,
+// and a read-only mode keeps tools and people from editing them in place
+// (the owner can still delete them, which needs write permission on the
+// folder only).
 //
 // # Reads
 //
@@ -68,9 +79,7 @@ var ErrNoRepository = errors.New("no repository found")
 var errClosed = backend.Permanent(errors.New("backend is closed"))
 
 const (
-	// dirMode is the mode of every folder the backend creates.
-	dirMode = 0o700
-	// fileMode is the mode of every stored file.
+	// fileMode is the mode of every stored file in a private repository.
 	fileMode = 0o400
 	// tempPrefix starts the name of every temporary file.
 	tempPrefix = ".tmp-"
@@ -83,6 +92,9 @@ type Backend struct {
 	dir    string
 	files  *fileCache
 	closed atomic.Bool
+	// access and owner are read from the repository folder (access.go).
+	access Access
+	owner  owner
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -103,7 +115,13 @@ func Create(ctx context.Context, dir string) (*Backend, error) {
 		return nil, wrapErr("create repository", dir, err)
 	}
 
-	dirs := []string{dir}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, wrapErr("create repository", dir, err)
+	}
+	if err := be.readAccess(); err != nil {
+		return nil, wrapErr("create repository", dir, err)
+	}
+	var dirs []string
 	for _, t := range backend.AllTypes {
 		if t != backend.ConfigFile {
 			dirs = append(dirs, filepath.Join(dir, t.String()))
@@ -114,7 +132,7 @@ func Create(ctx context.Context, dir string) (*Backend, error) {
 		dirs = append(dirs, filepath.Join(data, fmt.Sprintf("%02x", i)))
 	}
 	for _, d := range dirs {
-		if err := os.MkdirAll(d, dirMode); err != nil {
+		if err := be.mkdirAll(d); err != nil {
 			return nil, wrapErr("create repository", dir, err)
 		}
 	}
@@ -144,13 +162,16 @@ func Open(ctx context.Context, dir string) (*Backend, error) {
 	case !fi.Mode().IsRegular():
 		return nil, backend.Permanent(fmt.Errorf("open repository %s: config is not a regular file", dir))
 	}
+	if err := be.readAccess(); err != nil {
+		return nil, wrapErr("open repository", dir, err)
+	}
 	return be, nil
 }
 
 // newBackend returns a backend for dir that keeps at most maxOpen read-only
 // descriptors open (0: none).
 func newBackend(dir string, maxOpen int) *Backend {
-	return &Backend{dir: dir, files: newFileCache(maxOpen)}
+	return &Backend{dir: dir, files: newFileCache(maxOpen), owner: owner{-1, -1}}
 }
 
 // Location returns the path of the repository folder.
@@ -219,7 +240,7 @@ func (b *Backend) mkdirDurable(dir string) error {
 	if _, err := os.Lstat(b.dir); errors.Is(err, fs.ErrNotExist) {
 		return backend.Permanent(fmt.Errorf("the repository folder %s no longer exists (an unmounted disk? moved away?); it is not made again", b.dir))
 	}
-	if err := os.MkdirAll(dir, dirMode); err != nil {
+	if err := b.mkdirAll(dir); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(dir))

@@ -90,7 +90,10 @@ func (b *Backend) writeTemp(ctx context.Context, h backend.Handle, dir string, r
 	if n != rd.Length() {
 		return "", backend.Permanent(backend.Wrap("save", h.String(), fmt.Errorf("reader yielded %d bytes, its length is %d", n, rd.Length())))
 	}
-	if err := f.Chmod(fileMode); err != nil {
+	if err := b.chownNew(f, ""); err != nil {
+		return "", wrapErr("save", h.String(), err)
+	}
+	if err := f.Chmod(b.access.FileMode()); err != nil {
 		return "", wrapErr("save", h.String(), err)
 	}
 	if err := f.Sync(); err != nil {

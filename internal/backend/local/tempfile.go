@@ -38,7 +38,10 @@ func (b *Backend) SaveTemp(ctx context.Context, h backend.Handle, f *os.File) (e
 	if err := b.check(ctx, "save", h); err != nil {
 		return err
 	}
-	if err := f.Chmod(fileMode); err != nil {
+	if err := b.chownNew(f, ""); err != nil {
+		return wrapErr("save", h.String(), err)
+	}
+	if err := f.Chmod(b.access.FileMode()); err != nil {
 		return wrapErr("save", h.String(), err)
 	}
 	if err := f.Sync(); err != nil {

@@ -56,6 +56,8 @@ type PushOptions struct {
 	// NoCompact skips the compaction a push runs when the cluster has
 	// CompactAfter single-push index files (for measurements).
 	NoCompact bool
+	// Extra are more segments to store in the same batch (see Push).
+	Extra []string
 }
 
 // PushResult tells what Push did.
@@ -75,6 +77,9 @@ type PushResult struct {
 	// or prune compacts).
 	Compacted  *RewriteResult
 	CompactErr error
+	// Extra is what became of PushOptions.Extra: those stored in the
+	// batch and those skipped; the ones stored already are not listed.
+	Extra []ExtraResult
 }
 
 // Push stores the file at path (a WAL segment, .partial, .history or
@@ -86,6 +91,15 @@ type PushResult struct {
 // under a stored name is ErrConflict; a segment whose system identifier
 // is not the one of the WAL already stored under the cluster name is
 // ErrOtherCluster. In those cases nothing is written.
+//
+// opt.Extra names more segments to store along with path, in the same
+// packs and the same WAL index file (archive_command's batch: the segments
+// PostgreSQL has ready next). They are stored only if path itself needs
+// storing; one that is stored already is left alone, and one that cannot
+// be stored (unreadable, not WAL, another cluster's, other content under a
+// stored name) is skipped with its reason in PushResult.Extra: the push of
+// path does not fail for it, and PostgreSQL's own call for it reports the
+// error.
 func Push(ctx context.Context, r *repository.Repository, path string, opt PushOptions) (*PushResult, error) {
 	if opt.Cluster == "" {
 		opt.Cluster = DefaultCluster
@@ -98,43 +112,11 @@ func Push(ctx context.Context, r *repository.Repository, path string, opt PushOp
 			opt.Hook(p)
 		}
 	}
-	base := filepath.Base(path)
-	n, err := ParseName(base)
+	it, err := readItem(path, opt.PGData)
 	if err != nil {
 		return nil, err
 	}
-	data, mtime, err := readFile(path)
-	if err != nil {
-		return nil, err
-	}
-	e := Entry{Name: base, Kind: n.Kind, Timeline: n.Timeline, Size: int64(len(data)), Modified: mtime.UTC()}
-
-	// Whose file is it?
-	var sys uint64
-	switch n.Kind {
-	case KindSegment, KindPartial:
-		h, err := ParseLongHeader(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if int64(h.SegSize) != e.Size {
-			return nil, fmt.Errorf("%s: %w: %d bytes, but its header says segments are %d bytes (a truncated or growing file?)", path, ErrNotWAL, e.Size, h.SegSize)
-		}
-		e.SegSize, e.SegNo = h.SegSize, n.SegNo(h.SegSize)
-		if uint64(n.Seg) >= 0x100000000/uint64(h.SegSize) || uint64(h.PageAddr) != e.SegNo*uint64(h.SegSize) {
-			return nil, fmt.Errorf("%s: %w: its first page is at %s, which is not where segment %s starts", path, ErrNotWAL, h.PageAddr, base)
-		}
-		sys = h.SystemID
-	}
-	if sys == 0 {
-		dir := opt.PGData
-		if dir == "" {
-			dir = "."
-		}
-		if s, err := ControlSystemID(dir); err == nil {
-			sys = s
-		}
-	}
+	base := it.e.Name
 
 	cat, err := Load(ctx, r)
 	if err != nil {
@@ -145,6 +127,7 @@ func Push(ctx context.Context, r *repository.Repository, path string, opt PushOp
 		return nil, fmt.Errorf("WAL index file wal/%s cannot be read (%w), so whether %s is stored is unknown; nothing stored: run `rewind check`", u.File, u.Err, base)
 	}
 	cl := cat.Cluster(opt.Cluster)
+	sys := it.sys
 	switch {
 	case cl != nil && sys != 0 && cl.SystemID != sys:
 		return nil, fmt.Errorf("%w: %s is from the cluster with system identifier %d, but this repository's WAL of cluster %q is from system identifier %d; nothing stored. Another cluster's archive_command points here: give it its own --cluster name",
@@ -155,25 +138,60 @@ func Push(ctx context.Context, r *repository.Repository, path string, opt PushOp
 	case cl != nil:
 		sys = cl.SystemID
 	}
-	if n.Kind == KindBackup {
-		if cl != nil && cl.SegSize() != 0 {
-			e.SegNo = n.SegNo(cl.SegSize())
+	if it.e.Kind == KindBackup {
+		if n, _ := ParseName(base); cl != nil && cl.SegSize() != 0 {
+			it.e.SegNo = n.SegNo(cl.SegSize())
 		}
 	}
-	e.ID = r.Key().BlobID(data)
+	it.e.ID = r.Key().BlobID(it.data)
 	res := &PushResult{Cluster: opt.Cluster, SystemID: sys}
 	if cl != nil {
 		if old := cl.Find(base); old != nil {
-			if old.ID != e.ID {
+			if old.ID != it.e.ID {
 				return nil, fmt.Errorf("%s: %w (content %s, stored %s in wal/%s); refusing to overwrite archived WAL: PostgreSQL archived two different files under one name, find out why before going on",
-					base, ErrConflict, e.ID.Short(), old.ID.Short(), old.File.Short())
+					base, ErrConflict, it.e.ID.Short(), old.ID.Short(), old.File.Short())
 			}
 			res.Entry = old.Entry
 			return res, nil
 		}
 	}
 
-	// Store the bytes, then the index, then the WAL index file.
+	// The batch: path first, then the extra segments that can go along.
+	items := []*pushItem{it}
+	seen := map[string]bool{base: true}
+	for _, x := range opt.Extra {
+		name := filepath.Base(x)
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		if cl != nil && cl.Find(name) != nil {
+			// Stored already (PostgreSQL's call for it checks
+			// the content).
+			continue
+		}
+		xi, err := readItem(x, opt.PGData)
+		switch {
+		case err != nil:
+		case xi.e.Kind != KindSegment:
+			err = fmt.Errorf("%s: only whole segments go in a batch", name)
+		case xi.sys != sys:
+			err = fmt.Errorf("%w: %s is from system identifier %d, not %d", ErrOtherCluster, name, xi.sys, sys)
+		case cl != nil && cl.SegSize() != 0 && xi.e.SegSize != cl.SegSize():
+			err = fmt.Errorf("%s: segment size %d, the cluster's is %d", name, xi.e.SegSize, cl.SegSize())
+		}
+		if err != nil {
+			res.Extra = append(res.Extra, ExtraResult{Name: name, Err: err})
+			continue
+		}
+		xi.e.ID = r.Key().BlobID(xi.data)
+		// Read again when stored: a batch holds one extra segment in
+		// memory at a time.
+		xi.data, xi.path = nil, x
+		items = append(items, xi)
+	}
+
+	// Store the bytes, then the index, then one WAL index file for all.
 	r.StartWriting(ctx)
 	flushed := false
 	defer func() {
@@ -182,40 +200,126 @@ func Push(ctx context.Context, r *repository.Repository, path string, opt PushOp
 		}
 	}()
 	buf := make([]byte, r.Chunker(repository.ProfileDefault).BufferSize())
-	err = r.Chunker(repository.ProfileDefault).Split(bytes.NewReader(data), buf, func(chunk []byte) error {
-		bid, added, err := r.SaveBlob(ctx, pack.DataBlob, chunk)
+	stored := items[:0]
+	for _, it := range items {
+		if it.data == nil {
+			data, _, err := readFile(it.path)
+			if err == nil && r.Key().BlobID(data) != it.e.ID {
+				err = fmt.Errorf("%s changed while being stored", it.path)
+			}
+			if err != nil {
+				res.Extra = append(res.Extra, ExtraResult{Name: it.e.Name, Err: err})
+				continue
+			}
+			it.data = data
+		}
+		err = r.Chunker(repository.ProfileDefault).Split(bytes.NewReader(it.data), buf, func(chunk []byte) error {
+			bid, added, err := r.SaveBlob(ctx, pack.DataBlob, chunk)
+			if err != nil {
+				return err
+			}
+			if added {
+				it.added++
+			}
+			it.e.Blobs = append(it.e.Blobs, bid)
+			return nil
+		})
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("store %s: %w", it.e.Name, err)
 		}
-		if added {
-			res.BlobsAdded++
-		}
-		e.Blobs = append(e.Blobs, bid)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store %s: %w", base, err)
+		it.data = nil
+		stored = append(stored, it)
 	}
+	items = stored
 	hook("blobs-saved")
 	flushed = true
 	if err := r.Flush(ctx); err != nil {
 		return nil, fmt.Errorf("store %s: %w", base, err)
 	}
 	hook("flushed")
-	e.Archived = opt.Now().UTC()
-	f := &File{Version: FormatVersion, Cluster: opt.Cluster, SystemID: strconv.FormatUint(sys, 10), Time: e.Archived, Host: opt.Host, Entries: []Entry{e}}
+	now := opt.Now().UTC()
+	f := &File{Version: FormatVersion, Cluster: opt.Cluster, SystemID: strconv.FormatUint(sys, 10), Time: now, Host: opt.Host}
+	for _, it := range items {
+		it.e.Archived = now
+		f.Entries = append(f.Entries, it.e)
+	}
 	name, err := r.SaveJSON(ctx, backend.WALFile, f)
 	if err != nil {
 		return nil, fmt.Errorf("store the WAL index entry of %s: %w", base, err)
 	}
 	hook("indexed")
-	res.Entry, res.Stored, res.IndexFile = e, true, name
+	res.Entry, res.Stored, res.IndexFile, res.BlobsAdded = items[0].e, true, name, items[0].added
+	for _, it := range items[1:] {
+		res.Extra = append(res.Extra, ExtraResult{Name: it.e.Name, Stored: true, Size: it.e.Size, BlobsAdded: it.added})
+	}
 	// Keep the number of files a push reads bounded: merge the cluster's
 	// files once enough single-push files piled up.
 	if cl != nil && cl.Small+1 >= CompactAfter && !opt.NoCompact {
 		res.Compacted, res.CompactErr = Compact(ctx, r, opt.Cluster, RewriteOptions{Host: opt.Host, Hook: opt.Hook})
 	}
 	return res, nil
+}
+
+// ExtraResult is what Push did with one of PushOptions.Extra.
+type ExtraResult struct {
+	Name string
+	// Stored: it went into the batch's WAL index file.
+	Stored     bool
+	Size       int64
+	BlobsAdded int
+	// Err: why it was skipped.
+	Err error
+}
+
+// pushItem is one file of a push, read and checked.
+type pushItem struct {
+	path  string
+	data  []byte
+	e     Entry
+	sys   uint64
+	added int
+}
+
+// readItem reads the WAL file at path and checks its name and header. sys
+// is its system identifier: from the header of a segment, from the data
+// directory pgdata (the working directory if empty) for other files, 0
+// when unknown.
+func readItem(path, pgdata string) (*pushItem, error) {
+	base := filepath.Base(path)
+	n, err := ParseName(base)
+	if err != nil {
+		return nil, err
+	}
+	data, mtime, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	it := &pushItem{data: data, e: Entry{Name: base, Kind: n.Kind, Timeline: n.Timeline, Size: int64(len(data)), Modified: mtime.UTC()}}
+	switch n.Kind {
+	case KindSegment, KindPartial:
+		h, err := ParseLongHeader(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if int64(h.SegSize) != it.e.Size {
+			return nil, fmt.Errorf("%s: %w: %d bytes, but its header says segments are %d bytes (a truncated or growing file?)", path, ErrNotWAL, it.e.Size, h.SegSize)
+		}
+		it.e.SegSize, it.e.SegNo = h.SegSize, n.SegNo(h.SegSize)
+		if uint64(n.Seg) >= 0x100000000/uint64(h.SegSize) || uint64(h.PageAddr) != it.e.SegNo*uint64(h.SegSize) {
+			return nil, fmt.Errorf("%s: %w: its first page is at %s, which is not where segment %s starts", path, ErrNotWAL, h.PageAddr, base)
+		}
+		it.sys = h.SystemID
+	}
+	if it.sys == 0 {
+		dir := pgdata
+		if dir == "" {
+			dir = "."
+		}
+		if s, err := ControlSystemID(dir); err == nil {
+			it.sys = s
+		}
+	}
+	return it, nil
 }
 
 // readFile reads a whole file (at most maxFileSize bytes) and its
