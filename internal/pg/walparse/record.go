@@ -68,12 +68,12 @@ const (
 // Resource managers whose records rewind reads beyond their block
 // references (access/rmgrlist.h).
 const (
-	RmXLOG    = 0
-	RmXact    = 1
-	RmSMGR    = 2
-	RmDBase   = 4
-	RmTblspc  = 5
-	RmRelMap  = 7
+	RmXLOG       = 0
+	RmXact       = 1
+	RmSMGR       = 2
+	RmDBase      = 4
+	RmTblspc     = 5
+	RmRelMap     = 7
 	rmMaxBuiltin = 21
 )
 

@@ -150,10 +150,10 @@ func TestDecodeRecord(t *testing.T) {
 		t.Fatalf("corrupt CRC: %v", err)
 	}
 	for _, bad := range [][]byte{
-		{0, bkpSameRel, 0, 0, 1, 0, 0, 0},          // same rel first
-		{0, bkpHasData, 0, 0},                      // data flag, no length
-		{40, 0, 0, 0},                              // block id 40
-		{0, 0x0F, 0, 0},                            // fork 15
+		{0, bkpSameRel, 0, 0, 1, 0, 0, 0},         // same rel first
+		{0, bkpHasData, 0, 0},                     // data flag, no length
+		{40, 0, 0, 0},                             // block id 40
+		{0, 0x0F, 0, 0},                           // fork 15
 		{blockIDDataLong, 0xFF, 0xFF, 0xFF, 0x7F}, // main data past the end
 	} {
 		if _, err := DecodeRecord(record(10, 0, 0, bad)); !errors.Is(err, ErrBadRecord) {
