@@ -33,6 +33,10 @@ const (
 	xlpFirstIsContRecord = 0x0001
 	xlpLongHeader        = 0x0002
 	xlpAllFlags          = 0x000F
+
+	// xlogSwitch is XLOG_SWITCH, an RM_XLOG_ID record that ends its
+	// segment.
+	xlogSwitch = 0x40
 )
 
 // ErrBadPage is wrapped by errors about a WAL page header.
@@ -191,6 +195,11 @@ func (s *Scanner) Scan(start, end uint64, visit func(*Record) error) error {
 		}
 		prev = pos
 		pos = (cur + 7) &^ 7
+		if rec.RmID == RmXLOG && rec.Info&0xF0 == xlogSwitch {
+			// The rest of the segment is unused: the next record starts
+			// the next segment.
+			pos = (cur + s.SegSize - 1) / s.SegSize * s.SegSize
+		}
 	}
 	return nil
 }
