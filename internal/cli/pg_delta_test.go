@@ -105,8 +105,11 @@ func TestPgWALDelta(t *testing.T) {
 	if d0 != nil {
 		t.Errorf("the first backup has no parent, yet a delta record: %+v", d0)
 	}
-	// 1% of the rows, a contiguous range of ids; the WAL is archived.
+	// 1% of the rows, a contiguous range of ids, and the first row alone
+	// (block 0, in a chunk of its own: a test that leaves that block out
+	// of the changed set fails); the WAL is archived.
 	pg.Exec(t, fmt.Sprintf(`UPDATE t SET filler = 'changed ' || id WHERE id > %d AND id <= %d`, rows/2, rows/2+rows/100))
+	pg.Exec(t, `UPDATE t SET filler = 'first' WHERE id = 1`)
 	pg.Exec(t, `CHECKPOINT`)
 	waitArchived(t, pg, pg.QueryValue(t, "select pg_walfile_name(pg_switch_wal())"))
 	want := source()

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/archiver"
-	"github.com/rewind-backup/rewind/internal/pg/walparse"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 )
@@ -147,7 +146,7 @@ func BaseBackup(ctx context.Context, r *repository.Repository, c *Conn, srv *Ser
 		}
 		plan = planDelta(ctx, r, ao.Parent, srv, dataDir, tli, bk.Start)
 		if plan.changes != nil {
-			ao.BlockDelta = plan.blockDelta(deltaTestHook)
+			ao.BlockDelta = plan.blockDelta()
 			log.Info("WAL-delta: reading only the changed blocks of relation files", "from", plan.info.FromLSN, "to", plan.info.ToLSN, "blocks", plan.info.ChangedBlocks)
 		} else {
 			log.Warn("WAL-delta not possible; changed relation files are read whole", "reason", plan.info.Fallback)
@@ -187,10 +186,6 @@ func BaseBackup(ctx context.Context, r *repository.Repository, c *Conn, srv *Ser
 // stopAndStage stops the backup, copies its WAL from pg_wal and writes
 // its label files into stage, and names them as late files of the
 // snapshot.
-// deltaTestHook, set by tests only, may drop blocks from a file's changed
-// set, to show that a restore comparison catches a missed block.
-var deltaTestHook func(walparse.RelFork, []uint32) []uint32
-
 func stopAndStage(ctx context.Context, bk *Backup, wait bool, dataDir, stage string, segSize uint64, info *snapshot.PGInfo) ([]archiver.LateFile, error) {
 	st, err := bk.Stop(ctx, wait)
 	if err != nil {

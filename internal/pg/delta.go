@@ -183,7 +183,7 @@ func relFile(rel string) (walparse.RelFork, uint32, bool) {
 // whole: the visibility map is changed by heap records without a block
 // reference of its own, and the free space map is not WAL-logged. So are
 // relations created or truncated in the range, and every other file.
-func (p *deltaPlan) blockDelta(dropHook func(walparse.RelFork, []uint32) []uint32) archiver.BlockDelta {
+func (p *deltaPlan) blockDelta() archiver.BlockDelta {
 	return func(path string, prevSize, size int64) ([]archiver.ByteRange, bool) {
 		rel, err := filepath.Rel(p.dataDir, path)
 		if err != nil {
@@ -197,9 +197,6 @@ func (p *deltaPlan) blockDelta(dropHook func(walparse.RelFork, []uint32) []uint3
 			return nil, false
 		}
 		blocks := p.changes.FileBlocks(k, seg)
-		if dropHook != nil {
-			blocks = dropHook(k, blocks)
-		}
 		out := make([]archiver.ByteRange, 0, len(blocks))
 		for _, b := range blocks {
 			out = append(out, archiver.ByteRange{Off: int64(b) * walparse.BlockSize, Len: walparse.BlockSize})
