@@ -53,6 +53,10 @@ func TestRealWAL(t *testing.T) {
 		t.Fatalf("ctid %s", ctid)
 	}
 	pg.Exec(t, "UPDATE t SET v = 'changed' WHERE id = 15000")
+	// A segment switch: the rest of the segment is unused, the WAL goes on
+	// after the next segment's long header.
+	startSeg := start / (16 << 20)
+	pg.Exec(t, "SELECT pg_switch_wal()")
 	// A long record spanning pages: a full-page image of a fresh page is
 	// one, and many rows in one insert make records cross pages too.
 	pg.Exec(t, "CREATE TABLE big (b text); INSERT INTO big SELECT repeat(md5(g::text), 300) FROM generate_series(1, 50) g;")
@@ -90,6 +94,9 @@ func TestRealWAL(t *testing.T) {
 	}
 	if spans == 0 {
 		t.Errorf("no record spanning pages was read")
+	}
+	if end/segSize == startSeg {
+		t.Errorf("the range does not cross a segment switch")
 	}
 
 	// The same WAL from the middle of a record: refused, not misread.
