@@ -73,11 +73,20 @@ func planDelta(ctx context.Context, r *repository.Repository, parent *snapshot.S
 			break
 		}
 	}
+	reloaded := false
 	load := func(no uint64) ([]byte, error) {
 		name := SegmentName(tli, LSN(no*srv.SegmentSize), srv.SegmentSize)
 		if cl != nil {
 			if e := cl.Find(name); e != nil && e.Kind == wal.KindSegment {
 				b, err := wal.Read(ctx, r, &e.Entry)
+				if errors.Is(err, repository.ErrBlobNotFound) && !reloaded {
+					// Pushed by archive_command after this backup loaded
+					// the repository's index: load it again, once.
+					reloaded = true
+					if err = r.LoadIndex(ctx); err == nil {
+						b, err = wal.Read(ctx, r, &e.Entry)
+					}
+				}
 				if err != nil {
 					return nil, err
 				}
