@@ -55,6 +55,7 @@ type Archiver struct {
 	// large: files ExcludeLargerThan left out.
 	large []LargeFile
 	st    counters
+	delta deltaCounters
 	bufs  sync.Pool
 }
 

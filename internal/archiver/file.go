@@ -78,7 +78,7 @@ func (a *Archiver) doFile(ctx context.Context, rd *fileReader, job *fileJob) err
 			close(job.first.done)
 		}()
 	}
-	err := a.readFile(ctx, rd, job.path, n)
+	err := a.readFile(ctx, rd, job.path, n, job.prev)
 	if err != nil {
 		if ctx.Err() != nil || isRepoError(err) {
 			return err
@@ -157,7 +157,10 @@ var readHook func(p string, attempt int, read int64)
 // The file is read through a raw descriptor: an os.File would cost two
 // more syscalls per file (a stat when opened, a fcntl for Fd), which adds
 // up over millions of small files.
-func (a *Archiver) readFile(ctx context.Context, rd *fileReader, p string, n *tree.Node) error {
+//
+// With Options.BlockDelta, a file whose changed ranges it names is built
+// from prev's chunks and those ranges instead (readFileDelta).
+func (a *Archiver) readFile(ctx context.Context, rd *fileReader, p string, n, prev *tree.Node) error {
 	fd, err := openNoAtime(a.src(p))
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -183,6 +186,11 @@ func (a *Archiver) readFile(ctx context.Context, rd *fileReader, p string, n *tr
 		n.Xattrs = x
 		if err := fs.ReadInodeFlagsInto(n, fd); err != nil {
 			a.fileError(p, err)
+		}
+		if attempt == 1 && a.opt.BlockDelta != nil {
+			if ok, err := a.readFileDelta(ctx, rd, fd, p, n, prev, &st); ok || err != nil {
+				return err
+			}
 		}
 		rd.read = 0
 		if h := readHook; h != nil {

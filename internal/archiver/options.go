@@ -55,6 +55,9 @@ type Options struct {
 	FileWorkers int
 	Savers      int
 	Walkers     int
+	// BlockDelta, with a Parent, names the changed byte ranges of files
+	// so that only those are read (delta.go).
+	BlockDelta BlockDelta
 	// LargeFile is the size from which a file is cut with the repository's
 	// small-chunk profile (files rewritten in place, disk images).
 	LargeFile int64

@@ -210,6 +210,20 @@ type jsonPGInfo struct {
 		OK     bool   `json:"ok"`
 		Output string `json:"output"`
 	} `json:"amcheck"`
+	Delta *struct {
+		Parent         string `json:"parent"`
+		FromLSN        string `json:"from_lsn"`
+		ToLSN          string `json:"to_lsn"`
+		Used           bool   `json:"used"`
+		Fallback       string `json:"fallback"`
+		Records        int64  `json:"records"`
+		ChangedBlocks  int64  `json:"changed_blocks"`
+		SegmentsStored int    `json:"segments_stored"`
+		SegmentsLocal  int    `json:"segments_local"`
+		Files          int64  `json:"files"`
+		BytesRead      int64  `json:"bytes_read"`
+		BytesReused    int64  `json:"bytes_reused"`
+	} `json:"delta"`
 }
 
 // jsonRewriteRecord is a snapshot's "rewrite" field.

@@ -19,6 +19,7 @@ type pgBackupOpts struct {
 	fast, waitArchive, force  bool
 	amcheck, amcheckWarn      bool
 	copy                      bool
+	noWALDelta                bool
 }
 
 func newPgBackupCmd(g *globals) *cobra.Command {
@@ -61,12 +62,22 @@ With --copy the backup is out of band, as a copy backup of other tools
 does not truncate logs: it is recorded as a copy ("copy": true under
 "postgres") and does not move the WAL retention window. prune removes
 archived WAL only before the oldest retained base backup that is not a
-copy (docs/POSTGRES.md, Retention).`,
+copy (docs/POSTGRES.md, Retention).
+
+WAL-delta: with a previous base backup of the same cluster and timeline,
+the WAL from its start to this backup's start (from the repository, else
+still in pg_wal) names the relation blocks that changed; of a relation file
+that changed, only the chunks holding those blocks are read, the rest is
+the previous backup's. A gap in that WAL (or another timeline, or a
+database created or dropped) reads changed files whole, and the summary
+says why. --no-wal-delta always reads changed files whole
+(docs/POSTGRES.md, "Reading less: WAL-delta").`,
 		Example: `  sudo -u postgres rewind pg backup
   rewind pg backup --dsn 'host=/run/postgresql user=postgres' --tag nightly
   PGHOST=db1 PGUSER=backup rewind pg backup --pgdata /srv/pg/15/main
   rewind pg backup --amcheck --fast
-  rewind pg backup --copy --tag before-upgrade`,
+  rewind pg backup --copy --tag before-upgrade
+  rewind pg backup --no-wal-delta`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return g.pgAccess(runPgBackup(cmd, g, o)) },
 	}
@@ -81,8 +92,17 @@ copy (docs/POSTGRES.md, Retention).`,
 	f.BoolVar(&o.amcheck, "amcheck", false, "run pg_amcheck on every database first and record the result; corruption stops the backup")
 	f.BoolVar(&o.amcheckWarn, "amcheck-warn", false, "with --amcheck: back up anyway when pg_amcheck finds corruption")
 	f.BoolVar(&o.copy, "copy", false, "an out-of-band backup that does not move the WAL retention window")
+	f.BoolVar(&o.noWALDelta, "no-wal-delta", false, "read changed relation files whole instead of only the blocks the WAL since the previous base backup names")
 	f.StringVar(&o.binDir, "pg-bindir", "", "`dir` of the PostgreSQL programs (pg_amcheck); default /usr/lib/postgresql/MAJOR/bin, then PATH")
 	return cmd
+}
+
+// shortID shortens a hex snapshot ID for display.
+func shortID(s string) string {
+	if len(s) > 8 {
+		return s[:8]
+	}
+	return s
 }
 
 func runPgBackup(cmd *cobra.Command, g *globals, o *pgBackupOpts) error {
@@ -91,7 +111,7 @@ func runPgBackup(cmd *cobra.Command, g *globals, o *pgBackupOpts) error {
 		return errors.New("--amcheck-warn goes with --amcheck")
 	}
 	popt := pg.BackupOptions{DSN: o.dsn, DataDir: o.pgdata, Fast: o.fast, WaitArchive: o.waitArchive,
-		Amcheck: o.amcheck, AmcheckWarn: o.amcheckWarn, BinDir: o.binDir, Logger: g.log, Copy: o.copy}
+		Amcheck: o.amcheck, AmcheckWarn: o.amcheckWarn, BinDir: o.binDir, Logger: g.log, Copy: o.copy, NoDelta: o.noWALDelta}
 	// The server is checked before the repository is opened or created:
 	// a wrong DSN stores nothing.
 	conn, srv, dataDir, err := pg.Prepare(ctx, popt)
@@ -151,6 +171,12 @@ func runPgBackup(cmd *cobra.Command, g *globals, o *pgBackupOpts) error {
 		p := sn.Postgres
 		g.ui.Printf("PostgreSQL %s, system %s, timeline %d: WAL %s to %s (%s)\n", p.VersionText, p.SystemID, p.Timeline,
 			p.StartLSN, p.StopLSN, ui.Count(int64(len(p.WALFiles)), "segment", "segments"))
+		if d := p.Delta; d != nil && d.Used {
+			g.ui.Printf("WAL-delta since %s (%s to %s): %s changed; read %s of %s, %s reused from the parent\n", shortID(d.Parent), d.FromLSN, d.ToLSN,
+				ui.Count(d.ChangedBlocks, "block", "blocks"), ui.Bytes(d.BytesRead), ui.Count(d.Files, "relation file", "relation files"), ui.Bytes(d.BytesReused))
+		} else if d != nil {
+			g.ui.Printf("WAL-delta not used, changed relation files were read whole: %s\n", d.Fallback)
+		}
 		if p.Amcheck != nil {
 			state := "passed"
 			if !p.Amcheck.OK {

@@ -38,6 +38,9 @@ type BackupOptions struct {
 	// Copy records the backup as out of band (PGInfo.Copy): it does not
 	// move the WAL retention window.
 	Copy bool
+	// NoDelta reads every changed file whole instead of only the blocks
+	// the WAL since the parent names (WAL-delta, delta.go).
+	NoDelta bool
 	// BinDir is where pg_amcheck is; "" finds it (FindBin).
 	BinDir string
 	// Archiver are the options of the backup of the data directory
@@ -135,6 +138,21 @@ func BaseBackup(ctx context.Context, r *repository.Repository, c *Conn, srv *Ser
 		log.Warn("no temporary replication slot keeps the backup's WAL; a checkpoint during the backup may recycle it", "err", bk.SlotErr)
 	}
 	ao := opt.Archiver
+	var plan *deltaPlan
+	if !opt.NoDelta && ao.Parent != nil {
+		var tli uint32
+		if err := c.c.QueryRow(ctx, `SELECT timeline_id FROM pg_control_checkpoint()`).Scan(&tli); err != nil {
+			return nil, fmt.Errorf("read the server's timeline: %w", err)
+		}
+		plan = planDelta(ctx, r, ao.Parent, srv, dataDir, tli, bk.Start)
+		if plan.changes != nil {
+			ao.BlockDelta = plan.blockDelta()
+			log.Info("WAL-delta: reading only the changed blocks of relation files", "from", plan.info.FromLSN, "to", plan.info.ToLSN, "blocks", plan.info.ChangedBlocks)
+		} else {
+			log.Warn("WAL-delta not possible; changed relation files are read whole", "reason", plan.info.Fallback)
+		}
+	}
+	var a *archiver.Archiver
 	ao.Excludes = append(Excludes(dataDir), ao.Excludes...)
 	ao.Tags = appendTag(ao.Tags, Tag)
 	ao.LargeFile = 1
@@ -144,12 +162,17 @@ func BaseBackup(ctx context.Context, r *repository.Repository, c *Conn, srv *Ser
 	before := ao.BeforeSave
 	ao.BeforeSave = func(ctx context.Context, sn *snapshot.Snapshot) error {
 		sn.Postgres = info
+		if plan != nil {
+			st := a.DeltaStats()
+			plan.info.Files, plan.info.BytesRead, plan.info.BytesReused = st.Files, st.BytesRead, st.BytesReused
+			info.Delta = plan.info
+		}
 		if before != nil {
 			return before(ctx, sn)
 		}
 		return nil
 	}
-	a, err := archiver.New(r, ao)
+	a, err = archiver.New(r, ao)
 	if err != nil {
 		return nil, err
 	}

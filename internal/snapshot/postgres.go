@@ -34,10 +34,40 @@ type PGInfo struct {
 	// not move the WAL retention window, so removing the base backups
 	// before it lets no WAL go (docs/POSTGRES.md, Retention).
 	Copy bool `json:"copy,omitempty"`
+	// Delta, for a base backup with a parent, says whether it read only
+	// the blocks the WAL names as changed (WAL-delta) and what it saved.
+	Delta *PGDelta `json:"delta,omitempty"`
 }
 
 // PGAmcheck is what pg_amcheck reported before a base backup.
 type PGAmcheck struct {
 	OK     bool   `json:"ok"`
 	Output string `json:"output,omitempty"`
+}
+
+// PGDelta records how a base backup used its parent (WAL-delta,
+// docs/POSTGRES.md): the WAL from the parent's start LSN (FromLSN) to
+// this backup's (ToLSN) named the relation blocks that changed, and only
+// those were read of relation files that changed.
+type PGDelta struct {
+	// Parent is the parent snapshot's ID.
+	Parent  string `json:"parent"`
+	FromLSN string `json:"from_lsn,omitempty"`
+	ToLSN   string `json:"to_lsn"`
+	// Used is true when the changed blocks were known; Fallback otherwise
+	// says why every changed file was read whole.
+	Used     bool   `json:"used"`
+	Fallback string `json:"fallback,omitempty"`
+	// Records and ChangedBlocks count the WAL records read and the
+	// distinct blocks they reference; SegmentsStored and SegmentsLocal
+	// the segments read from the repository and from pg_wal.
+	Records        int64 `json:"records,omitempty"`
+	ChangedBlocks  int64 `json:"changed_blocks,omitempty"`
+	SegmentsStored int   `json:"segments_stored,omitempty"`
+	SegmentsLocal  int   `json:"segments_local,omitempty"`
+	// Files were built from the parent's chunks and their changed blocks;
+	// BytesRead were read for them, BytesReused taken from the parent.
+	Files       int64 `json:"files,omitempty"`
+	BytesRead   int64 `json:"bytes_read,omitempty"`
+	BytesReused int64 `json:"bytes_reused,omitempty"`
 }
