@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/rewind-backup/rewind/internal/repository"
@@ -183,6 +184,11 @@ type RestoreOptions struct {
 	Logger *slog.Logger
 	// Progress, when set, counts restored files and bytes.
 	Progress func(files, bytes int64)
+	// Delta restores over the existing, stopped data directory Target
+	// (CheckDeltaTarget): files that hold the backup's bytes are kept,
+	// others rewritten chunk by chunk, and what the backup does not list
+	// is removed (docs/POSTGRES.md, "Restoring over an existing directory").
+	Delta bool
 }
 
 // RestoreResult is a finished restore.
@@ -197,6 +203,21 @@ type RestoreResult struct {
 	// ShutDown is true when recovery reached its target and the server
 	// shut down there (recovery_target_action = shutdown).
 	ShutDown bool
+	// Delta is what a delta restore kept and rewrote (nil otherwise).
+	Delta *DeltaStats
+}
+
+// DeltaStats is what a delta restore did to the existing data directory.
+type DeltaStats struct {
+	// FilesRewritten have some bytes written (only the chunks that
+	// differ); BytesRewritten is their whole size.
+	FilesRewritten int64 `json:"files_rewritten"`
+	BytesRewritten int64 `json:"bytes_rewritten"`
+	// FilesKept already held the backup's bytes and were not written.
+	FilesKept int64 `json:"files_kept"`
+	BytesKept int64 `json:"bytes_kept"`
+	// Removed counts entries the backup does not list, removed.
+	Removed int64 `json:"entries_removed"`
 }
 
 // ErrNotBaseBackup: the snapshot was not made by rewind pg backup.
@@ -218,16 +239,39 @@ func RestoreBase(ctx context.Context, r *repository.Repository, sn *snapshot.Sna
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckTarget(target); err != nil {
+	ropt := restorer.Options{Target: target, Owner: os.Geteuid() == 0, Logger: opt.Logger, Progress: opt.Progress}
+	var total atomic.Int64 // bytes of the files the restore went through (workers run in parallel)
+	if opt.Delta {
+		if err := CheckDeltaTarget(target); err != nil {
+			return nil, err
+		}
+		// The restorer's overwrite mode keeps a file whose chunks hash to
+		// the snapshot's and writes only the chunks that differ; Delete
+		// removes what the backup does not list, so that pg_wal holds no
+		// WAL of another history and no stale postmaster.pid, signal file
+		// or label remains.
+		ropt.Overwrite, ropt.Delete, ropt.TargetIsEntry = true, true, true
+		ropt.Progress = func(files, bytes int64) {
+			total.Add(bytes)
+			if opt.Progress != nil {
+				opt.Progress(files, bytes)
+			}
+		}
+	} else if err := CheckTarget(target); err != nil {
 		return nil, err
 	}
-	rs, err := restorer.New(r, restorer.Options{Target: target, Owner: os.Geteuid() == 0, Logger: opt.Logger, Progress: opt.Progress})
+	rs, err := restorer.New(r, ropt)
 	if err != nil {
 		return nil, err
 	}
 	st, err := rs.Restore(ctx, sn, info.DataDir)
 	if err != nil {
 		return &RestoreResult{Stats: st}, fmt.Errorf("restore the data directory: %w", err)
+	}
+	var delta *DeltaStats
+	if opt.Delta {
+		delta = &DeltaStats{FilesRewritten: st.Files, BytesRewritten: st.Bytes, FilesKept: st.FilesSkipped,
+			BytesKept: max(total.Load()-st.Bytes, 0), Removed: st.Removed}
 	}
 	for _, w := range info.WALFiles {
 		if _, err := os.Stat(filepath.Join(target, "pg_wal", w)); err != nil {
@@ -247,7 +291,7 @@ func RestoreBase(ctx context.Context, r *repository.Repository, sn *snapshot.Sna
 	if err := WriteRecovery(target, rc, opt.UID, opt.GID); err != nil {
 		return nil, err
 	}
-	res := &RestoreResult{Stats: st}
+	res := &RestoreResult{Stats: st, Delta: delta}
 	if !opt.Start {
 		return res, nil
 	}

@@ -1,0 +1,181 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rewind-backup/rewind/internal/testutil"
+)
+
+// jsonPgDelta is the strict form of the delta line of pg restore
+// --delta --json (docs/JSON.md).
+type jsonPgDelta struct {
+	MessageType    string `json:"message_type"`
+	FilesRewritten int64  `json:"files_rewritten"`
+	BytesRewritten int64  `json:"bytes_rewritten"`
+	FilesKept      int64  `json:"files_kept"`
+	BytesKept      int64  `json:"bytes_kept"`
+	Removed        int64  `json:"entries_removed"`
+}
+
+func init() { schemaTypes["pg.restore.delta"] = reflect.TypeFor[jsonPgDelta]() }
+
+// drillSetup is a cluster archiving into a repository its OS user can
+// use, with table t (ids 1..n) and one base backup taken after ids 1..n/2.
+type drillSetup struct {
+	p   *pgRepo
+	pg  *testutil.PG
+	e   *env
+	ids []int64 // every row committed, archived
+}
+
+func newDrillSetup(t *testing.T, n int) *drillSetup {
+	t.Helper()
+	p := newPgRepo(t)
+	pg := testutil.StartPostgres(t, testutil.PGOptions{ArchiveCommand: p.archiveCommand(), ArchiveTimeout: "1s"})
+	pg.Exec(t, fmt.Sprintf(`CREATE TABLE t (id bigint PRIMARY KEY, filler text);
+		INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, %d) g;`, n/2))
+	s := &drillSetup{p: p, pg: pg, e: p.env(t)}
+	if r := p.runAs(t, pg, pg.DataDir, "pg", "backup", "--dsn", pg.DSN(), "--fast"); r.code != 0 {
+		t.Fatalf("pg backup as the cluster's user: %v", r)
+	}
+	pg.Exec(t, fmt.Sprintf(`INSERT INTO t SELECT g, repeat('y', 100) FROM generate_series(%d, %d) g`, n/2+1, n))
+	waitArchived(t, pg, pg.QueryValue(t, "select pg_walfile_name(pg_switch_wal())"))
+	for i := 1; i <= n; i++ {
+		s.ids = append(s.ids, int64(i))
+	}
+	return s
+}
+
+// run runs rewind from the copy the cluster's user can execute: its
+// path is what restore_command names.
+func (s *drillSetup) run(args ...string) result {
+	c := s.e.cmd(args...)
+	c.Path, c.Args[0] = s.p.bin, s.p.bin
+	return s.e.exec(c)
+}
+
+func pgIDs(t *testing.T, dsn string) []int64 {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect %s: %v", dsn, err)
+	}
+	defer c.Close(ctx)
+	rs, err := c.Query(ctx, "select id from t order by id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := pgx.CollectRows(rs, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// TestPgRestoreDelta: a restored cluster, started, written to (on a new
+// timeline) and stopped, restored over with --delta to the same point
+// holds that point's rows again; most files are kept, the new
+// timeline's WAL is removed; a running cluster is refused.
+func TestPgRestoreDelta(t *testing.T) {
+	s := newDrillSetup(t, 2000)
+	pg := s.pg
+	base := pg.MkdirOwned(t, "delta")
+	sock := pg.MkdirOwned(t, "delta-sock")
+	target := filepath.Join(base, "data")
+	port := strconv.Itoa(pgFreePort(t))
+	restore := func(extra ...string) result {
+		t.Helper()
+		r := s.run(append([]string{"--json", "pg", "restore", "--latest", "--target", target, "--start", "--no-archive", "--port", port, "--socket-dir", sock}, extra...)...)
+		if r.code != 0 {
+			log, _ := os.ReadFile(filepath.Join(target, "rewind-start.log"))
+			t.Fatalf("restore %v: %v\nlog:\n%s", extra, r, log)
+		}
+		return r
+	}
+	stop := func() {
+		if out, err := pg.Command("pg_ctl", "-D", target, "-m", "fast", "-w", "stop").CombinedOutput(); err != nil {
+			t.Fatalf("stop: %v\n%s", err, out)
+		}
+	}
+	t.Cleanup(func() { _ = pg.Command("pg_ctl", "-D", target, "-m", "immediate", "-w", "stop").Run() })
+	dsn := fmt.Sprintf("host=%s port=%s user=postgres dbname=postgres sslmode=disable", sock, port)
+	restore()
+	if got := pgIDs(t, dsn); !slices.Equal(got, s.ids) {
+		t.Fatalf("first restore: %d rows, want %d", len(got), len(s.ids))
+	}
+	// Running: --delta is refused and nothing is changed.
+	r := s.run("pg", "restore", "--latest", "--delta", "--target", target)
+	if r.code != 1 || !strings.Contains(string(r.stderr), "is alive; stop the cluster first") {
+		t.Errorf("--delta over a running cluster: want a refusal, got %v", r)
+	}
+	// Changes after the point: more rows, updates, a new table.
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`INSERT INTO t SELECT g, 'z' FROM generate_series(100001, 100500) g`,
+		`UPDATE t SET filler = 'changed' WHERE id <= 50`, `CREATE TABLE extra AS SELECT 1 AS x`, `CHECKPOINT`} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	c.Close(ctx)
+	stop()
+	if _, err := os.Stat(filepath.Join(target, "pg_wal", "00000002.history")); err != nil {
+		t.Fatalf("the promoted restore wrote no timeline 2 history: %v", err)
+	}
+
+	r = restore("--delta")
+	var delta map[string]any
+	for _, l := range jsonLines(t, r) {
+		if l.obj["message_type"] == "delta" {
+			delta = l.obj
+			checkDoc(t, "pg.restore.delta", l.raw, &jsonPgDelta{})
+		}
+	}
+	if delta == nil {
+		t.Fatalf("restore --delta --json printed no delta line: %s", r.stdout)
+	}
+	kept, rewritten := delta["files_kept"].(float64), delta["files_rewritten"].(float64)
+	t.Logf("delta: %v", delta)
+	if kept < 5*rewritten || rewritten == 0 || delta["entries_removed"].(float64) == 0 {
+		t.Errorf("delta restore kept %v files and rewrote %v, removed %v: want most kept, some rewritten and removed", kept, rewritten, delta["entries_removed"])
+	}
+	if got := pgIDs(t, dsn); !slices.Equal(got, s.ids) {
+		t.Errorf("after --delta: %d rows (last %v), want the %d of the restored point", len(got), tail(got), len(s.ids))
+	}
+	var filler string
+	if c, err := pgx.Connect(ctx, dsn); err != nil {
+		t.Fatal(err)
+	} else {
+		if err := c.QueryRow(ctx, `select filler from t where id = 1`).Scan(&filler); err != nil || filler != strings.Repeat("x", 100) {
+			t.Errorf("row 1 after --delta: %q %v", filler, err)
+		}
+		if err := c.QueryRow(ctx, `select to_regclass('extra') is null`).Scan(new(bool)); err != nil {
+			t.Error(err)
+		}
+		var gone bool
+		_ = c.QueryRow(ctx, `select to_regclass('extra') is null`).Scan(&gone)
+		if !gone {
+			t.Errorf("table extra, made after the point, survived --delta")
+		}
+		c.Close(ctx)
+	}
+	stop()
+	// Not a data directory: refused.
+	r = s.run("pg", "restore", "--latest", "--delta", "--target", sock)
+	if r.code != 1 || !strings.Contains(string(r.stderr), "not a PostgreSQL data directory") {
+		t.Errorf("--delta over a folder without PG_VERSION: %v", r)
+	}
+}
