@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/rewind-backup/rewind/internal/testutil"
@@ -177,5 +178,93 @@ func TestPgRestoreDelta(t *testing.T) {
 	r = s.run("pg", "restore", "--latest", "--delta", "--target", sock)
 	if r.code != 1 || !strings.Contains(string(r.stderr), "not a PostgreSQL data directory") {
 		t.Errorf("--delta over a folder without PG_VERSION: %v", r)
+	}
+}
+
+// jsonPgTableDump is the strict form of pg restore --table --json.
+type jsonPgTableDump struct {
+	MessageType string   `json:"message_type"`
+	SnapshotID  string   `json:"snapshot_id"`
+	Table       string   `json:"table"`
+	Database    string   `json:"database"`
+	File        string   `json:"file"`
+	Bytes       int64    `json:"bytes"`
+	Stopped     []string `json:"recovery_stopped"`
+}
+
+func init() { schemaTypes["pg.restore.table"] = reflect.TypeFor[jsonPgTableDump]() }
+
+// TestPgTableDump: a table changed after T, dumped as it was at T from a
+// scratch instance, loads into a fresh database with exactly the rows at
+// T; the scratch folder is empty afterwards; an unknown table is a clear
+// error.
+func TestPgTableDump(t *testing.T) {
+	s := newDrillSetup(t, 200)
+	pg := s.pg
+	pg.Exec(t, `CREATE SCHEMA shop; CREATE TABLE shop.orders (id int PRIMARY KEY, item text);
+		INSERT INTO shop.orders SELECT g, 'item ' || g FROM generate_series(1, 100) g;`)
+	time.Sleep(300 * time.Millisecond)
+	at := time.Now()
+	time.Sleep(300 * time.Millisecond)
+	pg.Exec(t, `DELETE FROM shop.orders WHERE id <= 10; UPDATE shop.orders SET item = 'changed' WHERE id > 90;
+		INSERT INTO shop.orders VALUES (1000, 'late')`)
+	waitArchived(t, pg, pg.QueryValue(t, "select pg_walfile_name(pg_switch_wal())"))
+
+	scratch := pg.MkdirOwned(t, "scratch")
+	out := filepath.Join(t.TempDir(), "orders.sql")
+	r := s.run("--json", "pg", "restore", "--at", at.UTC().Format(time.RFC3339Nano), "--table", "shop.orders",
+		"--dump", out, "--scratch", scratch)
+	if r.code != 0 {
+		t.Fatalf("pg restore --table: %v", r)
+	}
+	lines := jsonLines(t, r)
+	checkDoc(t, "pg.restore.table", lines[len(lines)-1].raw, &jsonPgTableDump{})
+	if ents, err := os.ReadDir(scratch); err != nil || len(ents) != 0 {
+		t.Errorf("scratch folder after the dump: %v %v, want it empty", ents, err)
+	}
+	pg.Exec(t, `CREATE DATABASE fresh`)
+	// pg_dump -t dumps the table, not its schema.
+	if o, err := pg.Command("psql", "-X", "-q", "-d", "fresh", "-c", "CREATE SCHEMA shop").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, o)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	load := pg.Command("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "fresh")
+	load.Stdin = f
+	if o, err := load.CombinedOutput(); err != nil {
+		t.Fatalf("psql -f dump into a fresh database: %v\n%s", err, o)
+	}
+	rows, err := pgx.Connect(context.Background(), pg.DSNFor("fresh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close(context.Background())
+	var n, lo, hi, changed int
+	if err := rows.QueryRow(context.Background(), `SELECT count(*), min(id), max(id), count(*) FILTER (WHERE item <> 'item ' || id) FROM shop.orders`).Scan(&n, &lo, &hi, &changed); err != nil {
+		t.Fatal(err)
+	}
+	if n != 100 || lo != 1 || hi != 100 || changed != 0 {
+		t.Errorf("dumped table holds %d rows (ids %d..%d, %d changed), want the 100 rows at T unchanged", n, lo, hi, changed)
+	}
+	// Only that table is in the dump.
+	var tables int
+	if err := rows.QueryRow(context.Background(), `SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')`).Scan(&tables); err != nil || tables != 1 {
+		t.Errorf("the dump loaded %d tables (%v), want 1", tables, err)
+	}
+
+	// An unknown table: a clear error, no dump, scratch removed.
+	bad := filepath.Join(t.TempDir(), "nope.sql")
+	r = s.run("pg", "restore", "--latest", "--table", "shop.nope", "--dump", bad, "--scratch", scratch)
+	if r.code != 1 || !strings.Contains(string(r.stderr), "shop.nope is not in database \"postgres\"") || !strings.Contains(string(r.stderr), "shop.orders") {
+		t.Errorf("unknown table: want exit 1 naming it and the tables there, got %v", r)
+	}
+	if _, err := os.Stat(bad); !os.IsNotExist(err) {
+		t.Errorf("a dump file was left for an unknown table: %v", err)
+	}
+	if ents, _ := os.ReadDir(scratch); len(ents) != 0 {
+		t.Errorf("scratch folder after a failed dump holds %v", ents)
 	}
 }

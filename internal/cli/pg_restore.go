@@ -30,6 +30,8 @@ type pgRestoreOpts struct {
 	port                             int
 	at, lsn, name, xid               string
 	action, timeline, cluster        string
+	table, dump                      string
+	scratchOpts
 }
 
 func newPgRestoreCmd(g *globals) *cobra.Command {
@@ -113,6 +115,10 @@ files were kept and rewritten. docs/POSTGRES.md explains more.`,
 	f.StringVar(&o.socketDir, "socket-dir", "", "unix socket `directory` of the restored cluster (written to postgresql.auto.conf)")
 	f.BoolVar(&o.noArchive, "no-archive", false, "write archive_mode = off: the restored cluster archives no WAL")
 	f.BoolVar(&o.delta, "delta", false, "restore over the existing, stopped data directory --target, rewriting only the files that differ")
+	f.StringVar(&o.table, "table", "", "recover one table (`schema.name`) into a scratch instance and dump it with pg_dump (with --dump)")
+	f.StringVar(&o.dump, "dump", "", "with --table: the `file` pg_dump's SQL is written to")
+	f.StringVar(&o.dbname, "dbname", "postgres", "with --table: the `database` the table is in")
+	o.scratchOpts.flags(f)
 	f.StringVar(&o.binDir, "pg-bindir", "", "`dir` of the PostgreSQL programs (pg_ctl); default /usr/lib/postgresql/MAJOR/bin, then PATH")
 	return cmd
 }
@@ -183,8 +189,14 @@ func checkRecoverySettings(o *pgRestoreOpts) error {
 
 func runPgRestore(cmd *cobra.Command, g *globals, o *pgRestoreOpts, args []string) error {
 	ctx := cmd.Context()
+	if o.table != "" {
+		return runPgTableDump(cmd, g, o, args)
+	}
+	if o.dump != "" {
+		return errors.New("--dump writes one table's dump: give --table schema.name too")
+	}
 	if o.target == "" {
-		return errors.New("--target is required: the new data directory")
+		return errors.New("--target is required: the new data directory (or --table with --dump, for one table)")
 	}
 	tgt, pitr, err := o.restoreTarget(time.Now())
 	if err != nil {

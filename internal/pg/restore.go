@@ -74,6 +74,11 @@ type Recovery struct {
 	// so that the restored cluster can run beside the original.
 	Port      int
 	SocketDir string
+	// Private writes listen_addresses = '' (no TCP: only the unix
+	// socket in SocketDir) and, with HBAFile, hba_file: a scratch
+	// instance that nothing but rewind can reach (scratch.go).
+	Private bool
+	HBAFile string
 }
 
 // WriteRecovery appends the recovery settings to postgresql.auto.conf in
@@ -107,6 +112,12 @@ func WriteRecovery(dataDir string, rc Recovery, uid, gid int) error {
 	}
 	if rc.SocketDir != "" {
 		set("unix_socket_directories", rc.SocketDir)
+	}
+	if rc.Private {
+		set("listen_addresses", "")
+		if rc.HBAFile != "" {
+			set("hba_file", rc.HBAFile)
+		}
 	}
 	auto := filepath.Join(dataDir, "postgresql.auto.conf")
 	f, err := os.OpenFile(auto, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
