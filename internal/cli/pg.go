@@ -11,6 +11,7 @@ var pgSubcommands = []func(*globals) *cobra.Command{
 	newPgWalFetchCmd,
 	newPgWalListCmd,
 	newPgCheckCmd,
+	newPgVerifyCmd,
 }
 
 // newPgCmd groups the PostgreSQL commands.

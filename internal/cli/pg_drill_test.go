@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/rewind-backup/rewind/internal/backend/local"
+	"github.com/rewind-backup/rewind/internal/pg/wal"
+	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/testutil"
 )
 
@@ -267,4 +271,152 @@ func TestPgTableDump(t *testing.T) {
 	if ents, _ := os.ReadDir(scratch); len(ents) != 0 {
 		t.Errorf("scratch folder after a failed dump holds %v", ents)
 	}
+}
+
+// jsonPgVerify is the strict form of pg verify --json.
+type jsonPgVerify struct {
+	Result          string   `json:"result"`
+	Error           string   `json:"error"`
+	SnapshotID      string   `json:"snapshot_id"`
+	Target          string   `json:"target"`
+	RestoreSeconds  float64  `json:"restore_seconds"`
+	RecoverySeconds float64  `json:"recovery_seconds"`
+	RTOSeconds      float64  `json:"rto_seconds"`
+	Files           int64    `json:"files"`
+	Bytes           int64    `json:"bytes"`
+	ReachedLSN      string   `json:"reached_lsn"`
+	ArchiveEndLSN   string   `json:"archive_end_lsn"`
+	AmcheckOK       *bool    `json:"amcheck_ok"`
+	AmcheckOutput   string   `json:"amcheck_output"`
+	Stopped         []string `json:"recovery_stopped"`
+	EventID         string   `json:"event_id"`
+}
+
+func init() { schemaTypes["pg.verify"] = reflect.TypeFor[jsonPgVerify]() }
+
+// TestPgVerify: a drill of the newest point passes, measures the RTO and
+// records it in the event log; with the pack of a WAL segment the
+// recovery needs damaged, the drill fails saying where recovery stopped,
+// and that is recorded too.
+func TestPgVerify(t *testing.T) {
+	s := newDrillSetup(t, 200)
+	pg := s.pg
+	var last string
+	for i := range 3 {
+		pg.Exec(t, fmt.Sprintf(`INSERT INTO t SELECT g, 'w' FROM generate_series(%d, %d) g`, 1000*(i+1), 1000*(i+1)+500))
+		last = pg.QueryValue(t, "select pg_walfile_name(pg_switch_wal())")
+	}
+	waitArchived(t, pg, last)
+	scratch := pg.MkdirOwned(t, "scratch")
+	verify := func() (result, jsonPgVerify) {
+		t.Helper()
+		r := s.run("--json", "pg", "verify", "--scratch", scratch)
+		var v jsonPgVerify
+		lines := jsonLines(t, r)
+		if len(lines) == 0 {
+			t.Fatalf("pg verify --json printed nothing: %v", r)
+		}
+		checkDoc(t, "pg.verify", lines[len(lines)-1].raw, &v)
+		if ents, _ := os.ReadDir(scratch); len(ents) != 0 {
+			t.Errorf("scratch folder after the drill holds %v", ents)
+		}
+		return r, v
+	}
+	r, v := verify()
+	if r.code != 0 || v.Result != "success" || v.AmcheckOK == nil || !*v.AmcheckOK || v.RTOSeconds <= 0 || v.RecoverySeconds <= 0 || v.EventID == "" || v.ReachedLSN == "" {
+		t.Fatalf("a drill of an intact repository: %v\n%+v", r, v)
+	}
+	t.Logf("drill: restore %.2fs, recovery %.2fs, RTO %.2fs, %d files, reached %s (archive end %s)", v.RestoreSeconds, v.RecoverySeconds, v.RTOSeconds, v.Files, v.ReachedLSN, v.ArchiveEndLSN)
+	var evs []struct {
+		ID     string `json:"id"`
+		Job    string `json:"job"`
+		Kind   string `json:"kind"`
+		Result string `json:"result"`
+		Error  string `json:"error"`
+		Snap   string `json:"snapshot_id"`
+		Steps  []struct {
+			Kind     string `json:"kind"`
+			Result   string `json:"result"`
+			Duration int64  `json:"duration_ns"`
+		} `json:"steps"`
+	}
+	events := func() {
+		t.Helper()
+		if err := json.Unmarshal(s.e.mustRun("--repo", s.p.repo, "events", "--json", "--job", "pg verify").stdout, &evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	events()
+	if len(evs) != 1 || evs[0].ID != v.EventID || evs[0].Kind != "pg-verify" || evs[0].Result != "success" || evs[0].Snap != v.SnapshotID || len(evs[0].Steps) != 3 {
+		t.Fatalf("events after a passing drill: %+v", evs)
+	}
+	var rto int64
+	for _, st := range evs[0].Steps[:2] {
+		rto += st.Duration
+	}
+	if got := float64(rto) / 1e9; got < v.RTOSeconds-0.01 || got > v.RTOSeconds+0.01 || evs[0].Steps[1].Kind != "recovery" {
+		t.Errorf("recorded steps %+v do not sum to the RTO %.3f", evs[0].Steps, v.RTOSeconds)
+	}
+
+	// Damage the pack of the second newest segment: recovery cannot fetch
+	// it and ends before the newest.
+	damageWALSegment(t, s.p.repo, 2)
+	r, v = verify()
+	if r.code != 1 || v.Result != "failed" || !strings.Contains(v.Error, "recovery stopped at") || !strings.Contains(string(r.stderr), "restore drill failed") {
+		t.Fatalf("a drill with a damaged WAL segment: want exit 1 saying where recovery stopped, got %v\n%+v", r, v)
+	}
+	events()
+	if len(evs) != 2 || evs[1].Result != "failed" || !strings.Contains(evs[1].Error, "recovery stopped at") {
+		t.Errorf("events after a failing drill: %+v", evs)
+	}
+}
+
+// damageWALSegment flips bytes in the stored data of the n-th newest WAL
+// segment of the repository.
+func damageWALSegment(t *testing.T, repoDir string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	be, err := local.Open(ctx, repoDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repository.Open(ctx, be, []byte(testPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := wal.Load(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var segs []*wal.StoredEntry
+	for _, e := range cat.Cluster(wal.DefaultCluster).Entries() {
+		if e.Kind == wal.KindSegment {
+			segs = append(segs, e)
+		}
+	}
+	slices.SortFunc(segs, func(a, b *wal.StoredEntry) int { return int(a.SegNo) - int(b.SegNo) })
+	if len(segs) < n+1 {
+		t.Fatalf("only %d segments stored", len(segs))
+	}
+	e := segs[len(segs)-n]
+	loc, ok := r.Index().Lookup(e.Blobs[0])
+	if !ok {
+		t.Fatalf("segment %s: blob not in the index", e.Name)
+	}
+	name := loc.Pack.String()
+	path := filepath.Join(repoDir, "data", name[:2], name)
+	makeWritable(t, path)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte("damaged!"), int64(loc.Blob.Offset)+16); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("damaged segment %s in pack %s", e.Name, name[:8])
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/pg"
+	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/spf13/cobra"
@@ -50,7 +51,8 @@ func ownerName(owner string) string {
 // lock is held only for the restore. The caller closes the scratch
 // instance, also on error (when it is not nil). restoreTook and
 // recoveryTook measure the two phases.
-func scratchRestore(ctx context.Context, g *globals, o *pgRestoreOpts, so *scratchOpts, args []string) (sc *pg.Scratch, sn *snapshot.Snapshot, res *pg.RestoreResult, restoreTook, recoveryTook time.Duration, err error) {
+func scratchRestore(ctx context.Context, g *globals, o *pgRestoreOpts, so *scratchOpts, args []string,
+	locked func(*repository.Repository, *snapshot.Snapshot, pg.Recovery) error) (sc *pg.Scratch, sn *snapshot.Snapshot, res *pg.RestoreResult, restoreTook, recoveryTook time.Duration, err error) {
 	tgt, pitr, err := o.restoreTarget(time.Now())
 	if err != nil {
 		return
@@ -86,6 +88,11 @@ func scratchRestore(ctx context.Context, g *globals, o *pgRestoreOpts, so *scrat
 	}
 	if err != nil {
 		return
+	}
+	if locked != nil {
+		if err = locked(r, sn, rc); err != nil {
+			return
+		}
 	}
 	if sc, err = pg.NewScratch(so.scratch, uid, gid, role, o.binDir); err != nil {
 		return
@@ -146,7 +153,7 @@ func runPgTableDump(cmd *cobra.Command, g *globals, o *pgRestoreOpts, args []str
 	if fi, err := os.Stat(filepath.Dir(file)); err != nil || !fi.IsDir() {
 		return fmt.Errorf("--dump %s: its folder does not exist", o.dump)
 	}
-	sc, sn, res, _, _, err := scratchRestore(ctx, g, o, &o.scratchOpts, args)
+	sc, sn, res, _, _, err := scratchRestore(ctx, g, o, &o.scratchOpts, args, nil)
 	if sc != nil {
 		defer func() {
 			if cerr := sc.Close(); cerr != nil {
