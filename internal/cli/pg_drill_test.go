@@ -420,3 +420,118 @@ func damageWALSegment(t *testing.T, repoDir string, n int) {
 	}
 	t.Logf("damaged segment %s in pack %s", e.Name, name[:8])
 }
+
+type jsonWALFetch struct {
+	Name       string `json:"name"`
+	Source     string `json:"source"`
+	Size       int64  `json:"size"`
+	Prefetched int    `json:"prefetched"`
+	Spool      string `json:"spool"`
+}
+
+func init() { schemaTypes["pg.walfetch"] = reflect.TypeFor[jsonWALFetch]() }
+
+// TestPgWalPrefetch: wal-fetch prefetches the next segments into the
+// spool and serves them from there (counted in its JSON), a damaged
+// spooled file is fetched again from the repository, stale files go;
+// a restore with the default prefetch replays every row, fetches only
+// some segments from the repository, and leaves no spool behind.
+func TestPgWalPrefetch(t *testing.T) {
+	s := newDrillSetup(t, 200)
+	pg := s.pg
+	var last string
+	for i := range 6 {
+		pg.Exec(t, fmt.Sprintf(`INSERT INTO t SELECT g, 'w' FROM generate_series(%d, %d) g`, 1000*(i+1), 1000*(i+1)+99))
+		last = pg.QueryValue(t, "select pg_walfile_name(pg_switch_wal())")
+		for g := 1000 * (i + 1); g <= 1000*(i+1)+99; g++ {
+			s.ids = append(s.ids, int64(g))
+		}
+	}
+	waitArchived(t, pg, last)
+	var segs []string
+	for _, f := range walList(t, s.e).Clusters[0].Files {
+		if f.Kind == "segment" {
+			segs = append(segs, f.Name)
+		}
+	}
+	slices.Sort(segs)
+	if len(segs) < 6 {
+		t.Fatalf("only %d segments stored", len(segs))
+	}
+	dir := t.TempDir()
+	spool := filepath.Join(dir, "spool")
+	fetch := func(name string, prefetch int) jsonWALFetch {
+		t.Helper()
+		dest := filepath.Join(dir, "dest-"+name)
+		r := s.e.mustRun("--json", "pg", "wal-fetch", "--prefetch", strconv.Itoa(prefetch), "--spool", spool, name, dest)
+		var v jsonWALFetch
+		checkDoc(t, "pg.walfetch", jsonLines(t, r)[0].raw, &v)
+		// The bytes are the stored segment's, whatever the source.
+		want := filepath.Join(dir, "plain-"+name)
+		s.e.mustRun("pg", "wal-fetch", "--prefetch", "0", name, want)
+		a, _ := os.ReadFile(dest)
+		b, _ := os.ReadFile(want)
+		if len(a) == 0 || string(a) != string(b) {
+			t.Fatalf("%s from the %s: %d bytes differ from the stored %d", name, v.Source, len(a), len(b))
+		}
+		return v
+	}
+	spooled := func() []string {
+		ents, _ := os.ReadDir(spool)
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	v := fetch(segs[0], 2)
+	if v.Source != "repository" || v.Prefetched != 2 || len(spooled()) != 2 {
+		t.Fatalf("first fetch: %+v, spool %v", v, spooled())
+	}
+	if v = fetch(segs[1], 2); v.Source != "spool" || len(spooled()) != 1 {
+		t.Errorf("second fetch: %+v, spool %v: want it served from the spool and removed there", v, spooled())
+	}
+	// A damaged spooled file is not served: fetched again from the
+	// repository, which prefetches the next ones.
+	for _, n := range spooled() {
+		if strings.HasPrefix(n, segs[2]) {
+			if err := os.WriteFile(filepath.Join(spool, n), []byte("damaged"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// A stale file of an earlier segment goes.
+	if err := os.WriteFile(filepath.Join(spool, segs[0]+".00"), []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v = fetch(segs[2], 2); v.Source != "repository" || v.Prefetched != 2 {
+		t.Errorf("fetch of a damaged spooled segment: %+v", v)
+	}
+	if got := spooled(); len(got) != 2 || !strings.HasPrefix(got[0], segs[3]) || !strings.HasPrefix(got[1], segs[4]) {
+		t.Errorf("spool after the refetch: %v, want %s and %s only", got, segs[3], segs[4])
+	}
+
+	// A restore replaying with the default prefetch.
+	base := pg.MkdirOwned(t, "prefetch")
+	sock := pg.MkdirOwned(t, "prefetch-sock")
+	target := filepath.Join(base, "data")
+	port := pgFreePort(t)
+	r := s.run("pg", "restore", "--latest", "--target", target, "--start", "--no-archive", "--port", strconv.Itoa(port), "--socket-dir", sock)
+	t.Cleanup(func() { _ = pg.Command("pg_ctl", "-D", target, "-m", "immediate", "-w", "stop").Run() })
+	log, _ := os.ReadFile(filepath.Join(target, "rewind-start.log"))
+	if r.code != 0 {
+		t.Fatalf("restore: %v\n%s", r, log)
+	}
+	if got := pgIDs(t, fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres sslmode=disable", sock, port)); !slices.Equal(got, s.ids) {
+		t.Errorf("restored with prefetch: %d rows, want %d", len(got), len(s.ids))
+	}
+	if _, err := os.Stat(filepath.Join(target, "pg_wal", ".rewind-prefetch")); !os.IsNotExist(err) {
+		t.Errorf("the prefetch spool is left after recovery: %v", err)
+	}
+	restored := strings.Count(string(log), "restored log file \"0")
+	fromRepo := strings.Count(string(log), "from the repository; prefetched")
+	t.Logf("recovery restored %d segments: %d fetched from the repository, %d from the spool", restored, fromRepo, restored-fromRepo)
+	if restored < 5 || fromRepo == 0 || fromRepo*2 > restored {
+		t.Errorf("recovery restored %d segments, %d of them fetched from the repository: want most from the spool\n%s", restored, fromRepo, log)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/rewind-backup/rewind/internal/pg/wal"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/restorer"
 	"github.com/rewind-backup/rewind/internal/snapshot"
@@ -328,5 +329,11 @@ func StartRestored(ctx context.Context, info *snapshot.PGInfo, target string, op
 	if opt.Recovery.RestoreCommand == "" {
 		return StartServer(ctx, pgctl, target, res.Log, cred)
 	}
-	return startRecovery(ctx, pgctl, target, opt.Recovery, res, cred)
+	err = startRecovery(ctx, pgctl, target, opt.Recovery, res, cred)
+	// Recovery is over (or failed): what wal-fetch prefetched and
+	// PostgreSQL did not ask for is of no use.
+	if rerr := os.RemoveAll(filepath.Join(target, "pg_wal", wal.SpoolDirName)); rerr != nil && err == nil {
+		err = fmt.Errorf("remove the WAL prefetch spool: %w", rerr)
+	}
+	return err
 }
