@@ -37,7 +37,7 @@ type pgRestoreOpts struct {
 func newPgRestoreCmd(g *globals) *cobra.Command {
 	o := &pgRestoreOpts{}
 	cmd := &cobra.Command{
-		Use:   "restore {--at T | --lsn LSN | --name POINT | --xid XID | --latest | SNAPSHOT} --target DIR [--start]",
+		Use:   "restore {--at T | --lsn LSN | --name POINT | --xid XID | --latest | SNAPSHOT} {--target DIR [--start] [--delta] | --table SCHEMA.NAME --dump FILE}",
 		Short: "Restore a PostgreSQL cluster into a new data directory, to any moment",
 		Long: `Restore a PostgreSQL cluster from its base backups (rewind pg backup) and the
 WAL archived in the repository (rewind pg wal-push) into --target, a new or
@@ -87,7 +87,17 @@ hashes to the backup's, chunk by chunk, is kept; a file that differs has
 only the differing chunks written; what the backup does not list is
 removed (newer WAL in pg_wal, postmaster.pid, recovery.signal, ...), and
 the recovery settings are written as usual. The summary says how many
-files were kept and rewritten. docs/POSTGRES.md explains more.`,
+files were kept and rewritten.
+
+With --table schema.name --dump FILE (and no --target), one table is
+recovered: the cluster is restored into a scratch instance (a temporary
+folder under --scratch, default TMPDIR) that listens on no TCP address,
+only on a unix socket in a private folder, with its own hba file and
+archive_mode off; it is promoted at the target, pg_dump -t writes the
+table (of database --dbname, default postgres) into FILE, and the
+instance is stopped and removed, also on failure or Ctrl-C. As root,
+PostgreSQL and pg_dump run as the cluster's OS user. An unknown table is
+refused naming the tables there. docs/POSTGRES.md explains more.`,
 		Example: `  rewind pg restore --at '2026-03-14 09:59:00' --target /srv/pg/restored --password-file /etc/rewind/pg.password
   rewind pg restore --at -15m --target /srv/pg/copy --start --port 5433 --socket-dir /tmp --no-archive
   rewind pg restore --name before_migration --target /srv/pg/copy --action pause --start --port 5433
