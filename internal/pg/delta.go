@@ -60,7 +60,9 @@ func postmasterPID(path string) (int, error) {
 		return 0, nil // empty: a server that died while starting
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(sc.Text()))
-	if err != nil || pid <= 0 {
+	// Linux PIDs are at most 2^22: a larger number is not one (and would
+	// wrap in kill(2)).
+	if err != nil || pid <= 0 || pid > 1<<22 {
 		return 0, fmt.Errorf("restore --delta: %s does not start with a process ID (%q); if no server runs on this data directory, remove the file", path, sc.Text())
 	}
 	return pid, nil
