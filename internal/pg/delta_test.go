@@ -3,6 +3,7 @@ package pg
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -29,7 +30,12 @@ func TestCheckDeltaTarget(t *testing.T) {
 	if err := CheckDeltaTarget(dir); !errors.Is(err, ErrClusterRunning) {
 		t.Errorf("live postmaster.pid: %v", err)
 	}
-	os.WriteFile(pid, []byte("999999999\n"), 0o600)
+	// A process that has ended: its PID is free.
+	c := exec.Command("true")
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(pid, []byte(strconv.Itoa(c.Process.Pid)+"\n"), 0o600)
 	if err := CheckDeltaTarget(dir); err != nil {
 		t.Errorf("stale postmaster.pid: %v", err)
 	}
