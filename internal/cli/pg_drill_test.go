@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -270,6 +271,44 @@ func TestPgTableDump(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(scratch); len(ents) != 0 {
 		t.Errorf("scratch folder after a failed dump holds %v", ents)
+	}
+
+	// Interrupted (Ctrl-C) once the scratch server runs: it is stopped
+	// and the folder removed.
+	c := s.e.cmd("pg", "restore", "--latest", "--table", "shop.orders", "--dump", bad, "--scratch", scratch)
+	c.Path, c.Args[0] = s.p.bin, s.p.bin
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pidFile string
+	for deadline := time.Now().Add(2 * time.Minute); pidFile == ""; time.Sleep(20 * time.Millisecond) {
+		m, _ := filepath.Glob(filepath.Join(scratch, "rewind-scratch-*", "data", "postmaster.pid"))
+		if len(m) > 0 {
+			pidFile = m[0]
+		}
+		if time.Now().After(deadline) {
+			c.Process.Kill()
+			t.Fatal("the scratch server did not start")
+		}
+	}
+	pidText, _ := os.ReadFile(pidFile)
+	if err := c.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Wait()
+	if err == nil {
+		t.Logf("the dump finished before the interrupt arrived")
+	}
+	if ents, _ := os.ReadDir(scratch); len(ents) != 0 {
+		t.Errorf("scratch folder after an interrupt holds %v (stderr: %s)", ents, stderr.String())
+	}
+	if first, _, _ := strings.Cut(string(pidText), "\n"); first != "" {
+		if pid, err := strconv.Atoi(first); err == nil && processRuns(pid) {
+			t.Errorf("the scratch server (pid %d) still runs after the interrupt; rewind said: %s", pid, stderr.String())
+			syscall.Kill(pid, syscall.SIGQUIT)
+		}
 	}
 }
 
@@ -534,4 +573,16 @@ func TestPgWalPrefetch(t *testing.T) {
 	if restored < 5 || fromRepo == 0 || fromRepo*2 > restored {
 		t.Errorf("recovery restored %d segments, %d of them fetched from the repository: want most from the spool\n%s", restored, fromRepo, log)
 	}
+}
+
+// processRuns reports whether process pid exists and is not a zombie
+// (a server whose parent was killed may wait for a reaper that never
+// comes in a container).
+func processRuns(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	_, rest, ok := strings.Cut(string(b), ") ")
+	return ok && !strings.HasPrefix(rest, "Z")
 }
