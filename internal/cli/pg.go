@@ -11,6 +11,7 @@ var pgSubcommands = []func(*globals) *cobra.Command{
 	newPgWalFetchCmd,
 	newPgWalListCmd,
 	newPgCheckCmd,
+	newPgVerifyCmd,
 }
 
 // newPgCmd groups the PostgreSQL commands.
@@ -24,12 +25,14 @@ directory. wal-push is PostgreSQL's archive_command and wal-fetch its
 restore_command: every WAL segment the server completes is stored in the
 repository, encrypted and compressed, and read back during recovery.
 wal-list shows what is stored, and check whether it serves every retained
-base backup (prune removes the WAL none needs). docs/POSTGRES.md explains the setup and how
-each part fails.`,
+base backup (prune removes the WAL none needs). verify is a restore drill
+into a scratch instance, recorded with its RTO in the event log.
+docs/POSTGRES.md explains the setup and how each part fails.`,
 		Example: `  sudo -u postgres rewind pg backup
   rewind pg restore --latest --target /var/lib/postgresql/15/restored --start --port 5433
   rewind pg wal-list
-  rewind pg check`,
+  rewind pg check
+  rewind pg verify`,
 		Args: cobra.NoArgs,
 	}
 	for _, sub := range pgSubcommands {

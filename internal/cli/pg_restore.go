@@ -26,16 +26,18 @@ import (
 type pgRestoreOpts struct {
 	target, owner, socketDir, binDir string
 	hosts                            []string
-	latest, start, noArchive         bool
+	latest, start, noArchive, delta  bool
 	port                             int
 	at, lsn, name, xid               string
 	action, timeline, cluster        string
+	table, dump                      string
+	scratchOpts
 }
 
 func newPgRestoreCmd(g *globals) *cobra.Command {
 	o := &pgRestoreOpts{}
 	cmd := &cobra.Command{
-		Use:   "restore {--at T | --lsn LSN | --name POINT | --xid XID | --latest | SNAPSHOT} --target DIR [--start]",
+		Use:   "restore {--at T | --lsn LSN | --name POINT | --xid XID | --latest | SNAPSHOT} {--target DIR [--start] [--delta] | --table SCHEMA.NAME --dump FILE}",
 		Short: "Restore a PostgreSQL cluster into a new data directory, to any moment",
 		Long: `Restore a PostgreSQL cluster from its base backups (rewind pg backup) and the
 WAL archived in the repository (rewind pg wal-push) into --target, a new or
@@ -77,12 +79,31 @@ With --start, pg_ctl start runs as the owner and rewind waits until
 recovery has ended (promoted, paused or shut down at the target, as
 --action says); when the archived WAL ends before the target is reached,
 PostgreSQL stops and rewind says so (exit 1). The server's log is
-rewind-start.log in the data directory. docs/POSTGRES.md explains more.`,
+rewind-start.log in the data directory.
+
+With --delta, --target is an existing data directory, stopped (refused
+while its postmaster.pid names a live process): a file whose content
+hashes to the backup's, chunk by chunk, is kept; a file that differs has
+only the differing chunks written; what the backup does not list is
+removed (newer WAL in pg_wal, postmaster.pid, recovery.signal, ...), and
+the recovery settings are written as usual. The summary says how many
+files were kept and rewritten.
+
+With --table schema.name --dump FILE (and no --target), one table is
+recovered: the cluster is restored into a scratch instance (a temporary
+folder under --scratch, default TMPDIR) that listens on no TCP address,
+only on a unix socket in a private folder, with its own hba file and
+archive_mode off; it is promoted at the target, pg_dump -t writes the
+table (of database --dbname, default postgres) into FILE, and the
+instance is stopped and removed, also on failure or Ctrl-C. As root,
+PostgreSQL and pg_dump run as the cluster's OS user. An unknown table is
+refused naming the tables there. docs/POSTGRES.md explains more.`,
 		Example: `  rewind pg restore --at '2026-03-14 09:59:00' --target /srv/pg/restored --password-file /etc/rewind/pg.password
   rewind pg restore --at -15m --target /srv/pg/copy --start --port 5433 --socket-dir /tmp --no-archive
   rewind pg restore --name before_migration --target /srv/pg/copy --action pause --start --port 5433
   rewind pg restore --lsn 0/3000060 --target /srv/pg/copy
   rewind pg restore --latest --target /var/lib/postgresql/15/restored
+  rewind pg restore --at '2026-03-14 09:59:00' --delta --target /var/lib/postgresql/15/main
   rewind pg restore 4f2a91c3 --target /srv/pg/copy --start --port 5433 --socket-dir /tmp`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runPgRestore(cmd, g, o, args) },
@@ -103,6 +124,11 @@ rewind-start.log in the data directory. docs/POSTGRES.md explains more.`,
 	f.IntVar(&o.port, "port", 0, "`port` the restored cluster listens on (written to postgresql.auto.conf)")
 	f.StringVar(&o.socketDir, "socket-dir", "", "unix socket `directory` of the restored cluster (written to postgresql.auto.conf)")
 	f.BoolVar(&o.noArchive, "no-archive", false, "write archive_mode = off: the restored cluster archives no WAL")
+	f.BoolVar(&o.delta, "delta", false, "restore over the existing, stopped data directory --target, rewriting only the files that differ")
+	f.StringVar(&o.table, "table", "", "recover one table (`schema.name`) into a scratch instance and dump it with pg_dump (with --dump)")
+	f.StringVar(&o.dump, "dump", "", "with --table: the `file` pg_dump's SQL is written to")
+	f.StringVar(&o.dbname, "dbname", "postgres", "with --table: the `database` the table is in")
+	o.scratchOpts.flags(f)
 	f.StringVar(&o.binDir, "pg-bindir", "", "`dir` of the PostgreSQL programs (pg_ctl); default /usr/lib/postgresql/MAJOR/bin, then PATH")
 	return cmd
 }
@@ -173,8 +199,14 @@ func checkRecoverySettings(o *pgRestoreOpts) error {
 
 func runPgRestore(cmd *cobra.Command, g *globals, o *pgRestoreOpts, args []string) error {
 	ctx := cmd.Context()
+	if o.table != "" {
+		return runPgTableDump(cmd, g, o, args)
+	}
+	if o.dump != "" {
+		return errors.New("--dump writes one table's dump: give --table schema.name too")
+	}
 	if o.target == "" {
-		return errors.New("--target is required: the new data directory")
+		return errors.New("--target is required: the new data directory (or --table with --dump, for one table)")
 	}
 	tgt, pitr, err := o.restoreTarget(time.Now())
 	if err != nil {
@@ -189,7 +221,12 @@ func runPgRestore(cmd *cobra.Command, g *globals, o *pgRestoreOpts, args []strin
 	if err := checkRecoverySettings(o); err != nil {
 		return err
 	}
-	if err := pg.CheckTarget(o.target); err != nil {
+	if o.delta {
+		err = pg.CheckDeltaTarget(o.target)
+	} else {
+		err = pg.CheckTarget(o.target)
+	}
+	if err != nil {
 		return err
 	}
 	uid, gid, err := restoreOwner(o.owner)
@@ -216,7 +253,7 @@ func runPgRestore(cmd *cobra.Command, g *globals, o *pgRestoreOpts, args []strin
 	c := &ui.Counter{}
 	prog := g.ui.StartProgress("restore", c)
 	popt := pg.RestoreOptions{Target: o.target, UID: uid, GID: gid, Port: o.port,
-		SocketDir: o.socketDir, Recovery: rc, BinDir: o.binDir, Logger: g.log, Progress: countInto(c)}
+		SocketDir: o.socketDir, Recovery: rc, BinDir: o.binDir, Logger: g.log, Progress: countInto(c), Delta: o.delta}
 	res, err := pg.RestoreBase(ctx, r, sn, popt)
 	prog.Stop()
 	// The lock is released before the server starts: its restore_command
@@ -224,6 +261,9 @@ func runPgRestore(cmd *cobra.Command, g *globals, o *pgRestoreOpts, args []strin
 	done()
 	if res != nil && res.Stats != nil {
 		printRestoreSummary(g, sn, "", res.Stats)
+	}
+	if res != nil && res.Delta != nil {
+		printDeltaSummary(g, res.Delta)
 	}
 	if err == nil && o.start {
 		target, _ := filepath.Abs(o.target)
@@ -261,6 +301,26 @@ func runPgRestore(cmd *cobra.Command, g *globals, o *pgRestoreOpts, args []strin
 		}
 	}
 	return nil
+}
+
+// PgDeltaJSON is the "delta" line of `pg restore --delta --json`
+// (docs/JSON.md).
+type PgDeltaJSON struct {
+	MessageType string `json:"message_type"`
+	pg.DeltaStats
+}
+
+func printDeltaSummary(g *globals, d *pg.DeltaStats) {
+	if g.json {
+		g.ui.JSONLine(PgDeltaJSON{MessageType: "delta", DeltaStats: *d})
+		return
+	}
+	if g.quiet {
+		return
+	}
+	g.ui.Printf("delta: %s kept (%s), %s rewritten where they differed (%s), %s removed\n",
+		ui.Count(d.FilesKept, "file", "files"), ui.Bytes(d.BytesKept), ui.Count(d.FilesRewritten, "file", "files"),
+		ui.Bytes(d.BytesRewritten), ui.Count(d.Removed, "entry", "entries"))
 }
 
 // pgBackups returns the base backups of the hosts (default: this host),

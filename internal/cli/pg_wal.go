@@ -11,11 +11,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/pg/wal"
+	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/spf13/cobra"
 )
@@ -192,8 +195,19 @@ func readySegments(path string, n int) []string {
 	return out
 }
 
+// WALFetchJSON is `pg wal-fetch --json` (docs/JSON.md).
+type WALFetchJSON struct {
+	Name string `json:"name"`
+	// Source is where the file came from: "repository" or "spool".
+	Source     string `json:"source"`
+	Size       int64  `json:"size"`
+	Prefetched int    `json:"prefetched"`
+	Spool      string `json:"spool,omitempty"`
+}
+
 func newPgWalFetchCmd(g *globals) *cobra.Command {
-	var cluster string
+	var cluster, spool string
+	prefetch := 8
 	cmd := &cobra.Command{
 		Use:   "wal-fetch NAME DEST",
 		Short: "Write one stored WAL file to DEST (PostgreSQL's restore_command)",
@@ -205,20 +219,70 @@ When NAME is not stored it exits 1 and writes nothing: PostgreSQL takes
 that as the end of the archive. Every other failure exits 1 too, with the
 reason on stderr, which PostgreSQL writes to its log. As restore_command:
 
-  restore_command = '/usr/bin/rewind pg wal-fetch --repo /backup/repo --password-file /etc/rewind/pg.password %f %p'`,
-		Example: `  rewind pg wal-fetch --repo /backup/repo --password-file /etc/rewind/pg.password 000000010000000000000003 pg_wal/RECOVERYXLOG`,
-		Args:    cobra.ExactArgs(2),
+  restore_command = '/usr/bin/rewind pg wal-fetch --repo /backup/repo --password-file /etc/rewind/pg.password %f %p'
+
+Prefetch: when NAME is a segment, the next --prefetch segments (default 8;
+0 turns it off) of its timeline that are stored are read too, in
+parallel, checked against their content hash and written to a spool
+folder (--spool, default .rewind-prefetch beside DEST, in pg_wal): the
+next calls find them there and serve them without opening the
+repository. A spooled file is complete or absent (written under a
+temporary name and renamed), carries the SHA-256 of its bytes in its name
+and is checked against it before it is served (a damaged one is removed
+and fetched from the repository); it is removed once served, and stale
+ones (before the segment asked for, or older than an hour) are removed by
+the next call. pg restore --start removes the spool once recovery has
+ended. A line on stderr (in the server's log) says how many segments a
+fetch from the repository prefetched.`,
+		Example: `  rewind pg wal-fetch --repo /backup/repo --password-file /etc/rewind/pg.password 000000010000000000000003 pg_wal/RECOVERYXLOG
+  rewind pg wal-fetch --prefetch 16 --spool /var/spool/rewind/main %f %p
+  rewind pg wal-fetch --prefetch 0 000000010000000000000003 /tmp/seg --json`,
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.pgAccess(runWALFetch(cmd.Context(), g, args[0], args[1], cluster))
+			if prefetch < 0 || prefetch > 256 {
+				return fmt.Errorf("--prefetch %d: give 0 (off) to 256 segments", prefetch)
+			}
+			return g.pgAccess(runWALFetch(cmd.Context(), g, args[0], args[1], cluster, prefetch, spool))
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", wal.DefaultCluster, "the `name` the cluster's WAL is stored under")
+	cmd.Flags().IntVar(&prefetch, "prefetch", prefetch, "also fetch the next `count` segments into the spool, in parallel (0: off)")
+	cmd.Flags().StringVar(&spool, "spool", "", "prefetch spool `folder` (default: "+wal.SpoolDirName+" beside DEST)")
 	return cmd
 }
 
-func runWALFetch(ctx context.Context, g *globals, name, dest, cluster string) error {
-	if _, err := wal.ParseName(name); err != nil {
+func runWALFetch(ctx context.Context, g *globals, name, dest, cluster string, prefetch int, spoolDir string) error {
+	n, err := wal.ParseName(name)
+	if err != nil {
 		return err
+	}
+	out := WALFetchJSON{Name: name, Source: "repository"}
+	var sp *wal.Spool
+	if prefetch > 0 && n.Kind == wal.KindSegment {
+		if spoolDir == "" {
+			spoolDir = filepath.Join(filepath.Dir(dest), wal.SpoolDirName)
+		}
+		if sp, err = wal.OpenSpool(spoolDir); err != nil {
+			g.ui.Warnf("warning: %v; fetching without prefetch\n", err)
+			sp = nil
+		} else {
+			out.Spool = spoolDir
+			sp.Clean(name, time.Now())
+			// Served from the spool: no repository opened.
+			if ok, err := sp.Take(name, dest); err != nil {
+				return err
+			} else if ok {
+				out.Source = "spool"
+				if fi, err := os.Stat(dest); err == nil {
+					out.Size = fi.Size()
+				}
+				g.log.Info("WAL file fetched", "name", name, "dest", dest, "source", "spool")
+				if g.json {
+					g.ui.JSONLine(out)
+				}
+				return nil
+			}
+		}
 	}
 	r, done, err := g.openLocked(ctx, lock.Shared, "pg wal-fetch", true)
 	if err != nil {
@@ -233,7 +297,7 @@ func runWALFetch(ctx context.Context, g *globals, name, dest, cluster string) er
 	if cl == nil {
 		return fmt.Errorf("no WAL of cluster %q is stored (clusters: %v)", cluster, cat.Names())
 	}
-	e := cl.Find(name)
+	e := lookupWAL(cl, name)
 	if e == nil {
 		return fmt.Errorf("%s of cluster %q is not stored", name, cluster)
 	}
@@ -244,8 +308,63 @@ func runWALFetch(ctx context.Context, g *globals, name, dest, cluster string) er
 	if err := wal.WriteFile(dest, data); err != nil {
 		return err
 	}
-	g.log.Info("WAL file fetched", "name", name, "dest", dest, "bytes", len(data))
+	out.Size = int64(len(data))
+	if sp != nil && e.Kind == wal.KindSegment {
+		out.Prefetched = prefetchWAL(ctx, g, r, cl, sp, &e.Entry, prefetch)
+		g.ui.Infof("rewind pg wal-fetch: %s from the repository; prefetched %s into %s\n",
+			name, ui.Count(int64(out.Prefetched), "segment", "segments"), spoolDir)
+	}
+	g.log.Info("WAL file fetched", "name", name, "dest", dest, "bytes", len(data), "source", "repository", "prefetched", out.Prefetched)
+	if g.json {
+		g.ui.JSONLine(out)
+	}
 	return nil
+}
+
+// lookupWAL finds the stored file PostgreSQL asks for by name: the one
+// place wal-fetch and its prefetch look WAL up.
+func lookupWAL(cl *wal.Cluster, name string) *wal.StoredEntry {
+	return cl.Find(name)
+}
+
+// prefetchWAL reads the up to k segments after e on its timeline that
+// are stored as whole segments and not spooled yet, at most 4 at a time,
+// each checked against its content hash, into the spool. A segment that
+// cannot be read is left to the fetch that needs it (which then fails
+// with the reason). It returns how many it spooled.
+func prefetchWAL(ctx context.Context, g *globals, r *repository.Repository, cl *wal.Cluster, sp *wal.Spool, e *wal.Entry, k int) int {
+	var todo []*wal.StoredEntry
+	for i := 1; i <= k; i++ {
+		next := wal.SegmentName(e.Timeline, e.SegNo+uint64(i), e.SegSize)
+		ne := lookupWAL(cl, next)
+		if ne == nil || ne.Kind != wal.KindSegment {
+			break // the end of what is stored (or a partial segment, which may still grow)
+		}
+		if !sp.Has(next) {
+			todo = append(todo, ne)
+		}
+	}
+	var wg sync.WaitGroup
+	var done atomic.Int64
+	sem := make(chan struct{}, 4)
+	for _, ne := range todo {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			data, err := wal.Read(ctx, r, &ne.Entry)
+			if err == nil {
+				err = sp.Put(ne.Name, data)
+			}
+			if err != nil {
+				g.log.Warn("prefetch", "name", ne.Name, "err", err)
+				return
+			}
+			done.Add(1)
+		}()
+	}
+	wg.Wait()
+	return int(done.Load())
 }
 
 // pgAccess adds to a permission error that the PostgreSQL commands run as

@@ -98,7 +98,7 @@ type Amcheck struct {
 // parents. A corruption found is an Amcheck with OK false; an error is
 // returned only when pg_amcheck could not run or connect.
 func RunAmcheck(ctx context.Context, bin, dsn string) (*Amcheck, error) {
-	args := []string{"--all", "--install-missing", "--heapallindexed", "--parent-check", "--no-progress"}
+	args := []string{"--all", "--install-missing", "--heapallindexed", "--parent-check"} // progress is off unless --progress (PostgreSQL 15 has no --no-progress)
 	if dsn != "" {
 		args = append(args, "--maintenance-db="+dsn)
 	}

@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
+	"github.com/rewind-backup/rewind/internal/pg/wal"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/restorer"
 	"github.com/rewind-backup/rewind/internal/snapshot"
@@ -73,6 +75,11 @@ type Recovery struct {
 	// so that the restored cluster can run beside the original.
 	Port      int
 	SocketDir string
+	// Private writes listen_addresses = '' (no TCP: only the unix
+	// socket in SocketDir) and, with HBAFile, hba_file: a scratch
+	// instance that nothing but rewind can reach (scratch.go).
+	Private bool
+	HBAFile string
 }
 
 // WriteRecovery appends the recovery settings to postgresql.auto.conf in
@@ -106,6 +113,12 @@ func WriteRecovery(dataDir string, rc Recovery, uid, gid int) error {
 	}
 	if rc.SocketDir != "" {
 		set("unix_socket_directories", rc.SocketDir)
+	}
+	if rc.Private {
+		set("listen_addresses", "")
+		if rc.HBAFile != "" {
+			set("hba_file", rc.HBAFile)
+		}
 	}
 	auto := filepath.Join(dataDir, "postgresql.auto.conf")
 	f, err := os.OpenFile(auto, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
@@ -183,6 +196,11 @@ type RestoreOptions struct {
 	Logger *slog.Logger
 	// Progress, when set, counts restored files and bytes.
 	Progress func(files, bytes int64)
+	// Delta restores over the existing, stopped data directory Target
+	// (CheckDeltaTarget): files that hold the backup's bytes are kept,
+	// others rewritten chunk by chunk, and what the backup does not list
+	// is removed (docs/POSTGRES.md, "Restoring over an existing directory").
+	Delta bool
 }
 
 // RestoreResult is a finished restore.
@@ -197,6 +215,21 @@ type RestoreResult struct {
 	// ShutDown is true when recovery reached its target and the server
 	// shut down there (recovery_target_action = shutdown).
 	ShutDown bool
+	// Delta is what a delta restore kept and rewrote (nil otherwise).
+	Delta *DeltaStats
+}
+
+// DeltaStats is what a delta restore did to the existing data directory.
+type DeltaStats struct {
+	// FilesRewritten have some bytes written (only the chunks that
+	// differ); BytesRewritten is their whole size.
+	FilesRewritten int64 `json:"files_rewritten"`
+	BytesRewritten int64 `json:"bytes_rewritten"`
+	// FilesKept already held the backup's bytes and were not written.
+	FilesKept int64 `json:"files_kept"`
+	BytesKept int64 `json:"bytes_kept"`
+	// Removed counts entries the backup does not list, removed.
+	Removed int64 `json:"entries_removed"`
 }
 
 // ErrNotBaseBackup: the snapshot was not made by rewind pg backup.
@@ -218,16 +251,39 @@ func RestoreBase(ctx context.Context, r *repository.Repository, sn *snapshot.Sna
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckTarget(target); err != nil {
+	ropt := restorer.Options{Target: target, Owner: os.Geteuid() == 0, Logger: opt.Logger, Progress: opt.Progress}
+	var total atomic.Int64 // bytes of the files the restore went through (workers run in parallel)
+	if opt.Delta {
+		if err := CheckDeltaTarget(target); err != nil {
+			return nil, err
+		}
+		// The restorer's overwrite mode keeps a file whose chunks hash to
+		// the snapshot's and writes only the chunks that differ; Delete
+		// removes what the backup does not list, so that pg_wal holds no
+		// WAL of another history and no stale postmaster.pid, signal file
+		// or label remains.
+		ropt.Overwrite, ropt.Delete, ropt.TargetIsEntry = true, true, true
+		ropt.Progress = func(files, bytes int64) {
+			total.Add(bytes)
+			if opt.Progress != nil {
+				opt.Progress(files, bytes)
+			}
+		}
+	} else if err := CheckTarget(target); err != nil {
 		return nil, err
 	}
-	rs, err := restorer.New(r, restorer.Options{Target: target, Owner: os.Geteuid() == 0, Logger: opt.Logger, Progress: opt.Progress})
+	rs, err := restorer.New(r, ropt)
 	if err != nil {
 		return nil, err
 	}
 	st, err := rs.Restore(ctx, sn, info.DataDir)
 	if err != nil {
 		return &RestoreResult{Stats: st}, fmt.Errorf("restore the data directory: %w", err)
+	}
+	var delta *DeltaStats
+	if opt.Delta {
+		delta = &DeltaStats{FilesRewritten: st.Files, BytesRewritten: st.Bytes, FilesKept: st.FilesSkipped,
+			BytesKept: max(total.Load()-st.Bytes, 0), Removed: st.Removed}
 	}
 	for _, w := range info.WALFiles {
 		if _, err := os.Stat(filepath.Join(target, "pg_wal", w)); err != nil {
@@ -247,7 +303,7 @@ func RestoreBase(ctx context.Context, r *repository.Repository, sn *snapshot.Sna
 	if err := WriteRecovery(target, rc, opt.UID, opt.GID); err != nil {
 		return nil, err
 	}
-	res := &RestoreResult{Stats: st}
+	res := &RestoreResult{Stats: st, Delta: delta}
 	if !opt.Start {
 		return res, nil
 	}
@@ -273,5 +329,11 @@ func StartRestored(ctx context.Context, info *snapshot.PGInfo, target string, op
 	if opt.Recovery.RestoreCommand == "" {
 		return StartServer(ctx, pgctl, target, res.Log, cred)
 	}
-	return startRecovery(ctx, pgctl, target, opt.Recovery, res, cred)
+	err = startRecovery(ctx, pgctl, target, opt.Recovery, res, cred)
+	// Recovery is over (or failed): what wal-fetch prefetched and
+	// PostgreSQL did not ask for is of no use.
+	if rerr := os.RemoveAll(filepath.Join(target, "pg_wal", wal.SpoolDirName)); rerr != nil && err == nil {
+		err = fmt.Errorf("remove the WAL prefetch spool: %w", rerr)
+	}
+	return err
 }
