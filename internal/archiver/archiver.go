@@ -56,6 +56,9 @@ type Archiver struct {
 	large []LargeFile
 	st    counters
 	bufs  sync.Pool
+	// streamBuf is storeStream's read buffer, reused from stream to
+	// stream (storeStream runs one at a time).
+	streamBuf []byte
 }
 
 type counters struct {

@@ -46,9 +46,9 @@ func TestPgBackupStream(t *testing.T) {
 	t0 = time.Now()
 	loc := pgBackupJSON(t, local, "--dsn", pg.DSN(), "--fast")
 	localTime := time.Since(t0)
-	t.Logf("same cluster: stream backup %v, %.0f bytes added (%.0f stored); local backup %v, %.0f bytes added (%.0f stored)",
-		streamTime.Round(time.Millisecond), first["data_added"], first["data_stored"],
-		localTime.Round(time.Millisecond), loc["data_added"], loc["data_stored"])
+	t.Logf("same cluster: stream backup %v, %.0f bytes added (%.0f packed); local backup %v, %.0f bytes added (%.0f packed)",
+		streamTime.Round(time.Millisecond), first["data_added"], first["data_added_packed"],
+		localTime.Round(time.Millisecond), loc["data_added"], loc["data_added_packed"])
 
 	var sns []struct {
 		ID       string   `json:"id"`
