@@ -118,6 +118,7 @@ func TestPgBackupStreamBadInput(t *testing.T) {
 	e := newRepo(t, 0)
 	bad := e.with(streamCorruptEnv, "global/pg_control")
 	r := bad.expectCode(1, "pg", "backup", "--stream", "--dsn", pg.DSN(), "--fast")
+	t.Logf("damaged file: %s", r.stderr)
 	if s := string(r.stderr); !strings.Contains(s, "does not match its manifest") || !strings.Contains(s, "global/pg_control") {
 		t.Errorf("damaged file: want a manifest mismatch naming global/pg_control, got %s", s)
 	}
@@ -131,13 +132,15 @@ func TestPgBackupStreamBadInput(t *testing.T) {
 
 	dsn := fmt.Sprintf("host=%s port=%d user=norepl dbname=postgres sslmode=disable", pg.SocketDir, pg.Port)
 	r = e.expectCode(1, "pg", "backup", "--stream", "--dsn", dsn)
-	if s := string(r.stderr); !strings.Contains(s, "REPLICATION") {
-		t.Errorf("role without REPLICATION: want a message naming it, got %s", s)
+	t.Logf("role without REPLICATION: %s", r.stderr)
+	if s := string(r.stderr); !strings.Contains(s, "ALTER ROLE") {
+		t.Errorf("role without REPLICATION: want a message saying to grant REPLICATION, got %s", s)
 	}
 	noSnapshots("a refused role")
 
 	minimal := testutil.StartPostgres(t, testutil.PGOptions{Settings: map[string]string{"wal_level": "minimal", "max_wal_senders": "0"}})
 	r = e.expectCode(1, "pg", "backup", "--stream", "--dsn", minimal.DSN())
+	t.Logf("wal_level=minimal: %s", r.stderr)
 	if s := string(r.stderr); !strings.Contains(s, "wal_level = replica") || !strings.Contains(s, "max_wal_senders") {
 		t.Errorf("wal_level=minimal: want a message saying what to set, got %s", s)
 	}

@@ -151,7 +151,11 @@ func (m *Manifest) Verify(got map[string]receivedFile) error {
 	if n > 20 {
 		bad = append(bad[:20], fmt.Sprintf("and %d more", n-20))
 	}
-	return fmt.Errorf("%w: %d differences:\n  %s", ErrManifestMismatch, n, strings.Join(bad, "\n  "))
+	what := "differences"
+	if n == 1 {
+		what = "difference"
+	}
+	return fmt.Errorf("%w: %d %s:\n  %s", ErrManifestMismatch, n, what, strings.Join(bad, "\n  "))
 }
 
 // ErrManifestMismatch: the files received do not match the backup
