@@ -50,6 +50,15 @@ func TestPgBackupStream(t *testing.T) {
 		streamTime.Round(time.Millisecond), first["data_added"], first["data_added_packed"],
 		localTime.Round(time.Millisecond), loc["data_added"], loc["data_added_packed"])
 
+	// Streamed files are cut as the local backup cuts them: a streamed
+	// backup after the local one finds its data again.
+	mixed := pgBackupJSON(t, local, "--stream", "--dsn", pg.DSN(), "--fast")
+	t.Logf("a streamed backup after the local one added %.0f bytes", mixed["data_added"])
+	if mixed["data_added"].(float64) >= 0.2*loc["data_added"].(float64) {
+		t.Errorf("a streamed backup after a local one of the same cluster added %.0f bytes, not less than 20%% of the local one's %.0f: not chunked alike",
+			mixed["data_added"], loc["data_added"])
+	}
+
 	var sns []struct {
 		ID       string   `json:"id"`
 		Paths    []string `json:"paths"`
