@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -154,4 +155,52 @@ func TestPgBackupStreamBadInput(t *testing.T) {
 		t.Errorf("wal_level=minimal: want a message saying what to set, got %s", s)
 	}
 	noSnapshots("a server with wal_level=minimal")
+}
+
+// TestPgBackupStreamAuto: without --stream and --pgdata, a data
+// directory that cannot be read here (hidden under an empty tmpfs in a
+// mount namespace of rewind's own, as a remote server's path is absent
+// here) makes pg backup take a streamed backup by itself, recorded under
+// the server's data_directory; with --pgdata it is refused instead.
+func TestPgBackupStreamAuto(t *testing.T) {
+	if !testutil.IsRoot() {
+		if testutil.CI() {
+			t.Fatal("needs root, to mount in a namespace of its own")
+		}
+		t.Skip("needs root")
+	}
+	testutil.RequireTool(t, "unshare")
+	pg := testutil.StartPostgres(t, testutil.PGOptions{})
+	e := newRepo(t, 0)
+	hidden := func(args ...string) *exec.Cmd {
+		c := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c",
+			`mount -t tmpfs none "$0" && exec "$@"`, pg.DataDir, rewindBin}, args...)...)
+		c.Env = e.environ()
+		c.Dir = e.dir
+		return c
+	}
+	r := e.exec(hidden("pg", "backup", "--dsn", pg.DSN(), "--fast"))
+	if r.code != 0 {
+		t.Fatalf("pg backup of a data directory hidden here: %v", r)
+	}
+	if !strings.Contains(string(r.stdout), "over the replication protocol") {
+		t.Errorf("pg backup of an unreadable data directory: want a line saying it streams, got %s", r.stdout)
+	}
+	var sns []struct {
+		Paths    []string `json:"paths"`
+		Postgres *struct {
+			Method string `json:"method"`
+		} `json:"postgres"`
+	}
+	if err := json.Unmarshal(e.mustRun("snapshots", "--json").stdout, &sns); err != nil {
+		t.Fatal(err)
+	}
+	if len(sns) != 1 || sns[0].Postgres == nil || sns[0].Postgres.Method != "stream" || sns[0].Paths[0] != pg.DataDir {
+		t.Errorf("want one streamed snapshot of %s, got %+v", pg.DataDir, sns)
+	}
+	// With --pgdata a local backup was asked for: no fallback.
+	r = e.exec(hidden("pg", "backup", "--dsn", pg.DSN(), "--pgdata", pg.DataDir))
+	if r.code != 1 || !strings.Contains(string(r.stderr), "cannot be read here") {
+		t.Errorf("--pgdata of an unreadable folder: want exit 1 and a refusal, got %v", r)
+	}
 }
