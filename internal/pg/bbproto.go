@@ -224,12 +224,11 @@ func (s *bbStream) step() error {
 				s.Progress(v)
 			}
 		case 'n':
-			name, rest, ok1 := bytes.Cut(body, []byte{0})
-			loc, _, ok2 := bytes.Cut(rest, []byte{0})
-			if !ok1 || !ok2 {
-				return errors.New("BASE_BACKUP: a malformed new-archive message")
+			name, loc, err := parseNewArchive(body)
+			if err != nil {
+				return err
 			}
-			s.pending, s.pendName, s.pLoc = 'n', string(name), string(loc)
+			s.pending, s.pendName, s.pLoc = 'n', name, loc
 		case 'm':
 			s.pending = 'm'
 		default:
@@ -291,3 +290,15 @@ func (s *bbStream) finish() (LSN, uint32, error) {
 
 // notices joins the server's notices for a message.
 func (s *bbStream) notices() string { return strings.Join(s.Notices, "; ") }
+
+// parseNewArchive reads a new-archive message's body: the archive's name
+// and its tablespace's location ("" for the main data directory), each
+// ended by a zero byte.
+func parseNewArchive(body []byte) (name, location string, err error) {
+	n, rest, ok1 := bytes.Cut(body, []byte{0})
+	loc, tail, ok2 := bytes.Cut(rest, []byte{0})
+	if !ok1 || !ok2 || len(tail) != 0 || len(n) == 0 {
+		return "", "", errors.New("BASE_BACKUP: a malformed new-archive message")
+	}
+	return string(n), string(loc), nil
+}
