@@ -155,6 +155,15 @@ func TestPgBackupStreamBadInput(t *testing.T) {
 		t.Errorf("wal_level=minimal: want a message saying what to set, got %s", s)
 	}
 	noSnapshots("a server with wal_level=minimal")
+
+	ts := pg.MkdirOwned(t, "tablespace")
+	pg.Exec(t, fmt.Sprintf(`CREATE TABLESPACE elsewhere LOCATION '%s'`, ts))
+	r = e.expectCode(1, "pg", "backup", "--stream", "--dsn", pg.DSN())
+	t.Logf("tablespace: %s", r.stderr)
+	if s := string(r.stderr); !strings.Contains(s, "tablespaces") || !strings.Contains(s, ts) {
+		t.Errorf("a tablespace: want a refusal naming it, got %s", s)
+	}
+	noSnapshots("a cluster with a tablespace")
 }
 
 // TestPgBackupStreamAuto: without --stream and --pgdata, a data

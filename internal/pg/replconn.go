@@ -133,5 +133,9 @@ func (r *ReplConn) Info(ctx context.Context) (*Server, error) {
 		return nil, fmt.Errorf("wal_segment_size %q: %w", seg, err)
 	}
 	s.DataDir, _ = r.show(ctx, "data_directory")
+	// in_hot_standby (PostgreSQL 14 and later) tells a standby.
+	if hs, err := r.show(ctx, "in_hot_standby"); err == nil && hs == "on" {
+		s.InRecovery = true
+	}
 	return s, nil
 }

@@ -42,6 +42,9 @@ func PrepareStream(ctx context.Context, opt BackupOptions) (*ReplConn, *Server, 
 	if err == nil && srv.WALLevel == "minimal" {
 		err = ErrWALLevelMinimal
 	}
+	if err == nil && srv.InRecovery {
+		err = errors.New("the server is a standby (in recovery): streamed base backups from a standby are not supported yet; back up the primary")
+	}
 	if err == nil && srv.Major() < 15 {
 		err = fmt.Errorf("PostgreSQL %s: streamed base backups need PostgreSQL 15 or later (the BASE_BACKUP of older servers is not supported); back up locally instead (without --stream, on the server's machine)", srv.VersionText)
 	}
