@@ -34,8 +34,9 @@ type Entries struct {
 	root  string
 	start time.Time
 	top   *entryDir
-	// prev holds the parent snapshot's regular files below root, by path
-	// relative to root, to count new, changed and unchanged files.
+	// prev holds the parent snapshot's files and directories below root,
+	// by path relative to root ("" the root), to count new, changed and
+	// unchanged ones.
 	prev        map[string]*tree.Node
 	statsBefore repoStats
 	done        bool
@@ -166,7 +167,7 @@ func (e *Entries) count(rel string, n *tree.Node) {
 	st.totalBytes.Add(int64(n.Size))
 	prev := e.prev[rel]
 	switch {
-	case prev == nil:
+	case prev == nil || prev.Type != tree.File:
 		st.filesNew.Add(1)
 	case prev.Size == n.Size && slices.Equal(prev.Content, n.Content) && slices.Equal(prev.ContentLists, n.ContentLists) && tree.SameMeta(prev, n):
 		st.filesUnchanged.Add(1)
@@ -200,7 +201,7 @@ func (e *Entries) Commit(ctx context.Context) (*snapshot.Snapshot, error) {
 	}
 	e.done = true
 	a := e.a
-	ids, err := e.encode(ctx, e.top)
+	ids, err := e.encode(ctx, e.top, "")
 	var root []id.ID
 	if err == nil {
 		root, err = e.above(ctx, e.top.node, ids)
@@ -244,17 +245,22 @@ func (e *Entries) Abort(ctx context.Context) error {
 	return e.a.store.flush(ctx)
 }
 
-// encode stores d's listing, its subdirectories first, and returns it.
-func (e *Entries) encode(ctx context.Context, d *entryDir) ([]id.ID, error) {
+// encode stores d, at rel, its listing, its subdirectories first, and
+// returns it.
+func (e *Entries) encode(ctx context.Context, d *entryDir, rel string) ([]id.ID, error) {
 	nodes := make([]tree.Node, 0, len(d.dirs)+len(d.other))
-	for _, sub := range d.dirs {
-		ids, err := e.encode(ctx, sub)
+	for name, sub := range d.dirs {
+		p := name
+		if rel != "" {
+			p = rel + "/" + name
+		}
+		ids, err := e.encode(ctx, sub, p)
 		if err != nil {
 			return nil, err
 		}
 		n := sub.node
 		n.Subtree = ids
-		e.a.st.dirsNew.Add(1)
+		e.a.countDir(&n, e.prev[p])
 		nodes = append(nodes, n)
 	}
 	for _, n := range d.other {
@@ -278,7 +284,7 @@ func (e *Entries) encode(ctx context.Context, d *entryDir) ([]id.ID, error) {
 func (e *Entries) above(ctx context.Context, rootNode tree.Node, ids []id.ID) ([]id.ID, error) {
 	n := rootNode
 	n.Subtree = ids
-	e.a.st.dirsNew.Add(1)
+	e.a.countDir(&n, e.prev[""])
 	for dir := e.root; ; dir = path.Dir(dir) {
 		b := tree.Builder{Emit: func(blob []byte) (id.ID, error) {
 			return e.a.store.saveBlob(ctx, pack.TreeBlob, blob)
@@ -299,9 +305,11 @@ func (e *Entries) above(ctx context.Context, rootNode tree.Node, ids []id.ID) ([
 	}
 }
 
-// parentFiles reads the parent snapshot's regular files below root.
+// parentFiles reads the parent snapshot's files and directories below
+// root.
 func (a *Archiver) parentFiles(ctx context.Context, root string) (map[string]*tree.Node, error) {
 	ids := a.opt.Parent.Tree
+	var rootNode *tree.Node
 	for _, el := range strings.Split(strings.TrimPrefix(root, "/"), "/") {
 		nodes, err := a.loadListing(ctx, ids)
 		if err != nil {
@@ -311,9 +319,10 @@ func (a *Archiver) parentFiles(ctx context.Context, root string) (map[string]*tr
 		if i < 0 {
 			return map[string]*tree.Node{}, nil
 		}
+		rootNode = &nodes[i]
 		ids = nodes[i].Subtree
 	}
-	out := map[string]*tree.Node{}
+	out := map[string]*tree.Node{"": rootNode}
 	var walk func(ids []id.ID, prefix string) error
 	walk = func(ids []id.ID, prefix string) error {
 		nodes, err := a.loadListing(ctx, ids)
@@ -324,6 +333,7 @@ func (a *Archiver) parentFiles(ctx context.Context, root string) (map[string]*tr
 			n := &nodes[i]
 			switch n.Type {
 			case tree.Dir:
+				out[prefix+n.Name] = n
 				if err := walk(n.Subtree, prefix+n.Name+"/"); err != nil {
 					return err
 				}

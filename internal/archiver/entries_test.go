@@ -82,7 +82,7 @@ func TestEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := sn2.Summary; s.FilesNew != 0 || s.FilesChanged != 1 || s.FilesUnchanged != 1 || s.DataAdded > 4096 {
+	if s := sn2.Summary; s.FilesNew != 0 || s.FilesChanged != 1 || s.FilesUnchanged != 1 || s.DataAdded > 4096 || s.DirsUnchanged < 1 || s.DirsChanged < 1 {
 		t.Errorf("second snapshot summary %+v", s)
 	}
 
