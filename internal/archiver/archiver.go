@@ -57,6 +57,9 @@ type Archiver struct {
 	st    counters
 	delta deltaCounters
 	bufs  sync.Pool
+	// streamBuf is storeStream's read buffer, reused from stream to
+	// stream (storeStream runs one at a time).
+	streamBuf []byte
 }
 
 type counters struct {

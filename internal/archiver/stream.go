@@ -145,7 +145,13 @@ func (a *Archiver) storeStream(ctx context.Context, r io.Reader, profile string)
 			readErr = fmt.Errorf("no chunking profile %q in this repository", profile)
 			return
 		}
-		rd.buf = make([]byte, c.BufferSize())
+		// One buffer serves every stream of the archiver in turn (a
+		// snapshot of entries stores thousands of small files one by
+		// one): allocating it per stream cost more than chunking them.
+		if len(a.streamBuf) < c.BufferSize() {
+			a.streamBuf = make([]byte, c.BufferSize())
+		}
+		rd.buf = a.streamBuf
 		cr := c.NewReader(r, rd.buf)
 		for {
 			chunk, err := cr.Next()

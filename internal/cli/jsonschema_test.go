@@ -206,6 +206,7 @@ type jsonPGInfo struct {
 	WALSegmentSize uint64   `json:"wal_segment_size"`
 	WALFiles       []string `json:"wal_files"`
 	TablespaceMap  bool     `json:"tablespace_map"`
+	Manifest       bool     `json:"manifest"`
 	Amcheck        *struct {
 		OK     bool   `json:"ok"`
 		Output string `json:"output"`

@@ -9,6 +9,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/archiver"
 	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/pg"
+	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/spf13/cobra"
 )
@@ -18,14 +19,20 @@ type pgBackupOpts struct {
 	tags                      []string
 	fast, waitArchive, force  bool
 	amcheck, amcheckWarn      bool
-	copy                      bool
+	copy, stream              bool
 	noWALDelta                bool
+	manifestChecksums         string
 }
+
+// streamCorruptEnv names a test hook: a streamed base backup flips the
+// first byte it receives of the file at this path (relative to the data
+// directory), as a damaged transfer would, to check the manifest check.
+const streamCorruptEnv = "REWIND_TEST_STREAM_CORRUPT"
 
 func newPgBackupCmd(g *globals) *cobra.Command {
 	o := &pgBackupOpts{}
 	cmd := &cobra.Command{
-		Use:   "backup [--dsn DSN] [--pgdata DIR] [--amcheck]",
+		Use:   "backup [--dsn DSN] [--pgdata DIR] [--stream] [--amcheck]",
 		Short: "Take an online base backup of a PostgreSQL cluster",
 		Long: `Take a base backup of a running PostgreSQL server (10 or later; 15 is what
 the tests run) into a new snapshot, on one session kept open: pg_backup_start,
@@ -58,6 +65,21 @@ With --amcheck, pg_amcheck checks every database first (installing the
 amcheck extension where missing) and its result is recorded; corruption
 stops the backup with exit status 1 unless --amcheck-warn.
 
+With --stream the backup is taken over the replication protocol instead
+(BASE_BACKUP, PostgreSQL 15 or later), for a server on another machine or a
+data directory this user cannot read: the server sends the data directory,
+backup_label, tablespace_map, the WAL from start to stop and a backup
+manifest as one stream, which goes straight into the repository (nothing is
+written to disk here), every file cut as a local backup cuts it. Each file
+is checked against the manifest's size and checksum as it arrives, and the
+manifest is kept in the snapshot as backup_manifest; a difference fails the
+backup and saves no snapshot. The role needs REPLICATION (or superuser) and
+pg_hba.conf a "replication" line; the snapshot records the same metadata
+("method": "stream") and restores with rewind pg restore as a local one
+does. Its path is the server's data_directory when the role may read it,
+else --pgdata, else /postgresql/SYSTEM-ID. Without --stream and --pgdata, a
+data directory that cannot be read here makes pg backup stream by itself.
+
 With --copy the backup is out of band, as a copy backup of other tools
 does not truncate logs: it is recorded as a copy ("copy": true under
 "postgres") and does not move the WAL retention window. prune removes
@@ -77,7 +99,8 @@ says why. --no-wal-delta always reads changed files whole
   PGHOST=db1 PGUSER=backup rewind pg backup --pgdata /srv/pg/15/main
   rewind pg backup --amcheck --fast
   rewind pg backup --copy --tag before-upgrade
-  rewind pg backup --no-wal-delta`,
+  rewind pg backup --no-wal-delta
+  rewind pg backup --stream --dsn 'host=db1.example.com user=replicator' --fast`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return g.pgAccess(runPgBackup(cmd, g, o)) },
 	}
@@ -93,6 +116,8 @@ says why. --no-wal-delta always reads changed files whole
 	f.BoolVar(&o.amcheckWarn, "amcheck-warn", false, "with --amcheck: back up anyway when pg_amcheck finds corruption")
 	f.BoolVar(&o.copy, "copy", false, "an out-of-band backup that does not move the WAL retention window")
 	f.BoolVar(&o.noWALDelta, "no-wal-delta", false, "read changed relation files whole instead of only the blocks the WAL since the previous base backup names")
+	f.BoolVar(&o.stream, "stream", false, "take the backup over the replication protocol (BASE_BACKUP), for a remote server or an unreadable data directory")
+	f.StringVar(&o.manifestChecksums, "manifest-checksums", "CRC32C", "with --stream: the manifest's checksum `algorithm` each file is checked with (CRC32C, SHA224, SHA256, SHA384, SHA512)")
 	f.StringVar(&o.binDir, "pg-bindir", "", "`dir` of the PostgreSQL programs (pg_amcheck); default /usr/lib/postgresql/MAJOR/bin, then PATH")
 	return cmd
 }
@@ -112,13 +137,56 @@ func runPgBackup(cmd *cobra.Command, g *globals, o *pgBackupOpts) error {
 	}
 	popt := pg.BackupOptions{DSN: o.dsn, DataDir: o.pgdata, Fast: o.fast, WaitArchive: o.waitArchive,
 		Amcheck: o.amcheck, AmcheckWarn: o.amcheckWarn, BinDir: o.binDir, Logger: g.log, Copy: o.copy, NoDelta: o.noWALDelta}
+	if o.manifestChecksums != "CRC32C" && !o.stream {
+		return errors.New("--manifest-checksums goes with --stream")
+	}
 	// The server is checked before the repository is opened or created:
 	// a wrong DSN stores nothing.
-	conn, srv, dataDir, err := pg.Prepare(ctx, popt)
-	if err != nil {
-		return err
+	var (
+		dataDir string
+		take    func(*repository.Repository, pg.BackupOptions) (*pg.BackupResult, error)
+	)
+	stream := o.stream
+	if !stream {
+		conn, srv, dir, err := pg.Prepare(ctx, popt)
+		switch {
+		case errors.Is(err, pg.ErrDataDirUnreadable) && o.pgdata == "":
+			g.log.Info("the data directory cannot be read here: taking a streamed base backup", "err", err)
+			if !g.json && !g.quiet {
+				g.ui.Printf("The data directory cannot be read here: taking the base backup over the replication protocol (--stream).\n")
+			}
+			stream = true
+		case err != nil:
+			return err
+		default:
+			defer conn.Close(context.WithoutCancel(ctx))
+			dataDir = dir
+			take = func(r *repository.Repository, popt pg.BackupOptions) (*pg.BackupResult, error) {
+				return pg.BaseBackup(ctx, r, conn, srv, dataDir, popt)
+			}
+		}
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	if stream {
+		rc, srv, root, err := pg.PrepareStream(ctx, popt)
+		if err != nil {
+			return err
+		}
+		defer rc.Close(context.WithoutCancel(ctx))
+		dataDir = root
+		sopt := pg.StreamOptions{Checksums: o.manifestChecksums}
+		if bad := os.Getenv(streamCorruptEnv); bad != "" {
+			done := false
+			sopt.Corrupt = func(rel string, b []byte) {
+				if rel == bad && !done && len(b) > 0 {
+					b[0] ^= 0xff
+					done = true
+				}
+			}
+		}
+		take = func(r *repository.Repository, popt pg.BackupOptions) (*pg.BackupResult, error) {
+			return pg.StreamBackup(ctx, r, rc, srv, root, popt, sopt)
+		}
+	}
 	r, err := g.openOrCreateDefault(ctx)
 	if err != nil {
 		return err
@@ -157,7 +225,7 @@ func runPgBackup(cmd *cobra.Command, g *globals, o *pgBackupOpts) error {
 			return nil
 		}}
 	prog := g.ui.StartProgress("pg backup", counter)
-	res, err := pg.BaseBackup(ctx, r, conn, srv, dataDir, popt)
+	res, err := take(r, popt)
 	prog.Stop()
 	if err != nil {
 		return err
@@ -176,6 +244,9 @@ func runPgBackup(cmd *cobra.Command, g *globals, o *pgBackupOpts) error {
 				ui.Count(d.ChangedBlocks, "block", "blocks"), ui.Bytes(d.BytesRead), ui.Count(d.Files, "relation file", "relation files"), ui.Bytes(d.BytesReused))
 		} else if d != nil {
 			g.ui.Printf("WAL-delta not used, changed relation files were read whole: %s\n", d.Fallback)
+		}
+		if p.Manifest {
+			g.ui.Printf("Streamed with BASE_BACKUP: every file matched the backup manifest (kept as backup_manifest)\n")
 		}
 		if p.Amcheck != nil {
 			state := "passed"

@@ -21,6 +21,10 @@ const Tag = "postgres"
 // ErrAmcheckFailed: pg_amcheck found corruption, so no backup was taken.
 var ErrAmcheckFailed = errors.New("pg_amcheck found corruption")
 
+// ErrDataDirUnreadable: the data directory is not readable on this
+// machine, so a local base backup cannot be taken (a streamed one can).
+var ErrDataDirUnreadable = errors.New("the data directory cannot be read here")
+
 // BackupOptions control a base backup.
 type BackupOptions struct {
 	// DSN reaches the server ("": the PG* environment variables).
@@ -86,7 +90,7 @@ func Prepare(ctx context.Context, opt BackupOptions) (*Conn, *Server, string, er
 	}
 	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err != nil {
 		c.Close(ctx)
-		return nil, nil, "", fmt.Errorf("data directory %s cannot be read here (%w): run rewind on the server's machine as its OS user (postgres) or root, or give --pgdata where this machine sees it", dir, err)
+		return nil, nil, "", fmt.Errorf("%w: %s (%w): run rewind on the server's machine as its OS user (postgres) or root, give --pgdata where this machine sees it, or take a streamed base backup (--stream)", ErrDataDirUnreadable, dir, err)
 	}
 	return c, srv, dir, nil
 }

@@ -8,7 +8,8 @@ package snapshot
 // does not fit a JSON number's exact range.
 type PGInfo struct {
 	// Method is how the backup was taken: "local" (pg_backup_start and
-	// pg_backup_stop, reading the data directory).
+	// pg_backup_stop, reading the data directory) or "stream" (the
+	// replication protocol's BASE_BACKUP, pg backup --stream).
 	Method string `json:"method"`
 	// Version is server_version_num (150004), VersionText server_version.
 	Version     int    `json:"version"`
@@ -37,6 +38,10 @@ type PGInfo struct {
 	// Delta, for a base backup with a parent, says whether it read only
 	// the blocks the WAL names as changed (WAL-delta) and what it saved.
 	Delta *PGDelta `json:"delta,omitempty"`
+	// Manifest is true when the snapshot holds the server's
+	// backup_manifest, every file checked against it as received (a
+	// streamed backup).
+	Manifest bool `json:"manifest,omitempty"`
 }
 
 // PGAmcheck is what pg_amcheck reported before a base backup.
