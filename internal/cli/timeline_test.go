@@ -37,7 +37,15 @@ type jsonTimelineSource struct {
 		MissingLast     string     `json:"missing_last"`
 		Description     string     `json:"description"`
 	} `json:"gaps"`
-	At *struct {
+	Switches []struct {
+		Timeline uint32    `json:"timeline"`
+		Parent   uint32    `json:"parent"`
+		LSN      string    `json:"lsn"`
+		Reason   string    `json:"reason"`
+		Created  time.Time `json:"created"`
+	} `json:"timeline_switches"`
+	Timeline uint32 `json:"timeline"`
+	At       *struct {
 		Time          time.Time  `json:"time"`
 		Restorable    bool       `json:"restorable"`
 		SnapshotID    string     `json:"snapshot_id"`
