@@ -177,6 +177,9 @@ func (r *results) markdown(cfg config, tools []tool) report {
 	if r.Continuous != nil {
 		b.WriteString(r.Continuous.markdown())
 	}
+	if r.PG != nil {
+		b.WriteString(r.PG.markdown())
+	}
 	if len(r.Notes) > 0 {
 		b.WriteString("\n## Notes from the run\n\n")
 		for _, n := range r.Notes {
