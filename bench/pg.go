@@ -523,6 +523,13 @@ func (p *pgRun) turn(ctx context.Context, tool string) (*pgToolRun, error) {
 	}
 	defer func() {
 		p.stopAll()
+		// The servers' logs go with the others, for a look afterwards.
+		for _, l := range []string{filepath.Join(restore, "rewind-start.log"), filepath.Join(p.dir, "server-"+tool+".log"),
+			filepath.Join(p.dir, "server-"+tool+"-restored.log")} {
+			if b, err := os.ReadFile(l); err == nil {
+				os.WriteFile(filepath.Join(p.h.runs, "logs", "pg-"+tool+"-"+filepath.Base(l)), b, 0o644)
+			}
+		}
 		os.RemoveAll(data)
 		os.RemoveAll(restore)
 		if !p.h.cfg.keep {
