@@ -873,7 +873,11 @@ func splicePG(doc, section string) string {
 	section = strings.Trim(section, "\n") + "\n"
 	if old := pgSection(doc); old != "" {
 		i := strings.Index(doc, old)
-		return doc[:i] + section + strings.TrimPrefix(doc[i+len(old):], "\n")
+		rest := strings.TrimLeft(doc[i+len(old):], "\n")
+		if rest != "" {
+			rest = "\n" + rest
+		}
+		return doc[:i] + section + rest
 	}
 	for _, h := range []string{"\n" + cpTitle + "\n", "\n## Notes from the run", "\n## Reproduce"} {
 		if i := strings.Index(doc, h); i >= 0 {
