@@ -82,6 +82,7 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	var sets, tools string
 	var limit, src, dst string
 	var cpRates string
+	var pgRender string
 	fs.IntVar(&cfg.rounds, "n", 3, "rounds of the whole comparison; medians are reported")
 	fs.StringVar(&cfg.dataDir, "data", "/var/tmp/rwbench-data", "folder for the datasets, work copies, repositories and logs")
 	fs.StringVar(&sets, "sets", "tree,image,small", "comma-separated datasets: tree, image, small")
@@ -102,6 +103,7 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.StringVar(&cfg.pg.mode, "pg", pgOn, "PostgreSQL section against pgBackRest: on (after the file sets), off (the report keeps the last one), or only (alone; replaces its section of -out)")
 	fs.IntVar(&cfg.pg.scale, "pg-scale", 100, "PostgreSQL: pgbench scale of the database (100: about 1.5 GB; -smoke: 1)")
 	fs.StringVar(&cfg.pg.binDir, "pg-bindir", "/usr/lib/postgresql/15/bin", "PostgreSQL: folder of initdb, pg_ctl, pgbench and postgres")
+	fs.StringVar(&pgRender, "pg-render", "", "PostgreSQL: render the section from a saved `pg.json` (runs/logs/pg.json) into -out instead of measuring")
 	fs.StringVar(&limit, "limit", "", "internal: run one machine-limit operation (read, walk, copy) and exit")
 	fs.StringVar(&src, "src", "", "internal: source folder for -limit")
 	fs.StringVar(&dst, "dst", "", "internal: target folder for -limit copy")
@@ -113,6 +115,9 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	if limit != "" {
 		return runLimit(ctx, limit, src, dst)
+	}
+	if pgRender != "" {
+		return renderPG(ctx, pgRender, cfg.out)
 	}
 	cfg.sets = splitList(sets)
 	explicit := map[string]bool{}

@@ -945,3 +945,33 @@ func pgOnlyRun(ctx context.Context, log *slog.Logger, cfg config, root, tmp, dat
 	log.Info("replaced the PostgreSQL section", "file", cfg.out)
 	return nil
 }
+
+// renderPG rewrites the section of out (default BENCHMARKS.md) from a saved
+// pg.json, for a change of the report's text without measuring again.
+func renderPG(ctx context.Context, from, out string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	var rep pgReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("%s: %w", from, err)
+	}
+	section := rep.markdown()
+	fmt.Print(section)
+	if out == "-" {
+		return nil
+	}
+	if out == "" {
+		root, err := repoRoot(ctx)
+		if err != nil {
+			return err
+		}
+		out = filepath.Join(root, "BENCHMARKS.md")
+	}
+	doc, err := os.ReadFile(out)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return os.WriteFile(out, []byte(splicePG(string(doc), section)), 0o644)
+}
