@@ -276,7 +276,8 @@ const reproduce = `
 Flags: ` + "`-n`" + ` rounds (3), ` + "`-data`" + ` dataset folder (/var/tmp/rwbench-data),
 ` + "`-sets`" + `, ` + "`-tools`" + `, ` + "`-out`" + ` (this file; ` + "`-`" + ` for stdout only), ` + "`-keep`" + `
 (keep the repositories), ` + "`-cache`" + ` (warm, cold, as-is), ` + "`-verify`" + `,
-` + "`-timeout`" + `, ` + "`-rewind`" + ` (a prebuilt binary). Run as root: the harness
+` + "`-timeout`" + `, ` + "`-rewind`" + ` (a prebuilt binary), ` + "`-pg`" + ` (on, off, only: the
+PostgreSQL section), ` + "`-pg-scale`" + `. Run as root: the harness
 installs restic and borgbackup from Debian when they are missing.
 `
 
