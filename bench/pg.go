@@ -86,6 +86,37 @@ type pgToolRun struct {
 	SizeIncr   int64   `json:"size_after_incremental"`
 	TPS        float64 `json:"pgbench_tps"`
 	RowsAtT    int64   `json:"history_rows_at_t"`
+	// FullBase and IncrBase are what each base backup stored itself,
+	// without the WAL archive: rewind's data_added_packed, pgBackRest's
+	// growth of backup/.
+	FullBase int64 `json:"full_base_bytes"`
+	IncrBase int64 `json:"incremental_base_bytes"`
+	// IncrRead is what rewind's incremental read (bytes_read); -1 unknown.
+	IncrRead int64 `json:"incremental_bytes_read"`
+	// Recovery is what the restored server's log says.
+	Recovery pgRecovery `json:"recovery"`
+	// Touched is how far pgbench's updates spread over pgbench_accounts.
+	Touched pgTouched `json:"touched"`
+}
+
+// pgRecovery is read from the restored server's log.
+type pgRecovery struct {
+	Segments   int           `json:"segments_fetched"`  // "restored log file" lines
+	Redo       time.Duration `json:"redo_ns"`           // "redo done ... elapsed"
+	Checkpoint time.Duration `json:"end_checkpoint_ns"` // the end-of-recovery checkpoint's total
+	ToRedo     time.Duration `json:"start_to_redo_ns"`  // first log line to "starting point-in-time recovery"
+	FilesTook  time.Duration `json:"files_restored_ns"` // rewind: "restored ... in X" (its restore of the files)
+}
+
+// pgTouched counts, among the pgbench_accounts rows pgbench updated, the
+// 8 KiB pages they were on and the aligned groups of 8 pages (64 KiB, the
+// small-chunk profile's average chunk) holding one of them.
+type pgTouched struct {
+	Rows    int64 `json:"rows"`
+	Pages   int64 `json:"pages"`
+	Of      int64 `json:"relpages"`
+	Groups  int64 `json:"groups_64k"`
+	GroupOf int64 `json:"groups_64k_of"`
 }
 
 func (r *pgToolRun) added() int64 { return r.SizeIncr - r.SizeBefore }
@@ -565,7 +596,7 @@ func (p *pgRun) turn(ctx context.Context, tool string) (*pgToolRun, error) {
 		spec := p.pgbrCmd("backup", "--type="+kind)
 		benv := env
 		if tool == pgRewind {
-			spec = p.cmd(p.rewind, "--repo", repo, "pg", "backup", "--fast", "--dsn", p.dsn())
+			spec = p.cmd(p.rewind, "--repo", repo, "--json", "pg", "backup", "--fast", "--dsn", p.dsn())
 			benv = append(slices.Clone(env), "REWIND_CPUPROFILE="+filepath.Join(p.dir, "prof", kind+".pprof"))
 		}
 		return p.timed(ctx, tool, step, spec, benv, data, repo)
@@ -577,9 +608,12 @@ func (p *pgRun) turn(ctx context.Context, tool string) (*pgToolRun, error) {
 		return diskUsage(repo)
 	}
 	var err error
+	baseStart, _ := diskUsage(filepath.Join(repo, "backup"))
 	if r.Full, err = backup(pgStepFull, "full"); err != nil {
 		return nil, err
 	}
+	baseFull, _ := diskUsage(filepath.Join(repo, "backup"))
+	r.FullBase, _ = p.stored(tool, "full", baseFull-baseStart)
 	if r.SizeFull, err = size(); err != nil {
 		return nil, err
 	}
@@ -589,9 +623,15 @@ func (p *pgRun) turn(ctx context.Context, tool string) (*pgToolRun, error) {
 	if r.SizeBefore, err = size(); err != nil {
 		return nil, err
 	}
+	if err := p.touched(ctx, &r.Touched); err != nil {
+		return nil, err
+	}
+	baseBefore, _ := diskUsage(filepath.Join(repo, "backup"))
 	if r.Incr, err = backup(pgStepIncr, "incr"); err != nil {
 		return nil, err
 	}
+	baseIncr, _ := diskUsage(filepath.Join(repo, "backup"))
+	r.IncrBase, r.IncrRead = p.stored(tool, "incr", baseIncr-baseBefore)
 	if r.SizeIncr, err = size(); err != nil {
 		return nil, err
 	}
@@ -631,6 +671,11 @@ func (p *pgRun) turn(ctx context.Context, tool string) (*pgToolRun, error) {
 	if err := p.stop(ctx, restore, tool+"-restored"); err != nil {
 		return nil, err
 	}
+	serverLog := filepath.Join(p.dir, "server-"+tool+"-restored.log")
+	if tool == pgRewind {
+		serverLog = filepath.Join(restore, "rewind-start.log")
+	}
+	r.Recovery = readRecovery(serverLog, filepath.Join(p.h.runs, "logs", "pg-"+tool+"-"+strings.ReplaceAll(pgStepRest, " ", "-")+".log"))
 	if tool == pgRewind {
 		for _, kind := range []string{"full", "incr"} {
 			src := filepath.Join(p.dir, "prof", kind+".pprof")
@@ -754,6 +799,13 @@ var pgTargets = []struct {
 	{"restore to a time T, until the cluster accepts connections", 0.7, func(r *pgToolRun) float64 { return r.Restore.Wall.Seconds() }, func(r *pgToolRun) string { return fmtSample(r.Restore) }},
 }
 
+func fmtBytesOr(n int64) string {
+	if n < 0 {
+		return "–"
+	}
+	return fmtBytes(float64(n))
+}
+
 func fmtSample(s sample) string {
 	return fmtSecs(s.Wall.Seconds()) + " (" + fmtSecs(s.CPU.Seconds()) + ")"
 }
@@ -789,6 +841,9 @@ func (rep *pgReport) markdown() string {
 		"--target-action=promote --archive-mode=off`, then `pg_ctl start -w`. The time runs until `select pg_is_in_recovery()` answers false (promoted: hot standby answers read-only queries earlier). "+
 		"Untimed afterwards: the restored `pgbench_history` must have exactly its row count at T.\n",
 		fmtCount(max(100, rep.Transactions/10)))
+	b.WriteString("- Below the ratios: what each base backup stored itself (rewind's `data_added_packed`, the growth of pgBackRest's `backup/`), " +
+		"how far pgbench's updates spread (the 8 KiB pages of `pgbench_accounts` the updated rows were on, and the aligned 64 KiB groups of pages, " +
+		"the small-chunk profile's average chunk, that hold one), and the recovery's phases from the restored server's log.\n")
 
 	b.WriteString("\n### PostgreSQL: targets (issue 12)\n\n| measure | target | rewind | pgBackRest | rewind / pgBackRest | met |\n|---|---|---:|---:|---:|---|\n")
 	rw, br := rep.Tools[pgRewind], rep.Tools[pgBackRest]
@@ -843,6 +898,28 @@ func (rep *pgReport) markdown() string {
 		}
 		return strings.Join(parts, "; ")
 	})
+	row("full: stored by the base backup itself (WAL archive apart)", func(r *pgToolRun) string { return fmtBytesOr(r.FullBase) })
+	row("incremental: stored by the base backup itself", func(r *pgToolRun) string { return fmtBytesOr(r.IncrBase) })
+	row("incremental: bytes read", func(r *pgToolRun) string { return fmtBytesOr(r.IncrRead) })
+	row("pgbench_accounts: rows updated; their 8 KiB pages; 64 KiB groups of pages", func(r *pgToolRun) string {
+		t := r.Touched
+		if t.Of == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%s; %s of %s (%.0f%%); %s of %s (%.0f%%)", fmtCount(int(t.Rows)), fmtCount(int(t.Pages)), fmtCount(int(t.Of)),
+			100*float64(t.Pages)/float64(t.Of), fmtCount(int(t.Groups)), fmtCount(int(t.GroupOf)), 100*float64(t.Groups)/float64(max(1, t.GroupOf)))
+	})
+	row("restore: files restored (rewind's own count)", func(r *pgToolRun) string {
+		if r.Recovery.FilesTook == 0 {
+			return "–"
+		}
+		return fmtSecs(r.Recovery.FilesTook.Seconds())
+	})
+	row("recovery: server start to recovery start", func(r *pgToolRun) string { return fmtSecs(r.Recovery.ToRedo.Seconds()) })
+	row("recovery: redo (WAL segments fetched)", func(r *pgToolRun) string {
+		return fmt.Sprintf("%s (%d)", fmtSecs(r.Recovery.Redo.Seconds()), r.Recovery.Segments)
+	})
+	row("recovery: end-of-recovery checkpoint", func(r *pgToolRun) string { return fmtSecs(r.Recovery.Checkpoint.Seconds()) })
 	row("restore to T: peak RSS", func(r *pgToolRun) string { return fmt.Sprintf("%.0f MiB", float64(r.Restore.RSS)/(1<<20)) })
 	row("pgbench_history rows at T (checked in the restore)", func(r *pgToolRun) string { return fmtCount(int(r.RowsAtT)) })
 	if len(rep.Notes) > 0 {
@@ -974,4 +1051,113 @@ func renderPG(ctx context.Context, from, out string) error {
 		return err
 	}
 	return os.WriteFile(out, []byte(splicePG(string(doc), section)), 0o644)
+}
+
+// stored returns what a base backup stored itself, and what it read:
+// rewind's JSON summary (data_added_packed, bytes_read), or for pgBackRest
+// the growth of backup/ given as grown (read unknown: -1).
+func (p *pgRun) stored(tool, kind string, grown int64) (int64, int64) {
+	if tool != pgRewind {
+		return grown, -1
+	}
+	step := pgStepFull
+	if kind == "incr" {
+		step = pgStepIncr
+	}
+	b, err := os.ReadFile(filepath.Join(p.h.runs, "logs", "pg-"+tool+"-"+strings.ReplaceAll(step, " ", "-")+".log"))
+	if err != nil {
+		return -1, -1
+	}
+	added, read := int64(-1), int64(-1)
+	for _, line := range strings.Split(string(b), "\n") {
+		var m map[string]any
+		if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &m) != nil {
+			continue
+		}
+		if sum, ok := m["summary"].(map[string]any); ok {
+			m = sum
+		}
+		if x, ok := m["data_added_packed"].(float64); ok {
+			added = int64(x)
+		}
+		if x, ok := m["bytes_read"].(float64); ok {
+			read = int64(x)
+		}
+	}
+	return added, read
+}
+
+// touched counts how far the updates spread over pgbench_accounts. Rows
+// are loaded in aid order, so a row's page before the update is
+// (aid-1) / rows per page; abalance <> 0 marks an updated row (a
+// transaction's delta is 0 once in 10,001: negligible).
+func (p *pgRun) touched(ctx context.Context, t *pgTouched) error {
+	if err := p.query(ctx, "select relpages::bigint from pg_class where relname = 'pgbench_accounts'", &t.Of); err != nil {
+		return err
+	}
+	rows := int64(p.cfg.scale) * 100_000
+	if t.Of == 0 {
+		return nil
+	}
+	per := (rows + t.Of - 1) / t.Of
+	t.GroupOf = (t.Of + 7) / 8
+	return p.query(ctx, fmt.Sprintf(`select count(*), count(distinct (aid-1)/%d), count(distinct (aid-1)/%d)
+		from pgbench_accounts where abalance <> 0`, per, per*8), &t.Rows, &t.Pages, &t.Groups)
+}
+
+// readRecovery reads the phases of a recovery from the server's log and,
+// for rewind, the time its restore of the files took from its output.
+func readRecovery(serverLog, toolLog string) pgRecovery {
+	var rc pgRecovery
+	b, _ := os.ReadFile(serverLog)
+	var first, redoStart time.Time
+	stamp := func(line string) time.Time {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			return time.Time{}
+		}
+		t, _ := time.Parse("2006-01-02 15:04:05.000", f[0]+" "+f[1])
+		return t
+	}
+	endCheckpoint := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if t := stamp(line); first.IsZero() && !t.IsZero() {
+			first = t
+		}
+		switch {
+		case strings.Contains(line, "starting point-in-time recovery"):
+			redoStart = stamp(line)
+		case strings.Contains(line, "restored log file"):
+			rc.Segments++
+		case strings.Contains(line, "redo done at"):
+			if _, after, ok := strings.Cut(line, "elapsed: "); ok {
+				if x, err := strconv.ParseFloat(strings.Fields(after)[0], 64); err == nil {
+					rc.Redo = time.Duration(x * float64(time.Second))
+				}
+			}
+		case strings.Contains(line, "checkpoint starting: end-of-recovery"):
+			endCheckpoint = true
+		case endCheckpoint && strings.Contains(line, "checkpoint complete"):
+			endCheckpoint = false
+			if _, after, ok := strings.Cut(line, "total="); ok {
+				if x, err := strconv.ParseFloat(strings.TrimSuffix(strings.Fields(after)[0], ","), 64); err == nil {
+					rc.Checkpoint = time.Duration(x * float64(time.Second))
+				}
+			}
+		}
+	}
+	if !first.IsZero() && !redoStart.IsZero() {
+		rc.ToRedo = redoStart.Sub(first)
+	}
+	out, _ := os.ReadFile(toolLog)
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "restored ") {
+			if i := strings.LastIndex(line, " in "); i >= 0 {
+				if d, err := time.ParseDuration(strings.Fields(line[i+4:])[0]); err == nil {
+					rc.FilesTook = d
+				}
+			}
+		}
+	}
+	return rc
 }
