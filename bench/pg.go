@@ -326,7 +326,7 @@ func (p *pgRun) setup(ctx context.Context, bin string) error {
 	if err := p.writeFile(p.conf, []byte(conf), 0o644); err != nil {
 		return err
 	}
-	for _, d := range []string{"pgbackrest-lock", "pgbackrest-log", "cache", "prof"} {
+	for _, d := range []string{"pgbackrest-lock", "pgbackrest-log", "cache", "prof", "tmp"} {
 		if err := p.mkdir(filepath.Join(p.dir, d)); err != nil {
 			return err
 		}
@@ -364,7 +364,8 @@ func (p *pgRun) mkdir(path string) error {
 
 // cmd is a command line run as the cluster's user.
 func (p *pgRun) cmd(argv ...string) cmdSpec {
-	return cmdSpec{argv: argv, cred: p.cred, dir: p.dir}
+	// TMPDIR of its own: the harness's may be private (go test's).
+	return cmdSpec{argv: argv, cred: p.cred, dir: p.dir, env: []string{"TMPDIR=" + filepath.Join(p.dir, "tmp")}}
 }
 
 func (p *pgRun) bin(name string) string { return filepath.Join(p.cfg.binDir, name) }
