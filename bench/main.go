@@ -296,6 +296,13 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 	if err := ensurePeers(ctx, log, cfg.tools); err != nil {
 		return err
 	}
+	if cfg.pg.mode == pgOn {
+		// Before the file sets: a missing PostgreSQL should not end an
+		// hour-long run at its last section.
+		if _, err := checkPgTools(cfg.pg.binDir); err != nil {
+			return err
+		}
+	}
 	tools, err := prepareTools(ctx, log, cfg, root, tmp)
 	if err != nil {
 		return err
