@@ -819,7 +819,7 @@ func (rep *pgReport) markdown() string {
 		"One round: each figure is one measurement, so read ratios near a target as noisy.\n\n",
 		rep.Started.UTC().Format("2006-01-02 15:04 MST"), rep.Finished.Sub(rep.Started).Round(time.Second), rep.LoadStart, rep.LoadEnd)
 	fmt.Fprintf(&b, "- Machine: %s.\n", rep.Machine)
-	fmt.Fprintf(&b, "- Versions: %s; pgBackRest %s; rewind %s.\n", rep.Versions["postgres"], strings.TrimPrefix(rep.Versions[pgBackRest], "pgBackRest "), rep.Versions[pgRewind])
+	fmt.Fprintf(&b, "- Versions: %s; pgBackRest %s; rewind %s.\n", rep.Versions["postgres"], strings.TrimPrefix(rep.Versions[pgBackRest], "pgBackRest "), strings.TrimPrefix(rep.Versions[pgRewind], "rewind "))
 	fmt.Fprintf(&b, "- Database: `pgbench -i -s %d` (%s in `base/`, initialised in %s), made once per run into a stopped data directory. "+
 		"Each tool's turn starts from a copy of it (`cp -a` of the stopped cluster: same system identifier, files and WAL position), "+
 		"the server's defaults except a private socket and port and `archive_mode = on`. Order: %s.\n",
