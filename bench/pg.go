@@ -600,7 +600,8 @@ func (p *pgRun) turn(ctx context.Context, tool string) (*pgToolRun, error) {
 			spec = p.cmd(p.rewind, "--repo", repo, "--json", "pg", "backup", "--fast", "--dsn", p.dsn())
 			benv = append(slices.Clone(env), "REWIND_CPUPROFILE="+filepath.Join(p.dir, "prof", kind+".pprof"))
 		}
-		return p.timed(ctx, tool, step, spec, benv, data, repo)
+		p.warm(ctx, data, repo)
+		return p.timed(ctx, tool, step, spec, benv)
 	}
 	size := func() (int64, error) {
 		if err := p.waitArchived(ctx, data); err != nil {
@@ -714,7 +715,8 @@ func (p *pgRun) restoreTo(ctx context.Context, tool, repo, target string, at tim
 	case pgRewind:
 		spec := p.cmd(p.rewind, "--repo", repo, "--password-file", p.pwFile, "pg", "restore",
 			"--at", at.UTC().Format(time.RFC3339Nano), "--target", target, "--start", "--no-archive")
-		s, err := p.timed(ctx, tool, pgStepRest, spec, env, repo)
+		p.warm(ctx, repo)
+		s, err := p.timed(ctx, tool, pgStepRest, spec, env)
 		if err != nil {
 			return total, err
 		}
@@ -722,7 +724,8 @@ func (p *pgRun) restoreTo(ctx context.Context, tool, repo, target string, at tim
 	case pgBackRest:
 		spec := p.pgbrCmd("restore", "--pg1-path="+target, "--type=time",
 			"--target="+at.UTC().Format("2006-01-02 15:04:05.999999-07"), "--target-action=promote", "--archive-mode=off")
-		s, err := p.timed(ctx, tool, pgStepRest, spec, nil, repo)
+		p.warm(ctx, repo)
+		s, err := p.timed(ctx, tool, pgStepRest, spec, nil)
 		if err != nil {
 			return total, err
 		}
@@ -1161,4 +1164,31 @@ func readRecovery(serverLog, toolLog string) pgRecovery {
 		}
 	}
 	return rc
+}
+
+// warm reads every file below dirs into the page cache (-cache warm), as
+// the file sets do before a step. A running server removes and recycles
+// WAL segments meanwhile: a file gone is skipped, not an error.
+func (p *pgRun) warm(ctx context.Context, dirs ...string) {
+	if p.h.cfg.cache != cacheWarm {
+		return
+	}
+	buf := make([]byte, 1<<20)
+	for _, d := range dirs {
+		filepath.WalkDir(d, func(path string, e os.DirEntry, err error) error {
+			if err != nil || ctx.Err() != nil || !e.Type().IsRegular() {
+				return nil
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				return nil
+			}
+			defer f.Close()
+			for {
+				if _, err := f.Read(buf); err != nil {
+					return nil
+				}
+			}
+		})
+	}
 }
