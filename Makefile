@@ -1,7 +1,7 @@
 # rewind: the targets a developer and CI use.
 GO ?= go
 
-.PHONY: build test bench bench-smoke fuzz
+.PHONY: build test bench bench-smoke bench-smoke-pg fuzz
 
 build:
 	$(GO) build -o bin/rewind ./cmd/rewind
@@ -29,6 +29,10 @@ bench:
 
 bench-smoke:
 	$(GO) run ./bench -smoke
+
+# bench-smoke-pg runs the PostgreSQL section alone at pgbench scale 1.
+bench-smoke-pg:
+	$(GO) run ./bench -smoke -pg only
 
 # fuzz runs every fuzz target for FUZZTIME each, for long runs: e.g.
 # `make fuzz FUZZTIME=10m`. Seed corpora are in each package's

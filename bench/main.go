@@ -35,6 +35,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -58,6 +59,7 @@ type config struct {
 	rewind   string // a rewind binary to use instead of building ./cmd/rewind
 	optional bool   // rewind may be missing or broken (RWBENCH_REWIND_OPTIONAL)
 	cp       cpConfig
+	pg       pgConfig
 }
 
 // optionalEnv names the variable that lets a broken rewind through.
@@ -80,6 +82,7 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	var sets, tools string
 	var limit, src, dst string
 	var cpRates string
+	var pgRender string
 	fs.IntVar(&cfg.rounds, "n", 3, "rounds of the whole comparison; medians are reported")
 	fs.StringVar(&cfg.dataDir, "data", "/var/tmp/rwbench-data", "folder for the datasets, work copies, repositories and logs")
 	fs.StringVar(&sets, "sets", "tree,image,small", "comma-separated datasets: tree, image, small")
@@ -97,6 +100,10 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.IntVar(&cfg.cp.files, "cp-files", 100_000, "continuous: files in the watched tree")
 	fs.StringVar(&cpRates, "cp-rates", "10,100,1000", "continuous: comma-separated writer rates, operations per second")
 	fs.DurationVar(&cfg.cp.duration, "cp-duration", time.Minute, "continuous: how long the writer runs at each rate")
+	fs.StringVar(&cfg.pg.mode, "pg", pgOn, "PostgreSQL section against pgBackRest: on (after the file sets), off (the report keeps the last one), or only (alone; replaces its section of -out)")
+	fs.IntVar(&cfg.pg.scale, "pg-scale", 100, "PostgreSQL: pgbench scale of the database (100: about 1.5 GB; -smoke: 1)")
+	fs.StringVar(&cfg.pg.binDir, "pg-bindir", "/usr/lib/postgresql/15/bin", "PostgreSQL: folder of initdb, pg_ctl, pgbench and postgres")
+	fs.StringVar(&pgRender, "pg-render", "", "PostgreSQL: render the section from a saved `pg.json` (runs/logs/pg.json) into -out instead of measuring")
 	fs.StringVar(&limit, "limit", "", "internal: run one machine-limit operation (read, walk, copy) and exit")
 	fs.StringVar(&src, "src", "", "internal: source folder for -limit")
 	fs.StringVar(&dst, "dst", "", "internal: target folder for -limit copy")
@@ -109,7 +116,25 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	if limit != "" {
 		return runLimit(ctx, limit, src, dst)
 	}
+	if pgRender != "" {
+		return renderPG(ctx, pgRender, cfg.out)
+	}
 	cfg.sets = splitList(sets)
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	// -sets without pg (and without -pg) is a look at the file sets only.
+	if explicit["sets"] && !explicit["pg"] && !slices.Contains(cfg.sets, "pg") {
+		cfg.pg.mode = pgOff
+	}
+	// "pg" among the sets selects the PostgreSQL section; alone, only it.
+	if slices.Contains(cfg.sets, "pg") {
+		cfg.sets = slices.DeleteFunc(cfg.sets, func(s string) bool { return s == "pg" })
+		if len(cfg.sets) == 0 {
+			cfg.pg.mode = pgOnly
+		} else if cfg.pg.mode == pgOff {
+			cfg.pg.mode = pgOn
+		}
+	}
 	cfg.tools = splitList(tools)
 	cfg.optional = os.Getenv(optionalEnv) == "1"
 	for _, r := range splitList(cpRates) {
@@ -125,6 +150,14 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 		cfg.sets = []string{"smoke"}
 		cfg.out = "-"
 		cfg.cp.files, cfg.cp.rates, cfg.cp.duration, cfg.cp.idle = 2000, []int{10, 100}, 3*time.Second, time.Second
+		// The smoke keeps to the file sets unless -pg is given: then the
+		// PostgreSQL section runs on a pgbench database of scale 1.
+		if !explicit["pg"] && !slices.Contains(splitList(sets), "pg") {
+			cfg.pg.mode = pgOff
+		}
+		if !explicit["pg-scale"] {
+			cfg.pg.scale = 1
+		}
 	}
 	if err := validate(&cfg); err != nil {
 		return err
@@ -148,7 +181,7 @@ func validate(cfg *config) error {
 	}
 	for _, s := range cfg.sets {
 		if _, ok := standardSets[s]; !ok && s != "smoke" {
-			return fmt.Errorf("unknown set %q (want tree, image or small)", s)
+			return fmt.Errorf("unknown set %q (want tree, image, small or pg)", s)
 		}
 	}
 	for _, t := range cfg.tools {
@@ -162,8 +195,25 @@ func validate(cfg *config) error {
 	if cfg.cp.mode == cpOnly {
 		cfg.tools = []string{"rewind"}
 	}
+	if cfg.pg.mode != pgOn && cfg.pg.mode != pgOff && cfg.pg.mode != pgOnly {
+		return fmt.Errorf("-pg %q: want on, off or only", cfg.pg.mode)
+	}
+	if cfg.pg.scale < 1 {
+		return errors.New("-pg-scale must be at least 1")
+	}
+	if cfg.pg.mode == pgOnly {
+		if cfg.cp.mode == cpOnly {
+			return errors.New("-pg only and -continuous only: run them one at a time")
+		}
+		cfg.tools = []string{"rewind"}
+		cfg.sets = []string{"pg"}
+	}
 	if cfg.cache != cacheWarm && cfg.cache != cacheCold && cfg.cache != cacheAsIs {
 		return fmt.Errorf("-cache %q: want warm, cold or as-is", cfg.cache)
+	}
+	if len(cfg.sets) == 0 && cfg.pg.mode != pgOff {
+		cfg.pg.mode = pgOnly
+		cfg.tools, cfg.sets = []string{"rewind"}, []string{"pg"}
 	}
 	if len(cfg.sets) == 0 || len(cfg.tools) == 0 {
 		return errors.New("no sets or no tools selected")
@@ -240,8 +290,18 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 	if cfg.cp.mode == cpOnly {
 		return continuousOnly(ctx, log, cfg, root, tmp, dataDir)
 	}
+	if cfg.pg.mode == pgOnly {
+		return pgOnlyRun(ctx, log, cfg, root, tmp, dataDir, shm)
+	}
 	if err := ensurePeers(ctx, log, cfg.tools); err != nil {
 		return err
+	}
+	if cfg.pg.mode == pgOn {
+		// Before the file sets: a missing PostgreSQL should not end an
+		// hour-long run at its last section.
+		if _, err := checkPgTools(cfg.pg.binDir); err != nil {
+			return err
+		}
 	}
 	tools, err := prepareTools(ctx, log, cfg, root, tmp)
 	if err != nil {
@@ -284,6 +344,9 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 	if err == nil {
 		err = h.continuous(ctx)
 	}
+	if err == nil {
+		err = h.pg(ctx)
+	}
 	if !cfg.keep {
 		for _, p := range h.templates {
 			os.RemoveAll(p)
@@ -301,7 +364,17 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 	report := h.res.markdown(cfg, tools)
 	fmt.Print(report.tables)
 	if cfg.out != "-" {
-		if err := os.WriteFile(cfg.out, []byte(report.document), 0o644); err != nil {
+		doc := report.document
+		if h.res.PG == nil {
+			// Not run this time: keep the last run's section, which says
+			// when it was measured.
+			if old, err := os.ReadFile(cfg.out); err == nil {
+				if sec := pgSection(string(old)); sec != "" {
+					doc = splicePG(doc, sec)
+				}
+			}
+		}
+		if err := os.WriteFile(cfg.out, []byte(doc), 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", cfg.out, err)
 		}
 		log.Info("rewrote report", "file", cfg.out)

@@ -394,6 +394,9 @@ func (h *harness) measure(ctx context.Context, spec cmdSpec, env []string, logNa
 	cmd.Env = append(append(os.Environ(), env...), spec.env...)
 	cmd.Dir = spec.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if spec.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: spec.cred}
+	}
 
 	syscall.Sync()
 	if err := h.setCache(ctx, inputs); err != nil {

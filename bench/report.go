@@ -177,6 +177,9 @@ func (r *results) markdown(cfg config, tools []tool) report {
 	if r.Continuous != nil {
 		b.WriteString(r.Continuous.markdown())
 	}
+	if r.PG != nil {
+		b.WriteString(r.PG.markdown())
+	}
 	if len(r.Notes) > 0 {
 		b.WriteString("\n## Notes from the run\n\n")
 		for _, n := range r.Notes {
@@ -273,7 +276,8 @@ const reproduce = `
 Flags: ` + "`-n`" + ` rounds (3), ` + "`-data`" + ` dataset folder (/var/tmp/rwbench-data),
 ` + "`-sets`" + `, ` + "`-tools`" + `, ` + "`-out`" + ` (this file; ` + "`-`" + ` for stdout only), ` + "`-keep`" + `
 (keep the repositories), ` + "`-cache`" + ` (warm, cold, as-is), ` + "`-verify`" + `,
-` + "`-timeout`" + `, ` + "`-rewind`" + ` (a prebuilt binary). Run as root: the harness
+` + "`-timeout`" + `, ` + "`-rewind`" + ` (a prebuilt binary), ` + "`-pg`" + ` (on, off, only: the
+PostgreSQL section), ` + "`-pg-scale`" + `. Run as root: the harness
 installs restic and borgbackup from Debian when they are missing.
 `
 

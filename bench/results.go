@@ -34,6 +34,8 @@ type results struct {
 
 	// Continuous is the continuous-protection scenario, when it ran.
 	Continuous *cpReport `json:"continuous,omitempty"`
+	// PG is the PostgreSQL section, when it ran.
+	PG *pgReport `json:"pg,omitempty"`
 }
 
 func newResults() *results {

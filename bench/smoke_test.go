@@ -172,3 +172,97 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestSmokePG runs the PostgreSQL section alone on a pgbench database of
+// scale 1 (`bench -smoke -pg only`): both tools through every step, the
+// restore to T checked by the harness. It checks that the targets and raw
+// tables are there and filled, never a speed. Without PostgreSQL 15 or
+// pgbackrest it skips, except on CI (CI=true), where it fails.
+func TestSmokePG(t *testing.T) {
+	ci := os.Getenv("CI") == "true"
+	if _, err := checkPgTools("/usr/lib/postgresql/15/bin"); err != nil {
+		if ci {
+			t.Fatalf("%v", err)
+		}
+		t.Skip(err)
+	}
+	if testing.Short() && !ci {
+		t.Skip("runs PostgreSQL and pgBackRest; skipped with -short")
+	}
+	bench := filepath.Join(t.TempDir(), "bench")
+	if out, err := exec.Command("go", "build", "-o", bench, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build the harness: %v\n%s", err, out)
+	}
+	args := []string{"-smoke", "-pg", "only"}
+	if bin := os.Getenv("RWBENCH_REWIND"); bin != "" {
+		args = append(args, "-rewind", bin)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bench, args...)
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("bench -smoke -pg only: %v\nstderr:\n%s", err, tail(stderr.String(), 60))
+	}
+	out := stdout.String()
+	t.Logf("bench -smoke -pg only printed:\n%s", out)
+	if !strings.Contains(out, pgTitle) {
+		t.Errorf("no section %q", pgTitle)
+	}
+	tables := parseTables(out)
+	filled := func(title string, rows, cols []string) {
+		t.Helper()
+		tb, ok := tables[title]
+		if !ok {
+			t.Errorf("no table %q", title)
+			return
+		}
+		for _, row := range rows {
+			cells, ok := tb.rows[row]
+			if !ok {
+				t.Errorf("table %q has no row %q", title, row)
+				continue
+			}
+			for _, col := range cols {
+				if v, ok := cells[col]; !ok || v == "–" || v == "" {
+					t.Errorf("table %q, row %q, column %q is empty", title, row, col)
+				}
+			}
+		}
+	}
+	var measures []string
+	for _, tg := range pgTargets {
+		measures = append(measures, tg.what)
+	}
+	filled("### PostgreSQL: targets (issue 12)", measures, []string{"rewind", "pgBackRest", "rewind / pgBackRest", "met"})
+	filled("### PostgreSQL: raw figures", []string{"full: wall (CPU)", "repository after the full", "incremental: wall (CPU)",
+		"incremental: bytes added", "restore to T: wall (CPU of the tool)", "pgbench_history rows at T (checked in the restore)"},
+		[]string{"rewind", "pgBackRest"})
+	// The pg receive rows are there, measured or saying why not.
+	if tb := tables["### PostgreSQL: targets (issue 12)"]; len(tb.rows) < len(pgTargets)+2 {
+		t.Errorf("the targets table has %d rows, want the %d ratios and the 2 pg receive rows", len(tb.rows), len(pgTargets))
+	}
+}
+
+// TestSplicePG: the PostgreSQL section replaces its old self and leaves the
+// file sets' sections alone; a document without one gets it before the
+// notes.
+func TestSplicePG(t *testing.T) {
+	doc := "# Benchmarks\n\n## Set tree\n\ntree tables\n\n" + pgTitle + "\n\nold pg\n\n## Notes from the run\n\n- n\n\n## Reproduce\n\nr\n"
+	got := splicePG(doc, "\n"+pgTitle+"\n\nnew pg\n")
+	want := "# Benchmarks\n\n## Set tree\n\ntree tables\n\n" + pgTitle + "\n\nnew pg\n\n## Notes from the run\n\n- n\n\n## Reproduce\n\nr\n"
+	if got != want {
+		t.Errorf("replace:\n%q\nwant\n%q", got, want)
+	}
+	if sec := pgSection(doc); sec != pgTitle+"\n\nold pg\n\n" {
+		t.Errorf("pgSection = %q", sec)
+	}
+	noPG := "# Benchmarks\n\n## Set tree\n\nt\n\n## Notes from the run\n\n- n\n"
+	got = splicePG(noPG, pgTitle+"\n\nnew\n")
+	if want := "# Benchmarks\n\n## Set tree\n\nt\n\n" + pgTitle + "\n\nnew\n\n## Notes from the run\n\n- n\n"; got != want {
+		t.Errorf("insert:\n%q\nwant\n%q", got, want)
+	}
+	if pgSection(noPG) != "" {
+		t.Error("a section found where there is none")
+	}
+}

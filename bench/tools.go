@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // password is the repository password every tool gets; the repositories are
@@ -21,6 +22,9 @@ type cmdSpec struct {
 	dir  string   // working folder; empty for the harness's own
 	// warn lists exit codes that mean "done, with warnings" for this tool.
 	warn []int
+	// cred, when set, runs the command as that OS user (the PostgreSQL
+	// section runs both tools as the cluster's user).
+	cred *syscall.Credential
 }
 
 // tool knows the command lines of one backup program. Every method only
