@@ -146,13 +146,18 @@ func runWALFetch(ctx context.Context, g *globals, name, dest, cluster string) er
 	if cl == nil {
 		return fmt.Errorf("no WAL of cluster %q is stored (clusters: %v)", cluster, cat.Names())
 	}
-	e := cl.Find(name)
+	e, padTo := cl.ForFetch(name)
 	if e == nil {
 		return fmt.Errorf("%s of cluster %q is not stored", name, cluster)
 	}
 	data, err := wal.Read(ctx, r, &e.Entry)
 	if err != nil {
 		return err
+	}
+	if int64(len(data)) < padTo {
+		// Only a partial of the segment is stored (pg receive): its
+		// records, then zeros where recovery stops.
+		data = append(data, make([]byte, padTo-int64(len(data)))...)
 	}
 	if err := wal.WriteFile(dest, data); err != nil {
 		return err

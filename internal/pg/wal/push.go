@@ -53,6 +53,9 @@ type PushOptions struct {
 	// stored, "indexed" after the WAL index file is stored), for crash
 	// tests.
 	Hook func(point string)
+	// SystemID, if not 0, is the cluster's system identifier for files
+	// that carry none (history, backup), instead of reading PGData.
+	SystemID uint64
 	// NoCompact skips the compaction a push runs when the cluster has
 	// CompactAfter single-push index files (for measurements).
 	NoCompact bool
@@ -87,6 +90,26 @@ type PushResult struct {
 // is not the one of the WAL already stored under the cluster name is
 // ErrOtherCluster. In those cases nothing is written.
 func Push(ctx context.Context, r *repository.Repository, path string, opt PushOptions) (*PushResult, error) {
+	base := filepath.Base(path)
+	if _, err := ParseName(base); err != nil {
+		return nil, err
+	}
+	data, mtime, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return PushData(ctx, r, base, data, mtime, opt)
+}
+
+// PushData stores data as the WAL file called base (a segment, .partial,
+// .history or .backup name), modified at mtime, as Push stores a file.
+//
+// A .partial may be shorter than a segment: the receiver stores the
+// segment it is filling as a growing partial (docs/FORMAT.md §17.6). A
+// partial whose stored namesake is a prefix of data supersedes it and is
+// stored; one that is a prefix of the stored namesake stores nothing; any
+// other is ErrConflict.
+func PushData(ctx context.Context, r *repository.Repository, base string, data []byte, mtime time.Time, opt PushOptions) (*PushResult, error) {
 	if opt.Cluster == "" {
 		opt.Cluster = DefaultCluster
 	}
@@ -98,14 +121,13 @@ func Push(ctx context.Context, r *repository.Repository, path string, opt PushOp
 			opt.Hook(p)
 		}
 	}
-	base := filepath.Base(path)
+	path := base
 	n, err := ParseName(base)
 	if err != nil {
 		return nil, err
 	}
-	data, mtime, err := readFile(path)
-	if err != nil {
-		return nil, err
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("%s: %d bytes, larger than any WAL file (1 GiB)", base, len(data))
 	}
 	e := Entry{Name: base, Kind: n.Kind, Timeline: n.Timeline, Size: int64(len(data)), Modified: mtime.UTC()}
 
@@ -117,7 +139,7 @@ func Push(ctx context.Context, r *repository.Repository, path string, opt PushOp
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		if int64(h.SegSize) != e.Size {
+		if int64(h.SegSize) != e.Size && !(n.Kind == KindPartial && e.Size < int64(h.SegSize)) {
 			return nil, fmt.Errorf("%s: %w: %d bytes, but its header says segments are %d bytes (a truncated or growing file?)", path, ErrNotWAL, e.Size, h.SegSize)
 		}
 		e.SegSize, e.SegNo = h.SegSize, n.SegNo(h.SegSize)
@@ -125,6 +147,9 @@ func Push(ctx context.Context, r *repository.Repository, path string, opt PushOp
 			return nil, fmt.Errorf("%s: %w: its first page is at %s, which is not where segment %s starts", path, ErrNotWAL, h.PageAddr, base)
 		}
 		sys = h.SystemID
+	}
+	if sys == 0 {
+		sys = opt.SystemID
 	}
 	if sys == 0 {
 		dir := opt.PGData
@@ -164,12 +189,24 @@ func Push(ctx context.Context, r *repository.Repository, path string, opt PushOp
 	res := &PushResult{Cluster: opt.Cluster, SystemID: sys}
 	if cl != nil {
 		if old := cl.Find(base); old != nil {
-			if old.ID != e.ID {
+			ext, err := partialExtends(ctx, r, &old.Entry, &e, data)
+			switch {
+			case err != nil:
+				return nil, err
+			case ext < 0:
+				// A prefix of the stored partial: nothing new.
+				res.Entry = old.Entry
+				return res, nil
+			}
+			// ext > 0: a longer partial, stored below, superseding old.
+			if ext == 0 && old.ID != e.ID {
 				return nil, fmt.Errorf("%s: %w (content %s, stored %s in wal/%s); refusing to overwrite archived WAL: PostgreSQL archived two different files under one name, find out why before going on",
 					base, ErrConflict, e.ID.Short(), old.ID.Short(), old.File.Short())
 			}
-			res.Entry = old.Entry
-			return res, nil
+			if ext == 0 {
+				res.Entry = old.Entry
+				return res, nil
+			}
 		}
 	}
 
