@@ -11,6 +11,7 @@ var pgSubcommands = []func(*globals) *cobra.Command{
 	newPgWalFetchCmd,
 	newPgWalListCmd,
 	newPgCheckCmd,
+	newPgReceiveCmd,
 }
 
 // newPgCmd groups the PostgreSQL commands.
