@@ -245,10 +245,14 @@ func TestPgReceiveSynchronous(t *testing.T) {
 			defer wg.Done()
 			conn, err := pgx.Connect(ctx, pg.DSN())
 			if err != nil {
+				t.Logf("writer %d: %v", c, err)
 				return
 			}
 			for id := int64(c); ctx.Err() == nil; id += 4 {
 				if _, err := conn.Exec(ctx, `INSERT INTO t VALUES ($1, repeat('s', 200))`, id); err != nil {
+					if ctx.Err() == nil {
+						t.Logf("writer %d: %v", c, err)
+					}
 					return
 				}
 				mu.Lock()
@@ -257,7 +261,18 @@ func TestPgReceiveSynchronous(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(3 * time.Second)
+	// Commits go on for a second after the first 30 were acknowledged
+	// (storing the backup's segments first may take a while).
+	for i := 0; i < 600; i++ {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 30 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
 	// The worst moment: the receiver dies with the server, in the middle
 	// of the commits, so that nothing it received but had not stored yet
 	// can be saved by a clean exit.
@@ -269,7 +284,7 @@ func TestPgReceiveSynchronous(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(acked) < 20 {
-		t.Fatalf("only %d commits acknowledged", len(acked))
+		t.Fatalf("only %d commits acknowledged\nreceiver's stderr:\n%s", len(acked), rc.stderr.String())
 	}
 	c := pgRestoreAndConnect(t, p, pg, e, "sync", "--latest")
 	got := queryIDs(t, c, "select id from t order by id")
