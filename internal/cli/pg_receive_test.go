@@ -322,6 +322,10 @@ func TestPgReceiveCrash(t *testing.T) {
 		}
 		time.Sleep(time.Duration(rand.IntN(500)) * time.Millisecond)
 		rc.kill()
+		// It ran until killed: nothing stopped it early.
+		if strings.Contains(rc.stderr.String(), "level=ERROR") || strings.Contains(rc.stderr.String(), "rewind:") {
+			t.Fatalf("pg receive run %d failed before it was killed:\n%s", i, rc.stderr.String())
+		}
 	}
 	w.finish(t)
 	rc := startReceive(t, p, pg, "--slot", "rc")
