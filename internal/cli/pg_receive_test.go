@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/rewind-backup/rewind/internal/pg/receive"
+	"github.com/rewind-backup/rewind/internal/pg/wal"
 	"github.com/rewind-backup/rewind/internal/testutil"
 )
 
@@ -383,4 +385,73 @@ func TestPgReceiveBadInput(t *testing.T) {
 	if after := p.storedFiles(t); !slices.Equal(before, after) {
 		t.Errorf("another cluster stored files: %v", after)
 	}
+}
+
+// TestPgReceiveRPO measures (it asserts nothing about time) how soon a
+// commit's WAL is stored under pgbench at about 500 transactions a
+// second: set REWIND_RECEIVE_RPO=1 (and REWIND_RECEIVE_RPO_SECONDS).
+func TestPgReceiveRPO(t *testing.T) {
+	if os.Getenv("REWIND_RECEIVE_RPO") == "" {
+		t.Skip("a measurement: set REWIND_RECEIVE_RPO=1")
+	}
+	secs := 30
+	if v, err := strconv.Atoi(os.Getenv("REWIND_RECEIVE_RPO_SECONDS")); err == nil {
+		secs = v
+	}
+	p := newPgRepo(t)
+	pg := testutil.StartPostgres(t, testutil.PGOptions{})
+	pg.Exec(t, `CREATE TABLE m (id bigserial PRIMARY KEY, ts timestamptz DEFAULT clock_timestamp())`)
+	stats := filepath.Join(p.dir, "stats.jsonl")
+	args := []string{"--slot", "rpo", "--create-slot", "--stats", stats}
+	if os.Getenv("REWIND_RECEIVE_RPO_SYNC") != "" {
+		args = append(args, "--synchronous")
+	}
+	rc := startReceive(t, p, pg, args...)
+	waitStreaming(t, pg, rc, false)
+	if out, err := pg.Command("pgbench", "-i", "-s", "10", "-q").CombinedOutput(); err != nil {
+		t.Fatalf("pgbench -i: %v\n%s", err, out)
+	}
+	bench := pg.Command("pgbench", "-c", "4", "-j", "2", "-R", "500", "-T", strconv.Itoa(secs), "-n")
+	var benchOut bytes.Buffer
+	bench.Stdout, bench.Stderr = &benchOut, &benchOut
+	if err := bench.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, pg.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var commits []receive.Commit
+	end := time.Now().Add(time.Duration(secs) * time.Second)
+	for time.Now().Before(end) {
+		if _, err := c.Exec(ctx, "INSERT INTO m DEFAULT VALUES"); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now()
+		var lsn string
+		if err := c.QueryRow(ctx, "select pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+			t.Fatal(err)
+		}
+		l, _ := wal.ParseLSN(lsn)
+		commits = append(commits, receive.Commit{Time: at, LSN: l})
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = bench.Wait()
+	time.Sleep(2 * time.Second)
+	rc.stop(t)
+	stores, err := receive.ReadStats(stats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lags, missing := receive.Lags(stores, commits)
+	t.Logf("pgbench: %s", lastLines(benchOut.String(), 4))
+	t.Logf("%d commits sampled, %d never stored, %d stores; RPO p50 %v, p99 %v, max %v",
+		len(commits), missing, len(stores), receive.Percentile(lags, 50), receive.Percentile(lags, 99), receive.Percentile(lags, 100))
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(l[max(0, len(l)-n):], " | ")
 }
