@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -328,10 +329,22 @@ func TestPgReceiveCrash(t *testing.T) {
 		}
 	}
 	w.finish(t)
-	rc := startReceive(t, p, pg, "--slot", "rc")
+	// The server restarts under a running receiver: it reconnects and
+	// goes on.
+	rc := startReceive(t, p, pg, "--json", "--slot", "rc")
 	waitStreaming(t, pg, rc, false)
+	pg.Stop(t, "fast")
+	pg.Start(t)
+	waitStreaming(t, pg, rc, false)
+	w2 := startPgWriter(t, pg.DSN(), 1_000_000)
+	time.Sleep(time.Second)
+	rows := w.count() + len(w2.finish(t))
 	time.Sleep(2 * time.Second)
 	rc.stop(t)
+	var sum PgReceiveJSON
+	if err := json.Unmarshal(rc.stdout.Bytes(), &sum); err != nil || sum.Reconnects < 1 || sum.Slot != "rc" {
+		t.Errorf("pg receive --json after a server restart: %v %+v\n%s", err, sum, rc.stdout.String())
+	}
 	r := e.mustRun("pg", "wal-list")
 	if strings.Contains(string(r.stderr), "other content") || strings.Contains(string(r.stderr), "warning") {
 		t.Errorf("wal-list after crashes: %s", r.stderr)
@@ -342,8 +355,8 @@ func TestPgReceiveCrash(t *testing.T) {
 	// The restore holds every row.
 	c := pgRestoreAndConnect(t, p, pg, e, "crash", "--latest")
 	want := queryIDs(t, c, "select count(*) from t")
-	if len(want) != 1 || want[0] != int64(w.count()) {
-		t.Errorf("restored %v rows, want %d", want, w.count())
+	if len(want) != 1 || want[0] != int64(rows) {
+		t.Errorf("restored %v rows, want %d", want, rows)
 	}
 }
 
