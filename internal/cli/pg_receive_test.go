@@ -468,3 +468,80 @@ func lastLines(s string, n int) string {
 	l := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(l[max(0, len(l)-n):], " | ")
 }
+
+// TestPgReceiveTimeline: the receiver streams from a standby, which is
+// promoted; it stores the new timeline's history file, goes on on
+// timeline 2, and a restore of the latest state holds the rows written
+// on both timelines.
+func TestPgReceiveTimeline(t *testing.T) {
+	p := newPgRepo(t)
+	pg := testutil.StartPostgres(t, testutil.PGOptions{})
+	e := p.env(t)
+	pg.Exec(t, `CREATE TABLE t (id bigint PRIMARY KEY, filler text)`)
+	if r := p.runAs(t, pg, pg.DataDir, "pg", "backup", "--dsn", pg.DSN(), "--fast"); r.code != 0 {
+		t.Fatalf("pg backup: %v", r)
+	}
+	// A standby of pg.
+	sb := testutil.StartPostgres(t, testutil.PGOptions{NoStart: true})
+	if err := os.RemoveAll(sb.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := sb.Command("pg_basebackup", "-D", sb.DataDir, "-R", "-X", "stream", "-d", pg.DSN()).CombinedOutput(); err != nil {
+		t.Fatalf("pg_basebackup: %v\n%s", err, out)
+	}
+	for name, text := range map[string]string{
+		"rewind_port.conf":     fmt.Sprintf("port = %d\n", sb.Port),
+		"postgresql.auto.conf": "", // appended below
+	} {
+		path := filepath.Join(sb.DataDir, name)
+		if name == "postgresql.auto.conf" {
+			f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(f, "unix_socket_directories = '%s'\n", sb.SocketDir)
+			f.Close()
+			continue
+		}
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_ = os.Chown(path, sb.UID, sb.GID)
+	}
+	sb.Start(t)
+	rc := startReceive(t, p, sb, "--json", "--slot", "tl", "--create-slot")
+	waitStreaming(t, sb, rc, false)
+	w := startPgWriter(t, pg.DSN(), 1)
+	time.Sleep(time.Second)
+	before := w.finish(t)
+	for i := 0; i < 100 && sb.QueryValue(t, "select count(*) from t") != strconv.Itoa(len(before)); i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	pg.Stop(t, "fast")
+	if out, err := sb.Command("pg_ctl", "-D", sb.DataDir, "-w", "promote").CombinedOutput(); err != nil {
+		t.Fatalf("promote: %v\n%s", err, out)
+	}
+	w2 := startPgWriter(t, sb.DSN(), 1_000_000)
+	time.Sleep(2 * time.Second)
+	after := w2.finish(t)
+	time.Sleep(3 * time.Second)
+	rc.stop(t)
+	var sum PgReceiveJSON
+	if err := json.Unmarshal(rc.stdout.Bytes(), &sum); err != nil || sum.Timeline != 2 || sum.Histories < 1 {
+		t.Errorf("pg receive --json after the promotion: %v %+v\n%s\n%s", err, sum, rc.stdout.String(), rc.stderr.String())
+	}
+	l := walList(t, e)
+	names := []string{}
+	for _, f := range l.Clusters[0].Files {
+		names = append(names, f.Name)
+	}
+	if !slices.Contains(names, "00000002.history") {
+		t.Errorf("no 00000002.history stored: %v", names)
+	}
+	c := pgRestoreAndConnect(t, p, pg, e, "tl", "--latest")
+	got := queryIDs(t, c, "select count(*) from t")
+	if want := int64(len(before) + len(after)); len(got) != 1 || got[0] != want {
+		t.Errorf("restored %v rows, want %d (%d on timeline 1, %d on 2)", got, want, len(before), len(after))
+	}
+}
