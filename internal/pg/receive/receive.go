@@ -501,7 +501,14 @@ func (s *session) timelineOf(ctx context.Context, tli uint32, lsn wal.LSN) (uint
 	if err != nil {
 		return 0, fmt.Errorf("TIMELINE_HISTORY %d: %w", tli, err)
 	}
-	for _, line := range strings.Split(string(h.Content), "\n") {
+	return historyTimelineOf(h.Content, tli, lsn), nil
+}
+
+// historyTimelineOf reads a timeline history file's content (lines "parent
+// switchpoint reason") of timeline tli and returns the timeline that holds
+// lsn.
+func historyTimelineOf(content []byte, tli uint32, lsn wal.LSN) uint32 {
+	for _, line := range strings.Split(string(content), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 2 || strings.HasPrefix(f[0], "#") {
 			continue
@@ -512,10 +519,10 @@ func (s *session) timelineOf(ctx context.Context, tli uint32, lsn wal.LSN) (uint
 			continue
 		}
 		if lsn < sw {
-			return uint32(t), nil
+			return uint32(t)
 		}
 	}
-	return tli, nil
+	return tli
 }
 
 // segmentSize reads wal_segment_size ("16MB").
@@ -524,7 +531,12 @@ func segmentSize(ctx context.Context, conn *pgconn.PgConn) (uint32, error) {
 	if err != nil || len(res) != 1 || len(res[0].Rows) != 1 {
 		return 0, fmt.Errorf("SHOW wal_segment_size: %v", err)
 	}
-	v := string(res[0].Rows[0][0])
+	return parseSegmentSize(string(res[0].Rows[0][0]))
+}
+
+// parseSegmentSize reads wal_segment_size as SHOW prints it ("16MB").
+func parseSegmentSize(text string) (uint32, error) {
+	v := text
 	mult := uint64(1)
 	switch {
 	case strings.HasSuffix(v, "GB"):
@@ -537,7 +549,7 @@ func segmentSize(ctx context.Context, conn *pgconn.PgConn) (uint32, error) {
 	n, err := strconv.ParseUint(v, 10, 32)
 	size := n * mult
 	if err != nil || size < 1<<20 || size > 1<<30 || size&(size-1) != 0 {
-		return 0, fmt.Errorf("SHOW wal_segment_size: unexpected %q", res[0].Rows[0][0])
+		return 0, fmt.Errorf("SHOW wal_segment_size: unexpected %q", text)
 	}
 	return uint32(size), nil
 }
