@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"strconv"
 	"time"
@@ -116,5 +115,3 @@ func runPgReceive(ctx context.Context, g *globals, o pgReceiveOpts) error {
 		sum.EndLSN, sum.Timeline, ui.Count(int64(sum.Segments), "segment", "segments"), ui.Count(int64(sum.Partials), "partial", "partials"))
 	return nil
 }
-
-var _ = fmt.Sprintf
