@@ -493,6 +493,8 @@ var schemaTypes = map[string]reflect.Type{
 	"status.report":      reflect.TypeFor[jsonStatusReport](),
 	"inventory.document": reflect.TypeFor[jsonInventory](),
 	"inventory.diff":     reflect.TypeFor[jsonInventoryDiff](),
+
+	"pg.receive": reflect.TypeFor[PgReceiveJSON](),
 }
 
 // fieldSpec is one row of a documented field table.

@@ -12,6 +12,7 @@ var pgSubcommands = []func(*globals) *cobra.Command{
 	newPgWalListCmd,
 	newPgCheckCmd,
 	newPgVerifyCmd,
+	newPgReceiveCmd,
 }
 
 // newPgCmd groups the PostgreSQL commands.

@@ -426,7 +426,7 @@ func planPITR(ctx context.Context, g *globals, r *repository.Repository, args []
 func warnUnreachable(g *globals, cl *wal.Cluster, tgt pg.Target) {
 	var last *wal.StoredEntry
 	for _, e := range cl.Entries() {
-		if e.Kind == wal.KindSegment && (last == nil || e.EndLSN() > last.EndLSN()) {
+		if (e.Kind == wal.KindSegment || e.Kind == wal.KindPartial) && (last == nil || e.DataEnd() > last.DataEnd()) {
 			last = e
 		}
 	}
@@ -437,9 +437,9 @@ func warnUnreachable(g *globals, cl *wal.Cluster, tgt pg.Target) {
 	case tgt.Kind == pg.TargetTime && !tgt.Time.Before(last.Modified):
 		g.ui.Warnf("warning: the WAL archived so far ends at about %s (segment %s): recovery to %s needs a commit after it, and fails unless more WAL is archived before the restored server replays to the end; --latest recovers everything archived\n",
 			last.Modified.Local().Format(timeFormat), last.Name, tgt)
-	case tgt.Kind == pg.TargetLSN && tgt.LSN >= last.EndLSN():
+	case tgt.Kind == pg.TargetLSN && tgt.LSN >= last.DataEnd():
 		g.ui.Warnf("warning: the WAL archived so far ends at %s (segment %s): recovery to %s fails unless more WAL is archived before the restored server replays to the end\n",
-			last.EndLSN(), last.Name, tgt)
+			last.DataEnd(), last.Name, tgt)
 	}
 }
 

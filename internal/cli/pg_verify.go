@@ -257,7 +257,6 @@ func errString(err error) string {
 	return err.Error()
 }
 
-
 // saveDrill records the drill in the repository's event log.
 func saveDrill(ctx context.Context, g *globals, run *event.Run) (string, error) {
 	r, done, err := g.openLocked(ctx, lock.Shared, "pg verify", false)

@@ -297,13 +297,18 @@ func runWALFetch(ctx context.Context, g *globals, name, dest, cluster string, pr
 	if cl == nil {
 		return fmt.Errorf("no WAL of cluster %q is stored (clusters: %v)", cluster, cat.Names())
 	}
-	e := lookupWAL(cl, name)
+	e, padTo := cl.ForFetch(name)
 	if e == nil {
 		return fmt.Errorf("%s of cluster %q is not stored", name, cluster)
 	}
 	data, err := wal.Read(ctx, r, &e.Entry)
 	if err != nil {
 		return err
+	}
+	if int64(len(data)) < padTo {
+		// Only a partial of the segment is stored (pg receive): its
+		// records, then zeros where recovery stops.
+		data = append(data, make([]byte, padTo-int64(len(data)))...)
 	}
 	if err := wal.WriteFile(dest, data); err != nil {
 		return err
@@ -321,8 +326,9 @@ func runWALFetch(ctx context.Context, g *globals, name, dest, cluster string, pr
 	return nil
 }
 
-// lookupWAL finds the stored file PostgreSQL asks for by name: the one
-// place wal-fetch and its prefetch look WAL up.
+// lookupWAL finds a stored file by name for the prefetch (which takes
+// whole segments only; the fetch itself also serves a partial segment,
+// through Cluster.ForFetch).
 func lookupWAL(cl *wal.Cluster, name string) *wal.StoredEntry {
 	return cl.Find(name)
 }

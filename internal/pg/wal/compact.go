@@ -38,6 +38,9 @@ type RewriteResult struct {
 	// Expired lists the entries left out because the horizon passed them
 	// (sorted by name).
 	Expired []Entry
+	// Superseded counts the partial segments left out because a longer
+	// partial or the whole segment of the same name is stored.
+	Superseded int
 	// KeepFrom is the horizon written (0: none).
 	KeepFrom LSN
 	// File is the index file written (zero when nothing was written).
@@ -111,6 +114,16 @@ func rewrite(ctx context.Context, r *repository.Repository, name string, keep LS
 				continue
 			}
 			seen[k] = true
+			if cur := cl.entries[e.Name]; cur != nil && supersedes(&cur.Entry, &e) {
+				// A shorter partial that a longer one replaced.
+				res.Superseded++
+				continue
+			}
+			if e.Kind == KindPartial && cl.entries[e.Name[:24]] != nil && cl.entries[e.Name[:24]].Kind == KindSegment && e.Size < int64(e.SegSize) {
+				// A receiver's partial of a segment stored whole.
+				res.Superseded++
+				continue
+			}
 			if Expired(&e, keep, cl.SegSize()) {
 				res.Expired = append(res.Expired, e)
 				continue

@@ -259,7 +259,11 @@ func merge(all []loaded) *Catalog {
 			continue
 		}
 		if old := cl.entries[e.Name]; old != nil {
-			if old.ID != e.ID {
+			if supersedes(&e, &old.Entry) {
+				cl.entries[e.Name] = &StoredEntry{Entry: e, File: x.file}
+				continue
+			}
+			if old.ID != e.ID && !supersedes(&old.Entry, &e) {
 				c.Conflicts = append(c.Conflicts, Conflict{File: x.file, What: fmt.Sprintf(
 					"cluster %q: %s stored again with other content (%s, first %s in wal/%s); the first is used", cl.Name, e.Name, e.ID.Short(), old.ID.Short(), old.File.Short())})
 			}

@@ -53,6 +53,9 @@ type PushOptions struct {
 	// stored, "indexed" after the WAL index file is stored), for crash
 	// tests.
 	Hook func(point string)
+	// SystemID, if not 0, is the cluster's system identifier for files
+	// that carry none (history, backup), instead of reading PGData.
+	SystemID uint64
 	// NoCompact skips the compaction a push runs when the cluster has
 	// CompactAfter single-push index files (for measurements).
 	NoCompact bool
@@ -101,6 +104,33 @@ type PushResult struct {
 // path does not fail for it, and PostgreSQL's own call for it reports the
 // error.
 func Push(ctx context.Context, r *repository.Repository, path string, opt PushOptions) (*PushResult, error) {
+	it, err := readItem(path, opt.PGData, opt.SystemID)
+	if err != nil {
+		return nil, err
+	}
+	return push(ctx, r, it, opt)
+}
+
+// PushData stores data as the WAL file called base (a segment, .partial,
+// .history or .backup name), modified at mtime, as Push stores a file.
+//
+// A .partial may be shorter than a segment: the receiver stores the
+// segment it is filling as a growing partial (docs/FORMAT.md §17). A
+// partial whose stored namesake is a prefix of data supersedes it and is
+// stored; one that is a prefix of the stored namesake stores nothing; any
+// other is ErrConflict.
+func PushData(ctx context.Context, r *repository.Repository, base string, data []byte, mtime time.Time, opt PushOptions) (*PushResult, error) {
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("%s: %d bytes, larger than any WAL file (1 GiB)", base, len(data))
+	}
+	it, err := newItem(base, data, mtime, opt.PGData, opt.SystemID)
+	if err != nil {
+		return nil, err
+	}
+	return push(ctx, r, it, opt)
+}
+
+func push(ctx context.Context, r *repository.Repository, it *pushItem, opt PushOptions) (*PushResult, error) {
 	if opt.Cluster == "" {
 		opt.Cluster = DefaultCluster
 	}
@@ -111,10 +141,6 @@ func Push(ctx context.Context, r *repository.Repository, path string, opt PushOp
 		if opt.Hook != nil {
 			opt.Hook(p)
 		}
-	}
-	it, err := readItem(path, opt.PGData)
-	if err != nil {
-		return nil, err
 	}
 	base := it.e.Name
 
@@ -147,12 +173,22 @@ func Push(ctx context.Context, r *repository.Repository, path string, opt PushOp
 	res := &PushResult{Cluster: opt.Cluster, SystemID: sys}
 	if cl != nil {
 		if old := cl.Find(base); old != nil {
-			if old.ID != it.e.ID {
+			ext, err := partialExtends(ctx, r, &old.Entry, &it.e, it.data)
+			switch {
+			case err != nil:
+				return nil, err
+			case ext < 0:
+				// A prefix of the stored partial: nothing new.
+				res.Entry = old.Entry
+				return res, nil
+			case ext == 0 && old.ID != it.e.ID:
 				return nil, fmt.Errorf("%s: %w (content %s, stored %s in wal/%s); refusing to overwrite archived WAL: PostgreSQL archived two different files under one name, find out why before going on",
 					base, ErrConflict, it.e.ID.Short(), old.ID.Short(), old.File.Short())
+			case ext == 0:
+				res.Entry = old.Entry
+				return res, nil
 			}
-			res.Entry = old.Entry
-			return res, nil
+			// ext > 0: a longer partial, stored below, superseding old.
 		}
 	}
 
@@ -170,7 +206,7 @@ func Push(ctx context.Context, r *repository.Repository, path string, opt PushOp
 			// the content).
 			continue
 		}
-		xi, err := readItem(x, opt.PGData)
+		xi, err := readItem(x, opt.PGData, opt.SystemID)
 		switch {
 		case err != nil:
 		case xi.e.Kind != KindSegment:
@@ -280,17 +316,26 @@ type pushItem struct {
 	added int
 }
 
-// readItem reads the WAL file at path and checks its name and header. sys
-// is its system identifier: from the header of a segment, from the data
-// directory pgdata (the working directory if empty) for other files, 0
-// when unknown.
-func readItem(path, pgdata string) (*pushItem, error) {
+// readItem reads the WAL file at path and checks it as newItem does.
+func readItem(path, pgdata string, sys uint64) (*pushItem, error) {
 	base := filepath.Base(path)
-	n, err := ParseName(base)
-	if err != nil {
+	if _, err := ParseName(base); err != nil {
 		return nil, err
 	}
 	data, mtime, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return newItem(base, data, mtime, pgdata, sys)
+}
+
+// newItem checks the WAL file base's name and header; its system
+// identifier comes from a segment's header, else sys, else the data
+// directory pgdata (the working directory if empty), else 0. A .partial
+// may be shorter than a segment (pg receive's growing partial).
+func newItem(base string, data []byte, mtime time.Time, pgdata string, sys uint64) (*pushItem, error) {
+	path := base
+	n, err := ParseName(base)
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +346,7 @@ func readItem(path, pgdata string) (*pushItem, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		if int64(h.SegSize) != it.e.Size {
+		if int64(h.SegSize) != it.e.Size && !(n.Kind == KindPartial && it.e.Size < int64(h.SegSize)) {
 			return nil, fmt.Errorf("%s: %w: %d bytes, but its header says segments are %d bytes (a truncated or growing file?)", path, ErrNotWAL, it.e.Size, h.SegSize)
 		}
 		it.e.SegSize, it.e.SegNo = h.SegSize, n.SegNo(h.SegSize)
@@ -309,6 +354,9 @@ func readItem(path, pgdata string) (*pushItem, error) {
 			return nil, fmt.Errorf("%s: %w: its first page is at %s, which is not where segment %s starts", path, ErrNotWAL, h.PageAddr, base)
 		}
 		it.sys = h.SystemID
+	}
+	if it.sys == 0 {
+		it.sys = sys
 	}
 	if it.sys == 0 {
 		dir := pgdata
