@@ -67,8 +67,7 @@ and the steps restore, recovery and amcheck with their durations.
 rewind events --repo REPO --job 'pg verify' lists them. Exit status 1 when the drill
 fails, with the reason.`,
 		Example: `  rewind pg verify --password-file /etc/rewind/pg.password
-  rewind pg verify --at '2026-03-14 09:59:00' --scratch /srv/drill --json
-  rewind events --repo /backup/repo --job 'pg verify'`,
+  rewind pg verify --at '2026-03-14 09:59:00' --scratch /srv/drill --json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runPgVerify(cmd, g, o, args) },
 	}
