@@ -211,21 +211,28 @@ func (rc *recvCluster) startReceiver(ctx context.Context, phase string, sync boo
 		return err
 	}
 	rc.recv, rc.sync = bg, sync
-	q := fmt.Sprintf("select count(*) from pg_stat_replication where application_name = '%s' and state = 'streaming'", pgRecvApp)
-	if sync {
-		q += " and sync_state = 'sync'"
-	}
+	q := fmt.Sprintf(`select count(*), count(*) filter (where sync_state = 'sync')
+		from pg_stat_replication where application_name = '%s' and state = 'streaming'`, pgRecvApp)
 	deadline := time.Now().Add(time.Minute)
 	for {
-		var n int
-		if err := p.query(ctx, q, &n); err == nil && n == 1 {
-			return nil
+		var streaming, synced int
+		if err := p.query(ctx, q, &streaming, &synced); err == nil && streaming == 1 {
+			if !sync || synced == 1 {
+				return nil
+			}
+			// The server counts the receiver as synchronous once it
+			// has reported a flush position, which it does after its
+			// first store: on an idle server, that waits for some WAL
+			// (a running-xacts record comes every 15 s). A commit (an
+			// xid assigned) makes some, and returns once stored.
+			var xid string
+			_ = p.query(ctx, "select pg_current_xact_id()::text", &xid)
 		}
 		if bg.exited() {
 			return fmt.Errorf("rewind pg receive exited: %v\n%s", bg.wait(0), logTail(bg.log))
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("rewind pg receive is not streaming after a minute\n%s", logTail(bg.log))
+			return fmt.Errorf("rewind pg receive is not streaming (synchronous: %v) after a minute\n%s", sync, logTail(bg.log))
 		}
 		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
 			return err
