@@ -136,6 +136,7 @@ type pgReport struct {
 	Order        []string              `json:"order"`
 	Tools        map[string]*pgToolRun `json:"tools"`
 	Receive      []pgExtra             `json:"receive"`
+	ReceiveRun   *pgReceiveRun         `json:"receive_run,omitempty"`
 	Notes        []string              `json:"notes,omitempty"`
 }
 
@@ -164,6 +165,8 @@ type pgRun struct {
 	conf    string // pgbackrest's configuration file
 	started []string
 	rep     *pgReport
+	// recvStart is when the pg receive measures started (for their log).
+	recvStart time.Time
 }
 
 // pgPrograms are the PostgreSQL programs the section runs.
@@ -757,38 +760,6 @@ func (p *pgRun) restoreTo(ctx context.Context, tool, repo, target string, at tim
 	return total, nil
 }
 
-// receiveMeasures are the rows of rewind pg receive. Each is one function
-// that returns its row: add the measure there once the command is on main.
-func (p *pgRun) receiveMeasures(ctx context.Context) []pgExtra {
-	// An unknown subcommand prints the group's help: look for its own.
-	out, err := exec.CommandContext(ctx, p.rewind, "pg", "receive", "--help").CombinedOutput()
-	available := err == nil && strings.Contains(string(out), "pg receive")
-	return []pgExtra{p.measureRPO(ctx, available), p.measureSyncLoss(ctx, available)}
-}
-
-// measureRPO: commit to WAL stored, under pgbench -R 500, p99.
-func (p *pgRun) measureRPO(_ context.Context, available bool) pgExtra {
-	x := pgExtra{What: "streaming RPO under pgbench at 500 TPS (commit to WAL stored), p99", Target: "≤ 1 s", Measured: "–", Met: "not measured"}
-	if !available {
-		x.Met = "not measured: `rewind pg receive` is not on main yet"
-	} else {
-		x.Met = "not measured: `rewind pg receive` exists but this measure is not written yet"
-	}
-	return x
-}
-
-// measureSyncLoss: with receive --synchronous, commits lost when the
-// primary is SIGKILLed and its data directory removed.
-func (p *pgRun) measureSyncLoss(_ context.Context, available bool) pgExtra {
-	x := pgExtra{What: "`--synchronous`: acknowledged commits lost (primary SIGKILLed, data directory removed)", Target: "0", Measured: "–", Met: "not measured"}
-	if !available {
-		x.Met = "not measured: `rewind pg receive` is not on main yet"
-	} else {
-		x.Met = "not measured: `rewind pg receive` exists but this measure is not written yet"
-	}
-	return x
-}
-
 // pgTargets are issue 12's ratio targets: rewind / pgBackRest.
 var pgTargets = []struct {
 	what string
@@ -926,6 +897,7 @@ func (rep *pgReport) markdown() string {
 	row("recovery: end-of-recovery checkpoint", func(r *pgToolRun) string { return fmtSecs(r.Recovery.Checkpoint.Seconds()) })
 	row("restore to T: peak RSS", func(r *pgToolRun) string { return fmt.Sprintf("%.0f MiB", float64(r.Restore.RSS)/(1<<20)) })
 	row("pgbench_history rows at T (checked in the restore)", func(r *pgToolRun) string { return fmtCount(int(r.RowsAtT)) })
+	rep.receiveMarkdown(&b)
 	if len(rep.Notes) > 0 {
 		b.WriteString("\n")
 		for _, n := range rep.Notes {
