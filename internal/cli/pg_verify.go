@@ -40,7 +40,11 @@ type PgVerifyJSON struct {
 	AmcheckOK       *bool    `json:"amcheck_ok,omitempty"`
 	AmcheckOutput   string   `json:"amcheck_output,omitempty"`
 	Stopped         []string `json:"recovery_stopped,omitempty"`
-	EventID         string   `json:"event_id,omitempty"`
+	// Prespooled counts the WAL segments spooled before the server
+	// started; Fetches what restore_command did during recovery.
+	Prespooled int            `json:"prespooled"`
+	Fetches    *PgFetchesJSON `json:"recovery_fetches,omitempty"`
+	EventID    string         `json:"event_id,omitempty"`
 }
 
 func newPgVerifyCmd(g *globals) *cobra.Command {
@@ -84,6 +88,7 @@ fails, with the reason.`,
 	f.StringVar(&o.owner, "owner", "", "OS `user` that runs the scratch instance (default: postgres as root, else yourself)")
 	f.StringVar(&o.binDir, "pg-bindir", "", "`dir` of the PostgreSQL programs; default /usr/lib/postgresql/MAJOR/bin, then PATH")
 	o.scratchOpts.flags(f)
+	o.prespoolFlag(f)
 	return cmd
 }
 
@@ -138,6 +143,10 @@ func runPgVerify(cmd *cobra.Command, g *globals, o *pgRestoreOpts, args []string
 	}
 	if res != nil {
 		out.Stopped = res.Stopped
+		out.Prespooled = res.Prespooled
+		if res.Log != "" {
+			out.Fetches = &PgFetchesJSON{MessageType: "recovery_fetches", FetchCounts: res.Fetches, RepositoryOpens: res.Fetches.RepositoryOpens()}
+		}
 		if res.Stats != nil {
 			run.Files, run.Bytes = res.Stats.Files, res.Stats.Bytes
 		}
@@ -213,6 +222,9 @@ func runPgVerify(cmd *cobra.Command, g *globals, o *pgRestoreOpts, args []string
 		g.ui.Printf("restore %s (%s, %s), recovery until accepting connections %s: RTO %s\n",
 			restoreTook.Round(time.Millisecond), ui.Count(out.Files, "file", "files"), ui.Bytes(out.Bytes),
 			recoveryTook.Round(time.Millisecond), (restoreTook + recoveryTook).Round(time.Millisecond))
+		if out.Fetches != nil {
+			printFetches(g, out.Fetches.FetchCounts)
+		}
 		if out.AmcheckOK != nil && *out.AmcheckOK {
 			g.ui.Printf("pg_amcheck: no corruption found\n")
 		}
