@@ -125,7 +125,8 @@ func PlanPrespool(cl *Cluster, switches []Switch, tli uint32, start LSN, t Presp
 			if seg < h.begin {
 				continue
 			}
-			if e = cl.Find(SegmentName(h.tli, seg, segSize)); e != nil {
+			// What wal-fetch answers for the name: a partial too.
+			if e, _ = cl.ForFetch(SegmentName(h.tli, seg, segSize)); e != nil {
 				break
 			}
 		}
