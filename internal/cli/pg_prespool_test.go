@@ -125,6 +125,15 @@ func TestPgPrespool(t *testing.T) {
 			}
 			t.Errorf("restore %v: beside the data directory: %v, want nothing else", extra, names)
 		}
+		if f.RepositoryOpens > 0 {
+			var lines []string
+			for _, l := range strings.Split(string(log), "\n") {
+				if strings.Contains(l, "wal-fetch") || strings.Contains(l, "recovery stopping") || strings.Contains(l, "restored log file") {
+					lines = append(lines, l)
+				}
+			}
+			t.Logf("restore %v: the server's wal-fetch lines:\n%s", extra, strings.Join(lines, "\n"))
+		}
 		return pre, f, took
 	}
 

@@ -98,7 +98,19 @@ archive_mode off; it is promoted at the target, pg_dump -t writes the
 table (of database --dbname, default postgres) into FILE, and the
 instance is stopped and removed, also on failure or Ctrl-C. As root,
 PostgreSQL and pg_dump run as the cluster's OS user. An unknown table is
-refused naming the tables there. docs/POSTGRES.md explains more.`,
+refused naming the tables there.
+
+Pre-spool: before the server starts, the WAL segments recovery will ask
+for (from the base backup's start, along the timeline it follows, to just
+past the target: up to --prespool segments, default 64; 0 turns it off)
+and the stored history files are read from the repository, in parallel
+with the restore of the files, checked and written into the spool that
+rewind pg wal-fetch serves from (pg_wal/.rewind-prefetch), with a marker
+saying which history files exist, so that PostgreSQL's probes for absent
+ones are answered without opening the repository. What recovery needs
+beyond them wal-fetch reads as usual. With --start the summary counts
+what wal-fetch served from the spool and how often it opened the
+repository. docs/POSTGRES.md explains more.`,
 		Example: `  rewind pg restore --at '2026-03-14 09:59:00' --target /srv/pg/restored --password-file /etc/rewind/pg.password
   rewind pg restore --at -15m --target /srv/pg/copy --start --port 5433 --socket-dir /tmp --no-archive
   rewind pg restore --name before_migration --target /srv/pg/copy --action pause --start --port 5433

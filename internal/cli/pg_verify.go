@@ -69,7 +69,12 @@ The drill is recorded in the repository's event log as job "pg verify"
 (kind pg-verify): its result, the reason when it failed, the base backup,
 and the steps restore, recovery and amcheck with their durations.
 rewind events --repo REPO --job 'pg verify' lists them. Exit status 1 when the drill
-fails, with the reason.`,
+fails, with the reason.
+
+As pg restore does, the WAL recovery needs is pre-spooled while the files
+are restored (--prespool, default 64 segments; 0 turns it off), and the
+result says how many WAL files recovery took from the spool and how often
+wal-fetch opened the repository.`,
 		Example: `  rewind pg verify --password-file /etc/rewind/pg.password
   rewind pg verify --at '2026-03-14 09:59:00' --scratch /srv/drill --json
   rewind events --repo /backup/repo --job 'pg verify'`,
