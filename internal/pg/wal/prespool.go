@@ -23,16 +23,24 @@ import (
 type PrespoolTarget struct {
 	// Time, when set (--at): recovery stops at the first commit after it,
 	// so the segments up to the first one whose WAL was written after it
-	// (its Modified time), plus one for the server's read-ahead.
+	// (its Modified time), plus PrespoolReadAhead.
 	Time time.Time
 	// LSN, when set (--lsn): the segments up to the one holding it, plus
-	// one. With neither (--latest, --name, --xid) every stored segment
+	// PrespoolReadAhead. With neither (--latest, --name, --xid) every stored segment
 	// is a candidate, up to Max.
 	LSN LSN
 	// Timeline is recovery_target_timeline: "latest" ("" too), "current"
 	// or a number.
 	Timeline string
 }
+
+// PrespoolReadAhead is how many segments past the target's the plan
+// takes: PostgreSQL's recovery prefetch decodes up to
+// wal_decode_buffer_size (512 kB) of WAL ahead of replay, which is less
+// than a segment when segments are full, but crosses several segments
+// that hold little WAL before a switch (archive_timeout,
+// pg_switch_wal); those compress to little in the repository.
+const PrespoolReadAhead = 4
 
 // PrespoolPlan is what a restore spools before the server starts.
 type PrespoolPlan struct {
@@ -114,7 +122,7 @@ func PlanPrespool(cl *Cluster, switches []Switch, tli uint32, start LSN, t Presp
 	var stopSeg uint64
 	haveStop := false
 	if t.LSN != 0 {
-		stopSeg, haveStop = uint64(t.LSN)/uint64(segSize)+1, true
+		stopSeg, haveStop = uint64(t.LSN)/uint64(segSize)+PrespoolReadAhead, true
 	}
 	for seg := uint64(start) / uint64(segSize); ; seg++ {
 		if haveStop && seg > stopSeg {
@@ -139,7 +147,7 @@ func PlanPrespool(cl *Cluster, switches []Switch, tli uint32, start LSN, t Presp
 		}
 		p.Segments = append(p.Segments, e)
 		if !t.Time.IsZero() && e.Modified.After(t.Time) && !haveStop {
-			stopSeg, haveStop = seg+1, true
+			stopSeg, haveStop = seg+PrespoolReadAhead, true
 		}
 	}
 	return p

@@ -60,6 +60,7 @@ func TestPlanPrespool(t *testing.T) {
 	for n := uint64(2); n <= 9; n++ {
 		files[seg(1, n)] = t0.Add(time.Duration(n) * time.Minute)
 	}
+
 	// Timeline 2 branched in segment 6 (at 0/6000100): its own copy of
 	// segment 6, then 7 and 8, and a partial 9.
 	for n := uint64(6); n <= 8; n++ {
@@ -82,8 +83,9 @@ func TestPlanPrespool(t *testing.T) {
 		{"latest", PrespoolTarget{}, 64, []string{seg(1, 3), seg(1, 4), seg(1, 5), seg(2, 6), seg(2, 7), seg(2, 8)}, 2, false},
 		{"current timeline", PrespoolTarget{Timeline: "current"}, 64, []string{seg(1, 3), seg(1, 4), seg(1, 5), seg(1, 6), seg(1, 7), seg(1, 8), seg(1, 9)}, 1, false},
 		{"timeline 2 by number", PrespoolTarget{Timeline: "2"}, 64, []string{seg(1, 3), seg(1, 4), seg(1, 5), seg(2, 6), seg(2, 7), seg(2, 8)}, 2, false},
-		{"a time", PrespoolTarget{Time: t0.Add(4*time.Minute + time.Second)}, 64, []string{seg(1, 3), seg(1, 4), seg(1, 5), seg(2, 6)}, 2, false},
-		{"an LSN", PrespoolTarget{LSN: LSN(4*size + 5)}, 64, []string{seg(1, 3), seg(1, 4), seg(1, 5)}, 2, false},
+		{"a time", PrespoolTarget{Time: t0.Add(2*time.Minute + time.Second), Timeline: "current"}, 64, []string{seg(1, 3), seg(1, 4), seg(1, 5), seg(1, 6), seg(1, 7)}, 1, false},
+		{"a time on timeline 2", PrespoolTarget{Time: t0.Add(2*time.Minute + time.Second)}, 64, []string{seg(1, 3), seg(1, 4), seg(1, 5), seg(2, 6), seg(2, 7)}, 2, false},
+		{"an LSN", PrespoolTarget{LSN: LSN(2*size + 5), Timeline: "current"}, 64, []string{seg(1, 3), seg(1, 4), seg(1, 5), seg(1, 6)}, 1, false},
 		{"the limit", PrespoolTarget{}, 2, []string{seg(1, 3), seg(1, 4)}, 2, true},
 		{"off", PrespoolTarget{}, 0, nil, 0, false},
 		{"a timeline not descending from the backup's", PrespoolTarget{Timeline: "5"}, 64, nil, 0, false},
