@@ -233,8 +233,15 @@ and is checked against it before it is served (a damaged one is removed
 and fetched from the repository); it is removed once served, and stale
 ones (before the segment asked for, or older than an hour) are removed by
 the next call. pg restore --start removes the spool once recovery has
-ended. A line on stderr (in the server's log) says how many segments a
-fetch from the repository prefetched.`,
+ended. A line on stderr (in the server's log) says where each file came
+from and how many segments a fetch from the repository prefetched.
+
+pg restore pre-spools (--prespool): it fills the spool with the segments
+and history files recovery will need before the server starts, and
+writes a marker naming the history files the repository held; a request
+for a history file the marker does not list (PostgreSQL probes for newer
+timelines) is answered "not stored" without opening the repository,
+while the marker is less than an hour old (docs/POSTGRES.md, Pre-spool).`,
 		Example: `  rewind pg wal-fetch --repo /backup/repo --password-file /etc/rewind/pg.password 000000010000000000000003 pg_wal/RECOVERYXLOG
   rewind pg wal-fetch --prefetch 16 --spool /var/spool/rewind/main %f %p
   rewind pg wal-fetch --prefetch 0 000000010000000000000003 /tmp/seg --json`,
