@@ -314,21 +314,50 @@ func TestPgTableDump(t *testing.T) {
 
 // jsonPgVerify is the strict form of pg verify --json.
 type jsonPgVerify struct {
-	Result          string   `json:"result"`
-	Error           string   `json:"error"`
-	SnapshotID      string   `json:"snapshot_id"`
-	Target          string   `json:"target"`
-	RestoreSeconds  float64  `json:"restore_seconds"`
-	RecoverySeconds float64  `json:"recovery_seconds"`
-	RTOSeconds      float64  `json:"rto_seconds"`
-	Files           int64    `json:"files"`
-	Bytes           int64    `json:"bytes"`
-	ReachedLSN      string   `json:"reached_lsn"`
-	ArchiveEndLSN   string   `json:"archive_end_lsn"`
-	AmcheckOK       *bool    `json:"amcheck_ok"`
-	AmcheckOutput   string   `json:"amcheck_output"`
-	Stopped         []string `json:"recovery_stopped"`
-	EventID         string   `json:"event_id"`
+	Result          string         `json:"result"`
+	Error           string         `json:"error"`
+	SnapshotID      string         `json:"snapshot_id"`
+	Target          string         `json:"target"`
+	RestoreSeconds  float64        `json:"restore_seconds"`
+	RecoverySeconds float64        `json:"recovery_seconds"`
+	RTOSeconds      float64        `json:"rto_seconds"`
+	Files           int64          `json:"files"`
+	Bytes           int64          `json:"bytes"`
+	ReachedLSN      string         `json:"reached_lsn"`
+	ArchiveEndLSN   string         `json:"archive_end_lsn"`
+	AmcheckOK       *bool          `json:"amcheck_ok"`
+	AmcheckOutput   string         `json:"amcheck_output"`
+	Stopped         []string       `json:"recovery_stopped"`
+	Prespooled      int            `json:"prespooled"`
+	Fetches         *jsonPgFetches `json:"recovery_fetches"`
+	EventID         string         `json:"event_id"`
+}
+
+// jsonPgFetches is the strict form of the recovery_fetches line (and
+// pg verify's object).
+type jsonPgFetches struct {
+	MessageType     string `json:"message_type"`
+	Spool           int    `json:"spool"`
+	Repository      int    `json:"repository"`
+	NotStored       int    `json:"not_stored"`
+	NotStoredMarker int    `json:"not_stored_marker"`
+	RepositoryOpens int    `json:"repository_opens"`
+}
+
+// jsonPgPrespool is the strict form of pg restore's prespool line.
+type jsonPgPrespool struct {
+	MessageType    string `json:"message_type"`
+	Segments       int    `json:"segments"`
+	History        int    `json:"history"`
+	Planned        int    `json:"planned"`
+	Truncated      bool   `json:"truncated"`
+	TargetTimeline uint32 `json:"target_timeline"`
+	Error          string `json:"error"`
+}
+
+func init() {
+	schemaTypes["pg.restore.fetches"] = reflect.TypeFor[jsonPgFetches]()
+	schemaTypes["pg.restore.prespool"] = reflect.TypeFor[jsonPgPrespool]()
 }
 
 func init() { schemaTypes["pg.verify"] = reflect.TypeFor[jsonPgVerify]() }
@@ -555,7 +584,7 @@ func TestPgWalPrefetch(t *testing.T) {
 	sock := pg.MkdirOwned(t, "prefetch-sock")
 	target := filepath.Join(base, "data")
 	port := pgFreePort(t)
-	r := s.run("pg", "restore", "--latest", "--target", target, "--start", "--no-archive", "--port", strconv.Itoa(port), "--socket-dir", sock)
+	r := s.run("pg", "restore", "--latest", "--prespool", "0", "--target", target, "--start", "--no-archive", "--port", strconv.Itoa(port), "--socket-dir", sock)
 	t.Cleanup(func() { _ = pg.Command("pg_ctl", "-D", target, "-m", "immediate", "-w", "stop").Run() })
 	log, _ := os.ReadFile(filepath.Join(target, "rewind-start.log"))
 	if r.code != 0 {

@@ -31,6 +31,7 @@ type pgRestoreOpts struct {
 	at, lsn, name, xid               string
 	action, timeline, cluster        string
 	table, dump                      string
+	prespool                         int
 	scratchOpts
 }
 
@@ -97,7 +98,19 @@ archive_mode off; it is promoted at the target, pg_dump -t writes the
 table (of database --dbname, default postgres) into FILE, and the
 instance is stopped and removed, also on failure or Ctrl-C. As root,
 PostgreSQL and pg_dump run as the cluster's OS user. An unknown table is
-refused naming the tables there. docs/POSTGRES.md explains more.`,
+refused naming the tables there.
+
+Pre-spool: before the server starts, the WAL segments recovery will ask
+for (from the base backup's start, along the timeline it follows, to just
+past the target: up to --prespool segments, default 64; 0 turns it off)
+and the stored history files are read from the repository, in parallel
+with the restore of the files, checked and written into the spool that
+rewind pg wal-fetch serves from (pg_wal/.rewind-prefetch), with a marker
+saying which history files exist, so that PostgreSQL's probes for absent
+ones are answered without opening the repository. What recovery needs
+beyond them wal-fetch reads as usual. With --start the summary counts
+what wal-fetch served from the spool and how often it opened the
+repository. docs/POSTGRES.md explains more.`,
 		Example: `  rewind pg restore --at '2026-03-14 09:59:00' --target /srv/pg/restored --password-file /etc/rewind/pg.password
   rewind pg restore --at -15m --target /srv/pg/copy --start --port 5433 --socket-dir /tmp --no-archive
   rewind pg restore --name before_migration --target /srv/pg/copy --action pause --start --port 5433
@@ -130,6 +143,7 @@ refused naming the tables there. docs/POSTGRES.md explains more.`,
 	f.StringVar(&o.dbname, "dbname", "postgres", "with --table: the `database` the table is in")
 	o.scratchOpts.flags(f)
 	f.StringVar(&o.binDir, "pg-bindir", "", "`dir` of the PostgreSQL programs (pg_ctl); default /usr/lib/postgresql/MAJOR/bin, then PATH")
+	o.prespoolFlag(f)
 	return cmd
 }
 
@@ -241,8 +255,9 @@ func runPgRestore(cmd *cobra.Command, g *globals, o *pgRestoreOpts, args []strin
 	defer done()
 	var sn *snapshot.Snapshot
 	var rc pg.Recovery
+	var cl *wal.Cluster
 	if pitr {
-		sn, rc, err = planPITR(ctx, g, r, args, o, tgt)
+		sn, rc, cl, err = planPITR(ctx, g, r, args, o, tgt)
 	} else {
 		sn, err = findBaseBackup(ctx, r, args)
 	}
@@ -254,6 +269,8 @@ func runPgRestore(cmd *cobra.Command, g *globals, o *pgRestoreOpts, args []strin
 	prog := g.ui.StartProgress("restore", c)
 	popt := pg.RestoreOptions{Target: o.target, UID: uid, GID: gid, Port: o.port,
 		SocketDir: o.socketDir, Recovery: rc, BinDir: o.binDir, Logger: g.log, Progress: countInto(c), Delta: o.delta}
+	ps := o.prespoolPlan(ctx, g, r, cl, sn, tgt, rc)
+	popt.Prespool = ps.fn()
 	res, err := pg.RestoreBase(ctx, r, sn, popt)
 	prog.Stop()
 	// The lock is released before the server starts: its restore_command
@@ -265,9 +282,15 @@ func runPgRestore(cmd *cobra.Command, g *globals, o *pgRestoreOpts, args []strin
 	if res != nil && res.Delta != nil {
 		printDeltaSummary(g, res.Delta)
 	}
+	if res != nil {
+		ps.print(g, res, true)
+	}
 	if err == nil && o.start {
 		target, _ := filepath.Abs(o.target)
 		err = pg.StartRestored(ctx, sn.Postgres, target, popt, res)
+		if res.Log != "" && rc.RestoreCommand != "" {
+			printFetches(g, res.Fetches)
+		}
 	}
 	if res != nil {
 		for _, l := range res.Stopped {
@@ -346,26 +369,26 @@ func pgBackups(ctx context.Context, g *globals, r *repository.Repository, hosts 
 
 // planPITR chooses the base backup for the target and the recovery
 // settings that reach it from the WAL archive.
-func planPITR(ctx context.Context, g *globals, r *repository.Repository, args []string, o *pgRestoreOpts, tgt pg.Target) (*snapshot.Snapshot, pg.Recovery, error) {
+func planPITR(ctx context.Context, g *globals, r *repository.Repository, args []string, o *pgRestoreOpts, tgt pg.Target) (*snapshot.Snapshot, pg.Recovery, *wal.Cluster, error) {
 	var rc pg.Recovery
 	cat, err := wal.Load(ctx, r)
 	if err != nil {
-		return nil, rc, err
+		return nil, rc, nil, err
 	}
 	var sns []*snapshot.Snapshot
 	if len(args) == 1 {
 		sn, err := findBaseBackup(ctx, r, args)
 		if err != nil {
-			return nil, rc, err
+			return nil, rc, nil, err
 		}
 		sns = []*snapshot.Snapshot{sn}
 	} else {
 		all, hosts, err := pgBackups(ctx, g, r, o.hosts)
 		if err != nil {
-			return nil, rc, err
+			return nil, rc, nil, err
 		}
 		if len(all) == 0 {
-			return nil, rc, fmt.Errorf("%w: the repository has no PostgreSQL base backup of host %v; take one with rewind pg backup, or name the host with --host", snapshot.ErrNotFound, hosts)
+			return nil, rc, nil, fmt.Errorf("%w: the repository has no PostgreSQL base backup of host %v; take one with rewind pg backup, or name the host with --host", snapshot.ErrNotFound, hosts)
 		}
 		sns = all
 	}
@@ -375,7 +398,7 @@ func planPITR(ctx context.Context, g *globals, r *repository.Repository, args []
 	var sys string
 	if o.cluster != "" {
 		if cl = cat.Cluster(o.cluster); cl == nil {
-			return nil, rc, fmt.Errorf("no WAL of cluster %q is stored (clusters: %v)", o.cluster, cat.Names())
+			return nil, rc, nil, fmt.Errorf("no WAL of cluster %q is stored (clusters: %v)", o.cluster, cat.Names())
 		}
 		sys = strconv.FormatUint(cl.SystemID, 10)
 	} else {
@@ -383,7 +406,7 @@ func planPITR(ctx context.Context, g *globals, r *repository.Repository, args []
 		for _, name := range cat.Names() {
 			if c := cat.Cluster(name); strconv.FormatUint(c.SystemID, 10) == sys {
 				if cl != nil {
-					return nil, rc, fmt.Errorf("the WAL of system %s is stored under two cluster names, %q and %q: choose one with --cluster", sys, cl.Name, c.Name)
+					return nil, rc, nil, fmt.Errorf("the WAL of system %s is stored under two cluster names, %q and %q: choose one with --cluster", sys, cl.Name, c.Name)
 				}
 				cl = c
 			}
@@ -396,28 +419,28 @@ func planPITR(ctx context.Context, g *globals, r *repository.Repository, args []
 		}
 	}
 	if len(same) == 0 {
-		return nil, rc, fmt.Errorf("%w: no base backup of system %s (the WAL of cluster %q)%s", snapshot.ErrNotFound, sys, o.cluster, hostsNote(o.hosts))
+		return nil, rc, nil, fmt.Errorf("%w: no base backup of system %s (the WAL of cluster %q)%s", snapshot.ErrNotFound, sys, o.cluster, hostsNote(o.hosts))
 	}
 	if cl == nil {
 		if tgt.Kind == pg.TargetLatest && len(args) == 0 {
 			g.ui.Infof("no WAL of system %s is archived in the repository: restoring the newest base backup to its own end\n", sys)
-			return same[len(same)-1], rc, nil
+			return same[len(same)-1], rc, nil, nil
 		}
-		return nil, rc, fmt.Errorf("no WAL of system %s is archived in the repository (clusters: %v): recovery to %s needs the WAL from archive_command = 'rewind pg wal-push ... %%p' (docs/POSTGRES.md)", sys, cat.Names(), tgt)
+		return nil, rc, nil, fmt.Errorf("no WAL of system %s is archived in the repository (clusters: %v): recovery to %s needs the WAL from archive_command = 'rewind pg wal-push ... %%p' (docs/POSTGRES.md)", sys, cat.Names(), tgt)
 	}
 	sn, err := pg.ChooseBackup(same, tgt)
 	if err != nil {
-		return nil, rc, err
+		return nil, rc, nil, err
 	}
 	warnUnreachable(g, cl, tgt)
 	cmdline, err := walFetchCommand(g, cl.Name)
 	if err != nil {
-		return nil, rc, err
+		return nil, rc, nil, err
 	}
 	rc = pg.Recovery{RestoreCommand: cmdline, Action: o.action, Timeline: o.timeline}
 	rc.Target, rc.TargetValue = tgt.Setting()
 	rc.Inclusive = rc.Target != ""
-	return sn, rc, nil
+	return sn, rc, cl, nil
 }
 
 // warnUnreachable warns when the archived WAL ends before a time or LSN

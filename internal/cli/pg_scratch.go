@@ -12,6 +12,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/pg"
+	"github.com/rewind-backup/rewind/internal/pg/wal"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/ui"
@@ -81,8 +82,9 @@ func scratchRestore(ctx context.Context, g *globals, o *pgRestoreOpts, so *scrat
 	done := sync.OnceFunc(unlock)
 	defer done()
 	var rc pg.Recovery
+	var cl *wal.Cluster
 	if pitr {
-		sn, rc, err = planPITR(ctx, g, r, args, o, tgt)
+		sn, rc, cl, err = planPITR(ctx, g, r, args, o, tgt)
 	} else {
 		sn, err = findBaseBackup(ctx, r, args)
 	}
@@ -101,10 +103,14 @@ func scratchRestore(ctx context.Context, g *globals, o *pgRestoreOpts, so *scrat
 	c := &ui.Counter{}
 	prog := g.ui.StartProgress("restore", c)
 	t0 := time.Now()
-	res, err = sc.Restore(ctx, r, sn, rc, pg.RestoreOptions{Logger: g.log, Progress: countInto(c)})
+	ps := o.prespoolPlan(ctx, g, r, cl, sn, tgt, rc)
+	res, err = sc.Restore(ctx, r, sn, rc, pg.RestoreOptions{Logger: g.log, Progress: countInto(c), Prespool: ps.fn()})
 	restoreTook = time.Since(t0)
 	prog.Stop()
 	done()
+	if res != nil {
+		ps.print(g, res, false)
+	}
 	if err != nil {
 		return
 	}

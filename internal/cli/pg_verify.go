@@ -40,7 +40,11 @@ type PgVerifyJSON struct {
 	AmcheckOK       *bool    `json:"amcheck_ok,omitempty"`
 	AmcheckOutput   string   `json:"amcheck_output,omitempty"`
 	Stopped         []string `json:"recovery_stopped,omitempty"`
-	EventID         string   `json:"event_id,omitempty"`
+	// Prespooled counts the WAL segments spooled before the server
+	// started; Fetches what restore_command did during recovery.
+	Prespooled int            `json:"prespooled"`
+	Fetches    *PgFetchesJSON `json:"recovery_fetches,omitempty"`
+	EventID    string         `json:"event_id,omitempty"`
 }
 
 func newPgVerifyCmd(g *globals) *cobra.Command {
@@ -65,7 +69,12 @@ The drill is recorded in the repository's event log as job "pg verify"
 (kind pg-verify): its result, the reason when it failed, the base backup,
 and the steps restore, recovery and amcheck with their durations.
 rewind events --repo REPO --job 'pg verify' lists them. Exit status 1 when the drill
-fails, with the reason.`,
+fails, with the reason.
+
+As pg restore does, the WAL recovery needs is pre-spooled while the files
+are restored (--prespool, default 64 segments; 0 turns it off), and the
+result says how many WAL files recovery took from the spool and how often
+wal-fetch opened the repository.`,
 		Example: `  rewind pg verify --password-file /etc/rewind/pg.password
   rewind pg verify --at '2026-03-14 09:59:00' --scratch /srv/drill --json`,
 		Args: cobra.MaximumNArgs(1),
@@ -83,6 +92,7 @@ fails, with the reason.`,
 	f.StringVar(&o.owner, "owner", "", "OS `user` that runs the scratch instance (default: postgres as root, else yourself)")
 	f.StringVar(&o.binDir, "pg-bindir", "", "`dir` of the PostgreSQL programs; default /usr/lib/postgresql/MAJOR/bin, then PATH")
 	o.scratchOpts.flags(f)
+	o.prespoolFlag(f)
 	return cmd
 }
 
@@ -137,6 +147,10 @@ func runPgVerify(cmd *cobra.Command, g *globals, o *pgRestoreOpts, args []string
 	}
 	if res != nil {
 		out.Stopped = res.Stopped
+		out.Prespooled = res.Prespooled
+		if res.Log != "" {
+			out.Fetches = &PgFetchesJSON{MessageType: "recovery_fetches", FetchCounts: res.Fetches, RepositoryOpens: res.Fetches.RepositoryOpens()}
+		}
 		if res.Stats != nil {
 			run.Files, run.Bytes = res.Stats.Files, res.Stats.Bytes
 		}
@@ -212,6 +226,9 @@ func runPgVerify(cmd *cobra.Command, g *globals, o *pgRestoreOpts, args []string
 		g.ui.Printf("restore %s (%s, %s), recovery until accepting connections %s: RTO %s\n",
 			restoreTook.Round(time.Millisecond), ui.Count(out.Files, "file", "files"), ui.Bytes(out.Bytes),
 			recoveryTook.Round(time.Millisecond), (restoreTook + recoveryTook).Round(time.Millisecond))
+		if out.Fetches != nil {
+			printFetches(g, out.Fetches.FetchCounts)
+		}
 		if out.AmcheckOK != nil && *out.AmcheckOK {
 			g.ui.Printf("pg_amcheck: no corruption found\n")
 		}

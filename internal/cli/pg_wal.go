@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/lock"
+	"github.com/rewind-backup/rewind/internal/pg"
 	"github.com/rewind-backup/rewind/internal/pg/wal"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/ui"
@@ -232,8 +233,15 @@ and is checked against it before it is served (a damaged one is removed
 and fetched from the repository); it is removed once served, and stale
 ones (before the segment asked for, or older than an hour) are removed by
 the next call. pg restore --start removes the spool once recovery has
-ended. A line on stderr (in the server's log) says how many segments a
-fetch from the repository prefetched.`,
+ended. A line on stderr (in the server's log) says where each file came
+from and how many segments a fetch from the repository prefetched.
+
+pg restore pre-spools (--prespool): it fills the spool with the segments
+and history files recovery will need before the server starts, and
+writes a marker naming the history files the repository held; a request
+for a history file the marker does not list (PostgreSQL probes for newer
+timelines) is answered "not stored" without opening the repository,
+while the marker is less than an hour old (docs/POSTGRES.md, Pre-spool).`,
 		Example: `  rewind pg wal-fetch --repo /backup/repo --password-file /etc/rewind/pg.password 000000010000000000000003 pg_wal/RECOVERYXLOG
   rewind pg wal-fetch --prefetch 16 --spool /var/spool/rewind/main %f %p
   rewind pg wal-fetch --prefetch 0 000000010000000000000003 /tmp/seg --json`,
@@ -257,11 +265,39 @@ func runWALFetch(ctx context.Context, g *globals, name, dest, cluster string, pr
 		return err
 	}
 	out := WALFetchJSON{Name: name, Source: "repository"}
+	if spoolDir == "" {
+		spoolDir = filepath.Join(filepath.Dir(dest), wal.SpoolDirName)
+	}
+	if n.Kind == wal.KindHistory {
+		// A history file: pg restore's pre-spool may hold it, or know
+		// from its marker that the repository did not (PostgreSQL probes
+		// for newer timelines at the start and end of recovery). The
+		// spool is only read here, never made.
+		if fi, err := os.Stat(spoolDir); err == nil && fi.IsDir() {
+			hs := &wal.Spool{Dir: spoolDir}
+			hs.Clean(name, time.Now())
+			if ok, err := hs.Copy(name, dest); err != nil {
+				return err
+			} else if ok {
+				out.Source, out.Spool = "spool", spoolDir
+				if fi, err := os.Stat(dest); err == nil {
+					out.Size = fi.Size()
+				}
+				g.ui.Infof("rewind pg wal-fetch: %s%s\n", name, pg.FetchLineSpool)
+				g.log.Info("WAL file fetched", "name", name, "dest", dest, "source", "spool")
+				if g.json {
+					g.ui.JSONLine(out)
+				}
+				return nil
+			}
+			if hs.HistoryKnownAbsent(cluster, name, time.Now()) {
+				return fmt.Errorf("pg wal-fetch: %s of cluster %q%s %s, written when the restore began",
+					name, cluster, pg.FetchLineNotStored, pg.FetchLineMarker)
+			}
+		}
+	}
 	var sp *wal.Spool
 	if prefetch > 0 && n.Kind == wal.KindSegment {
-		if spoolDir == "" {
-			spoolDir = filepath.Join(filepath.Dir(dest), wal.SpoolDirName)
-		}
 		if sp, err = wal.OpenSpool(spoolDir); err != nil {
 			g.ui.Warnf("warning: %v; fetching without prefetch\n", err)
 			sp = nil
@@ -276,6 +312,7 @@ func runWALFetch(ctx context.Context, g *globals, name, dest, cluster string, pr
 				if fi, err := os.Stat(dest); err == nil {
 					out.Size = fi.Size()
 				}
+				g.ui.Infof("rewind pg wal-fetch: %s%s\n", name, pg.FetchLineSpool)
 				g.log.Info("WAL file fetched", "name", name, "dest", dest, "source", "spool")
 				if g.json {
 					g.ui.JSONLine(out)
@@ -299,7 +336,7 @@ func runWALFetch(ctx context.Context, g *globals, name, dest, cluster string, pr
 	}
 	e, padTo := cl.ForFetch(name)
 	if e == nil {
-		return fmt.Errorf("%s of cluster %q is not stored", name, cluster)
+		return fmt.Errorf("pg wal-fetch: %s of cluster %q%s", name, cluster, pg.FetchLineNotStored)
 	}
 	data, err := wal.Read(ctx, r, &e.Entry)
 	if err != nil {
@@ -316,8 +353,10 @@ func runWALFetch(ctx context.Context, g *globals, name, dest, cluster string, pr
 	out.Size = int64(len(data))
 	if sp != nil && e.Kind == wal.KindSegment {
 		out.Prefetched = prefetchWAL(ctx, g, r, cl, sp, &e.Entry, prefetch)
-		g.ui.Infof("rewind pg wal-fetch: %s from the repository; prefetched %s into %s\n",
-			name, ui.Count(int64(out.Prefetched), "segment", "segments"), spoolDir)
+		g.ui.Infof("rewind pg wal-fetch: %s%s; prefetched %s into %s\n",
+			name, pg.FetchLineRepository, ui.Count(int64(out.Prefetched), "segment", "segments"), spoolDir)
+	} else {
+		g.ui.Infof("rewind pg wal-fetch: %s%s\n", name, pg.FetchLineRepository)
 	}
 	g.log.Info("WAL file fetched", "name", name, "dest", dest, "bytes", len(data), "source", "repository", "prefetched", out.Prefetched)
 	if g.json {

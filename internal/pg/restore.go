@@ -201,6 +201,14 @@ type RestoreOptions struct {
 	// others rewritten chunk by chunk, and what the backup does not list
 	// is removed (docs/POSTGRES.md, "Restoring over an existing directory").
 	Delta bool
+	// Prespool, when set, writes the WAL recovery will ask for into the
+	// spool folder it is given (wal.Prespool), in parallel with the
+	// restore of the files: into a temporary folder beside Target, moved
+	// to pg_wal/.rewind-prefetch once both are done (or, when that
+	// folder cannot be made, into the spool after the restore). Its
+	// failure does not fail the restore (wal-fetch reads what is
+	// missing): it is RestoreResult.PrespoolErr.
+	Prespool func(ctx context.Context, dir string) error
 }
 
 // RestoreResult is a finished restore.
@@ -217,6 +225,65 @@ type RestoreResult struct {
 	ShutDown bool
 	// Delta is what a delta restore kept and rewrote (nil otherwise).
 	Delta *DeltaStats
+	// PrespoolErr is why the pre-spool (RestoreOptions.Prespool) did not
+	// spool everything it planned; nil when it did or did not run.
+	PrespoolErr error
+	// Prespooled counts the segments the pre-spool wrote (set by its
+	// caller, which ran it).
+	Prespooled int
+	// Fetches counts what the server's restore_command (wal-fetch) did,
+	// read from its log once recovery has ended.
+	Fetches FetchCounts
+}
+
+// FetchCounts are the wal-fetch calls of a recovery, as their lines in
+// the server's log tell (docs/POSTGRES.md, "Prefetch").
+type FetchCounts struct {
+	// Spool counts files served from the spool, without opening the
+	// repository; Repository those read from the repository (each call
+	// opened it); NotStored calls that answered "not stored" after
+	// opening the repository; NotStoredMarker history probes answered
+	// "not stored" from the pre-spool's history marker, without it.
+	Spool           int `json:"spool"`
+	Repository      int `json:"repository"`
+	NotStored       int `json:"not_stored"`
+	NotStoredMarker int `json:"not_stored_marker"`
+}
+
+// RepositoryOpens is how many wal-fetch calls opened the repository.
+func (f FetchCounts) RepositoryOpens() int { return f.Repository + f.NotStored }
+
+// The phrases of wal-fetch's lines on stderr (the server's log) that
+// FetchCounts counts; pg_wal.go writes them.
+const (
+	FetchLineSpool      = " from the spool"
+	FetchLineRepository = " from the repository"
+	FetchLineNotStored  = " is not stored"
+	FetchLineMarker     = "(pre-spool history catalog)"
+	fetchLinePrefix     = "pg wal-fetch: "
+)
+
+// CountFetches counts the wal-fetch lines in a server log.
+func CountFetches(log string) FetchCounts {
+	var f FetchCounts
+	for _, l := range strings.Split(log, "\n") {
+		i := strings.Index(l, fetchLinePrefix)
+		if i < 0 {
+			continue
+		}
+		l = l[i:]
+		switch {
+		case strings.Contains(l, FetchLineMarker):
+			f.NotStoredMarker++
+		case strings.Contains(l, FetchLineNotStored):
+			f.NotStored++
+		case strings.Contains(l, FetchLineSpool):
+			f.Spool++
+		case strings.Contains(l, FetchLineRepository):
+			f.Repository++
+		}
+	}
+	return f
 }
 
 // DeltaStats is what a delta restore did to the existing data directory.
@@ -276,9 +343,38 @@ func RestoreBase(ctx context.Context, r *repository.Repository, sn *snapshot.Sna
 	if err != nil {
 		return nil, err
 	}
+	spoolDir := filepath.Join(target, "pg_wal", wal.SpoolDirName)
+	var psDir string
+	var psErr chan error
+	var perr error // the pre-spool's failure
+	psCtx, psCancel := context.WithCancel(ctx)
+	defer psCancel()
+	if opt.Prespool != nil {
+		// Beside the target (the restore wants it empty), so that a
+		// rename moves it into pg_wal.
+		d, err := os.MkdirTemp(filepath.Dir(target), "."+filepath.Base(target)+".rewind-prespool-")
+		if err == nil {
+			psDir, psErr = d, make(chan error, 1)
+			go func() { psErr <- opt.Prespool(psCtx, d) }()
+		}
+	}
 	st, err := rs.Restore(ctx, sn, info.DataDir)
+	if psErr != nil {
+		if err != nil {
+			psCancel()
+		}
+		perr = <-psErr
+		if err == nil {
+			perr = errors.Join(perr, moveSpool(psDir, spoolDir))
+		}
+		os.RemoveAll(psDir)
+	}
 	if err != nil {
 		return &RestoreResult{Stats: st}, fmt.Errorf("restore the data directory: %w", err)
+	}
+	if opt.Prespool != nil && psErr == nil {
+		// No folder beside the target: spool now, before the server starts.
+		perr = opt.Prespool(ctx, spoolDir)
 	}
 	var delta *DeltaStats
 	if opt.Delta {
@@ -303,11 +399,38 @@ func RestoreBase(ctx context.Context, r *repository.Repository, sn *snapshot.Sna
 	if err := WriteRecovery(target, rc, opt.UID, opt.GID); err != nil {
 		return nil, err
 	}
-	res := &RestoreResult{Stats: st, Delta: delta}
+	res := &RestoreResult{Stats: st, Delta: delta, PrespoolErr: perr}
 	if !opt.Start {
 		return res, nil
 	}
 	return res, StartRestored(ctx, info, target, opt, res)
+}
+
+// moveSpool moves the spool folder from, written beside the restored
+// data directory, to to in its pg_wal: a rename, or file by file when
+// they are on different filesystems.
+func moveSpool(from, to string) error {
+	os.RemoveAll(to)
+	if err := os.Rename(from, to); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		return fmt.Errorf("pre-spool: %w", err)
+	}
+	ents, err := os.ReadDir(from)
+	if err != nil {
+		return fmt.Errorf("pre-spool: %w", err)
+	}
+	for _, e := range ents {
+		data, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err == nil {
+			err = wal.WriteFile(filepath.Join(to, e.Name()), data)
+		}
+		if err != nil {
+			return fmt.Errorf("pre-spool: %w", err)
+		}
+	}
+	return nil
 }
 
 // StartRestored starts the data directory target restored from the base
@@ -330,6 +453,9 @@ func StartRestored(ctx context.Context, info *snapshot.PGInfo, target string, op
 		return StartServer(ctx, pgctl, target, res.Log, cred)
 	}
 	err = startRecovery(ctx, pgctl, target, opt.Recovery, res, cred)
+	if b, rerr := os.ReadFile(res.Log); rerr == nil {
+		res.Fetches = CountFetches(string(b))
+	}
 	// Recovery is over (or failed): what wal-fetch prefetched and
 	// PostgreSQL did not ask for is of no use.
 	if rerr := os.RemoveAll(filepath.Join(target, "pg_wal", wal.SpoolDirName)); rerr != nil && err == nil {

@@ -60,15 +60,8 @@ func (s *Spool) Has(name string) bool { return len(s.entries(name)) > 0 }
 // it is removed, and the caller fetches it from the repository).
 func (s *Spool) Take(name, dest string) (bool, error) {
 	for _, p := range s.entries(name) {
-		want := strings.TrimPrefix(filepath.Base(p), name+".")
-		data, err := os.ReadFile(p)
-		if err != nil {
-			os.Remove(p)
-			continue
-		}
-		sum := sha256.Sum256(data)
-		if hex.EncodeToString(sum[:]) != want {
-			os.Remove(p)
+		data, ok := s.check(p, name)
+		if !ok {
 			continue
 		}
 		// The same filesystem (pg_wal): a rename is atomic. Elsewhere
@@ -83,6 +76,23 @@ func (s *Spool) Take(name, dest string) (bool, error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// check reads the spooled file p of name and checks its bytes against
+// the hash in its file name; a damaged or unreadable one is removed.
+func (s *Spool) check(p, name string) ([]byte, bool) {
+	want := strings.TrimPrefix(filepath.Base(p), name+".")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		os.Remove(p)
+		return nil, false
+	}
+	sum := sha256.Sum256(data)
+	if hex.EncodeToString(sum[:]) != want {
+		os.Remove(p)
+		return nil, false
+	}
+	return data, true
 }
 
 // Put spools segment name with its bytes data, already checked against
