@@ -318,7 +318,10 @@ func RestoreBase(ctx context.Context, r *repository.Repository, sn *snapshot.Sna
 	if err != nil {
 		return nil, err
 	}
-	ropt := restorer.Options{Target: target, Owner: os.Geteuid() == 0, Logger: opt.Logger, Progress: opt.Progress}
+	// Sync: the server fsyncs the whole data directory when it starts from
+	// a base backup; files made durable by the restore's workers, while
+	// others are still written, leave it nothing to wait for.
+	ropt := restorer.Options{Target: target, Owner: os.Geteuid() == 0, Logger: opt.Logger, Progress: opt.Progress, Sync: true}
 	var total atomic.Int64 // bytes of the files the restore went through (workers run in parallel)
 	if opt.Delta {
 		if err := CheckDeltaTarget(target); err != nil {

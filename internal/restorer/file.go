@@ -172,6 +172,11 @@ func (r *Restorer) restoreFile(ctx context.Context, job *fileJob, buf []byte) ([
 		}
 		r.verified.Add(1)
 	}
+	if r.opt.Sync && !unchanged && len(lost) == 0 {
+		if err := f.Sync(); err != nil {
+			return buf, fmt.Errorf("sync: %w", err)
+		}
+	}
 	opts := r.applyOpts()
 	// A file just created has no attributes to remove, unless it inherited
 	// the target's default ACL (folders below it inherit it too).

@@ -14,6 +14,12 @@ type Options struct {
 	// Overwrite allows writing into a target that has content. Files that
 	// already hold the right bytes are left alone; others are rewritten.
 	Overwrite bool
+	// Sync makes each file durable (fsync) once written, by the worker
+	// that wrote it, so that writeback runs beside the restore instead of
+	// after it. A database restore wants it: PostgreSQL fsyncs the whole
+	// data directory when it starts from a base backup, and finds the
+	// files clean.
+	Sync bool
 	// Delete, for each directory restored whole (not narrowed by
 	// Include), removes what the target holds there that the snapshot
 	// does not list, so that the directory ends up as the snapshot has it.
