@@ -91,3 +91,16 @@ func (c *Chunker) Cut(data []byte) int {
 	}
 	return n
 }
+
+// CutFinal is Cut for a stream that may still grow: final tells whether
+// the cut stays where it is whatever bytes are appended to data. It does
+// when a boundary was found before data's end (Cut's scans look for the
+// first hit and the ranges they scan only grow with data, the mask of a
+// length never changes) or the chunk reached Max. A chunk that merely ends
+// with data is not final. Since a chunk's boundary depends only on its own
+// bytes, a growing file is chunked incrementally by keeping its final
+// chunks and cutting again from the last final boundary.
+func (c *Chunker) CutFinal(data []byte) (n int, final bool) {
+	n = c.Cut(data)
+	return n, n < len(data) || n == c.max
+}

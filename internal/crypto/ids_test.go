@@ -91,3 +91,34 @@ func TestBlobIDAllocs(t *testing.T) {
 		t.Errorf("FileID: %v allocations", a)
 	}
 }
+
+// TestBlobHasherMatchesBlobID: the sum after every piece of a growing
+// input, cut at odd places and across BLAKE3's 1 KiB chunks, equals the
+// one-shot BlobID of the input so far.
+func TestBlobHasherMatchesBlobID(t *testing.T) {
+	k := testKey(t, 3)
+	data := make([]byte, 300000)
+	for i := range data {
+		data[i] = byte(i*31 + i>>8)
+	}
+	for _, step := range []int{1, 7, 1000, 1024, 4097, 65536} {
+		h := k.NewBlobHasher()
+		if got, want := h.Sum(), k.BlobID(nil); got != want {
+			t.Fatalf("empty: %s, want %s", got, want)
+		}
+		for off := 0; off < len(data); {
+			n := min(step+off%3, len(data)-off)
+			if step == 1 && off > 5000 {
+				n = min(9999, len(data)-off)
+			}
+			h.Write(data[off : off+n])
+			off += n
+			if got, want := h.Sum(), k.BlobID(data[:off]); got != want {
+				t.Fatalf("step %d, %d bytes: %s, want %s", step, off, got, want)
+			}
+			if h.Len() != int64(off) {
+				t.Fatalf("Len %d, want %d", h.Len(), off)
+			}
+		}
+	}
+}

@@ -111,6 +111,7 @@ func Run(ctx context.Context, r *repository.Repository, opt Options) (*Summary, 
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &session{r: r, opt: opt, sum: &Summary{Cluster: opt.Cluster, Slot: opt.Slot}}
+	s.pw = wal.NewPartialWriter(r, wal.PushOptions{Cluster: opt.Cluster, Host: opt.Host})
 	backoff := time.Second
 	for {
 		connected, err := s.run(ctx)
@@ -153,6 +154,9 @@ type session struct {
 	stored  int // bytes of buf stored
 	pending time.Time
 	flushed wal.LSN
+	// pw stores the segment being filled, each store costing in
+	// proportion to the bytes received since the last one.
+	pw *wal.PartialWriter
 }
 
 // run is one connection; connected tells whether streaming started.
@@ -251,8 +255,21 @@ func (s *session) run(ctx context.Context) (connected bool, err error) {
 				s.stored = int(p.Size)
 			}
 		}
+		// A new stream: the writer checks the stored partial (and
+		// hashes it) again instead of trusting bytes of the last one.
+		s.pw.Reset()
+		// Everything before start is stored (or was never this
+		// receiver's): say so at once, so that the server counts a
+		// synchronous receiver as one before its first store.
+		if s.flushed < start {
+			s.flushed = start
+		}
+		if err := s.status(false); err != nil {
+			return connected, fmt.Errorf("standby status: %w", err)
+		}
 		next, pos, err := s.stream(ctx)
-		if err != nil {
+		if err != nil || ctx.Err() != nil {
+			// Asked to stop: no next timeline to follow.
 			return connected, err
 		}
 		s.opt.Log.Info("timeline ended; following the next", "timeline", tli, "next", next, "at", pos.String())
@@ -394,7 +411,7 @@ func (s *session) storePartial(ctx context.Context) error {
 
 // store pushes one file, then acknowledges it as flushed.
 func (s *session) store(ctx context.Context, name string, data []byte) error {
-	_, err := wal.PushData(ctx, s.r, name, data, time.Now(), wal.PushOptions{Cluster: s.opt.Cluster, Host: s.opt.Host, SystemID: s.sys})
+	_, err := s.pw.Push(ctx, name, data, time.Now())
 	if err != nil {
 		if errors.Is(err, wal.ErrConflict) || errors.Is(err, wal.ErrOtherCluster) {
 			return permanent{err}
@@ -418,7 +435,7 @@ func (s *session) status(reply bool) error {
 	if s.flushed == 0 {
 		return nil
 	}
-	recv := wal.LSN(s.segNo*uint64(s.segSize)) + wal.LSN(s.have)
+	recv := max(wal.LSN(s.segNo*uint64(s.segSize))+wal.LSN(s.have), s.flushed)
 	return pglogrepl.SendStandbyStatusUpdate(context.Background(), s.conn, pglogrepl.StandbyStatusUpdate{
 		WALWritePosition: pglogrepl.LSN(recv), WALFlushPosition: pglogrepl.LSN(s.flushed), WALApplyPosition: pglogrepl.LSN(s.flushed), ReplyRequested: reply})
 }
