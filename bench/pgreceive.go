@@ -699,7 +699,7 @@ func (rep *pgReport) receiveMarkdown(b *strings.Builder) {
 			"a sampled commit's RPO is the time from that return to the receiver's first store (its `--stats` line) whose end LSN covers it. ", pgRecvRate, pgTxnClients) +
 		"The same run with `--synchronous` (listed in `synchronous_standby_names`, so a commit returns only once its WAL is stored) is a raw figure; " +
 		"there the LSN read after a commit can lie past it (other clients' WAL), so a lag above 0 is that later WAL's. " +
-		"A store writes the segment's partial whole, from its start (\"mean size\"). " +
+		"A store's size (\"mean size\") is the partial segment's length at that store; only what follows its last final chunk boundary is hashed, chunked and saved again. " +
 		"Loss: with the synchronous receiver, 4 writers insert rows and record each acknowledged commit, beside the same pgbench; " +
 		"the receiver and then the primary's process group are SIGKILLed mid-flight, its data directory is deleted, " +
 		"`rewind pg restore --latest --start` brings the cluster back, and every acknowledged row must be in it.\n\n")
