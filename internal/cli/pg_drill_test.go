@@ -556,8 +556,13 @@ func TestPgWalPrefetch(t *testing.T) {
 	if v.Source != "repository" || v.Prefetched != 2 || len(spooled()) != 2 {
 		t.Fatalf("first fetch: %+v, spool %v", v, spooled())
 	}
-	if v = fetch(segs[1], 2); v.Source != "spool" || len(spooled()) != 1 {
-		t.Errorf("second fetch: %+v, spool %v: want it served from the spool and removed there", v, spooled())
+	// Served from the spool, and kept there until a later segment is
+	// asked for (PostgreSQL may ask for it again).
+	if v = fetch(segs[1], 2); v.Source != "spool" || len(spooled()) != 2 {
+		t.Errorf("second fetch: %+v, spool %v: want it served from the spool and kept", v, spooled())
+	}
+	if v = fetch(segs[1], 2); v.Source != "spool" {
+		t.Errorf("the same segment asked again: %+v, want it from the spool", v)
 	}
 	// A damaged spooled file is not served: fetched again from the
 	// repository, which prefetches the next ones.
@@ -568,15 +573,21 @@ func TestPgWalPrefetch(t *testing.T) {
 			}
 		}
 	}
-	// A stale file of an earlier segment goes.
-	if err := os.WriteFile(filepath.Join(spool, segs[0]+".00"), []byte("old"), 0o600); err != nil {
+	// A stale file (older than an hour) goes; the segment served before
+	// (segs[1]) stays, as PostgreSQL may ask for it again.
+	stale := filepath.Join(spool, segs[0]+".00")
+	if err := os.WriteFile(stale, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
 		t.Fatal(err)
 	}
 	if v = fetch(segs[2], 2); v.Source != "repository" || v.Prefetched != 2 {
 		t.Errorf("fetch of a damaged spooled segment: %+v", v)
 	}
-	if got := spooled(); len(got) != 2 || !strings.HasPrefix(got[0], segs[3]) || !strings.HasPrefix(got[1], segs[4]) {
-		t.Errorf("spool after the refetch: %v, want %s and %s only", got, segs[3], segs[4])
+	if got := spooled(); len(got) != 3 || !strings.HasPrefix(got[0], segs[1]) || !strings.HasPrefix(got[1], segs[3]) || !strings.HasPrefix(got[2], segs[4]) {
+		t.Errorf("spool after the refetch: %v, want %s, %s and %s only", got, segs[1], segs[3], segs[4])
 	}
 
 	// A restore replaying with the default prefetch.

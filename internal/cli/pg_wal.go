@@ -230,7 +230,8 @@ next calls find them there and serve them without opening the
 repository. A spooled file is complete or absent (written under a
 temporary name and renamed), carries the SHA-256 of its bytes in its name
 and is checked against it before it is served (a damaged one is removed
-and fetched from the repository); it is removed once served, and stale
+and fetched from the repository); a served one stays until a later
+segment is asked for (PostgreSQL may ask for a segment again), and stale
 ones (before the segment asked for, or older than an hour) are removed by
 the next call. pg restore --start removes the spool once recovery has
 ended. A line on stderr (in the server's log) says where each file came

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -54,25 +55,36 @@ func (s *Spool) entries(name string) []string {
 // Has reports whether segment name is spooled.
 func (s *Spool) Has(name string) bool { return len(s.entries(name)) > 0 }
 
-// Take moves spooled segment name to dest, as restore_command writes it
+// Take gives dest the spooled segment name, as restore_command writes it
 // (whole or absent), when its bytes match the hash in its file name; it
 // reports false when the segment is not spooled, or was damaged (then
 // it is removed, and the caller fetches it from the repository).
+//
+// The spooled file stays until Clean is called for a later segment:
+// PostgreSQL may ask for the same segment again (it re-reads the segment
+// it was in when it reaches a record that continues past it, or when
+// recovery ends), and the second request is served from the spool too.
+// On the same filesystem (pg_wal) dest is a hard link made under a
+// temporary name and renamed into place, so nothing is copied;
+// PostgreSQL only reads restored segments (it copies one when it must
+// write to it). Elsewhere (--spool on another filesystem) it is a copy.
 func (s *Spool) Take(name, dest string) (bool, error) {
 	for _, p := range s.entries(name) {
 		data, ok := s.check(p, name)
 		if !ok {
 			continue
 		}
-		// The same filesystem (pg_wal): a rename is atomic. Elsewhere
-		// (--spool on another one), write a copy the same way.
-		if err := os.Rename(p, dest); err == nil {
-			return true, nil
+		tmp := dest + ".rewind-link"
+		_ = os.Remove(tmp)
+		if err := os.Link(p, tmp); err == nil {
+			if err := os.Rename(tmp, dest); err == nil {
+				return true, nil
+			}
+			_ = os.Remove(tmp)
 		}
 		if err := WriteFile(dest, data); err != nil {
 			return false, err
 		}
-		os.Remove(p)
 		return true, nil
 	}
 	return false, nil
@@ -102,15 +114,33 @@ func (s *Spool) Put(name string, data []byte) error {
 	return WriteFile(filepath.Join(s.Dir, name+"."+hex.EncodeToString(sum[:])), data)
 }
 
+// keepBehind is how many spooled segments before the one asked for
+// Clean keeps: PostgreSQL asks again for a segment it has passed (at the
+// end of recovery it re-reads the one holding the last record it
+// replayed, which can be the segment before the one it stopped in).
+const keepBehind = 2
+
 // Clean removes stale files: segments that sort before current (on its
-// timeline and earlier ones, which recovery has passed), files older
-// than SpoolMaxAge and temporary files older than spoolTempAge. It
-// returns how many it removed.
+// timeline and earlier ones, which recovery has passed) except the
+// keepBehind nearest ones, files older than SpoolMaxAge and temporary
+// files older than spoolTempAge. It returns how many it removed.
 func (s *Spool) Clean(current string, now time.Time) int {
 	ents, err := os.ReadDir(s.Dir)
 	if err != nil {
 		return 0
 	}
+	// The segments before current, newest first: the first keepBehind
+	// of them stay.
+	var behind []string
+	for _, e := range ents {
+		seg, _, _ := strings.Cut(e.Name(), ".")
+		if !strings.HasPrefix(e.Name(), ".rewind-") && len(seg) == len(current) && seg < current && !slices.Contains(behind, seg) {
+			behind = append(behind, seg)
+		}
+	}
+	slices.Sort(behind)
+	slices.Reverse(behind)
+	keep := behind[:min(keepBehind, len(behind))]
 	n := 0
 	for _, e := range ents {
 		fi, err := e.Info()
@@ -124,7 +154,7 @@ func (s *Spool) Clean(current string, now time.Time) int {
 			stale = age > spoolTempAge
 		} else {
 			seg, _, _ := strings.Cut(name, ".")
-			stale = age > SpoolMaxAge || (len(seg) == len(current) && seg < current)
+			stale = age > SpoolMaxAge || (len(seg) == len(current) && seg < current && !slices.Contains(keep, seg))
 		}
 		if stale && os.Remove(filepath.Join(s.Dir, name)) == nil {
 			n++
