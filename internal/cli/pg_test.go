@@ -208,7 +208,12 @@ func TestPgBackupRestore(t *testing.T) {
 	// An incremental base backup after changing 1% of the rows (a
 	// contiguous range of ids) stores far less than the first.
 	pg.Exec(t, fmt.Sprintf(`UPDATE t SET filler = repeat('y', 100) WHERE id <= %d`, pgTableRows/100))
-	second := pgBackupJSON(t, e, "--dsn", pg.DSN(), "--fast")
+	// The second one checks the cluster with pg_amcheck first and
+	// records the result in the snapshot.
+	second := pgBackupJSON(t, e, "--dsn", pg.DSN(), "--fast", "--amcheck")
+	if sn := string(e.mustRun("snapshots", "--json").stdout); !strings.Contains(sn, `"amcheck":{"ok":true`) {
+		t.Errorf("pg backup --amcheck recorded no passing pg_amcheck in the snapshot:\n%s", sn)
+	}
 	a1, a2 := first["data_added"].(float64), second["data_added"].(float64)
 	t.Logf("first base backup added %.0f bytes, second %.0f", a1, a2)
 	if a2 >= 0.2*a1 {

@@ -110,22 +110,8 @@ func BaseBackup(ctx context.Context, r *repository.Repository, c *Conn, srv *Ser
 	}
 	info := &snapshot.PGInfo{Method: "local", Version: srv.Version, VersionText: srv.VersionText,
 		SystemID: strconv.FormatUint(srv.SystemID, 10), DataDir: dataDir, WALSegmentSize: srv.SegmentSize, Copy: opt.Copy}
-	if opt.Amcheck {
-		bin, err := FindBin("pg_amcheck", srv.Major(), opt.BinDir)
-		if err != nil {
-			return nil, err
-		}
-		res, err := RunAmcheck(ctx, bin, opt.DSN)
-		if err != nil {
-			return nil, err
-		}
-		info.Amcheck = &snapshot.PGAmcheck{OK: res.OK, Output: res.Output}
-		if !res.OK {
-			if !opt.AmcheckWarn {
-				return nil, fmt.Errorf("%w; nothing was backed up (--amcheck-warn backs up anyway and records the result):\n%s", ErrAmcheckFailed, res.Output)
-			}
-			log.Warn("pg_amcheck found corruption; backing up anyway (--amcheck-warn)", "output", res.Output)
-		}
+	if err := amcheckBefore(ctx, srv, opt, log, info); err != nil {
+		return nil, err
 	}
 	stage, err := os.MkdirTemp("", "rewind-pg-backup-")
 	if err != nil {
@@ -241,4 +227,29 @@ func appendTag(tags []string, t string) []string {
 		}
 	}
 	return append(append([]string(nil), tags...), t)
+}
+
+// amcheckBefore runs pg_amcheck before a base backup when opt.Amcheck,
+// recording its result in info. Corruption fails the backup unless
+// opt.AmcheckWarn, which only logs it.
+func amcheckBefore(ctx context.Context, srv *Server, opt BackupOptions, log *slog.Logger, info *snapshot.PGInfo) error {
+	if !opt.Amcheck {
+		return nil
+	}
+	bin, err := FindBin("pg_amcheck", srv.Major(), opt.BinDir)
+	if err != nil {
+		return err
+	}
+	res, err := RunAmcheck(ctx, bin, opt.DSN)
+	if err != nil {
+		return err
+	}
+	info.Amcheck = &snapshot.PGAmcheck{OK: res.OK, Output: res.Output}
+	if !res.OK {
+		if !opt.AmcheckWarn {
+			return fmt.Errorf("%w; nothing was backed up (--amcheck-warn backs up anyway and records the result):\n%s", ErrAmcheckFailed, res.Output)
+		}
+		log.Warn("pg_amcheck found corruption; backing up anyway (--amcheck-warn)", "output", res.Output)
+	}
+	return nil
 }

@@ -97,22 +97,8 @@ func StreamBackup(ctx context.Context, r *repository.Repository, rc *ReplConn, s
 	}
 	info := &snapshot.PGInfo{Method: "stream", Version: srv.Version, VersionText: srv.VersionText,
 		SystemID: strconv.FormatUint(srv.SystemID, 10), DataDir: root, WALSegmentSize: srv.SegmentSize, Copy: opt.Copy, Manifest: true}
-	if opt.Amcheck {
-		bin, err := FindBin("pg_amcheck", srv.Major(), opt.BinDir)
-		if err != nil {
-			return nil, err
-		}
-		res, err := RunAmcheck(ctx, bin, opt.DSN)
-		if err != nil {
-			return nil, err
-		}
-		info.Amcheck = &snapshot.PGAmcheck{OK: res.OK, Output: res.Output}
-		if !res.OK {
-			if !opt.AmcheckWarn {
-				return nil, fmt.Errorf("%w; nothing was backed up (--amcheck-warn backs up anyway and records the result):\n%s", ErrAmcheckFailed, res.Output)
-			}
-			log.Warn("pg_amcheck found corruption; backing up anyway (--amcheck-warn)", "output", res.Output)
-		}
+	if err := amcheckBefore(ctx, srv, opt, log, info); err != nil {
+		return nil, err
 	}
 	// A temporary slot, dropped when the connection ends, keeps the
 	// server from recycling the WAL the backup sends at its end.
