@@ -42,6 +42,7 @@ type watchOpts struct {
 	excludeCaches bool
 	oneFS         bool
 	noInventory   bool
+	sqlite        string
 }
 
 func newWatchCmd(g *globals) *cobra.Command {
@@ -93,6 +94,7 @@ shown by --status.`,
 	f.BoolVar(&o.excludeCaches, "exclude-caches", false, "skip the contents of directories with a CACHEDIR.TAG")
 	f.BoolVarP(&o.oneFS, "one-file-system", "x", false, "do not cross filesystem boundaries")
 	f.BoolVar(&o.noInventory, "no-inventory", false, "do not record the machine's inventory with the snapshots (by default it is recorded once at start and named by every snapshot)")
+	addSQLiteFlag(f, &o.sqlite)
 	return cmd
 }
 
@@ -159,6 +161,9 @@ func runWatch(cmd *cobra.Command, g *globals, o *watchOpts, args []string) error
 			return fmt.Errorf("watch path %q: %w", t, err)
 		}
 	}
+	if err := checkSQLiteFlag(o.sqlite); err != nil {
+		return err
+	}
 	excludes := slices.Clone(o.excludes)
 	for _, f := range o.excludeFiles {
 		pats, err := filter.ReadPatternFile(f)
@@ -180,6 +185,14 @@ func runWatch(cmd *cobra.Command, g *globals, o *watchOpts, args []string) error
 	// What the watcher writes itself is never a change to capture: the
 	// repository (when local) and the status file.
 	ignore := []string{filepath.Dir(sfile)}
+	// SQLite databases are copied into a private folder that lives as
+	// long as the watcher.
+	sqliteTmp, err := os.MkdirTemp("", "rewind-sqlite-")
+	if err != nil {
+		return fmt.Errorf("temporary folder for SQLite copies: %w", err)
+	}
+	defer os.RemoveAll(sqliteTmp)
+	ignore = append(ignore, sqliteTmp)
 	if loc.Scheme == location.Local {
 		if abs, err := filepath.Abs(loc.Path); err == nil {
 			ignore = append(ignore, abs)
@@ -241,6 +254,7 @@ func runWatch(cmd *cobra.Command, g *globals, o *watchOpts, args []string) error
 			Hostname: host, Tags: tags, Excludes: excludes, ExcludeCaches: o.excludeCaches,
 			OneFileSystem: o.oneFS, Logger: log, ProgramVersion: "rewind " + Version,
 			BeforeSave: beforeSave,
+			SQLite:     o.sqlite, SQLiteTempDir: sqliteTmp,
 		},
 		Paths:  targets,
 		Parent: parent,
@@ -316,6 +330,7 @@ type WatchSnapshotJSON struct {
 	BytesRead       int64     `json:"bytes_read"`
 	DataAdded       int64     `json:"data_added"`
 	DataAddedPacked int64     `json:"data_added_packed"`
+	SQLiteCaptured  int64     `json:"sqlite_captured"`
 }
 
 func printWatchSnapshot(g *globals, c watch.Capture) {
@@ -335,6 +350,7 @@ func printWatchSnapshot(g *globals, c watch.Capture) {
 		}
 		if s := sn.Summary; s != nil {
 			j.FilesNew, j.FilesChanged, j.BytesRead, j.DataAdded, j.DataAddedPacked = s.FilesNew, s.FilesChanged, s.BytesRead, s.DataAdded, s.DataStored
+			j.SQLiteCaptured = s.SQLiteCaptured
 		}
 		g.ui.JSONLine(j)
 		return
