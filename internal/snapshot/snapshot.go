@@ -99,6 +99,9 @@ type Summary struct {
 	TreeBlobs  int64 `json:"tree_blobs"`
 	DataAdded  int64 `json:"data_added"`
 	DataStored int64 `json:"data_added_packed"`
+	// SQLiteCaptured counts the SQLite databases this backup captured
+	// through SQLite's backup API (not those kept from the parent).
+	SQLiteCaptured int64 `json:"sqlite_captured"`
 	// Errors lists files that could not be read or were skipped.
 	Errors []FileError `json:"errors,omitempty"`
 }
