@@ -55,6 +55,9 @@ type Snapshot struct {
 	// Postgres is set on a PostgreSQL base backup (`rewind pg backup`):
 	// where its WAL starts and stops, and the cluster it is of.
 	Postgres *PGInfo `json:"postgres,omitempty"`
+	// SQLite lists the SQLite databases the snapshot holds as consistent
+	// copies (docs/SQLITE.md), one per database path.
+	SQLite []SQLiteCapture `json:"sqlite,omitempty"`
 
 	// ID is the snapshot's file name; it is not stored inside the file.
 	ID id.ID `json:"-"`
