@@ -17,4 +17,7 @@ type SQLiteCapture struct {
 	// Method is how the copy was taken: "backup-api".
 	Method     string    `json:"method"`
 	CapturedAt time.Time `json:"captured_at"`
+	// Source is set by backup and watch: the database and its -wal as they
+	// were before the copy (sqlite_source.go).
+	Source *SQLiteSource `json:"source,omitempty"`
 }
