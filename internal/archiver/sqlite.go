@@ -423,3 +423,27 @@ func sqliteBasesOf(opt Options) []string {
 	}
 	return out
 }
+
+// SQLiteNoSettle returns, for continuous capture in the given --sqlite
+// mode, the test of a file being written that need not be waited for: a
+// SQLite database (by its header) or a -wal, -shm or -journal, whose
+// capture through the backup API is consistent whatever writes are under
+// way. Nil with SQLiteRaw.
+func SQLiteNoSettle(mode string) func(p string) bool {
+	if mode == SQLiteRaw {
+		return nil
+	}
+	return func(p string) bool {
+		if _, ok := sqliteBase(p[strings.LastIndexByte(p, '/')+1:]); ok {
+			return true
+		}
+		fd, err := openNoAtime(p)
+		if err != nil {
+			return false
+		}
+		defer unix.Close(fd)
+		var h [sqlite.HeaderLen]byte
+		k, err := fdFile(fd).ReadAt(h[:], 0)
+		return err == nil && k == len(h) && sqlite.IsDatabase(h[:])
+	}
+}

@@ -268,6 +268,7 @@ func runWatch(cmd *cobra.Command, g *globals, o *watchOpts, args []string) error
 	w, err := watch.New(watch.Options{
 		Roots: targets, Backend: o.backend, Ignore: ignore,
 		Interval: o.interval, Settle: o.settle, FullScanEvery: full,
+		NoSettle: archiver.SQLiteNoSettle(o.sqlite),
 		Committer: committer, Logger: log,
 		OnCommit: func(c watch.Capture) { printWatchSnapshot(g, c) },
 		OnStatus: func(s watch.Status) {

@@ -27,13 +27,16 @@ type SQLiteWriterOptions struct {
 	// that the database has a size to copy.
 	Pad         int
 	InitialRows int
+	// NoWrites makes the database (schema and initial rows) and commits
+	// nothing: a later writer on the same file goes on from its rows.
+	NoWrites bool
 }
 
 // SQLiteWriter commits rows to a real SQLite database (modernc.org/sqlite)
 // in the background, so that a test can capture the database under load
 // and check what each stored version holds.
 //
-// Each commit n (from 1) inserts row n into table t (seq, pad) and row n
+// Each commit n (from 1, or after the rows an earlier writer left) inserts row n into table t (seq, pad) and row n
 // into table u (seq), in one transaction; every seventh commit is
 // preceded by a transaction that inserts row -n into t and rolls back. So
 // a consistent version holds, for some k, exactly rows 1..k in both
@@ -43,8 +46,10 @@ type SQLiteWriter struct {
 	db   *sql.DB
 	opt  SQLiteWriterOptions
 
+	base int64 // the last row an earlier writer committed
+
 	mu      sync.Mutex
-	commits []time.Time // commits[i]: when commit i+1 returned
+	commits []time.Time // commits[i]: when commit base+i+1 returned
 	err     error
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -99,6 +104,14 @@ func StartSQLiteWriter(path string, opt SQLiteWriterOptions) (*SQLiteWriter, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &SQLiteWriter{Path: path, db: db, opt: opt, cancel: cancel, done: make(chan struct{})}
+	if err := db.QueryRow("SELECT coalesce(max(seq), 0) FROM t").Scan(&w.base); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if opt.NoWrites {
+		close(w.done)
+		return w, nil
+	}
 	go w.run(ctx)
 	return w, nil
 }
@@ -111,7 +124,7 @@ func (w *SQLiteWriter) run(ctx context.Context) {
 		defer tick.Stop()
 	}
 	modes := []string{"RESTART", "PASSIVE", "TRUNCATE", "PASSIVE"}
-	for n := int64(1); ; n++ {
+	for n := w.base + 1; ; n++ {
 		if tick != nil {
 			select {
 			case <-tick.C:
@@ -170,29 +183,35 @@ func (w *SQLiteWriter) commit(n int64) error {
 	return nil
 }
 
-// Committed returns how many commits have returned so far.
+// Committed returns the row of the last commit that returned (the rows
+// of an earlier writer on the file included).
 func (w *SQLiteWriter) Committed() int64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return int64(len(w.commits))
+	return w.base + int64(len(w.commits))
 }
 
-// CommitTime returns when commit n (from 1) returned.
+// First returns the row of this writer's first commit.
+func (w *SQLiteWriter) First() int64 { return w.base + 1 }
+
+// CommitTime returns when the commit of row n returned; n is from First
+// to Committed.
 func (w *SQLiteWriter) CommitTime(n int64) time.Time {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.commits[n-1]
+	return w.commits[n-w.base-1]
 }
 
-// Stop stops the writer, closes the database and returns how many commits
-// it made, and the error that stopped it early, if one did.
+// Stop stops the writer, closes the database and returns the row of its
+// last commit, and the error that stopped it early, if one did. It may be
+// called again.
 func (w *SQLiteWriter) Stop() (int64, error) {
 	w.cancel()
 	<-w.done
-	cerr := w.db.Close()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return int64(len(w.commits)), errors.Join(w.err, cerr)
+	cerr := w.db.Close()
+	return w.base + int64(len(w.commits)), errors.Join(w.err, cerr)
 }
 
 // CheckSQLiteVersion opens a stored version of a SQLiteWriter's database
