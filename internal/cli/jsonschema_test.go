@@ -189,7 +189,18 @@ type jsonSnapshot struct {
 	TaggedFrom     string               `json:"tagged_from"`
 	Inventory      string               `json:"inventory"`
 	Postgres       *jsonPGInfo          `json:"postgres"`
+	SQLite         []jsonSQLiteCapture  `json:"sqlite"`
 	Summary        *jsonSnapshotSummary `json:"summary"`
+}
+
+// jsonSQLiteCapture is an element of a snapshot's "sqlite" field.
+type jsonSQLiteCapture struct {
+	Path       string    `json:"path"`
+	Mode       string    `json:"mode"`
+	PageSize   int       `json:"page_size"`
+	Pages      int64     `json:"pages"`
+	Method     string    `json:"method"`
+	CapturedAt time.Time `json:"captured_at"`
 }
 
 // jsonPGInfo is a base backup's "postgres" field.
