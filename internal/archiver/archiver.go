@@ -39,7 +39,7 @@ type Archiver struct {
 	// content (ExcludeIfPresent, ExcludeCaches).
 	markers []marker
 	part    *partialState // partial backups and in-flux marking; nil if neither
-	sq      *sqliteState  // SQLite captures; nil with SQLiteRaw
+	sq      *sqliteState  // SQLite captures; nil without Options.SQLite
 
 	// walkers runs extra directory walkers beside the first one.
 	walkers *errgroup.Group

@@ -3,7 +3,6 @@ package archiver
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/rewind-backup/rewind/internal/snapshot"
 )
@@ -96,15 +95,12 @@ type Options struct {
 	// now: a database backup's label and WAL (graft.go). An error from it
 	// leaves the snapshot unsaved. It cannot be combined with DryRun.
 	AfterWalk func(ctx context.Context) ([]LateFile, error)
-	// SQLite says what becomes of the SQLite databases among the files
-	// read: SQLiteAuto ("" too) stores a consistent copy taken with
-	// SQLite's backup API in each one's place and leaves out its -wal,
-	// -shm and -journal; SQLiteRaw stores their bytes as they are
-	// (sqlite.go).
-	SQLite string
-	// SQLiteTimeout bounds how long a capture waits for a database's
-	// lock; 0 is the sqlite package's default.
-	SQLiteTimeout time.Duration
+	// SQLite, when set, recognises the SQLite databases among the files
+	// read and captures each one consistently: the copy is stored in its
+	// place and its -wal, -shm and -journal are left out (sqlite.go). The
+	// sqlite package makes it (sqlite.Hook); nil stores every file's
+	// bytes as they are.
+	SQLite *SQLiteHook
 	// SQLiteTempDir is the private folder the copies are made in; ""
 	// makes one for each snapshot and removes it after.
 	SQLiteTempDir string

@@ -22,6 +22,10 @@ package archiver
 // (corrupt, encrypted, not really a database) is stored as plain bytes
 // with a warning, its siblings too, so nothing is lost.
 //
+// The archiver knows SQLite only through Options.SQLite, a SQLiteHook
+// the sqlite package makes (sqlite.Hook): that package is a source above
+// this one, and stores its own snapshots through it.
+//
 // The siblings are decided per directory: before a listing's files are
 // dispatched, each file that has a -wal, -shm or -journal beside it gets
 // a gate, closed once the file is captured or known not to be; the
@@ -39,16 +43,27 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/snapshot"
-	"github.com/rewind-backup/rewind/internal/sqlite"
 	"github.com/rewind-backup/rewind/internal/tree"
 	"golang.org/x/sys/unix"
 )
 
-// The values of Options.SQLite.
-const (
-	SQLiteAuto = "auto"
-	SQLiteRaw  = "raw"
-)
+// SQLiteHeaderLen is how much of a file SQLiteHook.IsDatabase is given.
+const SQLiteHeaderLen = 100
+
+// SQLiteHook recognises and captures SQLite databases for the archiver.
+type SQLiteHook struct {
+	// IsDatabase reports whether a file whose first SQLiteHeaderLen bytes
+	// are header is a SQLite database.
+	IsDatabase func(header []byte) bool
+	// Capture takes a consistent copy of the database src in the folder
+	// tmpDir. Its record is completed by the archiver (Path, Source,
+	// CapturedAt); close removes the copy.
+	Capture func(ctx context.Context, src, tmpDir string) (copyPath string, rec snapshot.SQLiteCapture, close func(), err error)
+	// Unreadable reports whether a Capture error means that SQLite
+	// cannot read the file as a database (corrupt, encrypted): it is then
+	// stored as plain bytes. Any other error leaves it out, unreadable.
+	Unreadable func(err error) bool
+}
 
 // sqliteSuffixes are the files SQLite keeps beside a database.
 var sqliteSuffixes = []string{"-wal", "-shm", "-journal"}
@@ -63,8 +78,8 @@ func sqliteBase(name string) (string, bool) {
 	return "", false
 }
 
-// sqliteState is an archiver's bookkeeping of databases; nil with
-// SQLiteRaw.
+// sqliteState is an archiver's bookkeeping of databases; nil without
+// Options.SQLite.
 type sqliteState struct {
 	// parent holds the parent snapshot's captures by path.
 	parent map[string]*snapshot.SQLiteCapture
@@ -86,12 +101,11 @@ type sqliteState struct {
 }
 
 func newSQLiteState(opt Options) (*sqliteState, error) {
-	switch opt.SQLite {
-	case SQLiteRaw:
+	if opt.SQLite == nil {
 		return nil, nil
-	case "", SQLiteAuto:
-	default:
-		return nil, fmt.Errorf("--sqlite %q: give auto or raw", opt.SQLite)
+	}
+	if opt.SQLite.IsDatabase == nil || opt.SQLite.Capture == nil || opt.SQLite.Unreadable == nil {
+		return nil, errors.New("internal error: incomplete SQLite hook")
 	}
 	s := &sqliteState{seen: map[string]bool{}, tmp: opt.SQLiteTempDir}
 	if opt.Parent != nil {
@@ -213,14 +227,14 @@ func (a *Archiver) keepSQLite(c *snapshot.SQLiteCapture) {
 // isSQLite reads the header of the open file fd and reports whether it
 // is a SQLite database to capture.
 func (a *Archiver) isSQLite(fd int, size int64) bool {
-	if a.sq == nil || size < sqlite.HeaderLen {
+	if a.sq == nil || size < SQLiteHeaderLen {
 		return false
 	}
-	var h [sqlite.HeaderLen]byte
+	var h [SQLiteHeaderLen]byte
 	if k, err := fdFile(fd).ReadAt(h[:], 0); err != nil || k != len(h) {
 		return false
 	}
-	return sqlite.IsDatabase(h[:])
+	return a.opt.SQLite.IsDatabase(h[:])
 }
 
 // errSQLiteRaw: SQLite could not read the file; it is read as bytes.
@@ -265,12 +279,12 @@ func (a *Archiver) captureSQLite(ctx context.Context, rd *fileReader, p string, 
 		return err
 	}
 	at := time.Now()
-	cp, err := sqlite.Capture(ctx, a.src(p), dir, sqlite.Options{Timeout: a.opt.SQLiteTimeout})
+	cpPath, rec, closeCopy, err := a.opt.SQLite.Capture(ctx, a.src(p), dir)
 	if err != nil {
 		if ctx.Err() != nil {
 			return &repoError{ctx.Err()}
 		}
-		if errors.Is(err, sqlite.ErrCorrupt) || errors.Is(err, sqlite.ErrNotDatabase) {
+		if a.opt.SQLite.Unreadable(err) {
 			a.log.Warn("file has a SQLite header but SQLite cannot read it; stored as plain bytes", "path", p, "err", err)
 			a.sq.mu.Lock()
 			a.sq.raw = append(a.sq.raw, snapshot.FileError{Path: p, Error: err.Error()})
@@ -282,8 +296,8 @@ func (a *Archiver) captureSQLite(ctx context.Context, rd *fileReader, p string, 
 		// bytes may be torn, so they are not stored.
 		return fmt.Errorf("SQLite database not captured, so not stored: %w", err)
 	}
-	defer cp.Close()
-	cfd, err := openNoAtime(cp.Path)
+	defer closeCopy()
+	cfd, err := openNoAtime(cpPath)
 	if err != nil {
 		return fmt.Errorf("SQLite copy: %w", err)
 	}
@@ -305,7 +319,7 @@ func (a *Archiver) captureSQLite(ctx context.Context, rd *fileReader, p string, 
 	}
 	// The copy is consistent whatever the writers did meanwhile.
 	n.Flags &^= tree.FlagInFlux | tree.FlagChanged
-	rec := snapshot.SQLiteCapture{Path: p, Mode: string(cp.Mode), PageSize: cp.PageSize, Pages: cp.Pages, Method: cp.Method, CapturedAt: at.UTC()}
+	rec.Path, rec.CapturedAt = p, at.UTC()
 	rec.Source = &snapshot.SQLiteSource{
 		DB:  snapshot.SQLiteFileStat{Size: st.Size, MTime: st.Mtim.Nano(), CTime: st.Ctim.Nano()},
 		WAL: wal,
@@ -314,7 +328,7 @@ func (a *Archiver) captureSQLite(ctx context.Context, rd *fileReader, p string, 
 	a.sq.captures = append(a.sq.captures, rec)
 	a.sq.seen[p] = true
 	a.sq.mu.Unlock()
-	a.log.Info("SQLite database captured", "path", p, "mode", cp.Mode, "size", cp.Size, "took", cp.Took)
+	a.log.Info("SQLite database captured", "path", p, "mode", rec.Mode, "size", cst.Size, "took", time.Since(at))
 	return nil
 }
 
@@ -411,7 +425,7 @@ func (a *Archiver) sqliteSiblingDone(ctx context.Context, job *fileJob, n *tree.
 // -journal files of a partial backup: a commit in WAL mode writes only
 // the -wal, and the database must be looked at again to be captured.
 func sqliteBasesOf(opt Options) []string {
-	if opt.SQLite == SQLiteRaw || opt.Changes == nil {
+	if opt.SQLite == nil || opt.Changes == nil {
 		return nil
 	}
 	var out []string
@@ -422,28 +436,4 @@ func sqliteBasesOf(opt Options) []string {
 		}
 	}
 	return out
-}
-
-// SQLiteNoSettle returns, for continuous capture in the given --sqlite
-// mode, the test of a file being written that need not be waited for: a
-// SQLite database (by its header) or a -wal, -shm or -journal, whose
-// capture through the backup API is consistent whatever writes are under
-// way. Nil with SQLiteRaw.
-func SQLiteNoSettle(mode string) func(p string) bool {
-	if mode == SQLiteRaw {
-		return nil
-	}
-	return func(p string) bool {
-		if _, ok := sqliteBase(p[strings.LastIndexByte(p, '/')+1:]); ok {
-			return true
-		}
-		fd, err := openNoAtime(p)
-		if err != nil {
-			return false
-		}
-		defer unix.Close(fd)
-		var h [sqlite.HeaderLen]byte
-		k, err := fdFile(fd).ReadAt(h[:], 0)
-		return err == nil && k == len(h) && sqlite.IsDatabase(h[:])
-	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/repair"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/sqlite"
 	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/spf13/cobra"
 )
@@ -245,7 +246,7 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 			return nil
 		},
 		BeforeSave: beforeSave,
-		SQLite:     o.sqlite,
+		SQLite:     sqlite.Hook(o.sqlite, sqlite.Options{}),
 	})
 	if err != nil {
 		return err

@@ -5,18 +5,19 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/archiver"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/sqlite"
 	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/spf13/pflag"
 )
 
 // addSQLiteFlag adds --sqlite, shared by backup and watch.
 func addSQLiteFlag(f *pflag.FlagSet, v *string) {
-	f.StringVar(v, "sqlite", archiver.SQLiteAuto, "how SQLite databases are stored: `auto` (a consistent copy through SQLite's backup API, their -wal, -shm and -journal left out) or raw (their bytes as they are)")
+	f.StringVar(v, "sqlite", sqlite.ModeAuto, "how SQLite databases are stored: `auto` (a consistent copy through SQLite's backup API, their -wal, -shm and -journal left out) or raw (their bytes as they are)")
 }
 
 func checkSQLiteFlag(v string) error {
 	switch v {
-	case archiver.SQLiteAuto, archiver.SQLiteRaw:
+	case sqlite.ModeAuto, sqlite.ModeRaw:
 		return nil
 	}
 	return fmt.Errorf("--sqlite %q: give auto (capture SQLite databases consistently, the default) or raw (store their bytes as they are)", v)

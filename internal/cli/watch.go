@@ -21,6 +21,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/filter"
 	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/sqlite"
 	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/rewind-backup/rewind/internal/watch"
 	"github.com/spf13/cobra"
@@ -254,7 +255,7 @@ func runWatch(cmd *cobra.Command, g *globals, o *watchOpts, args []string) error
 			Hostname: host, Tags: tags, Excludes: excludes, ExcludeCaches: o.excludeCaches,
 			OneFileSystem: o.oneFS, Logger: log, ProgramVersion: "rewind " + Version,
 			BeforeSave: beforeSave,
-			SQLite:     o.sqlite, SQLiteTempDir: sqliteTmp,
+			SQLite:     sqlite.Hook(o.sqlite, sqlite.Options{}), SQLiteTempDir: sqliteTmp,
 		},
 		Paths:  targets,
 		Parent: parent,
@@ -268,7 +269,7 @@ func runWatch(cmd *cobra.Command, g *globals, o *watchOpts, args []string) error
 	w, err := watch.New(watch.Options{
 		Roots: targets, Backend: o.backend, Ignore: ignore,
 		Interval: o.interval, Settle: o.settle, FullScanEvery: full,
-		NoSettle: archiver.SQLiteNoSettle(o.sqlite),
+		NoSettle:  sqlite.NoSettle(o.sqlite),
 		Committer: committer, Logger: log,
 		OnCommit: func(c watch.Capture) { printWatchSnapshot(g, c) },
 		OnStatus: func(s watch.Status) {

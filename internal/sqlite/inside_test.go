@@ -1,20 +1,118 @@
-package archiver
+package sqlite_test
+
+// Tests of SQLite databases inside backup and watch: the archiver with
+// the Hook that the CLI gives it, on real files and a real SQLite writer.
 
 import (
 	"bytes"
 	"context"
 	"database/sql"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rewind-backup/rewind/internal/archiver"
+	"github.com/rewind-backup/rewind/internal/backend/local"
+	"github.com/rewind-backup/rewind/internal/crypto"
 	"github.com/rewind-backup/rewind/internal/repository"
+	"github.com/rewind-backup/rewind/internal/restorer"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/sqlite"
 	"github.com/rewind-backup/rewind/internal/testutil"
 	"github.com/rewind-backup/rewind/internal/tree"
 )
+
+// Options is archiver.Options; auto gives it the hook of --sqlite=auto.
+type Options = archiver.Options
+
+// Changes is archiver.Changes.
+type Changes = archiver.Changes
+
+func newTestRepo(t testing.TB, dir string) *repository.Repository {
+	t.Helper()
+	ctx := context.Background()
+	be, err := local.Create(ctx, filepath.Join(dir, "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repository.Init(ctx, be, []byte("sqlite inside test"), repository.InitOptions{KDF: crypto.TestKDFParams})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// backup runs one archiver over paths and returns the snapshot it stored
+// and the archiver.
+func backup(t testing.TB, r *repository.Repository, opt Options, paths ...string) (*snapshot.Snapshot, *archiver.Archiver) {
+	t.Helper()
+	a, err := archiver.New(r, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, err := a.Snapshot(context.Background(), paths)
+	if err != nil {
+		t.Fatalf("backup %q: %v", paths, err)
+	}
+	return sn, a
+}
+
+// auto returns opt with the hook backup --sqlite=auto gives (timeout 0:
+// the default).
+func auto(opt Options, timeout time.Duration) Options {
+	opt.SQLite = sqlite.Hook(sqlite.ModeAuto, sqlite.Options{Timeout: timeout})
+	return opt
+}
+
+func lookup(t testing.TB, r *repository.Repository, sn *snapshot.Snapshot, p string) *tree.Node {
+	t.Helper()
+	n, err := snapshot.Lookup(context.Background(), r, sn, p)
+	if err != nil {
+		t.Fatalf("lookup %s: %v", p, err)
+	}
+	return n
+}
+
+func content(t testing.TB, r *repository.Repository, n *tree.Node) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := restorer.WriteContent(context.Background(), r, n, &buf); err != nil {
+		t.Fatalf("content of %q: %v", n.Name, err)
+	}
+	return buf.Bytes()
+}
+
+func writeFile(t testing.TB, p string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func randomBytes(seed uint64, n int) []byte {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+func hasError(errs []snapshot.FileError, p string) bool {
+	for _, e := range errs {
+		if e.Path == p {
+			return true
+		}
+	}
+	return false
+}
 
 // sqliteVersion writes the database a snapshot holds at p, with whatever
 // the snapshot holds beside it (a -wal, with --sqlite=raw), into a new
@@ -58,7 +156,7 @@ func TestSQLiteBackupUnderLoad(t *testing.T) {
 			var parent *snapshot.Snapshot
 			var last int64
 			for i := range 8 {
-				sn, a := backup(t, r, Options{Parent: parent}, src)
+				sn, a := backup(t, r, auto(Options{Parent: parent}, 0), src)
 				if len(sn.Summary.Errors) > 0 {
 					t.Fatalf("backup %d: errors %v", i, sn.Summary.Errors)
 				}
@@ -118,10 +216,10 @@ func TestSQLiteIdleNotRecaptured(t *testing.T) {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	mustExec(t, db, "CREATE TABLE t(x)", "INSERT INTO t VALUES(1)")
+	exec(t, db, "CREATE TABLE t(x)", "INSERT INTO t VALUES(1)")
 	r := newTestRepo(t, dir)
-	sn1, a1 := backup(t, r, Options{}, src)
-	sn2, a2 := backup(t, r, Options{Parent: sn1}, src)
+	sn1, a1 := backup(t, r, auto(Options{}, 0), src)
+	sn2, a2 := backup(t, r, auto(Options{Parent: sn1}, 0), src)
 	if a1.SQLiteCaptured() != 1 || a2.SQLiteCaptured() != 0 {
 		t.Fatalf("captured %d then %d, want 1 then 0 (idle)", a1.SQLiteCaptured(), a2.SQLiteCaptured())
 	}
@@ -135,8 +233,8 @@ func TestSQLiteIdleNotRecaptured(t *testing.T) {
 	if len(sn2.SQLite) != 1 || sn2.SQLite[0].CapturedAt != sn1.SQLite[0].CapturedAt {
 		t.Errorf("the idle backup's record is not the parent's: %+v", sn2.SQLite)
 	}
-	mustExec(t, db, "INSERT INTO t VALUES(2)")
-	sn3, a3 := backup(t, r, Options{Parent: sn2}, src)
+	exec(t, db, "INSERT INTO t VALUES(2)")
+	sn3, a3 := backup(t, r, auto(Options{Parent: sn2}, 0), src)
 	if a3.SQLiteCaptured() != 1 {
 		t.Fatalf("a commit to the -wal was not captured")
 	}
@@ -147,8 +245,8 @@ func TestSQLiteIdleNotRecaptured(t *testing.T) {
 	}
 	// With a partial backup (as watch makes) naming only the -wal, the
 	// database beside it is looked at too.
-	mustExec(t, db, "INSERT INTO t VALUES(3)")
-	sn4, a4 := backup(t, r, Options{Parent: sn3, Changes: &Changes{Paths: []string{p + "-wal"}}}, src)
+	exec(t, db, "INSERT INTO t VALUES(3)")
+	sn4, a4 := backup(t, r, auto(Options{Parent: sn3, Changes: &Changes{Paths: []string{p + "-wal"}}}, 0), src)
 	if a4.SQLiteCaptured() != 1 {
 		t.Fatalf("a partial backup naming the -wal did not capture the database")
 	}
@@ -159,7 +257,7 @@ func TestSQLiteIdleNotRecaptured(t *testing.T) {
 	// A partial backup that does not look at the database keeps its
 	// record.
 	writeFile(t, filepath.Join(src, "other.txt"), []byte("x"))
-	sn5, _ := backup(t, r, Options{Parent: sn4, Changes: &Changes{Paths: []string{filepath.Join(src, "other.txt")}}}, src)
+	sn5, _ := backup(t, r, auto(Options{Parent: sn4, Changes: &Changes{Paths: []string{filepath.Join(src, "other.txt")}}}, 0), src)
 	if len(sn5.SQLite) != 1 || sn5.SQLite[0].CapturedAt != sn4.SQLite[0].CapturedAt {
 		t.Errorf("a partial backup lost the record of the database it kept: %+v", sn5.SQLite)
 	}
@@ -177,7 +275,7 @@ func equalChunks(a, b []tree.Chunk) bool {
 	return true
 }
 
-func mustExec(t *testing.T, db *sql.DB, qs ...string) {
+func exec(t *testing.T, db *sql.DB, qs ...string) {
 	t.Helper()
 	for _, q := range qs {
 		if _, err := db.Exec(q); err != nil {
@@ -216,7 +314,7 @@ func TestSQLiteBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustExec(t, gdb, "CREATE TABLE t(x)", "INSERT INTO t VALUES(1)")
+	exec(t, gdb, "CREATE TABLE t(x)", "INSERT INTO t VALUES(1)")
 	gdb.Close()
 	real, err := os.ReadFile(good)
 	if err != nil {
@@ -236,7 +334,7 @@ func TestSQLiteBadInput(t *testing.T) {
 		writeFile(t, filepath.Join(src, name), b)
 	}
 	r := newTestRepo(t, dir)
-	sn, a := backup(t, r, Options{}, src)
+	sn, a := backup(t, r, auto(Options{}, 0), src)
 	if len(sn.Summary.Errors) > 0 {
 		t.Errorf("errors: %v", sn.Summary.Errors)
 	}
@@ -278,7 +376,7 @@ func TestSQLiteLockedNotStoredTorn(t *testing.T) {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	mustExec(t, db, "CREATE TABLE t(x)", "INSERT INTO t VALUES(1)")
+	exec(t, db, "CREATE TABLE t(x)", "INSERT INTO t VALUES(1)")
 	// BEGIN EXCLUSIVE: no reader may start until it ends.
 	conn, err := db.Conn(context.Background())
 	if err != nil {
@@ -292,7 +390,7 @@ func TestSQLiteLockedNotStoredTorn(t *testing.T) {
 	}
 	defer conn.ExecContext(context.Background(), "ROLLBACK")
 	r := newTestRepo(t, dir)
-	sn, _ := backup(t, r, Options{SQLiteTimeout: 300 * time.Millisecond}, src)
+	sn, _ := backup(t, r, auto(Options{}, 300*time.Millisecond), src)
 	if !hasError(sn.Summary.Errors, p) {
 		t.Fatalf("the locked database is not reported: errors %v", sn.Summary.Errors)
 	}

@@ -1,0 +1,70 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+
+	"github.com/rewind-backup/rewind/internal/archiver"
+	"github.com/rewind-backup/rewind/internal/snapshot"
+)
+
+// The values of backup's and watch's --sqlite.
+const (
+	// ModeAuto captures every database found among the files read.
+	ModeAuto = "auto"
+	// ModeRaw stores databases' bytes as they are, as any file's.
+	ModeRaw = "raw"
+)
+
+// Hook returns what `rewind backup` and `rewind watch` give the archiver
+// (archiver.Options.SQLite) for --sqlite mode: nil with ModeRaw; with
+// ModeAuto, each database found among the files read is captured with
+// Capture (opt), a file SQLite cannot read (ErrCorrupt, ErrNotDatabase)
+// is stored as plain bytes, and any other failure (ErrLocked past
+// opt.Timeout, ErrPermission) leaves the database out, reported as a file
+// not backed up.
+func Hook(mode string, opt Options) *archiver.SQLiteHook {
+	if mode == ModeRaw {
+		return nil
+	}
+	return &archiver.SQLiteHook{
+		IsDatabase: IsDatabase,
+		Capture: func(ctx context.Context, src, tmpDir string) (string, snapshot.SQLiteCapture, func(), error) {
+			c, err := Capture(ctx, src, tmpDir, opt)
+			if err != nil {
+				return "", snapshot.SQLiteCapture{}, nil, err
+			}
+			rec := snapshot.SQLiteCapture{Mode: string(c.Mode), PageSize: c.PageSize, Pages: c.Pages, Method: c.Method}
+			return c.Path, rec, func() { c.Close() }, nil
+		},
+		Unreadable: func(err error) bool {
+			return errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotDatabase)
+		},
+	}
+}
+
+// NoSettle returns, for `rewind watch` in --sqlite mode, the test of a
+// file being written that need not be waited for (watch.Options.NoSettle):
+// a database, by its header, or a -wal, -shm or -journal, whose capture
+// through the backup API is consistent whatever writes are under way.
+// Nil with ModeRaw.
+func NoSettle(mode string) func(p string) bool {
+	if mode == ModeRaw {
+		return nil
+	}
+	return func(p string) bool {
+		if _, ok := SidecarOf(p[strings.LastIndexByte(p, '/')+1:]); ok {
+			return true
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		h := make([]byte, HeaderLen)
+		n, _ := f.ReadAt(h, 0)
+		return n == HeaderLen && IsDatabase(h)
+	}
+}
