@@ -36,12 +36,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/tree"
 	"golang.org/x/sys/unix"
@@ -55,10 +57,9 @@ type SQLiteHook struct {
 	// IsDatabase reports whether a file whose first SQLiteHeaderLen bytes
 	// are header is a SQLite database.
 	IsDatabase func(header []byte) bool
-	// Capture takes a consistent copy of the database src in the folder
-	// tmpDir. Its record is completed by the archiver (Path, Source,
-	// CapturedAt); close removes the copy.
-	Capture func(ctx context.Context, src, tmpDir string) (copyPath string, rec snapshot.SQLiteCapture, close func(), err error)
+	// Capture takes a consistent version of the database src, in place
+	// or copied into the folder tmpDir.
+	Capture func(ctx context.Context, src, tmpDir string) (SQLiteVersion, error)
 	// Unreadable reports whether a Capture error means that SQLite
 	// cannot read the file as a database (corrupt, encrypted): it is then
 	// stored as plain bytes. Any other error leaves it out, unreadable.
@@ -76,6 +77,17 @@ func sqliteBase(name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// SQLiteVersion is a consistent version of a database.
+type SQLiteVersion struct {
+	// Data holds the version's Size bytes until Close.
+	Data io.ReaderAt
+	Size int64
+	// Record describes it; the archiver fills in Path, Source and
+	// CapturedAt.
+	Record snapshot.SQLiteCapture
+	Close  func()
 }
 
 // sqliteState is an archiver's bookkeeping of databases; nil without
@@ -279,7 +291,7 @@ func (a *Archiver) captureSQLite(ctx context.Context, rd *fileReader, p string, 
 		return err
 	}
 	at := time.Now()
-	cpPath, rec, closeCopy, err := a.opt.SQLite.Capture(ctx, a.src(p), dir)
+	v, err := a.opt.SQLite.Capture(ctx, a.src(p), dir)
 	if err != nil {
 		if ctx.Err() != nil {
 			return &repoError{ctx.Err()}
@@ -296,29 +308,28 @@ func (a *Archiver) captureSQLite(ctx context.Context, rd *fileReader, p string, 
 		// bytes may be torn, so they are not stored.
 		return fmt.Errorf("SQLite database not captured, so not stored: %w", err)
 	}
-	defer closeCopy()
-	cfd, err := openNoAtime(cpPath)
-	if err != nil {
-		return fmt.Errorf("SQLite copy: %w", err)
-	}
-	defer unix.Close(cfd)
-	var cst unix.Stat_t
-	if err := unix.Fstat(cfd, &cst); err != nil {
-		return fmt.Errorf("SQLite copy: %w", err)
-	}
+	defer v.Close()
 	rd.read = 0
-	total, err := rd.chunkFile(ctx, fdFile(cfd), cst.Size, false)
-	if err != nil {
-		return err
+	rd.chunks = rd.chunks[:0]
+	if v.Size > 0 {
+		profile := repository.ProfileDefault
+		if v.Size >= a.opt.LargeFile {
+			profile = repository.ProfileSmall
+		}
+		got, err := rd.chunkRegion(ctx, a.repo.Chunker(profile), io.NewSectionReader(v.Data, 0, v.Size), v.Size)
+		if err != nil {
+			return fmt.Errorf("SQLite database: %w", err)
+		}
+		if got != v.Size {
+			return fmt.Errorf("SQLite database: read %d bytes of %d", got, v.Size)
+		}
 	}
-	if total != cst.Size {
-		return fmt.Errorf("SQLite copy: read %d bytes of %d", total, cst.Size)
-	}
-	if err := a.setContent(ctx, n, rd.chunks, total); err != nil {
+	if err := a.setContent(ctx, n, rd.chunks, v.Size); err != nil {
 		return err
 	}
 	// The copy is consistent whatever the writers did meanwhile.
 	n.Flags &^= tree.FlagInFlux | tree.FlagChanged
+	rec := v.Record
 	rec.Path, rec.CapturedAt = p, at.UTC()
 	rec.Source = &snapshot.SQLiteSource{
 		DB:  snapshot.SQLiteFileStat{Size: st.Size, MTime: st.Mtim.Nano(), CTime: st.Ctim.Nano()},
@@ -328,7 +339,7 @@ func (a *Archiver) captureSQLite(ctx context.Context, rd *fileReader, p string, 
 	a.sq.captures = append(a.sq.captures, rec)
 	a.sq.seen[p] = true
 	a.sq.mu.Unlock()
-	a.log.Info("SQLite database captured", "path", p, "mode", rec.Mode, "size", cst.Size, "took", time.Since(at))
+	a.log.Info("SQLite database captured", "path", p, "mode", rec.Mode, "method", rec.Method, "size", v.Size, "took", time.Since(at))
 	return nil
 }
 

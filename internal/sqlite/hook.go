@@ -20,8 +20,9 @@ const (
 
 // Hook returns what `rewind backup` and `rewind watch` give the archiver
 // (archiver.Options.SQLite) for --sqlite mode: nil with ModeRaw; with
-// ModeAuto, each database found among the files read is captured with
-// Capture (opt), a file SQLite cannot read (ErrCorrupt, ErrNotDatabase)
+// ModeAuto, each database found among the files read is read in place
+// inside a read transaction (ReadInPlace), or where that fails copied
+// with Capture (opt); a file SQLite cannot read (ErrCorrupt, ErrNotDatabase)
 // is stored as plain bytes, and any other failure (ErrLocked past
 // opt.Timeout, ErrPermission) leaves the database out, reported as a file
 // not backed up.
@@ -31,13 +32,24 @@ func Hook(mode string, opt Options) *archiver.SQLiteHook {
 	}
 	return &archiver.SQLiteHook{
 		IsDatabase: IsDatabase,
-		Capture: func(ctx context.Context, src, tmpDir string) (string, snapshot.SQLiteCapture, func(), error) {
+		Capture: func(ctx context.Context, src, tmpDir string) (archiver.SQLiteVersion, error) {
+			// In place first: no copy, no check. Anything unexpected
+			// there is left to the backup API's copy.
+			if ip, err := ReadInPlace(ctx, src, opt.Timeout); err == nil {
+				rec := snapshot.SQLiteCapture{Mode: string(ip.Mode), PageSize: ip.PageSize, Pages: ip.Pages, Method: MethodReadTx}
+				return archiver.SQLiteVersion{Data: ip, Size: ip.Size, Record: rec, Close: func() { ip.Close() }}, nil
+			}
 			c, err := Capture(ctx, src, tmpDir, opt)
 			if err != nil {
-				return "", snapshot.SQLiteCapture{}, nil, err
+				return archiver.SQLiteVersion{}, err
+			}
+			f, err := os.Open(c.Path)
+			if err != nil {
+				c.Close()
+				return archiver.SQLiteVersion{}, err
 			}
 			rec := snapshot.SQLiteCapture{Mode: string(c.Mode), PageSize: c.PageSize, Pages: c.Pages, Method: c.Method}
-			return c.Path, rec, func() { c.Close() }, nil
+			return archiver.SQLiteVersion{Data: f, Size: c.Size, Record: rec, Close: func() { f.Close(); c.Close() }}, nil
 		},
 		Unreadable: func(err error) bool {
 			return errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotDatabase)

@@ -155,6 +155,7 @@ func TestSQLiteBackupUnderLoad(t *testing.T) {
 			r := newTestRepo(t, dir)
 			var parent *snapshot.Snapshot
 			var last int64
+			inPlace := 0
 			for i := range 8 {
 				sn, a := backup(t, r, auto(Options{Parent: parent}, 0), src)
 				if len(sn.Summary.Errors) > 0 {
@@ -185,8 +186,14 @@ func TestSQLiteBackupUnderLoad(t *testing.T) {
 				if n := lookup(t, r, sn, db); n.Flags != 0 {
 					t.Errorf("backup %d: the database's node has flags %v", i, n.Flags)
 				}
+				if sn.SQLite[0].Method == sqlite.MethodReadTx {
+					inPlace++
+				}
 				parent = sn
 				time.Sleep(30 * time.Millisecond)
+			}
+			if inPlace == 0 {
+				t.Errorf("no backup read the database in place (%s): all fell back to the backup API", sqlite.MethodReadTx)
 			}
 			n, err := w.Stop()
 			if err != nil {
@@ -195,7 +202,7 @@ func TestSQLiteBackupUnderLoad(t *testing.T) {
 			if last == 0 || n < 20 {
 				t.Fatalf("the writer made %d commits, the last backup held %d: too little load to test anything", n, last)
 			}
-			t.Logf("%d commits, the last backup held %d", n, last)
+			t.Logf("%d commits, the last backup held %d; %d of 8 read in place", n, last, inPlace)
 		})
 	}
 }
