@@ -170,6 +170,13 @@ func TestBackupSQLiteBadInput(t *testing.T) {
 	if !strings.Contains(string(r.stdout), "SQLite:      1 database captured consistently") {
 		t.Errorf("the summary does not count the capture:\n%s", r.stdout)
 	}
+	// The snapshot records the capture, with what it saw of the database,
+	// as docs/JSON.md says.
+	var sns []jsonSnapshot
+	decodeStrict(t, e.mustRun("snapshots", "--json").stdout, &sns)
+	if c := sns[len(sns)-1].SQLite; len(c) != 1 || c[0].Path != filepath.Join(src, "app.db") || c[0].Source == nil || c[0].Source.DB.Size == 0 {
+		t.Errorf("the snapshot's sqlite field: %+v", c)
+	}
 	target := e.path("restored")
 	e.mustRun("restore", "latest", "--target", target)
 	for name, want := range files {
