@@ -128,16 +128,26 @@ func (ip *InPlace) readWAL(path string, pageSize int) (int64, error) {
 		return 0, err
 	}
 	ip.wal = f
+	frames, pages, err := parseWAL(f, pageSize)
+	ip.frames = frames
+	return pages, err
+}
+
+// parseWAL indexes the committed frames of a -wal read from f: for each
+// page, the offset in f of its newest frame's data up to the last commit
+// frame whose checksum chain is valid, and the database size in pages
+// after that commit (0, with no frames, when there is none).
+func parseWAL(f io.ReaderAt, pageSize int) (map[uint32]int64, int64, error) {
 	var hdr [32]byte
 	if n, err := f.ReadAt(hdr[:], 0); n < len(hdr) {
 		if n == 0 && (err == io.EOF || err == nil) {
-			return 0, nil // empty after a TRUNCATE checkpoint
+			return nil, 0, nil // empty after a TRUNCATE checkpoint
 		}
-		return 0, fmt.Errorf("-wal header: %w", err)
+		return nil, 0, fmt.Errorf("-wal header: %w", err)
 	}
 	magic := binary.BigEndian.Uint32(hdr[0:4])
 	if magic&^1 != 0x377f0682 {
-		return 0, fmt.Errorf("-wal: bad magic %#x", magic)
+		return nil, 0, fmt.Errorf("-wal: bad magic %#x", magic)
 	}
 	var order binary.ByteOrder = binary.LittleEndian
 	if magic&1 == 1 {
@@ -146,12 +156,12 @@ func (ip *InPlace) readWAL(path string, pageSize int) (int64, error) {
 	if ps := int(binary.BigEndian.Uint32(hdr[8:12])); ps != pageSize && !(ps == 1 && pageSize == 65536) {
 		// A -wal left by an earlier database of another page size is
 		// ignored by SQLite, as it is here.
-		return 0, nil
+		return nil, 0, nil
 	}
 	salt1, salt2 := binary.BigEndian.Uint32(hdr[16:20]), binary.BigEndian.Uint32(hdr[20:24])
 	s0, s1 := walChecksum(order, hdr[:24], 0, 0)
 	if s0 != binary.BigEndian.Uint32(hdr[24:28]) || s1 != binary.BigEndian.Uint32(hdr[28:32]) {
-		return 0, nil // a -wal being reset: no valid frames
+		return nil, 0, nil // a -wal being reset: no valid frames
 	}
 	frameLen := int64(24 + pageSize)
 	buf := make([]byte, frameLen)
@@ -162,7 +172,7 @@ func (ip *InPlace) readWAL(path string, pageSize int) (int64, error) {
 		n, err := f.ReadAt(buf, off)
 		if n < len(buf) {
 			if err != nil && err != io.EOF {
-				return 0, err
+				return nil, 0, err
 			}
 			break
 		}
@@ -184,8 +194,7 @@ func (ip *InPlace) readWAL(path string, pageSize int) (int64, error) {
 			dbPages = int64(size)
 		}
 	}
-	ip.frames = committed
-	return dbPages, nil
+	return committed, dbPages, nil
 }
 
 // walChecksum continues the -wal checksum (s0, s1) over b, whose length
