@@ -397,3 +397,44 @@ func TestSqliteBackupUnreadable(t *testing.T) {
 		t.Errorf("summary: %s", lines[len(lines)-1].raw)
 	}
 }
+
+// TestSqliteTimeline: rewind timeline lists each captured database as a
+// sqlite source, its captures as points, beside the files.
+func TestSqliteTimeline(t *testing.T) {
+	t.Parallel()
+	e := newRepo(t, 0)
+	dir := e.path("srv")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dbPath := filepath.Join(dir, "app.db")
+	db := sqliteSeqDB(t, dbPath, "wal", 10)
+	e.mustRun("sqlite", "backup", "--host", "db1", dbPath)
+	sqliteCommit(t, db, 11, 5)
+	e.mustRun("sqlite", "backup", "--host", "db1", dbPath)
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun("backup", "--host", "db1", "--no-inventory", filepath.Join(dir, "notes.txt"))
+	sns := snapshotsJSON(t, e)
+
+	srcs := timelineJSON(t, e, "--host", "db1", "--at", "now")
+	if len(srcs) != 2 {
+		t.Fatalf("sources: %+v", srcs)
+	}
+	s := findSource(t, srcs, "sqlite", dbPath)
+	first, last := sns[0].SQLite[0].CapturedAt, sns[1].SQLite[0].CapturedAt
+	if s.Database != dbPath || s.JournalMode != "wal" || len(s.Ranges) != 1 || s.Ranges[0].Snapshots != 2 ||
+		!s.Ranges[0].From.Equal(first) || !s.Ranges[0].To.Equal(last) || s.Ranges[0].Continuous {
+		t.Errorf("sqlite source: %+v", s)
+	}
+	if s.At == nil || !s.At.Restorable || s.At.SnapshotID != sns[1].ID || s.At.Shows == nil || !s.At.Shows.Equal(last) {
+		t.Errorf("at now: %+v", s.At)
+	}
+	findSource(t, srcs, "files", filepath.Join(dir, "notes.txt"))
+
+	out := string(e.mustRun("timeline", "--host", "db1").stdout)
+	if !strings.Contains(out, "sqlite") || !strings.Contains(out, dbPath) || !strings.Contains(out, "2 points") {
+		t.Errorf("timeline:\n%s", out)
+	}
+}
