@@ -101,6 +101,9 @@ func Backup(ctx context.Context, r *repository.Repository, paths []string, opt B
 				c.Close()
 				return nil, err
 			}
+			if opt.Archiver.Logger != nil {
+				opt.Archiver.Logger.Info("sqlite database captured", "path", abs, "mode", c.Mode, "bytes", c.Size, "took", c.Took)
+			}
 			mu.Lock()
 			captures = append(captures, c.Record(abs))
 			mu.Unlock()
