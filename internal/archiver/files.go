@@ -43,7 +43,9 @@ var ErrNoFileCopied = errors.New("no file could be copied")
 
 // SnapshotFiles stores one snapshot whose paths are the files' paths,
 // copying them one at a time. A file whose Open fails is not stored and
-// the summary lists it, as a walk lists files it could not read; when
+// the summary lists it, as a walk lists files it could not read, but it
+// is not one of the snapshot's paths: the snapshot says nothing of it,
+// where covering its path would say it was absent. When
 // every Open fails no snapshot is stored (ErrNoFileCopied). The
 // archiver's Parent, if any, only counts files as new, changed or
 // unchanged. A repository error stores no snapshot.
@@ -67,6 +69,7 @@ func (a *Archiver) SnapshotFiles(ctx context.Context, files []FileCopy) (*snapsh
 	a.store.start(ctx)
 	top := &graftDir{}
 	var errs []error
+	var stored []string
 	for _, f := range files {
 		p := path.Clean(f.Path)
 		n, err := a.copiedNode(ctx, p, f.Open)
@@ -81,11 +84,13 @@ func (a *Archiver) SnapshotFiles(ctx context.Context, files []FileCopy) (*snapsh
 			continue
 		}
 		top.add(strings.Split(strings.TrimPrefix(p, "/"), "/"), n)
+		stored = append(stored, p)
 	}
 	if len(errs) == len(files) {
 		a.store.flush(ctx)
 		return nil, fmt.Errorf("%w: %w", ErrNoFileCopied, errors.Join(errs...))
 	}
+	slices.Sort(stored)
 	var prev *parentDir
 	if a.opt.Parent != nil {
 		prev = newParentDir(a.repo, a.opt.Parent.Tree)
@@ -100,7 +105,7 @@ func (a *Archiver) SnapshotFiles(ctx context.Context, files []FileCopy) (*snapsh
 	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
 	after := a.store.stats()
 	sn := &snapshot.Snapshot{
-		Time: start.UTC(), Tree: root, Paths: targets, Hostname: a.opt.Hostname,
+		Time: start.UTC(), Tree: root, Paths: stored, Hostname: a.opt.Hostname,
 		Username: a.names.User(uid), UID: uid, GID: gid, Tags: a.opt.Tags,
 		ProgramVersion: a.opt.ProgramVersion,
 		Summary: &snapshot.Summary{

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -88,12 +89,20 @@ func Backup(ctx context.Context, r *repository.Repository, paths []string, opt B
 				mu.Lock()
 				res.Failed = append(res.Failed, Failure{Path: abs, Err: err})
 				mu.Unlock()
+				// The summary names the path already.
+				var ce *CaptureError
+				if errors.As(err, &ce) {
+					return nil, reasonError{ce}
+				}
 				return nil, err
 			}
 			f, err := os.Open(c.Path)
 			if err != nil {
 				c.Close()
 				return nil, err
+			}
+			if opt.Archiver.Logger != nil {
+				opt.Archiver.Logger.Info("sqlite database captured", "path", abs, "mode", c.Mode, "bytes", c.Size, "took", c.Took)
 			}
 			mu.Lock()
 			captures = append(captures, c.Record(abs))
@@ -132,6 +141,12 @@ func (c *Copy) Record(path string) snapshot.SQLiteCapture {
 	return snapshot.SQLiteCapture{Path: path, Mode: string(c.Mode), PageSize: c.PageSize, Pages: c.Pages,
 		Method: c.Method, CapturedAt: c.At.UTC()}
 }
+
+// reasonError is a CaptureError that prints without its path.
+type reasonError struct{ *CaptureError }
+
+func (e reasonError) Error() string { return e.Reason() }
+func (e reasonError) Unwrap() error { return e.CaptureError }
 
 // copyReader reads a copy and removes it when closed.
 type copyReader struct {

@@ -131,6 +131,18 @@ func Capture(ctx context.Context, src string, tmpDir string, opt Options) (*Copy
 	return c, nil
 }
 
+// Probe reads the header of the database at path, as Capture does first:
+// an error is a *CaptureError saying why it cannot be captured (not a
+// database, a -wal alone, missing, unreadable). It does not open the
+// database with SQLite, so a damaged database passes.
+func Probe(path string) (Header, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return Header{}, captureErr(path, ErrNotFound, err, "")
+	}
+	return readSourceHeader(abs)
+}
+
 // readSourceHeader opens src and classifies it before SQLite sees it.
 func readSourceHeader(abs string) (Header, error) {
 	fi, err := os.Stat(abs)
@@ -180,7 +192,7 @@ func exists(p string) bool {
 func osErr(abs string, err error) error {
 	switch {
 	case errors.Is(err, fs.ErrPermission):
-		return captureErr(abs, ErrPermission, err, "")
+		return captureErr(abs, ErrPermission, err, "this user cannot open it")
 	case errors.Is(err, fs.ErrNotExist):
 		return captureErr(abs, ErrNotFound, err, "")
 	}
@@ -329,7 +341,7 @@ func checkCopy(ctx context.Context, abs, copyPath string, level CheckLevel) erro
 		return captureErr(abs, ErrCorrupt, err, pragma+": "+err.Error())
 	}
 	if len(msgs) > 0 {
-		return captureErr(abs, ErrCorrupt, nil, pragma+": "+strings.Join(msgs, "; "))
+		return captureErr(abs, ErrCorrupt, nil, pragma+": "+firstLines(strings.Join(msgs, "\n"), 3))
 	}
 	return nil
 }
@@ -359,4 +371,14 @@ func (c *Copy) describe(abs string) error {
 	c.Mode = h.Mode
 	c.Pages = c.Size / int64(h.PageSize)
 	return nil
+}
+
+// firstLines keeps the first n lines of a check's report, joined with
+// "; ", and says how many more there were.
+func firstLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) <= n {
+		return strings.Join(lines, "; ")
+	}
+	return fmt.Sprintf("%s; and %d more", strings.Join(lines[:n], "; "), len(lines)-n)
 }

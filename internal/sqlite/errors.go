@@ -37,8 +37,11 @@ type CaptureError struct {
 	Err    error
 }
 
-func (e *CaptureError) Error() string {
-	s := e.Path + ": " + e.Kind.Error()
+func (e *CaptureError) Error() string { return e.Path + ": " + e.Reason() }
+
+// Reason is the error without the path: what is wrong and what to do.
+func (e *CaptureError) Reason() string {
+	s := e.Kind.Error()
 	if e.Detail != "" {
 		s += " (" + e.Detail + ")"
 	}
@@ -71,7 +74,7 @@ func captureErr(path string, kind error, err error, detail string) *CaptureError
 	case ErrLocked:
 		e.Hint = "a writer kept it locked; retry later or raise the timeout"
 	}
-	if e.Detail == "" && err != nil {
+	if e.Detail == "" && err != nil && kind != ErrNotFound {
 		e.Detail = err.Error()
 	}
 	return e
