@@ -7,15 +7,16 @@ package archiver
 // between two reads of its pages, or a WAL-mode database's latest commits
 // sit in its -wal, which is read at another moment. So each regular file
 // that is read anyway (new or changed) has its first 100 bytes looked at;
-// one with a SQLite header is not read as bytes but copied with SQLite's
-// online backup API (sqlite.Capture) into a private temporary folder, and
-// that consistent copy is what the snapshot stores at the database's
-// path, with the database's own metadata. Its -wal, -shm and -journal are
-// then left out: restored beside the copy, a -wal would replay stale
-// frames onto it. Each capture is recorded in the snapshot's sqlite list,
-// with the size and times the database and its -wal had before the copy:
-// the next backup keeps the stored copy while both are unchanged, since
-// the copy's own size is not the file's.
+// one with a SQLite header is not read as bytes but captured by the hook
+// (Options.SQLite): a consistent version, read in place inside a read
+// transaction or copied with SQLite's online backup API into a private
+// temporary folder, is what the snapshot stores at the database's path,
+// with the database's own metadata. Its -wal, -shm and -journal are then
+// left out: restored beside the version, a -wal would replay stale frames
+// onto it. Each capture is recorded in the snapshot's sqlite list, with
+// the size and times the database and its -wal had before it: the next
+// backup keeps the stored version while both are unchanged, since the
+// version's own size is not the file's.
 //
 // A database whose lock cannot be had within the timeout is not stored
 // at all (an unreadable file, exit 3); one that SQLite cannot read

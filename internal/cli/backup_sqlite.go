@@ -12,7 +12,7 @@ import (
 
 // addSQLiteFlag adds --sqlite, shared by backup and watch.
 func addSQLiteFlag(f *pflag.FlagSet, v *string) {
-	f.StringVar(v, "sqlite", sqlite.ModeAuto, "how SQLite databases are stored: `auto` (a consistent copy through SQLite's backup API, their -wal, -shm and -journal left out) or raw (their bytes as they are)")
+	f.StringVar(v, "sqlite", sqlite.ModeAuto, "how SQLite databases are stored: `auto` (a consistent version, read inside a read transaction; their -wal, -shm and -journal left out) or raw (their bytes as they are)")
 }
 
 func checkSQLiteFlag(v string) error {
