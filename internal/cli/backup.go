@@ -246,7 +246,7 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 			return nil
 		},
 		BeforeSave: beforeSave,
-		SQLite:     sqlite.Hook(o.sqlite, sqlite.Options{}),
+		SQLite:     sqlite.Hook(o.sqlite, sqlite.Options{}, 0),
 	})
 	if err != nil {
 		return err

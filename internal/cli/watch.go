@@ -255,7 +255,7 @@ func runWatch(cmd *cobra.Command, g *globals, o *watchOpts, args []string) error
 			Hostname: host, Tags: tags, Excludes: excludes, ExcludeCaches: o.excludeCaches,
 			OneFileSystem: o.oneFS, Logger: log, ProgramVersion: "rewind " + Version,
 			BeforeSave: beforeSave,
-			SQLite:     sqlite.Hook(o.sqlite, sqlite.Options{}), SQLiteTempDir: sqliteTmp,
+			SQLite:     sqlite.Hook(o.sqlite, sqlite.Options{}, o.settle), SQLiteTempDir: sqliteTmp,
 		},
 		Paths:  targets,
 		Parent: parent,

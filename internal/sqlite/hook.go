@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/rewind-backup/rewind/internal/archiver"
 	"github.com/rewind-backup/rewind/internal/snapshot"
@@ -21,12 +22,14 @@ const (
 // Hook returns what `rewind backup` and `rewind watch` give the archiver
 // (archiver.Options.SQLite) for --sqlite mode: nil with ModeRaw; with
 // ModeAuto, each database found among the files read is read in place
-// inside a read transaction (ReadInPlace), or where that fails copied
-// with Capture (opt); a file SQLite cannot read (ErrCorrupt, ErrNotDatabase)
+// inside a read transaction (ReadInPlace), waiting up to wait for a
+// writer's lock (0: opt.Timeout), or where that fails copied with Capture
+// (opt), whose backup API retries a locked database up to opt.Timeout; a
+// file SQLite cannot read (ErrCorrupt, ErrNotDatabase)
 // is stored as plain bytes, and any other failure (ErrLocked past
 // opt.Timeout, ErrPermission) leaves the database out, reported as a file
 // not backed up.
-func Hook(mode string, opt Options) *archiver.SQLiteHook {
+func Hook(mode string, opt Options, wait time.Duration) *archiver.SQLiteHook {
 	if mode == ModeRaw {
 		return nil
 	}
@@ -35,7 +38,10 @@ func Hook(mode string, opt Options) *archiver.SQLiteHook {
 		Capture: func(ctx context.Context, src, tmpDir string) (archiver.SQLiteVersion, error) {
 			// In place first: no copy, no check. Anything unexpected
 			// there is left to the backup API's copy.
-			if ip, err := ReadInPlace(ctx, src, opt.Timeout); err == nil {
+			if wait <= 0 {
+				wait = opt.Timeout
+			}
+			if ip, err := ReadInPlace(ctx, src, wait); err == nil {
 				rec := snapshot.SQLiteCapture{Mode: string(ip.Mode), PageSize: ip.PageSize, Pages: ip.Pages, Method: MethodReadTx}
 				return archiver.SQLiteVersion{Data: ip, Size: ip.Size, Record: rec, Close: func() { ip.Close() }}, nil
 			}

@@ -64,7 +64,7 @@ func backup(t testing.TB, r *repository.Repository, opt Options, paths ...string
 // auto returns opt with the hook backup --sqlite=auto gives (timeout 0:
 // the default).
 func auto(opt Options, timeout time.Duration) Options {
-	opt.SQLite = sqlite.Hook(sqlite.ModeAuto, sqlite.Options{Timeout: timeout})
+	opt.SQLite = sqlite.Hook(sqlite.ModeAuto, sqlite.Options{Timeout: timeout}, 0)
 	return opt
 }
 
