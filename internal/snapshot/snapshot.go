@@ -104,7 +104,7 @@ type Summary struct {
 	DataStored int64 `json:"data_added_packed"`
 	// SQLiteCaptured counts the SQLite databases this backup captured
 	// through SQLite's backup API (not those kept from the parent).
-	SQLiteCaptured int64 `json:"sqlite_captured"`
+	SQLiteCaptured int64 `json:"sqlite_captured,omitempty"`
 	// Errors lists files that could not be read or were skipped.
 	Errors []FileError `json:"errors,omitempty"`
 }
