@@ -206,7 +206,7 @@ func (a *Archiver) readFile(ctx context.Context, rd *fileReader, p string, n, pr
 		if err := fs.ReadInodeFlagsInto(n, fd); err != nil {
 			a.fileError(p, err)
 		}
-		if attempt == 1 && a.isSQLite(fd, st.Size) {
+		if attempt == 1 && a.isSQLite(p, fd, st.Size) {
 			err := a.captureSQLite(ctx, rd, p, n, &st)
 			if !errors.Is(err, errSQLiteRaw) {
 				rd.captured = err == nil

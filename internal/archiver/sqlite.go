@@ -237,10 +237,15 @@ func (a *Archiver) keepSQLite(c *snapshot.SQLiteCapture) {
 	a.sq.mu.Unlock()
 }
 
-// isSQLite reads the header of the open file fd and reports whether it
-// is a SQLite database to capture.
-func (a *Archiver) isSQLite(fd int, size int64) bool {
-	if a.sq == nil || size < SQLiteHeaderLen {
+// isSQLite reads the header of the open file fd, recorded at p, and
+// reports whether it is a SQLite database to capture. A file read from a
+// frozen copy (Options.ReadFrom: a btrfs or LVM snapshot) is not: the
+// copy is crash-consistent with its -wal or -journal beside it, which
+// are stored with it and replayed when the restored database is opened,
+// as after a power cut, and SQLite could not open a WAL database on a
+// read-only snapshot anyway.
+func (a *Archiver) isSQLite(p string, fd int, size int64) bool {
+	if a.sq == nil || size < SQLiteHeaderLen || a.src(p) != p {
 		return false
 	}
 	var h [SQLiteHeaderLen]byte
