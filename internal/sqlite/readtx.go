@@ -12,19 +12,24 @@ package sqlite
 //     bytes are those of the last commit while it is held.
 //   - WAL: the database file holds the pages checkpointed so far, the
 //     -wal the commits since. While the transaction is held, no
-//     checkpoint copies a frame past its snapshot into the database file,
-//     and the -wal is not restarted under frames it needs. The version is
-//     the database file with, for each page, the newest frame of the -wal
-//     up to the last commit frame whose checksum chain is valid (frames
-//     appended since the transaction began are whole commits on top of
-//     it: the version is then a later, still consistent, one). Its size
-//     is that commit frame's database size.
+//     checkpoint copies a frame past its snapshot into the database file.
+//     The version is the database file with, for each page, the newest
+//     frame of the -wal up to the last commit frame whose checksum chain
+//     is valid (frames appended since the transaction began are whole
+//     commits on top of it: the version is then a later, still
+//     consistent, one). Its size is that commit frame's database size.
+//     The frames are read into memory when the -wal is indexed, and the
+//     -wal indexed again after: a transaction that began when every frame
+//     was checkpointed reads the database file only, and a writer may
+//     then restart the -wal, overwriting frames, while it is read. A -wal
+//     whose committed pages exceed maxWALBytes is left to Capture.
 //
 // The -wal format is https://www.sqlite.org/fileformat.html#the_write_ahead_log.
 // Anything unexpected (a hot journal, an unreadable -wal) makes
 // ReadInPlace fail, and the caller falls back to Capture.
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/binary"
@@ -47,11 +52,14 @@ type InPlace struct {
 	Pages    int64
 	Mode     Mode
 
-	db, wal *os.File
-	frames  map[uint32]int64 // page number → offset of its page data in the -wal
-	conn    *sql.Conn
-	sqldb   *sql.DB
+	db     *os.File
+	frames map[uint32][]byte // page number → its newest committed frame's data
+	conn   *sql.Conn
+	sqldb  *sql.DB
 }
+
+// maxWALBytes bounds the committed pages of a -wal read into memory.
+const maxWALBytes = 256 << 20
 
 // ReadInPlace opens a read transaction on the database src (waiting up to
 // timeout for a writer's lock) and returns its current version, read in
@@ -127,27 +135,51 @@ func (ip *InPlace) readWAL(path string, pageSize int) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	ip.wal = f
-	frames, pages, err := parseWAL(f, pageSize)
-	ip.frames = frames
-	return pages, err
+	defer f.Close()
+	frames, pages, salts, err := parseWAL(f, pageSize)
+	if err != nil {
+		return 0, err
+	}
+	if int64(len(frames))*int64(pageSize) > maxWALBytes {
+		return 0, fmt.Errorf("-wal: %d committed pages, more than read into memory", len(frames))
+	}
+	ip.frames = make(map[uint32][]byte, len(frames))
+	for pg, off := range frames {
+		b := make([]byte, pageSize)
+		if _, err := f.ReadAt(b, off); err != nil {
+			return 0, err
+		}
+		ip.frames[pg] = b
+	}
+	// A frame read now may have been overwritten since it was checked,
+	// if the -wal was restarted meanwhile (see above). A restart gives
+	// the -wal new salts, and committed frames change only then: the
+	// same salts now mean the frames read are the ones checked.
+	if len(frames) > 0 {
+		var hdr [32]byte
+		if _, err := f.ReadAt(hdr[:], 0); err != nil || !bytes.Equal(hdr[16:24], salts[:]) {
+			return 0, errors.New("-wal restarted while it was read")
+		}
+	}
+	return pages, nil
 }
 
 // parseWAL indexes the committed frames of a -wal read from f: for each
 // page, the offset in f of its newest frame's data up to the last commit
-// frame whose checksum chain is valid, and the database size in pages
-// after that commit (0, with no frames, when there is none).
-func parseWAL(f io.ReaderAt, pageSize int) (map[uint32]int64, int64, error) {
+// frame whose checksum chain is valid, the database size in pages after
+// that commit (0, with no frames, when there is none), and the -wal
+// header's salts.
+func parseWAL(f io.ReaderAt, pageSize int) (frames map[uint32]int64, pages int64, salts [8]byte, err error) {
 	var hdr [32]byte
 	if n, err := f.ReadAt(hdr[:], 0); n < len(hdr) {
 		if n == 0 && (err == io.EOF || err == nil) {
-			return nil, 0, nil // empty after a TRUNCATE checkpoint
+			return nil, 0, salts, nil // empty after a TRUNCATE checkpoint
 		}
-		return nil, 0, fmt.Errorf("-wal header: %w", err)
+		return nil, 0, salts, fmt.Errorf("-wal header: %w", err)
 	}
 	magic := binary.BigEndian.Uint32(hdr[0:4])
 	if magic&^1 != 0x377f0682 {
-		return nil, 0, fmt.Errorf("-wal: bad magic %#x", magic)
+		return nil, 0, salts, fmt.Errorf("-wal: bad magic %#x", magic)
 	}
 	var order binary.ByteOrder = binary.LittleEndian
 	if magic&1 == 1 {
@@ -156,12 +188,13 @@ func parseWAL(f io.ReaderAt, pageSize int) (map[uint32]int64, int64, error) {
 	if ps := int(binary.BigEndian.Uint32(hdr[8:12])); ps != pageSize && !(ps == 1 && pageSize == 65536) {
 		// A -wal left by an earlier database of another page size is
 		// ignored by SQLite, as it is here.
-		return nil, 0, nil
+		return nil, 0, salts, nil
 	}
 	salt1, salt2 := binary.BigEndian.Uint32(hdr[16:20]), binary.BigEndian.Uint32(hdr[20:24])
+	copy(salts[:], hdr[16:24])
 	s0, s1 := walChecksum(order, hdr[:24], 0, 0)
 	if s0 != binary.BigEndian.Uint32(hdr[24:28]) || s1 != binary.BigEndian.Uint32(hdr[28:32]) {
-		return nil, 0, nil // a -wal being reset: no valid frames
+		return nil, 0, salts, nil // a -wal being reset: no valid frames
 	}
 	frameLen := int64(24 + pageSize)
 	buf := make([]byte, frameLen)
@@ -172,7 +205,7 @@ func parseWAL(f io.ReaderAt, pageSize int) (map[uint32]int64, int64, error) {
 		n, err := f.ReadAt(buf, off)
 		if n < len(buf) {
 			if err != nil && err != io.EOF {
-				return nil, 0, err
+				return nil, 0, salts, err
 			}
 			break
 		}
@@ -194,7 +227,7 @@ func parseWAL(f io.ReaderAt, pageSize int) (map[uint32]int64, int64, error) {
 			dbPages = int64(size)
 		}
 	}
-	return committed, dbPages, nil
+	return committed, dbPages, salts, nil
 }
 
 // walChecksum continues the -wal checksum (s0, s1) over b, whose length
@@ -226,8 +259,8 @@ func (ip *InPlace) ReadAt(p []byte, off int64) (int, error) {
 		k := min(int64(want-n), ps-in)
 		var err error
 		var got int
-		if o, ok := ip.frames[page]; ok {
-			got, err = ip.wal.ReadAt(p[n:n+int(k)], o+in)
+		if fr, ok := ip.frames[page]; ok {
+			got = copy(p[n:n+int(k)], fr[in:in+k])
 		} else {
 			got, err = ip.db.ReadAt(p[n:n+int(k)], pos)
 			if err == io.EOF && int64(got) < k {
@@ -252,9 +285,6 @@ func (ip *InPlace) ReadAt(p []byte, off int64) (int, error) {
 func (ip *InPlace) Close() error {
 	if ip.db != nil {
 		ip.db.Close()
-	}
-	if ip.wal != nil {
-		ip.wal.Close()
 	}
 	if ip.conn != nil {
 		ip.conn.ExecContext(context.Background(), "ROLLBACK")

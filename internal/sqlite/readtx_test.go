@@ -40,7 +40,7 @@ func realWAL(t testing.TB, n int) []byte {
 // page size or with a bad header checksum holds nothing.
 func TestParseWAL(t *testing.T) {
 	wal := realWAL(t, 5)
-	frames, pages, err := parseWAL(bytes.NewReader(wal), 4096)
+	frames, pages, _, err := parseWAL(bytes.NewReader(wal), 4096)
 	if err != nil || pages < 2 || len(frames) == 0 {
 		t.Fatalf("real -wal: %d pages, %d frames, %v", pages, len(frames), err)
 	}
@@ -48,7 +48,7 @@ func TestParseWAL(t *testing.T) {
 	nFrames := (len(wal) - 32) / frameLen
 	bad := bytes.Clone(wal)
 	bad[32+(nFrames-1)*frameLen+100] ^= 0xff
-	f2, p2, err := parseWAL(bytes.NewReader(bad), 4096)
+	f2, p2, _, err := parseWAL(bytes.NewReader(bad), 4096)
 	if err != nil || p2 == 0 {
 		t.Fatalf("damaged last frame: %d pages, %v", p2, err)
 	}
@@ -58,12 +58,12 @@ func TestParseWAL(t *testing.T) {
 			t.Errorf("the damaged frame is still used")
 		}
 	}
-	if f, p, _ := parseWAL(bytes.NewReader(wal), 512); len(f) != 0 || p != 0 {
+	if f, p, _, _ := parseWAL(bytes.NewReader(wal), 512); len(f) != 0 || p != 0 {
 		t.Errorf("another page size: %d pages, %d frames", p, len(f))
 	}
 	hdr := bytes.Clone(wal)
 	hdr[25] ^= 1
-	if f, p, _ := parseWAL(bytes.NewReader(hdr), 4096); len(f) != 0 || p != 0 {
+	if f, p, _, _ := parseWAL(bytes.NewReader(hdr), 4096); len(f) != 0 || p != 0 {
 		t.Errorf("bad header checksum: %d pages, %d frames", p, len(f))
 	}
 }
@@ -75,7 +75,7 @@ func FuzzParseWAL(f *testing.F) {
 	f.Add([]byte{}, uint16(4096))
 	f.Fuzz(func(t *testing.T, b []byte, ps uint16) {
 		pageSize := 512 << (ps % 8)
-		frames, pages, err := parseWAL(bytes.NewReader(b), pageSize)
+		frames, pages, _, err := parseWAL(bytes.NewReader(b), pageSize)
 		if err != nil {
 			return
 		}
