@@ -296,6 +296,9 @@ func isBusy(err error) bool {
 // sqliteErr classifies what SQLite said about the source.
 func sqliteErr(abs string, err error, timeout time.Duration) error {
 	code := sqliteCode(err)
+	if code == sqlite3.SQLITE_READONLY_ROLLBACK {
+		return captureErr(abs, ErrHotJournal, err, "its -journal must be rolled back before it can be read")
+	}
 	switch code & 0xff {
 	case sqlite3.SQLITE_NOTADB:
 		return captureErr(abs, ErrCorrupt, err, "SQLite: file is not a database; encrypted, or damaged past its header")

@@ -252,3 +252,48 @@ func TestCaptureBadInput(t *testing.T) {
 		t.Errorf("live database: %d rows, %v", n, err)
 	}
 }
+
+// TestCaptureHotJournal captures a rollback database whose write was
+// interrupted (a copy of it and its journal taken mid-transaction): the
+// rollback is a write, so Capture refuses, says why, and changes nothing.
+func TestCaptureHotJournal(t *testing.T) {
+	dir := t.TempDir()
+	src, db := makeDB(t, dir, "w.db", "delete", 3000)
+	// A small cache makes the transaction spill changed pages into the
+	// database file before it commits, with the originals in the journal.
+	mustExec(t, db, "PRAGMA cache_size=5")
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("UPDATE rows SET body = 'changed'"); err != nil {
+		t.Fatal(err)
+	}
+	hot := filepath.Join(t.TempDir(), "hot.db")
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := os.ReadFile(src + "-journal")
+	if err != nil || len(j) == 0 {
+		t.Fatalf("journal: %d bytes, %v", len(j), err)
+	}
+	if err := os.WriteFile(hot, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(hot+"-journal", j, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tx.Rollback()
+	_, err = Capture(context.Background(), hot, t.TempDir(), Options{Timeout: time.Second})
+	if !errors.Is(err, ErrHotJournal) {
+		t.Fatalf("err = %v, want ErrHotJournal", err)
+	}
+	t.Log(err)
+	if after, _ := os.ReadFile(hot); !bytes.Equal(after, b) {
+		t.Error("the database changed")
+	}
+	if after, _ := os.ReadFile(hot + "-journal"); !bytes.Equal(after, j) {
+		t.Error("the journal changed")
+	}
+}
