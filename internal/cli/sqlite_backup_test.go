@@ -440,3 +440,38 @@ func TestSqliteTimeline(t *testing.T) {
 		t.Errorf("timeline:\n%s", out)
 	}
 }
+
+// TestSqliteBackupLocked: a database a writer keeps locked past
+// --timeout is named as locked; the other is stored (exit 3).
+func TestSqliteBackupLocked(t *testing.T) {
+	t.Parallel()
+	e := newRepo(t, 0)
+	dir := e.path("srv")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	busy, free := filepath.Join(dir, "busy.db"), filepath.Join(dir, "free.db")
+	db := sqliteSeqDB(t, busy, "delete", 5)
+	sqliteSeqDB(t, free, "wal", 5).Close()
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(t.Context(), "BEGIN EXCLUSIVE"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.expectCode(ExitPartial, "sqlite", "backup", "--timeout", "500ms", busy, free)
+	if !strings.Contains(string(r.stderr), busy+": database is locked (still locked after 500ms)") {
+		t.Errorf("stderr:\n%s", r.stderr)
+	}
+	if _, err := conn.ExecContext(t.Context(), "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	sns := snapshotsJSON(t, e)
+	if len(sns) != 1 || strings.Join(sns[0].Paths, " ") != free {
+		t.Fatalf("snapshots: %+v", sns)
+	}
+	// Released, it is captured.
+	e.mustRun("sqlite", "backup", "--timeout", "500ms", busy, free)
+}
