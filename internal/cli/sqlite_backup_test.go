@@ -229,6 +229,14 @@ func TestSqliteBackup(t *testing.T) {
 	if !strings.Contains(string(r.stdout), walPath+": wal mode") || !strings.Contains(string(r.stdout), "using parent snapshot "+sn.ShortID) {
 		t.Errorf("second backup:\n%s", r.stdout)
 	}
+	// Nothing changed since: both copies are the same bytes as the
+	// parent's, counted unchanged, and add no data.
+	r = e.mustRun("sqlite", "backup", "--json", "--host", "db1", walPath, rbPath)
+	lines = jsonLines(t, r)
+	decodeStrict(t, lines[len(lines)-1].raw, &sum)
+	if sum.FilesUnchanged != 2 || sum.DataBlobs != 0 {
+		t.Errorf("backup of unchanged databases: %s", lines[len(lines)-1].raw)
+	}
 	target2 := e.path("restored2")
 	e.mustRun("restore", "--at", "now", walPath, "--host", "db1", "--target", target2)
 	if n := checkSeqDB(t, filepath.Join(target2, "wal.db")); n != 260 {
