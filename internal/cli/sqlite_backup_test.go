@@ -387,7 +387,31 @@ func TestSqliteBackupUnreadable(t *testing.T) {
 	if err := os.Chmod(open, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A WAL database nobody may read, in a folder nobody may not write,
+	// with no -shm: SQLite cannot read it without making one.
+	walDir := filepath.Join(base, "srv", "waldir")
+	if err := os.Mkdir(walDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	walDB := filepath.Join(walDir, "wal.db")
+	sqliteSeqDB(t, walDB, "wal", 3).Close()
+	if err := os.Chmod(walDB, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, sfx := range []string{"-wal", "-shm"} {
+		if _, err := os.Stat(walDB + sfx); err == nil {
+			t.Fatalf("%s%s left by the writer", walDB, sfx)
+		}
+	}
 	e = e.with("REWIND_REPOSITORY", filepath.Join(base, "repo"), "REWIND_PASSWORD", testPassword)
+	w := e.cmd("sqlite", "backup", walDB)
+	w.Path = filepath.Join(base, "rewind")
+	w.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+	if r := e.exec(w); r.code != 1 || !strings.Contains(string(r.stderr), walDB+": permission denied (a WAL database: SQLite must open or create its -shm") {
+		t.Errorf("WAL database without a -shm, folder not writable: %v", r)
+	} else {
+		t.Logf("%s", r.stderr)
+	}
 	c := e.cmd("sqlite", "backup", "--json", open, secret)
 	c.Path = filepath.Join(base, "rewind")
 	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}

@@ -296,8 +296,11 @@ func isBusy(err error) bool {
 // sqliteErr classifies what SQLite said about the source.
 func sqliteErr(abs string, err error, timeout time.Duration) error {
 	code := sqliteCode(err)
-	if code == sqlite3.SQLITE_READONLY_ROLLBACK {
+	switch code {
+	case sqlite3.SQLITE_READONLY_ROLLBACK:
 		return captureErr(abs, ErrHotJournal, err, "its -journal must be rolled back before it can be read")
+	case sqlite3.SQLITE_READONLY_CANTINIT, sqlite3.SQLITE_READONLY_CANTLOCK, sqlite3.SQLITE_READONLY_DIRECTORY:
+		return captureErr(abs, ErrPermission, err, "a WAL database: SQLite must open or create its -shm to read it, and cannot here")
 	}
 	switch code & 0xff {
 	case sqlite3.SQLITE_NOTADB:

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -295,5 +297,35 @@ func TestCaptureHotJournal(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(hot + "-journal"); !bytes.Equal(after, j) {
 		t.Error("the journal changed")
+	}
+}
+
+// TestCapturePageSizes: the copy keeps the database's page size, the
+// smallest and the largest SQLite allows, so its pages line up with the
+// database's.
+func TestCapturePageSizes(t *testing.T) {
+	for _, ps := range []int{512, 65536} {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "p.db")
+		db := openDB(t, p, "delete")
+		mustExec(t, db, fmt.Sprintf("PRAGMA page_size=%d", ps))
+		mustExec(t, db, "CREATE TABLE rows (seq INTEGER PRIMARY KEY, body TEXT)")
+		for i := 1; i <= 50; i++ {
+			mustExec(t, db, "INSERT INTO rows VALUES (?, ?)", i, strings.Repeat("y", 300))
+		}
+		db.Close()
+		c, err := Capture(context.Background(), p, t.TempDir(), Options{Check: CheckFull})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, _ := os.ReadFile(p)
+		cp, _ := os.ReadFile(c.Path)
+		if c.PageSize != ps || len(cp) != len(src) || !bytes.Equal(cp[ps:], src[ps:]) {
+			t.Errorf("page size %d: copy %+v, %d bytes of %d", ps, c, len(cp), len(src))
+		}
+		if n, m := readCopy(t, c.Path); n != 50 || m != 50 {
+			t.Errorf("page size %d: %d rows", ps, n)
+		}
+		c.Close()
 	}
 }
