@@ -229,6 +229,14 @@ func TestSqliteBackup(t *testing.T) {
 	if !strings.Contains(string(r.stdout), walPath+": wal mode") || !strings.Contains(string(r.stdout), "using parent snapshot "+sn.ShortID) {
 		t.Errorf("second backup:\n%s", r.stdout)
 	}
+	// Nothing changed since: both copies are the same bytes as the
+	// parent's, counted unchanged, and add no data.
+	r = e.mustRun("sqlite", "backup", "--json", "--host", "db1", walPath, rbPath)
+	lines = jsonLines(t, r)
+	decodeStrict(t, lines[len(lines)-1].raw, &sum)
+	if sum.FilesUnchanged != 2 || sum.DataBlobs != 0 {
+		t.Errorf("backup of unchanged databases: %s", lines[len(lines)-1].raw)
+	}
 	target2 := e.path("restored2")
 	e.mustRun("restore", "--at", "now", walPath, "--host", "db1", "--target", target2)
 	if n := checkSeqDB(t, filepath.Join(target2, "wal.db")); n != 260 {
@@ -379,7 +387,31 @@ func TestSqliteBackupUnreadable(t *testing.T) {
 	if err := os.Chmod(open, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A WAL database nobody may read, in a folder nobody may not write,
+	// with no -shm: SQLite cannot read it without making one.
+	walDir := filepath.Join(base, "srv", "waldir")
+	if err := os.Mkdir(walDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	walDB := filepath.Join(walDir, "wal.db")
+	sqliteSeqDB(t, walDB, "wal", 3).Close()
+	if err := os.Chmod(walDB, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, sfx := range []string{"-wal", "-shm"} {
+		if _, err := os.Stat(walDB + sfx); err == nil {
+			t.Fatalf("%s%s left by the writer", walDB, sfx)
+		}
+	}
 	e = e.with("REWIND_REPOSITORY", filepath.Join(base, "repo"), "REWIND_PASSWORD", testPassword)
+	w := e.cmd("sqlite", "backup", walDB)
+	w.Path = filepath.Join(base, "rewind")
+	w.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+	if r := e.exec(w); r.code != 1 || !strings.Contains(string(r.stderr), walDB+": permission denied (a WAL database: SQLite must open or create its -shm") {
+		t.Errorf("WAL database without a -shm, folder not writable: %v", r)
+	} else {
+		t.Logf("%s", r.stderr)
+	}
 	c := e.cmd("sqlite", "backup", "--json", open, secret)
 	c.Path = filepath.Join(base, "rewind")
 	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
@@ -439,4 +471,39 @@ func TestSqliteTimeline(t *testing.T) {
 	if !strings.Contains(out, "sqlite") || !strings.Contains(out, dbPath) || !strings.Contains(out, "2 points") {
 		t.Errorf("timeline:\n%s", out)
 	}
+}
+
+// TestSqliteBackupLocked: a database a writer keeps locked past
+// --timeout is named as locked; the other is stored (exit 3).
+func TestSqliteBackupLocked(t *testing.T) {
+	t.Parallel()
+	e := newRepo(t, 0)
+	dir := e.path("srv")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	busy, free := filepath.Join(dir, "busy.db"), filepath.Join(dir, "free.db")
+	db := sqliteSeqDB(t, busy, "delete", 5)
+	sqliteSeqDB(t, free, "wal", 5).Close()
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(t.Context(), "BEGIN EXCLUSIVE"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.expectCode(ExitPartial, "sqlite", "backup", "--timeout", "500ms", busy, free)
+	if !strings.Contains(string(r.stderr), busy+": database is locked (still locked after 500ms)") {
+		t.Errorf("stderr:\n%s", r.stderr)
+	}
+	if _, err := conn.ExecContext(t.Context(), "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	sns := snapshotsJSON(t, e)
+	if len(sns) != 1 || strings.Join(sns[0].Paths, " ") != free {
+		t.Fatalf("snapshots: %+v", sns)
+	}
+	// Released, it is captured.
+	e.mustRun("sqlite", "backup", "--timeout", "500ms", busy, free)
 }

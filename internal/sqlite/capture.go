@@ -263,7 +263,9 @@ func backupTo(ctx context.Context, abs, dst string, opt Options) (time.Time, err
 func copyOnce(bc interface {
 	NewBackup(string) (*msqlite.Backup, error)
 }, dst string) error {
-	b, err := bc.NewBackup(fileURI(dst, "mode=rwc"))
+	// The copy is read back at once and removed after: it need not
+	// survive a crash, so SQLite neither syncs it nor journals it.
+	b, err := bc.NewBackup(fileURI(dst, "mode=rwc&_pragma=synchronous(off)&_pragma=journal_mode(off)"))
 	if err != nil {
 		return err
 	}
@@ -294,6 +296,12 @@ func isBusy(err error) bool {
 // sqliteErr classifies what SQLite said about the source.
 func sqliteErr(abs string, err error, timeout time.Duration) error {
 	code := sqliteCode(err)
+	switch code {
+	case sqlite3.SQLITE_READONLY_ROLLBACK:
+		return captureErr(abs, ErrHotJournal, err, "its -journal must be rolled back before it can be read")
+	case sqlite3.SQLITE_READONLY_CANTINIT, sqlite3.SQLITE_READONLY_CANTLOCK, sqlite3.SQLITE_READONLY_DIRECTORY:
+		return captureErr(abs, ErrPermission, err, "a WAL database: SQLite must open or create its -shm to read it, and cannot here")
+	}
 	switch code & 0xff {
 	case sqlite3.SQLITE_NOTADB:
 		return captureErr(abs, ErrCorrupt, err, "SQLite: file is not a database; encrypted, or damaged past its header")

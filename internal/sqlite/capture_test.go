@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -250,5 +252,80 @@ func TestCaptureBadInput(t *testing.T) {
 	var n int
 	if err := db.QueryRow("SELECT count(*) FROM rows").Scan(&n); err != nil || n != 201 {
 		t.Errorf("live database: %d rows, %v", n, err)
+	}
+}
+
+// TestCaptureHotJournal captures a rollback database whose write was
+// interrupted (a copy of it and its journal taken mid-transaction): the
+// rollback is a write, so Capture refuses, says why, and changes nothing.
+func TestCaptureHotJournal(t *testing.T) {
+	dir := t.TempDir()
+	src, db := makeDB(t, dir, "w.db", "delete", 3000)
+	// A small cache makes the transaction spill changed pages into the
+	// database file before it commits, with the originals in the journal.
+	mustExec(t, db, "PRAGMA cache_size=5")
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("UPDATE rows SET body = 'changed'"); err != nil {
+		t.Fatal(err)
+	}
+	hot := filepath.Join(t.TempDir(), "hot.db")
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := os.ReadFile(src + "-journal")
+	if err != nil || len(j) == 0 {
+		t.Fatalf("journal: %d bytes, %v", len(j), err)
+	}
+	if err := os.WriteFile(hot, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(hot+"-journal", j, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tx.Rollback()
+	_, err = Capture(context.Background(), hot, t.TempDir(), Options{Timeout: time.Second})
+	if !errors.Is(err, ErrHotJournal) {
+		t.Fatalf("err = %v, want ErrHotJournal", err)
+	}
+	t.Log(err)
+	if after, _ := os.ReadFile(hot); !bytes.Equal(after, b) {
+		t.Error("the database changed")
+	}
+	if after, _ := os.ReadFile(hot + "-journal"); !bytes.Equal(after, j) {
+		t.Error("the journal changed")
+	}
+}
+
+// TestCapturePageSizes: the copy keeps the database's page size, the
+// smallest and the largest SQLite allows, so its pages line up with the
+// database's.
+func TestCapturePageSizes(t *testing.T) {
+	for _, ps := range []int{512, 65536} {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "p.db")
+		db := openDB(t, p, "delete")
+		mustExec(t, db, fmt.Sprintf("PRAGMA page_size=%d", ps))
+		mustExec(t, db, "CREATE TABLE rows (seq INTEGER PRIMARY KEY, body TEXT)")
+		for i := 1; i <= 50; i++ {
+			mustExec(t, db, "INSERT INTO rows VALUES (?, ?)", i, strings.Repeat("y", 300))
+		}
+		db.Close()
+		c, err := Capture(context.Background(), p, t.TempDir(), Options{Check: CheckFull})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, _ := os.ReadFile(p)
+		cp, _ := os.ReadFile(c.Path)
+		if c.PageSize != ps || len(cp) != len(src) || !bytes.Equal(cp[ps:], src[ps:]) {
+			t.Errorf("page size %d: copy %+v, %d bytes of %d", ps, c, len(cp), len(src))
+		}
+		if n, m := readCopy(t, c.Path); n != 50 || m != 50 {
+			t.Errorf("page size %d: %d rows", ps, n)
+		}
+		c.Close()
 	}
 }

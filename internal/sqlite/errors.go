@@ -24,6 +24,10 @@ var (
 	ErrPermission = errors.New("permission denied")
 	// ErrLocked: a writer held the database locked past Options.Timeout.
 	ErrLocked = errors.New("database is locked")
+	// ErrHotJournal: a rollback-journal database whose last write was
+	// interrupted (its -journal is hot): reading it needs the rollback,
+	// which is a write, and Capture never writes.
+	ErrHotJournal = errors.New("an interrupted write left a hot journal")
 )
 
 // CaptureError is why one database could not be captured: Kind is one of
@@ -73,6 +77,8 @@ func captureErr(path string, kind error, err error, detail string) *CaptureError
 		e.Hint = "run as a user who can read it (and, for a WAL database, write its -shm and its directory)"
 	case ErrLocked:
 		e.Hint = "a writer kept it locked; retry later or raise the timeout"
+	case ErrHotJournal:
+		e.Hint = "open it once with sqlite3 or start its application, which rolls the write back, then back it up again (rewind never writes to a database)"
 	}
 	if e.Detail == "" && err != nil && kind != ErrNotFound {
 		e.Detail = err.Error()
