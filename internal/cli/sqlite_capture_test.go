@@ -96,6 +96,21 @@ func TestWatchSQLiteUnderLoad(t *testing.T) {
 					captured++
 				}
 			}
+			// Most captures read the database in place; each is recorded
+			// with what it saw, as docs/JSON.md says.
+			var sns []jsonSnapshot
+			decodeStrict(t, e.mustRun("snapshots", "--json").stdout, &sns)
+			inPlace := 0
+			for _, sn := range sns {
+				for _, c := range sn.SQLite {
+					if c.Method == "read-transaction" && c.Source != nil {
+						inPlace++
+					}
+				}
+			}
+			if inPlace == 0 {
+				t.Errorf("no snapshot read the database in place")
+			}
 			if captured < 3 || last == 0 {
 				t.Errorf("%d of %d snapshots captured the database, the last holds %d commits: the watcher did not follow the writer",
 					captured, len(w.snapshots()), last)
