@@ -60,6 +60,7 @@ type config struct {
 	optional bool   // rewind may be missing or broken (RWBENCH_REWIND_OPTIONAL)
 	cp       cpConfig
 	pg       pgConfig
+	sq       sqliteConfig
 }
 
 // optionalEnv names the variable that lets a broken rewind through.
@@ -104,6 +105,11 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.IntVar(&cfg.pg.scale, "pg-scale", 100, "PostgreSQL: pgbench scale of the database (100: about 1.5 GB; -smoke: 1)")
 	fs.StringVar(&cfg.pg.binDir, "pg-bindir", "/usr/lib/postgresql/15/bin", "PostgreSQL: folder of initdb, pg_ctl, pgbench and postgres")
 	fs.StringVar(&pgRender, "pg-render", "", "PostgreSQL: render the section from a saved `pg.json` (runs/logs/pg.json) into -out instead of measuring")
+	fs.StringVar(&cfg.sq.mode, "sqlite", sqliteOff, "SQLite section (rewind watch over a live database): off, or only (alone; replaces its section of -out)")
+	fs.IntVar(&cfg.sq.mb, "sqlite-mb", 200, "SQLite: size of the database in MB (-smoke: 4)")
+	fs.IntVar(&cfg.sq.rate, "sqlite-rate", 100, "SQLite: the writer's transactions per second")
+	fs.DurationVar(&cfg.sq.duration, "sqlite-duration", time.Minute, "SQLite: how long the writer runs (-smoke: 8s)")
+	fs.DurationVar(&cfg.sq.interval, "sqlite-interval", time.Second, "SQLite: rewind watch --interval")
 	fs.StringVar(&limit, "limit", "", "internal: run one machine-limit operation (read, walk, copy) and exit")
 	fs.StringVar(&src, "src", "", "internal: source folder for -limit")
 	fs.StringVar(&dst, "dst", "", "internal: target folder for -limit copy")
@@ -158,6 +164,15 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 		if !explicit["pg-scale"] {
 			cfg.pg.scale = 1
 		}
+		if !explicit["sqlite-mb"] {
+			cfg.sq.mb = 4
+		}
+		if !explicit["sqlite-duration"] {
+			cfg.sq.duration = 8 * time.Second
+		}
+	}
+	if cfg.sq.mode != sqliteOff && cfg.sq.mode != sqliteOnly {
+		return fmt.Errorf("-sqlite %q: want off or only", cfg.sq.mode)
 	}
 	if err := validate(&cfg); err != nil {
 		return err
@@ -286,6 +301,9 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 		}
 		_, err = prepareSets(ctx, log, cfg, dataDir, mkdata)
 		return err
+	}
+	if cfg.sq.mode == sqliteOnly {
+		return sqliteOnlyRun(ctx, log, cfg, root, tmp, dataDir)
 	}
 	if cfg.cp.mode == cpOnly {
 		return continuousOnly(ctx, log, cfg, root, tmp, dataDir)

@@ -39,6 +39,7 @@ type Archiver struct {
 	// content (ExcludeIfPresent, ExcludeCaches).
 	markers []marker
 	part    *partialState // partial backups and in-flux marking; nil if neither
+	sq      *sqliteState  // SQLite captures; nil without Options.SQLite
 
 	// walkers runs extra directory walkers beside the first one.
 	walkers *errgroup.Group
@@ -112,7 +113,11 @@ func New(r *repository.Repository, opt Options) (*Archiver, error) {
 	if opt.DryRun {
 		store = newDryStore(r)
 	}
-	a := &Archiver{repo: r, store: store, opt: opt, log: opt.Logger, prog: opt.Progress, names: names, match: m, markers: markers, part: newPartial(opt)}
+	sq, err := newSQLiteState(opt)
+	if err != nil {
+		return nil, err
+	}
+	a := &Archiver{repo: r, store: store, opt: opt, log: opt.Logger, prog: opt.Progress, names: names, match: m, markers: markers, part: newPartial(opt), sq: sq}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -188,6 +193,7 @@ func (a *Archiver) Snapshot(ctx context.Context, paths []string) (*snapshot.Snap
 			return nil, fmt.Errorf("backup path %q: %w", t, err)
 		}
 	}
+	defer a.sq.cleanup()
 	statsBefore := a.store.stats()
 	a.store.start(ctx)
 	rootIDs, err := a.run(ctx, targets)
@@ -246,6 +252,7 @@ func (a *Archiver) Snapshot(ctx context.Context, paths []string) (*snapshot.Snap
 	if a.opt.SkipUnchanged && !a.opt.DryRun && a.sameAsParent(ctx, rootIDs, targets) {
 		return nil, ErrUnchanged
 	}
+	a.finishSQLite(ctx, sn)
 	// Skipped entries (sockets) are named in the log and the summary's
 	// errors are reserved for files whose content is missing.
 	return a.commit(ctx, sn)

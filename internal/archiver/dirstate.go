@@ -22,6 +22,9 @@ type dirState struct {
 	// prev is the parent snapshot's node for this directory, nil if new.
 	prev   *tree.Node
 	onDone func(ids []id.ID) // set for the root only
+	// gates are the SQLite databases of this listing that have siblings
+	// (-wal, -shm, -journal), by name; set before any entry is dispatched.
+	gates map[string]*dbGate
 }
 
 // removed marks a node whose entry vanished; it is left out of the tree.

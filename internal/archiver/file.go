@@ -26,6 +26,10 @@ type fileJob struct {
 	// publishes its content; linkOf on later ones, which copy it.
 	first  *linkState
 	linkOf *linkState
+	// gate is set on a SQLite database with siblings, which it tells
+	// whether it was captured; sibOf on a sibling, which waits for it
+	// (sqlite.go).
+	gate, sibOf *dbGate
 }
 
 type devIno struct{ dev, ino uint64 }
@@ -54,6 +58,10 @@ func (a *Archiver) fileWorker(ctx context.Context) error {
 
 func (a *Archiver) doFile(ctx context.Context, rd *fileReader, job *fileJob) error {
 	n := &job.dir.nodes[job.slot]
+	rd.captured = false
+	if job.gate != nil {
+		defer func() { job.gate.close(rd.captured) }()
+	}
 	if job.linkOf != nil {
 		select {
 		case <-job.linkOf.done:
@@ -78,7 +86,15 @@ func (a *Archiver) doFile(ctx context.Context, rd *fileReader, job *fileJob) err
 			close(job.first.done)
 		}()
 	}
+	if job.sibOf != nil {
+		if done, err := a.sqliteSiblingDone(ctx, job, n); done || err != nil {
+			return err
+		}
+	}
 	err := a.readFile(ctx, rd, job.path, n, job.prev)
+	if err != nil {
+		rd.captured = false
+	}
 	if err != nil {
 		if ctx.Err() != nil || isRepoError(err) {
 			return err
@@ -138,6 +154,9 @@ type fileReader struct {
 	read int64
 	// afterRead, when set, is called with read after each piece is read.
 	afterRead func(read int64)
+	// captured is set when the file read was a SQLite database captured
+	// through its backup API.
+	captured bool
 }
 
 // readHook, when set (by tests only), is called after each piece of a
@@ -186,6 +205,13 @@ func (a *Archiver) readFile(ctx context.Context, rd *fileReader, p string, n, pr
 		n.Xattrs = x
 		if err := fs.ReadInodeFlagsInto(n, fd); err != nil {
 			a.fileError(p, err)
+		}
+		if attempt == 1 && a.isSQLite(p, fd, st.Size) {
+			err := a.captureSQLite(ctx, rd, p, n, &st)
+			if !errors.Is(err, errSQLiteRaw) {
+				rd.captured = err == nil
+				return err
+			}
 		}
 		if attempt == 1 && a.opt.BlockDelta != nil {
 			if ok, err := a.readFileDelta(ctx, rd, fd, p, n, prev, &st); ok || err != nil {

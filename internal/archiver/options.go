@@ -95,6 +95,15 @@ type Options struct {
 	// now: a database backup's label and WAL (graft.go). An error from it
 	// leaves the snapshot unsaved. It cannot be combined with DryRun.
 	AfterWalk func(ctx context.Context) ([]LateFile, error)
+	// SQLite, when set, recognises the SQLite databases among the files
+	// read and captures each one consistently: the copy is stored in its
+	// place and its -wal, -shm and -journal are left out (sqlite.go). The
+	// sqlite package makes it (sqlite.Hook); nil stores every file's
+	// bytes as they are.
+	SQLite *SQLiteHook
+	// SQLiteTempDir is the private folder the copies are made in; ""
+	// makes one for each snapshot and removes it after.
+	SQLiteTempDir string
 }
 
 // Progress receives events during a backup. Methods are called from many

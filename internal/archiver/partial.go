@@ -99,6 +99,9 @@ func newPartial(opt Options) *partialState {
 	for _, p := range opt.Changes.Paths {
 		ps.add(p)
 	}
+	for _, p := range sqliteBasesOf(opt) {
+		ps.add(p)
+	}
 	return ps
 }
 
@@ -300,6 +303,7 @@ func (a *Archiver) walkPartial(ctx context.Context, d *dirState, dir string, pre
 		a.keepEntry(ctx, d, dir, &base[i])
 	}
 	// The listing is final: from here on workers may fill in slots.
+	a.sqliteGates(d)
 	for _, it := range items {
 		if err := a.partialEntry(ctx, d, dir, dirfd, it, dev); err != nil {
 			return err

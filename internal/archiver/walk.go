@@ -186,6 +186,7 @@ func (a *Archiver) walkDir(ctx context.Context, d *dirState, dir string, prev *p
 	if afterList != nil {
 		afterList(dir)
 	}
+	a.sqliteGates(d)
 	// The listing is final: from here on workers may fill in slots.
 	for slot := range d.nodes {
 		n := &d.nodes[slot]
@@ -321,15 +322,32 @@ func (a *Archiver) addEntry(ctx context.Context, d *dirState, slot int, p string
 	a.st.totalFiles.Add(1)
 	a.st.totalBytes.Add(int64(n.Size))
 	a.prog.Scanned(1, int64(n.Size))
-	if unchanged(prev, n) && a.contentIndexed(ctx, prev) {
-		n.Content, n.ContentLists, n.Xattrs, n.Flags = prev.Content, prev.ContentLists, prev.Xattrs, 0
-		n.InodeFlags, n.HasInodeFlags = prev.InodeFlags, prev.HasInodeFlags
-		if !prev.HasInodeFlags {
-			// The parent snapshot predates inode flags: read them once.
-			a.readFileInodeFlags(n, p)
+	var gate, sibling *dbGate
+	if d.gates != nil {
+		gate, sibling = d.gates[n.Name], d.sqliteSibling(n)
+	}
+	keep := false
+	var kept *snapshot.SQLiteCapture
+	switch c, same := a.sqliteUnchanged(p, prev, n); {
+	case sibling != nil:
+		// Its job decides, once its database is done (doFile).
+	case c != nil:
+		if keep = same && a.contentIndexed(ctx, prev); keep {
+			kept = c
 		}
-		a.st.filesUnchanged.Add(1)
-		a.prog.Done(1, int64(n.Size))
+	default:
+		keep = unchanged(prev, n) && a.contentIndexed(ctx, prev)
+	}
+	if keep {
+		a.keepFile(n, prev, p)
+		if kept != nil {
+			// The stored copy's size, not the database file's.
+			n.Size = prev.Size
+			a.keepSQLite(kept)
+		}
+		if gate != nil {
+			gate.close(kept != nil)
+		}
 		if n.Links > 1 {
 			ls := &linkState{done: make(chan struct{}), node: n}
 			if _, loaded := a.links.LoadOrStore(devIno{n.DeviceID, n.Inode}, ls); !loaded {
@@ -338,7 +356,7 @@ func (a *Archiver) addEntry(ctx context.Context, d *dirState, slot int, p string
 		}
 		return nil
 	}
-	job := &fileJob{dir: d, slot: slot, path: p, prev: prev}
+	job := &fileJob{dir: d, slot: slot, path: p, prev: prev, gate: gate, sibOf: sibling}
 	if n.Links > 1 {
 		ls := &linkState{done: make(chan struct{})}
 		if v, loaded := a.links.LoadOrStore(devIno{n.DeviceID, n.Inode}, ls); loaded {
@@ -354,6 +372,18 @@ func (a *Archiver) addEntry(ctx context.Context, d *dirState, slot int, p string
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// keepFile gives the file n the parent's content prev, unread.
+func (a *Archiver) keepFile(n, prev *tree.Node, p string) {
+	n.Content, n.ContentLists, n.Xattrs, n.Flags = prev.Content, prev.ContentLists, prev.Xattrs, 0
+	n.InodeFlags, n.HasInodeFlags = prev.InodeFlags, prev.HasInodeFlags
+	if !prev.HasInodeFlags {
+		// The parent snapshot predates inode flags: read them once.
+		a.readFileInodeFlags(n, p)
+	}
+	a.st.filesUnchanged.Add(1)
+	a.prog.Done(1, int64(n.Size))
 }
 
 // contentIndexed reports whether every blob of a parent's file node is in

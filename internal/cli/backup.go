@@ -15,6 +15,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/repair"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/sqlite"
 	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/spf13/cobra"
 )
@@ -35,6 +36,7 @@ type backupOpts struct {
 	force         bool
 	dryRun        bool
 	noInventory   bool
+	sqlite        string
 	stream        streamOpts
 	list          listOpts
 }
@@ -122,6 +124,7 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 	f.BoolVar(&o.force, "force", false, "read every file, ignoring the parent snapshot")
 	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "do everything but write to the repository: say what would be read and added (-v: each new (+) or changed (M) file)")
 	f.BoolVar(&o.noInventory, "no-inventory", false, "do not record the machine's inventory (disks, filesystems, packages, ...) with the snapshot")
+	addSQLiteFlag(f, &o.sqlite)
 	o.stream.add(cmd)
 	o.list.add(cmd)
 	return cmd
@@ -138,6 +141,9 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 		}
 	} else if o.list.given() {
 		return errors.New("--files-from and its variants name paths; they cannot be combined with --stdin or --stdin-from-command")
+	}
+	if err := checkSQLiteFlag(o.sqlite); err != nil {
+		return err
 	}
 	excludes := append([]string(nil), o.excludes...)
 	for _, f := range o.excludeFiles {
@@ -240,6 +246,7 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 			return nil
 		},
 		BeforeSave: beforeSave,
+		SQLite:     sqlite.Hook(o.sqlite, sqlite.Options{}, 0),
 	})
 	if err != nil {
 		return err
@@ -341,6 +348,7 @@ type BackupSummary struct {
 	FilesTooLarge   int                  `json:"files_too_large"`
 	TooLarge        []archiver.LargeFile `json:"too_large,omitempty"`
 	Backend         *backendSummary      `json:"backend,omitempty"`
+	sqliteSummary
 }
 
 func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snapshot, a *archiver.Archiver) {
@@ -349,7 +357,7 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 	if g.json {
 		out := BackupSummary{MessageType: "summary", SnapshotID: sn.ID.String(), Summary: s, ErrorCounts: countErrors(s.Errors),
 			DurationSeconds: dur.Seconds(), FilesVanished: a.Vanished(), Skipped: a.Skipped(), NotCrossed: a.NotCrossed(),
-			FilesTooLarge: len(a.TooLarge()), TooLarge: a.TooLarge(), Backend: g.backendStats()}
+			FilesTooLarge: len(a.TooLarge()), TooLarge: a.TooLarge(), Backend: g.backendStats(), sqliteSummary: newSQLiteSummary(a)}
 		if parent != nil {
 			out.Parent = parent.ID.String()
 		}
@@ -368,6 +376,7 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 		}
 		g.ui.Printf("\n")
 	}
+	printSQLiteSummary(g, a)
 	g.ui.Printf("processed %s in %s\n", ui.Count(int64(s.TotalFiles), "file", "files"), dur.Round(time.Millisecond))
 	g.ui.Printf("snapshot %s saved\n", sn.ID.Short())
 }

@@ -96,6 +96,9 @@ type jsonBackupSummary struct {
 	FilesTooLarge   int64           `json:"files_too_large"`
 	TooLarge        []jsonLargeFile `json:"too_large"`
 	Backend         jsonBackend     `json:"backend"`
+	SQLiteCaptured  int64           `json:"sqlite_captured"`
+	SQLiteSiblings  int64           `json:"sqlite_siblings_left_out"`
+	SQLiteStoredRaw []jsonFileError `json:"sqlite_stored_raw"`
 }
 
 // jsonLargeFile is a file --exclude-larger-than left out.
@@ -165,6 +168,7 @@ type jsonSnapshotSummary struct {
 	TreeBlobs       int64           `json:"tree_blobs"`
 	DataAdded       int64           `json:"data_added"`
 	DataAddedPacked int64           `json:"data_added_packed"`
+	SQLiteCaptured  int64           `json:"sqlite_captured"`
 	Errors          []jsonKindError `json:"errors"`
 }
 
@@ -189,7 +193,29 @@ type jsonSnapshot struct {
 	TaggedFrom     string               `json:"tagged_from"`
 	Inventory      string               `json:"inventory"`
 	Postgres       *jsonPGInfo          `json:"postgres"`
+	SQLite         []jsonSQLiteCapture  `json:"sqlite"`
 	Summary        *jsonSnapshotSummary `json:"summary"`
+}
+
+// jsonSQLiteCapture is an element of a snapshot's "sqlite" field.
+type jsonSQLiteCapture struct {
+	Path       string    `json:"path"`
+	Mode       string    `json:"mode"`
+	PageSize   int       `json:"page_size"`
+	Pages      int64     `json:"pages"`
+	Method     string    `json:"method"`
+	CapturedAt time.Time `json:"captured_at"`
+	Source     *struct {
+		DB  jsonSQLiteFileStat  `json:"database"`
+		WAL *jsonSQLiteFileStat `json:"wal"`
+	} `json:"source"`
+}
+
+// jsonSQLiteFileStat is a file's size and times in a capture's source.
+type jsonSQLiteFileStat struct {
+	Size  int64 `json:"size"`
+	MTime int64 `json:"mtime_ns"`
+	CTime int64 `json:"ctime_ns"`
 }
 
 // jsonPGInfo is a base backup's "postgres" field.

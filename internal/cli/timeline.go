@@ -17,14 +17,18 @@ import (
 
 // TimelineSourceJSON is one element of `timeline --json` (docs/JSON.md).
 type TimelineSourceJSON struct {
-	Hostname string              `json:"hostname"`
-	Kind     string              `json:"kind"`
-	Name     string              `json:"name"`
-	Paths    []string            `json:"paths,omitempty"`
-	SystemID string              `json:"system_identifier,omitempty"`
-	DataDir  string              `json:"data_directory,omitempty"`
-	Ranges   []TimelineRangeJSON `json:"ranges"`
-	Gaps     []TimelineGapJSON   `json:"gaps,omitempty"`
+	Hostname string   `json:"hostname"`
+	Kind     string   `json:"kind"`
+	Name     string   `json:"name"`
+	Paths    []string `json:"paths,omitempty"`
+	SystemID string   `json:"system_identifier,omitempty"`
+	DataDir  string   `json:"data_directory,omitempty"`
+	// Database and JournalMode describe a SQLite source: its path and
+	// the journal mode of its newest capture.
+	Database    string              `json:"database,omitempty"`
+	JournalMode string              `json:"journal_mode,omitempty"`
+	Ranges      []TimelineRangeJSON `json:"ranges"`
+	Gaps        []TimelineGapJSON   `json:"gaps,omitempty"`
 	// Switches are a cluster's timeline switches (promotions).
 	Switches []TimelineSwitchJSON `json:"timeline_switches,omitempty"`
 	// Timeline is the timeline a restore to the newest point ends on.
@@ -90,6 +94,10 @@ restored to:
             archived WAL (rewind pg wal-push): any moment from its oldest
             base backup's end to the newest WAL archived after it, with the
             gaps where WAL segments are missing named
+  sqlite    each SQLite database captured consistently (rewind sqlite
+            backup, or backup and watch capturing the databases they
+            meet): its captures are its points, each the moment its copy
+            shows
 
 With --at TIME, each source says what a restore to TIME would use: for
 files the snapshot restore --at picks, for PostgreSQL the base backup and
@@ -173,6 +181,9 @@ func runTimeline(ctx context.Context, g *globals, hosts []string, at string) err
 			}
 			ht.sources = append(ht.sources, s)
 		}
+		for _, s := range timeline.SQLiteSources(sns) {
+			ht.sources = append(ht.sources, s)
+		}
 		all = append(all, ht)
 	}
 	if g.json {
@@ -222,6 +233,8 @@ func timelineSourceJSON(host string, s timeline.Source, m *timeline.Moment) Time
 		for _, sw := range s.Switches {
 			j.Switches = append(j.Switches, TimelineSwitchJSON{Timeline: sw.Timeline, Parent: sw.Parent, LSN: sw.At.String(), Reason: sw.Reason, Created: sw.Created.UTC()})
 		}
+	case *timeline.SQLiteSource:
+		j.Database, j.JournalMode = s.Path, s.Mode()
 	}
 	for _, r := range s.Ranges() {
 		rj := TimelineRangeJSON{From: r.From.UTC(), To: r.To.UTC(), Continuous: r.Continuous, Snapshots: r.Snapshots}

@@ -15,13 +15,15 @@ import (
 
 // jsonTimelineSource is the strict copy of `timeline --json`'s elements.
 type jsonTimelineSource struct {
-	Hostname string   `json:"hostname"`
-	Kind     string   `json:"kind"`
-	Name     string   `json:"name"`
-	Paths    []string `json:"paths"`
-	SystemID string   `json:"system_identifier"`
-	DataDir  string   `json:"data_directory"`
-	Ranges   []struct {
+	Hostname    string   `json:"hostname"`
+	Kind        string   `json:"kind"`
+	Name        string   `json:"name"`
+	Paths       []string `json:"paths"`
+	SystemID    string   `json:"system_identifier"`
+	DataDir     string   `json:"data_directory"`
+	Database    string   `json:"database"`
+	JournalMode string   `json:"journal_mode"`
+	Ranges      []struct {
 		From              time.Time  `json:"from"`
 		To                time.Time  `json:"to"`
 		Continuous        bool       `json:"continuous"`

@@ -21,6 +21,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/filter"
 	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/sqlite"
 	"github.com/rewind-backup/rewind/internal/ui"
 	"github.com/rewind-backup/rewind/internal/watch"
 	"github.com/spf13/cobra"
@@ -42,6 +43,7 @@ type watchOpts struct {
 	excludeCaches bool
 	oneFS         bool
 	noInventory   bool
+	sqlite        string
 }
 
 func newWatchCmd(g *globals) *cobra.Command {
@@ -93,6 +95,7 @@ shown by --status.`,
 	f.BoolVar(&o.excludeCaches, "exclude-caches", false, "skip the contents of directories with a CACHEDIR.TAG")
 	f.BoolVarP(&o.oneFS, "one-file-system", "x", false, "do not cross filesystem boundaries")
 	f.BoolVar(&o.noInventory, "no-inventory", false, "do not record the machine's inventory with the snapshots (by default it is recorded once at start and named by every snapshot)")
+	addSQLiteFlag(f, &o.sqlite)
 	return cmd
 }
 
@@ -159,6 +162,9 @@ func runWatch(cmd *cobra.Command, g *globals, o *watchOpts, args []string) error
 			return fmt.Errorf("watch path %q: %w", t, err)
 		}
 	}
+	if err := checkSQLiteFlag(o.sqlite); err != nil {
+		return err
+	}
 	excludes := slices.Clone(o.excludes)
 	for _, f := range o.excludeFiles {
 		pats, err := filter.ReadPatternFile(f)
@@ -180,6 +186,14 @@ func runWatch(cmd *cobra.Command, g *globals, o *watchOpts, args []string) error
 	// What the watcher writes itself is never a change to capture: the
 	// repository (when local) and the status file.
 	ignore := []string{filepath.Dir(sfile)}
+	// SQLite databases are copied into a private folder that lives as
+	// long as the watcher.
+	sqliteTmp, err := os.MkdirTemp("", "rewind-sqlite-")
+	if err != nil {
+		return fmt.Errorf("temporary folder for SQLite copies: %w", err)
+	}
+	defer os.RemoveAll(sqliteTmp)
+	ignore = append(ignore, sqliteTmp)
 	if loc.Scheme == location.Local {
 		if abs, err := filepath.Abs(loc.Path); err == nil {
 			ignore = append(ignore, abs)
@@ -241,6 +255,7 @@ func runWatch(cmd *cobra.Command, g *globals, o *watchOpts, args []string) error
 			Hostname: host, Tags: tags, Excludes: excludes, ExcludeCaches: o.excludeCaches,
 			OneFileSystem: o.oneFS, Logger: log, ProgramVersion: "rewind " + Version,
 			BeforeSave: beforeSave,
+			SQLite:     sqlite.Hook(o.sqlite, sqlite.Options{}, o.settle), SQLiteTempDir: sqliteTmp,
 		},
 		Paths:  targets,
 		Parent: parent,
@@ -254,6 +269,7 @@ func runWatch(cmd *cobra.Command, g *globals, o *watchOpts, args []string) error
 	w, err := watch.New(watch.Options{
 		Roots: targets, Backend: o.backend, Ignore: ignore,
 		Interval: o.interval, Settle: o.settle, FullScanEvery: full,
+		NoSettle:  sqlite.NoSettle(o.sqlite),
 		Committer: committer, Logger: log,
 		OnCommit: func(c watch.Capture) { printWatchSnapshot(g, c) },
 		OnStatus: func(s watch.Status) {
@@ -316,6 +332,7 @@ type WatchSnapshotJSON struct {
 	BytesRead       int64     `json:"bytes_read"`
 	DataAdded       int64     `json:"data_added"`
 	DataAddedPacked int64     `json:"data_added_packed"`
+	SQLiteCaptured  int64     `json:"sqlite_captured"`
 }
 
 func printWatchSnapshot(g *globals, c watch.Capture) {
@@ -335,6 +352,7 @@ func printWatchSnapshot(g *globals, c watch.Capture) {
 		}
 		if s := sn.Summary; s != nil {
 			j.FilesNew, j.FilesChanged, j.BytesRead, j.DataAdded, j.DataAddedPacked = s.FilesNew, s.FilesChanged, s.BytesRead, s.DataAdded, s.DataStored
+			j.SQLiteCaptured = s.SQLiteCaptured
 		}
 		g.ui.JSONLine(j)
 		return

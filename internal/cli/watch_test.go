@@ -42,6 +42,7 @@ type jsonWatchSnapshot struct {
 	BytesRead       int64     `json:"bytes_read"`
 	DataAdded       int64     `json:"data_added"`
 	DataAddedPacked int64     `json:"data_added_packed"`
+	SQLiteCaptured  int64     `json:"sqlite_captured"`
 }
 
 type jsonWatchStatus struct {

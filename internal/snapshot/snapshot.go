@@ -55,6 +55,9 @@ type Snapshot struct {
 	// Postgres is set on a PostgreSQL base backup (`rewind pg backup`):
 	// where its WAL starts and stops, and the cluster it is of.
 	Postgres *PGInfo `json:"postgres,omitempty"`
+	// SQLite lists the SQLite databases the snapshot holds as consistent
+	// copies (docs/SQLITE.md), one per database path.
+	SQLite []SQLiteCapture `json:"sqlite,omitempty"`
 
 	// ID is the snapshot's file name; it is not stored inside the file.
 	ID id.ID `json:"-"`
@@ -99,6 +102,9 @@ type Summary struct {
 	TreeBlobs  int64 `json:"tree_blobs"`
 	DataAdded  int64 `json:"data_added"`
 	DataStored int64 `json:"data_added_packed"`
+	// SQLiteCaptured counts the SQLite databases this backup captured
+	// through SQLite's backup API (not those kept from the parent).
+	SQLiteCaptured int64 `json:"sqlite_captured,omitempty"`
 	// Errors lists files that could not be read or were skipped.
 	Errors []FileError `json:"errors,omitempty"`
 }

@@ -114,6 +114,8 @@ type FileSource struct {
 // PostgreSQL metadata are left out: they are database sources.
 func FileSources(sns []*snapshot.Snapshot) []*FileSource {
 	files := FileSnapshots(sns)
+	// A sqlite backup's snapshot is a point of its databases (SQLiteSources).
+	files = slices.DeleteFunc(files, sqliteOnly)
 	snapshot.SortByAsOf(files)
 	byKey := map[string]*FileSource{}
 	var out []*FileSource

@@ -57,6 +57,10 @@ type Options struct {
 	// to go quiet; Quiet is how long without a write counts as quiet.
 	Settle time.Duration
 	Quiet  time.Duration
+	// NoSettle, when set, names files that need not go quiet: their
+	// capture is consistent while they are written (a SQLite database
+	// and its -wal or -journal, copied through SQLite's backup API).
+	NoSettle func(path string) bool
 	// FullScanEvery is the period of the safety-net full scan; negative
 	// turns it off.
 	FullScanEvery time.Duration
@@ -194,6 +198,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 					settleStart = now
 				}
 				unsettled := pend.Unsettled(now, opt.Quiet)
+				if opt.NoSettle != nil {
+					unsettled = slices.DeleteFunc(unsettled, opt.NoSettle)
+				}
 				if len(unsettled) == 0 || stopping || now.Sub(settleStart) >= opt.Settle {
 					if len(unsettled) > 0 {
 						w.log.Info("files still being written; capturing them as they are, marked in flux", "files", len(unsettled), "first", unsettled[0])
