@@ -66,6 +66,7 @@ type toolRun struct {
 	stdout io.ReadCloser
 	stderr *tailBuffer
 	once   sync.Once
+	waited bool
 	err    error
 }
 
@@ -96,14 +97,14 @@ func (t *toolRun) wait() error {
 		if errors.As(err, &ee) {
 			err = &ToolError{Tool: t.name, Code: ee.ExitCode(), Stderr: t.stderr.lastLines(15)}
 		}
-		t.err = err
+		t.err, t.waited = err, true
 	})
 	return t.err
 }
 
 // stop kills the program (its process group) and reaps it.
 func (t *toolRun) stop() {
-	if t.cmd.Process != nil {
+	if t.cmd.Process != nil && !t.waited {
 		_ = syscall.Kill(-t.cmd.Process.Pid, syscall.SIGKILL)
 	}
 	_ = t.wait()

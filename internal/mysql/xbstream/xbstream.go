@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
 	"path"
 	"strings"
 )
@@ -193,29 +194,56 @@ func CleanPath(p string) (string, error) {
 	return c, nil
 }
 
-// Files reads a stream whose files come one after the other (as
-// mariabackup --parallel=1 writes them: every chunk of a file before its
-// end chunk, before the next file's) and calls fn with each file's path
-// and a reader of its content. fn may read the content partly or not at
-// all; the rest is read and checked before the next file. Chunks of two
-// files interleaved, a payload that does not start where the one before
-// it ended (mariabackup writes files in order, without holes), and damage
-// are errors. An error from fn ends Files with it.
-func Files(r io.Reader, fn func(path string, content io.Reader) error) error {
-	x := NewReader(r)
+// Files reads a stream and calls fn with each file's path and a reader
+// of its content, one file at a time. fn may read the content partly or
+// not at all; the rest is read and checked before the next file.
+//
+// mariabackup writes most files whole, one after the other (with
+// --parallel=1), but copies the redo log (ib_logfile0) while the data
+// files stream, so its chunks come between theirs. The file fn is
+// reading is the current one; chunks of other files that come before
+// its end are held aside (spooled: in memory up to 4 MiB each, then in a
+// temporary file in spoolDir, or in memory when spoolDir is "") and
+// handed to fn once the current file is done and theirs has ended. What
+// is held aside is the redo log written during the backup, not a copy of
+// the data.
+//
+// A payload that does not start where the one before it in its file
+// ended (mariabackup writes files in order, without holes), a file
+// without an end chunk, and damage are errors. An error from fn ends
+// Files with it.
+func Files(r io.Reader, spoolDir string, fn func(path string, content io.Reader) error) error {
+	d := &demux{x: NewReader(r), spoolDir: spoolDir, spools: map[string]*spool{}}
+	defer d.cleanup()
 	for {
-		c, err := x.Next()
+		for len(d.ready) > 0 {
+			s := d.ready[0]
+			d.ready = d.ready[1:]
+			if err := d.deliver(s, fn); err != nil {
+				return err
+			}
+		}
+		c, err := d.x.Next()
 		if err == io.EOF {
+			for p := range d.spools {
+				return &Error{Offset: d.x.Offset(), Msg: fmt.Sprintf("the stream ends inside %s (no end chunk)", p)}
+			}
 			return nil
 		}
 		if err != nil {
 			return err
 		}
+		if _, ok := d.spools[c.Path]; ok {
+			if err := d.route(c); err != nil {
+				return err
+			}
+			continue
+		}
 		p, err := CleanPath(c.Path)
 		if err != nil {
 			return err
 		}
-		f := &fileReader{x: x, path: c.Path, first: c}
+		f := &fileReader{d: d, path: c.Path, first: c}
 		if err := fn(p, f); err != nil {
 			return err
 		}
@@ -225,9 +253,99 @@ func Files(r io.Reader, fn func(path string, content io.Reader) error) error {
 	}
 }
 
-// fileReader reads one file's content from its chunks.
+// spoolMem is how much of one held-aside file stays in memory.
+const spoolMem = 4 << 20
+
+// demux splits the stream into files.
+type demux struct {
+	x        *Reader
+	spoolDir string
+	spools   map[string]*spool // held-aside files not yet ended, by path as in the chunks
+	ready    []*spool          // held-aside files that have ended, in the order they did
+}
+
+// spool is a file held aside.
+type spool struct {
+	path, clean string
+	pos         uint64
+	mem         bytes.Buffer
+	f           *os.File
+}
+
+// route holds the chunk c of a file that is not the current one aside.
+func (d *demux) route(c *Chunk) error {
+	s := d.spools[c.Path]
+	if s == nil {
+		clean, err := CleanPath(c.Path)
+		if err != nil {
+			return err
+		}
+		s = &spool{path: c.Path, clean: clean}
+		d.spools[c.Path] = s
+	}
+	if c.Type == TypeEOF {
+		delete(d.spools, c.Path)
+		d.ready = append(d.ready, s)
+		return nil
+	}
+	if c.Offset != s.pos {
+		return &Error{Offset: d.x.Offset(), Msg: fmt.Sprintf("%s: a payload at offset %d, where the file has %d bytes so far (payloads must follow each other)", s.path, c.Offset, s.pos)}
+	}
+	s.pos += uint64(len(c.Data))
+	if s.f == nil && (d.spoolDir == "" || s.mem.Len()+len(c.Data) <= spoolMem) {
+		s.mem.Write(c.Data)
+		return nil
+	}
+	if s.f == nil {
+		f, err := os.CreateTemp(d.spoolDir, "xbstream-spool-")
+		if err != nil {
+			return fmt.Errorf("xbstream: hold %s aside: %w", s.path, err)
+		}
+		s.f = f
+	}
+	if _, err := s.f.Write(c.Data); err != nil {
+		return fmt.Errorf("xbstream: hold %s aside: %w", s.path, err)
+	}
+	return nil
+}
+
+// deliver hands an ended held-aside file to fn.
+func (d *demux) deliver(s *spool, fn func(string, io.Reader) error) error {
+	defer s.close()
+	var r io.Reader = &s.mem
+	if s.f != nil {
+		if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		r = io.MultiReader(&s.mem, s.f)
+	}
+	if err := fn(s.clean, r); err != nil {
+		return err
+	}
+	_, err := io.Copy(io.Discard, r)
+	return err
+}
+
+func (s *spool) close() {
+	if s.f != nil {
+		s.f.Close()
+		os.Remove(s.f.Name())
+		s.f = nil
+	}
+}
+
+func (d *demux) cleanup() {
+	for _, s := range d.spools {
+		s.close()
+	}
+	for _, s := range d.ready {
+		s.close()
+	}
+}
+
+// fileReader reads the current file's content from its chunks.
 type fileReader struct {
-	x     *Reader
+	d     *demux
 	path  string // as in the chunks
 	first *Chunk // the chunk that started the file, not yet consumed
 	pos   uint64 // bytes of the file returned so far
@@ -248,8 +366,8 @@ func (f *fileReader) Read(p []byte) (int, error) {
 		f.first = nil
 		if c == nil {
 			var err error
-			if c, err = f.x.Next(); err == io.EOF {
-				f.err = &Error{Offset: f.x.Offset(), Msg: fmt.Sprintf("the stream ends inside %s (no end chunk)", f.path)}
+			if c, err = f.d.x.Next(); err == io.EOF {
+				f.err = &Error{Offset: f.d.x.Offset(), Msg: fmt.Sprintf("the stream ends inside %s (no end chunk)", f.path)}
 				continue
 			} else if err != nil {
 				f.err = err
@@ -257,7 +375,7 @@ func (f *fileReader) Read(p []byte) (int, error) {
 			}
 		}
 		if c.Path != f.path {
-			f.err = &Error{Offset: f.x.Offset(), Msg: fmt.Sprintf("a chunk of %s comes before the end of %s: files are interleaved (mariabackup --parallel above 1), which rewind does not read", c.Path, f.path)}
+			f.err = f.d.route(c)
 			continue
 		}
 		if c.Type == TypeEOF {
@@ -265,7 +383,7 @@ func (f *fileReader) Read(p []byte) (int, error) {
 			continue
 		}
 		if c.Offset != f.pos {
-			f.err = &Error{Offset: f.x.Offset(), Msg: fmt.Sprintf("%s: a payload at offset %d, where the file has %d bytes so far (payloads must follow each other)", f.path, c.Offset, f.pos)}
+			f.err = &Error{Offset: f.d.x.Offset(), Msg: fmt.Sprintf("%s: a payload at offset %d, where the file has %d bytes so far (payloads must follow each other)", f.path, c.Offset, f.pos)}
 			continue
 		}
 		f.data = c.Data

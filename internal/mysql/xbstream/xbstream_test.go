@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"testing"
 )
+
+// spoolDir is where readAll holds interleaved files aside ("": memory).
+var spoolDir = ""
 
 type file struct {
 	path string
@@ -16,7 +20,7 @@ type file struct {
 func readAll(t testing.TB, stream []byte) ([]file, error) {
 	t.Helper()
 	var got []file
-	err := Files(bytes.NewReader(stream), func(p string, r io.Reader) error {
+	err := Files(bytes.NewReader(stream), spoolDir, func(p string, r io.Reader) error {
 		b, err := io.ReadAll(r)
 		if err != nil {
 			return err
@@ -64,7 +68,7 @@ func TestFilesRoundTrip(t *testing.T) {
 func TestFilesPartlyRead(t *testing.T) {
 	stream, want := sample(t)
 	var paths []string
-	err := Files(bytes.NewReader(stream), func(p string, r io.Reader) error {
+	err := Files(bytes.NewReader(stream), spoolDir, func(p string, r io.Reader) error {
 		paths = append(paths, p)
 		_, err := r.Read(make([]byte, 3))
 		if err != nil && err != io.EOF {
@@ -106,16 +110,55 @@ func TestTruncated(t *testing.T) {
 	}
 }
 
-func TestInterleavedRefused(t *testing.T) {
+// TestInterleaved: chunks of other files that come before the current
+// file's end (mariabackup's redo log copy) are held aside and handed over
+// after it, in memory and through a spool file.
+func TestInterleaved(t *testing.T) {
+	for _, dir := range []string{"", t.TempDir()} {
+		spoolDir = dir
+		big := bytes.Repeat([]byte("redo"), 3<<20) // 12 MiB: beyond the memory part
+		var b bytes.Buffer
+		w := NewWriter(&b)
+		w.Payload("a", 0, []byte("x"))
+		w.Payload("ib_logfile0", 0, big[:1<<20])
+		w.Payload("a", 1, []byte("y"))
+		w.Payload("ib_logfile0", 1<<20, big[1<<20:5<<20])
+		w.End("a")
+		w.Payload("b", 0, []byte("z"))
+		w.Payload("ib_logfile0", 5<<20, big[5<<20:])
+		w.Payload("c", 0, []byte("q")) // a third file, started while ib_logfile0 is held
+		w.End("b")
+		w.End("ib_logfile0")
+		w.End("c")
+		got, err := readAll(t, b.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []file{{"a", []byte("xy")}, {"b", []byte("z")}, {"ib_logfile0", big}, {"c", []byte("q")}} // held-aside files in the order they end
+		if len(got) != len(want) {
+			t.Fatalf("got %d files", len(got))
+		}
+		for i := range want {
+			if got[i].path != want[i].path || !bytes.Equal(got[i].data, want[i].data) {
+				t.Errorf("file %d: got %s (%d bytes), want %s (%d bytes)", i, got[i].path, len(got[i].data), want[i].path, len(want[i].data))
+			}
+		}
+		if dir != "" {
+			left, _ := os.ReadDir(dir)
+			if len(left) != 0 {
+				t.Errorf("spool files left: %v", left)
+			}
+		}
+	}
+	spoolDir = ""
+	// A held-aside file that never ends is an error.
 	var b bytes.Buffer
 	w := NewWriter(&b)
 	w.Payload("a", 0, []byte("x"))
 	w.Payload("b", 0, []byte("y"))
 	w.End("a")
-	w.End("b")
-	_, err := readAll(t, b.Bytes())
-	if err == nil || !strings.Contains(err.Error(), "interleaved") {
-		t.Fatalf("got %v, want interleaved", err)
+	if _, err := readAll(t, b.Bytes()); err == nil || !strings.Contains(err.Error(), "inside b (no end chunk)") {
+		t.Fatalf("got %v", err)
 	}
 }
 
