@@ -62,7 +62,7 @@ func backup(t *testing.T, r *repository.Repository, opt BackupOptions, logical b
 	}
 	opt.Archiver.Hostname = "db1"
 	if logical {
-		return nil, errors.New("logical: not yet")
+		return LogicalBackup(ctx, r, p, opt)
 	}
 	return Backup(ctx, r, p, opt)
 }
@@ -374,10 +374,10 @@ func TestBackupBadInput(t *testing.T) {
 
 func TestParseBinlogInfo(t *testing.T) {
 	for in, want := range map[string]BinlogInfo{
-		"mysql-bin.000001\t796\t0-1-3\n":         {"mysql-bin.000001", 796, "0-1-3"},
-		"mysql-bin.000002\t4\t0-1-3,1-2-9":       {"mysql-bin.000002", 4, "0-1-3,1-2-9"},
-		"mysql-bin.000002\t4\n":                  {"mysql-bin.000002", 4, ""},
-		"":                                       {},
+		"mysql-bin.000001\t796\t0-1-3\n":   {"mysql-bin.000001", 796, "0-1-3"},
+		"mysql-bin.000002\t4\t0-1-3,1-2-9": {"mysql-bin.000002", 4, "0-1-3,1-2-9"},
+		"mysql-bin.000002\t4\n":            {"mysql-bin.000002", 4, ""},
+		"":                                 {},
 	} {
 		got, err := ParseBinlogInfo([]byte(in))
 		if err != nil || got != want {
