@@ -13,7 +13,6 @@ import (
 	"github.com/rewind-backup/rewind/internal/ui"
 )
 
-
 type mysqlBackupOpts struct {
 	conn        mysqlConnFlags
 	logical     bool
