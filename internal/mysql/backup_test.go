@@ -393,3 +393,30 @@ func TestParseBinlogInfo(t *testing.T) {
 
 var _ = bytes.Equal
 var _ sql.DB
+
+// TestBackupLeastPrivilege: the grants docs/MYSQL.md gives a backup user
+// are enough for both kinds of backup.
+func TestBackupLeastPrivilege(t *testing.T) {
+	testutil.MariaDBProgram(t, "mariabackup")
+	m := testutil.StartMariaDB(t, testutil.MariaDBOptions{})
+	fillServer(t, m)
+	m.Exec(t, "CREATE USER 'backup'@'localhost' IDENTIFIED BY 'bk-pw'")
+	m.Exec(t, "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SELECT, SHOW VIEW, TRIGGER, EVENT ON *.* TO 'backup'@'localhost'")
+	pw := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pw, []byte("bk-pw\n"), 0o600)
+	o, err := ConnOptions{Socket: m.Socket, User: "backup", PasswordFile: pw, DefaultsFile: "/dev/null"}.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.DefaultsFile = ""
+	r := newTestRepo(t)
+	for _, logical := range []bool{false, true} {
+		res, err := backup(t, r, BackupOptions{Conn: o}, logical)
+		if err != nil {
+			t.Fatalf("logical %v: %v", logical, err)
+		}
+		if res.Snapshot.MySQL.GTID == "" {
+			t.Fatalf("logical %v: no GTID", logical)
+		}
+	}
+}
