@@ -420,3 +420,15 @@ func TestBackupLeastPrivilege(t *testing.T) {
 		}
 	}
 }
+
+func TestRestoreBaseRefuses(t *testing.T) {
+	r := newTestRepo(t)
+	_, err := RestoreBase(context.Background(), r, &snapshot.Snapshot{}, t.TempDir(), RestoreBaseOptions{})
+	if !errors.Is(err, ErrNotMySQLBackup) {
+		t.Fatalf("a files snapshot: %v", err)
+	}
+	_, err = RestoreBase(context.Background(), r, &snapshot.Snapshot{MySQL: &snapshot.MySQLInfo{Method: "logical", DumpPath: DumpPath}}, t.TempDir(), RestoreBaseOptions{})
+	if !errors.Is(err, ErrLogicalBackup) {
+		t.Fatalf("a logical snapshot: %v", err)
+	}
+}
