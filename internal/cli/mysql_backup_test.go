@@ -50,7 +50,7 @@ func TestMysqlBackupCLI(t *testing.T) {
 	pw := m.PasswordFile(t)
 	connArgs := []string{"--socket", m.Socket, "--user", "rewind", "--password-file", pw}
 
-	bad := e.expectCode(1, append([]string{"mysql", "backup", "--socket", m.Socket, "--user", "rewind", "--password-file", e.path("nope")})...)
+	bad := e.expectCode(1, "mysql", "backup", "--socket", m.Socket, "--user", "rewind", "--password-file", e.path("nope"))
 	if !strings.Contains(string(bad.stderr), "password file") {
 		t.Errorf("missing password file: %s", bad.stderr)
 	}

@@ -210,7 +210,11 @@ func Backup(ctx context.Context, r *repository.Repository, p *Prepared, opt Back
 		if werr := run.wait(); errors.As(werr, &te) && te.Code > 0 {
 			return nil, fmt.Errorf("%w\nno snapshot was saved", werr)
 		}
-		return nil, fmt.Errorf("mariabackup's stream: %w\nno snapshot was saved; the data already uploaded is kept and reused by the next backup", derr)
+		var xe *xbstream.Error
+		if errors.As(derr, &xe) {
+			derr = fmt.Errorf("mariabackup's stream: %w", derr)
+		}
+		return nil, fmt.Errorf("%w\nno snapshot was saved; the data already uploaded is kept and reused by the next backup", derr)
 	}
 	if err := run.wait(); err != nil {
 		return nil, fmt.Errorf("%w\nno snapshot was saved", err)
