@@ -82,11 +82,24 @@ func PrepareBackup(ctx context.Context, opt BackupOptions, logical bool) (*Prepa
 			return nil, err
 		}
 	} else {
-		if _, err := os.Stat(p.Server.DataDir); err != nil {
+		if err := readableDir(p.Server.DataDir); err != nil {
 			return nil, fmt.Errorf("the server's data directory %s cannot be read here (%v): a physical backup runs on the server's machine, as root or the server's OS user; use --logical for a server elsewhere", p.Server.DataDir, err)
 		}
 	}
 	return p, nil
+}
+
+// readableDir checks that dir's listing can be read here.
+func readableDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.Readdirnames(1); err != nil && err != io.EOF {
+		return err
+	}
+	return nil
 }
 
 // BinlogInfo is the consistent point mariabackup wrote into

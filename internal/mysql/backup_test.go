@@ -349,12 +349,13 @@ func TestBackupBadInput(t *testing.T) {
 		t.Fatalf("wrong password: %v", err)
 	}
 
+	path := os.Getenv("PATH")
 	t.Setenv("PATH", t.TempDir())
 	_, err = PrepareBackup(ctx, BackupOptions{Conn: conn(t, m)}, false)
 	if err == nil || !strings.Contains(err.Error(), "apt-get install mariadb-backup") {
 		t.Fatalf("no mariabackup: %v", err)
 	}
-	t.Setenv("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+	t.Setenv("PATH", path)
 
 	r := newTestRepo(t)
 	res, err := backup(t, r, BackupOptions{Conn: conn(t, m)}, false)
