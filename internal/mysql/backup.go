@@ -205,7 +205,7 @@ func Backup(ctx context.Context, r *repository.Repository, p *Prepared, opt Back
 		}
 		var keep bytes.Buffer
 		if isInfo {
-			content = io.TeeReader(content, &keep)
+			content = io.TeeReader(content, &capped{b: &keep, max: 64 << 10})
 		}
 		if err := st.add(ctx, rel, content); err != nil {
 			return err
@@ -216,6 +216,9 @@ func Backup(ctx context.Context, r *repository.Repository, p *Prepared, opt Back
 		return nil
 	})
 	if derr != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w; no snapshot was saved", context.Cause(ctx))
+		}
 		// mariabackup's own failure explains a stream that stopped short
 		// better than the decoder does.
 		run.stop()
@@ -338,6 +341,19 @@ func (s *streamStore) node(rel string, typ tree.Type, mode uint32) tree.Node {
 	}
 	n.User, n.Group = s.names[st.Uid], s.groups[st.Gid]
 	return n
+}
+
+// capped keeps the first max bytes written to it.
+type capped struct {
+	b   *bytes.Buffer
+	max int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - c.b.Len(); room > 0 {
+		c.b.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
 }
 
 func appendTag(tags []string, t string) []string {
