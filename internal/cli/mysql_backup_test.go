@@ -66,6 +66,10 @@ func TestMysqlBackupCLI(t *testing.T) {
 	if !strings.Contains(string(bad.stderr), "is not a program") {
 		t.Errorf("missing mariabackup: %s", bad.stderr)
 	}
+	bad = e.expectCode(1, "mysql", "backup", "--socket", e.path("no-server.sock"), "--user", "rewind", "--password-file", pw)
+	if !strings.Contains(string(bad.stderr), "is it running?") {
+		t.Errorf("no server: %s", bad.stderr)
+	}
 	if sns := mysqlSnapshots(t, e); len(sns) != 0 {
 		t.Fatalf("refused backups stored %d snapshots", len(sns))
 	}
