@@ -212,6 +212,7 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		newListCmd(g), newUnlockCmd(g), newGenerateCmd(),
 		newPgCmd(g),
 		newSqliteCmd(g),
+		newMysqlCmd(g),
 		newChmodCmd(g),
 		newInternalThawCmd(g),
 	)

@@ -58,6 +58,9 @@ type Snapshot struct {
 	// SQLite lists the SQLite databases the snapshot holds as consistent
 	// copies (docs/SQLITE.md), one per database path.
 	SQLite []SQLiteCapture `json:"sqlite,omitempty"`
+	// MySQL is set on a MariaDB/MySQL backup (`rewind mysql backup`):
+	// how it was taken and its consistent point (binlog position, GTID).
+	MySQL *MySQLInfo `json:"mysql,omitempty"`
 
 	// ID is the snapshot's file name; it is not stored inside the file.
 	ID id.ID `json:"-"`
