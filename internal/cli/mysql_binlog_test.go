@@ -452,3 +452,76 @@ func TestMysqlCheckDamage(t *testing.T) {
 		t.Fatalf("removed index file: %s", r)
 	}
 }
+
+// TestMysqlBinlogRetention: with the receiver storing the binary log and
+// two logical backups in different binlog files, forget --keep-last 1
+// --prune removes the binlog files before the kept backup's and nothing
+// from there on; mysql check is clean before and after, and the binary log
+// from the kept backup's consistent point still materializes.
+func TestMysqlBinlogRetention(t *testing.T) {
+	me := newMysqlEnv(t, testutil.MariaDBOptions{})
+	me.m.Exec(t, "CREATE DATABASE app")
+	me.m.Exec(t, "CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, v INT)")
+	rc := me.startReceive(t)
+	insert := func(n int) {
+		for i := range n {
+			me.m.Exec(t, "INSERT INTO app.t (v) VALUES (?)", i)
+		}
+	}
+	backup := func() {
+		t.Helper()
+		me.mustRun(append([]string{"mysql", "backup", "--logical"}, me.conn()...)...)
+	}
+	insert(5)
+	me.m.Exec(t, "FLUSH BINARY LOGS")
+	insert(5)
+	backup()
+	me.m.Exec(t, "FLUSH BINARY LOGS")
+	insert(5)
+	me.m.Exec(t, "FLUSH BINARY LOGS")
+	insert(5)
+	backup()
+	insert(5)
+	me.waitBinlog(t, rc)
+	rc.stop(t)
+	sns := mysqlSnapshots(t, me.env)
+	if len(sns) != 2 || sns[1].MySQL == nil || sns[0].MySQL.BinlogFile == sns[1].MySQL.BinlogFile {
+		t.Fatalf("snapshots: %+v", sns)
+	}
+	keep := sns[1].MySQL.BinlogFile
+	before := me.loadBinlog(t).Source(binlog.DefaultSource).Names()
+	r := me.mustRun("--json", "mysql", "check")
+	var chk MysqlCheckJSON
+	if err := json.Unmarshal(r.stdout, &chk); err != nil || !chk.OK || len(chk.Sources[0].Backups) != 2 || chk.Sources[0].Horizon != sns[0].MySQL.BinlogFile {
+		t.Fatalf("mysql check before forget: %v %+v", err, chk)
+	}
+
+	me.mustRun("forget", "--keep-last", "1", "--prune")
+	cat := me.loadBinlog(t)
+	after := cat.Source(binlog.DefaultSource).Names()
+	var want []string
+	for _, n := range before {
+		if n >= keep {
+			want = append(want, n)
+		}
+	}
+	if !slices.Equal(after, want) || len(want) == len(before) {
+		t.Fatalf("after forget and prune: %v; stored before %v, the kept backup is in %s", after, before, keep)
+	}
+	r = me.mustRun("--json", "mysql", "check", "--read-data")
+	chk = MysqlCheckJSON{}
+	if err := json.Unmarshal(r.stdout, &chk); err != nil || !chk.OK || chk.Sources[0].KeepFrom != keep || len(chk.Sources[0].Backups) != 1 {
+		t.Fatalf("mysql check after prune: %v %+v", err, chk)
+	}
+	s := cat.Source(binlog.DefaultSource)
+	stop, err := s.StopFor(binlog.Target{Latest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := openRepoDir(t, me.repo, true)
+	defer rp.Close()
+	paths, err := binlog.Materialize(context.Background(), rp, cat, binlog.Position{File: keep, Pos: sns[1].MySQL.BinlogPos}, stop, t.TempDir())
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("materialize from the kept backup: %v %v", paths, err)
+	}
+}
