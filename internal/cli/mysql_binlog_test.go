@@ -138,6 +138,12 @@ func (me *mysqlEnv) waitBinlog(t *testing.T, rc *mysqlReceiver) *binlog.Catalog 
 		if got == want {
 			return cat
 		}
+		select {
+		case err := <-rc.done:
+			rc.done <- err
+			t.Fatalf("the receiver exited (%v) with the stored binary log at %v, the server's at %v\nstderr:\n%s", err, got, want, rc.stderr.String())
+		default:
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the stored binary log ends at %v, the server's at %v\nreceiver stderr:\n%s", got, want, rc.stderr.String())
 		}

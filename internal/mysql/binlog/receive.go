@@ -56,8 +56,13 @@ type ReceiveOptions struct {
 	// pauses for Idle (default 3ms).
 	FlushInterval time.Duration
 	Idle          time.Duration
-	Host          string
-	Log           *slog.Logger
+	// MinInterval is the least time between two stores that are not
+	// semi-sync acknowledgements (default 100ms): a busy server's
+	// stream pauses often, and each store writes a pack and two index
+	// files.
+	MinInterval time.Duration
+	Host        string
+	Log         *slog.Logger
 	// OnStore, if set, is called after each store.
 	OnStore func(Stored)
 	// MaxBackoff bounds the wait between reconnects (default 10s).
@@ -108,6 +113,10 @@ func Receive(ctx context.Context, r *repository.Repository, opt ReceiveOptions) 
 	if opt.Idle <= 0 {
 		opt.Idle = 3 * time.Millisecond
 	}
+	if opt.MinInterval <= 0 {
+		opt.MinInterval = 100 * time.Millisecond
+	}
+	opt.MinInterval = min(opt.MinInterval, opt.FlushInterval)
 	if opt.MaxBackoff <= 0 {
 		opt.MaxBackoff = 10 * time.Second
 	}
@@ -169,6 +178,7 @@ type receiver struct {
 	data     []byte
 	since    time.Time // when the oldest pending byte arrived
 	last     time.Time // when the newest event arrived
+	stored   time.Time // when the last store ended
 	storeErr error
 	semiSync bool
 }
@@ -389,7 +399,8 @@ func (s *receiver) flusher(ctx context.Context) {
 			return
 		case now := <-tick.C:
 			s.mu.Lock()
-			if s.storeErr == nil && len(s.data) > 0 && (now.Sub(s.last) >= s.opt.Idle || now.Sub(s.since) >= s.opt.FlushInterval) {
+			if s.storeErr == nil && len(s.data) > 0 && now.Sub(s.stored) >= s.opt.MinInterval &&
+				(now.Sub(s.last) >= s.opt.Idle || now.Sub(s.since) >= s.opt.FlushInterval) {
 				_ = s.storeLocked(ctx)
 			}
 			s.mu.Unlock()
@@ -547,6 +558,7 @@ func (s *receiver) storeLocked(ctx context.Context) error {
 		return s.storeErr
 	}
 	s.small++
+	s.stored = time.Now()
 	if res.Compacted != nil {
 		s.small = 0
 	} else if res.CompactErr != nil {
