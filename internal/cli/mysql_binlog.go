@@ -71,8 +71,8 @@ and store its binary log in the repository under --source ("main"),
 continuously. Each binlog file is stored byte for byte at its own offsets,
 so positions from mariabackup and mariadb-binlog mean the same in the
 repository, with an index of where each transaction commits (its GTID and
-time). What arrives is stored as soon as the stream pauses, and at least
-every --flush-interval (1s) under steady writes.
+time). What arrives is stored as soon as the stream pauses (stores at least
+100ms apart), and at least every --flush-interval (1s) under steady writes.
 
 The first run starts at the beginning of the oldest binlog file the server
 has (SHOW BINARY LOGS), or of --start-file. Later runs, and reconnects after
