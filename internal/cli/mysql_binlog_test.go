@@ -92,6 +92,26 @@ func (rc *mysqlReceiver) stop(t *testing.T) MysqlBinlogReceiveJSON {
 	return sum
 }
 
+// waitDumping waits until the server has a binlog dump thread: the
+// receiver connected and streams (a receiver whose first connection fails
+// exits, as it should).
+func waitDumping(t *testing.T, m *testutil.MariaDB, rc *mysqlReceiver) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for m.QueryValue(t, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'") == "0" {
+		select {
+		case err := <-rc.done:
+			rc.done <- err
+			t.Fatalf("the receiver exited: %v\nstderr:\n%s", err, rc.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the receiver does not stream\nstderr:\n%s", rc.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // kill SIGKILLs the receiver.
 func (rc *mysqlReceiver) kill(t *testing.T) {
 	t.Helper()
@@ -328,10 +348,12 @@ func TestMysqlBinlogReceiveRestarts(t *testing.T) {
 	me := newMysqlEnv(t, testutil.MariaDBOptions{})
 	w := startWriter(t, me.m, 2*time.Millisecond)
 	rc := me.startReceive(t)
+	waitDumping(t, me.m, rc)
 	time.Sleep(1500 * time.Millisecond)
 	rc.kill(t)
 	time.Sleep(300 * time.Millisecond)
 	rc = me.startReceive(t)
+	waitDumping(t, me.m, rc)
 	time.Sleep(time.Second)
 	me.m.Restart(t)
 	time.Sleep(1500 * time.Millisecond)
