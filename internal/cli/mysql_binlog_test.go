@@ -352,8 +352,24 @@ func TestMysqlBinlogReceiveRestarts(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	rc.kill(t)
 	time.Sleep(300 * time.Millisecond)
+	killed := me.loadBinlog(t).Source(binlog.DefaultSource).End()
 	rc = me.startReceive(t)
-	waitDumping(t, me.m, rc)
+	// The new receiver streams once it stores past where the killed one
+	// ended (the writer is committing); the killed one's dump thread may
+	// linger on the server.
+	deadline := time.Now().Add(60 * time.Second)
+	for me.loadBinlog(t).Source(binlog.DefaultSource).End() == killed {
+		select {
+		case err := <-rc.done:
+			rc.done <- err
+			t.Fatalf("the receiver exited: %v\nstderr:\n%s", err, rc.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted receiver stores nothing\nstderr:\n%s", rc.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	time.Sleep(time.Second)
 	me.m.Restart(t)
 	time.Sleep(1500 * time.Millisecond)
