@@ -362,14 +362,13 @@ func (s *receiver) session(ctx context.Context) (connected bool, err error) {
 	syncer.Close()
 	stopFlusher()
 	<-flusherDone
+	// Store what came. Stores run to their end whatever the context: a
+	// store cut short would stop the receiver (and SIGTERM means "store
+	// what you have, then exit").
 	s.mu.Lock()
-	ferr := s.storeLocked(ctx)
+	ferr := s.storeLocked(context.Background())
 	s.mu.Unlock()
 	if ctx.Err() != nil {
-		// Stopping: store what came, with a context of its own.
-		s.mu.Lock()
-		ferr = s.storeLocked(context.Background())
-		s.mu.Unlock()
 		return true, ferr
 	}
 	if ferr != nil {
@@ -401,7 +400,7 @@ func (s *receiver) flusher(ctx context.Context) {
 			s.mu.Lock()
 			if s.storeErr == nil && len(s.data) > 0 && now.Sub(s.stored) >= s.opt.MinInterval &&
 				(now.Sub(s.last) >= s.opt.Idle || now.Sub(s.since) >= s.opt.FlushInterval) {
-				_ = s.storeLocked(ctx)
+				_ = s.storeLocked(context.Background())
 			}
 			s.mu.Unlock()
 		}
