@@ -355,3 +355,40 @@ func TestReceiveSemiSync(t *testing.T) {
 	slices.Sort(lat)
 	t.Logf("semi-sync commit latency (commit to stored and acknowledged) over %d commits: p50 %v, max %v; acknowledged %s", len(lat), lat[len(lat)/2], lat[len(lat)-1], yes)
 }
+
+// TestReceiveStoresOnStop: what is received but not stored yet (here: no
+// store is due for an hour) is stored when the receiver is stopped.
+func TestReceiveStoresOnStop(t *testing.T) {
+	m := testutil.StartMariaDB(t, testutil.MariaDBOptions{})
+	open := testRepo(t)
+	m.Exec(t, "CREATE DATABASE app")
+	m.Exec(t, "CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, v INT)")
+	rr := startReceive(t, open(), ReceiveOptions{Conn: conn(t, m), Idle: time.Hour, FlushInterval: time.Hour, MinInterval: time.Hour})
+	for i := range 20 {
+		m.Exec(t, "INSERT INTO app.t (v) VALUES (?)", i)
+	}
+	want := serverEnd(t, m)
+	// Wait until the server has sent it all: its dump thread waits for
+	// more.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(m.QueryValue(t, "SELECT COALESCE(MAX(STATE), '') FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'"), "has sent all binlog") {
+		if time.Now().After(deadline) {
+			t.Fatal("the server's dump thread did not send everything")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r := open()
+	cat, err := Load(context.Background(), r)
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cat.Source(DefaultSource); s != nil && s.End() == want {
+		t.Fatal("everything was stored before the stop: the test proves nothing")
+	}
+	sum := rr.stop(t)
+	if sum.End != want {
+		t.Fatalf("stopped with the binlog stored up to %v, the server's ends at %v", sum.End, want)
+	}
+	sameAsServer(t, open, waitStored(t, open, m), m)
+}
