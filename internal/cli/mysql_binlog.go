@@ -55,6 +55,7 @@ type MysqlBinlogReceiveJSON struct {
 type mysqlBinlogReceiveOpts struct {
 	conn                      mysqlConnFlags
 	source, startFile, stats  string
+	startGTID                 string
 	serverID                  uint32
 	semiSync                  bool
 	flushInterval, maxBackoff time.Duration
@@ -75,7 +76,8 @@ time). What arrives is stored as soon as the stream pauses (stores at least
 100ms apart), and at least every --flush-interval (1s) under steady writes.
 
 The first run starts at the beginning of the oldest binlog file the server
-has (SHOW BINARY LOGS), or of --start-file. Later runs, and reconnects after
+has (SHOW BINARY LOGS), or of --start-file, or of the file holding the
+transactions after --start-gtid. Later runs, and reconnects after
 a dropped connection or a server restart, start exactly where the stored
 binary log ends: nothing is stored twice and nothing is skipped. It follows
 rotations, and runs until SIGINT or SIGTERM, then stores what it received
@@ -104,6 +106,7 @@ BINLOG MONITOR) privileges.`,
 	f.StringVar(&o.source, "source", binlog.DefaultSource, "the `name` the server's binary log is stored under")
 	f.Uint32Var(&o.serverID, "server-id", 4242, "the receiver's own server_id as a replica (`N`, not any server's)")
 	f.StringVar(&o.startFile, "start-file", "", "on the first run, start at the beginning of this binlog `file` instead of the oldest the server has")
+	f.StringVar(&o.startGTID, "start-gtid", "", "on the first run, start at the beginning of the binlog file that holds the transactions after this `GTID` (domain-server-sequence)")
 	f.BoolVar(&o.semiSync, "semi-sync", false, "acknowledge each transaction to a semi-sync server only once it is stored")
 	f.DurationVar(&o.flushInterval, "flush-interval", time.Second, "store received events after at most this `duration`, also under steady writes")
 	f.DurationVar(&o.maxBackoff, "max-backoff", 10*time.Second, "the longest wait between reconnects (`duration`)")
@@ -123,7 +126,7 @@ func runMysqlBinlogReceive(ctx context.Context, g *globals, o *mysqlBinlogReceiv
 	defer done()
 	host, _ := os.Hostname()
 	opt := binlog.ReceiveOptions{Conn: conn, Source: o.source, ServerID: o.serverID, StartFile: o.startFile,
-		SemiSync: o.semiSync, FlushInterval: o.flushInterval, MaxBackoff: o.maxBackoff, Host: host, Log: g.log}
+		StartGTID: o.startGTID, SemiSync: o.semiSync, FlushInterval: o.flushInterval, MaxBackoff: o.maxBackoff, Host: host, Log: g.log}
 	if o.stats != "" {
 		sf, err := os.OpenFile(o.stats, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {

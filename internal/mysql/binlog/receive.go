@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,6 +49,10 @@ type ReceiveOptions struct {
 	// StartFile, for a source with nothing stored, is the binlog file to
 	// start at (its beginning); default the oldest the server has.
 	StartFile string
+	// StartGTID, for a source with nothing stored, starts at the
+	// beginning of the binlog file that holds the transaction after
+	// this GTID (found from each file's Gtid_list event).
+	StartGTID string
 	// SemiSync acknowledges each transaction to a semi-sync master only
 	// once it is stored.
 	SemiSync bool
@@ -126,6 +131,14 @@ func Receive(ctx context.Context, r *repository.Repository, opt ReceiveOptions) 
 	if opt.StartFile != "" {
 		if err := CheckName(opt.StartFile); err != nil {
 			return nil, fmt.Errorf("--start-file: %w", err)
+		}
+	}
+	if opt.StartGTID != "" {
+		if opt.StartFile != "" {
+			return nil, errors.New("give --start-file or --start-gtid, not both")
+		}
+		if _, err := ParseGTID(opt.StartGTID); err != nil {
+			return nil, fmt.Errorf("--start-gtid: %w", err)
 		}
 	}
 	s := &receiver{r: r, opt: opt, sum: &ReceiveSummary{Source: opt.Source}}
@@ -234,6 +247,13 @@ func (s *receiver) serverInfo(ctx context.Context) (logs []string, err error) {
 		if err := db.QueryRowContext(ctx, "SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_master_enabled'").Scan(&name, &val); err != nil || val != "ON" {
 			s.opt.Log.Warn("--semi-sync: the server's rpl_semi_sync_master_enabled is not ON; receiving without acknowledgements (SET GLOBAL rpl_semi_sync_master_enabled=1 on the server)")
 		}
+	}
+	if s.opt.StartGTID != "" && s.file == "" && s.opt.StartFile == "" {
+		f, err := fileForGTID(ctx, db, logs, s.opt.StartGTID)
+		if err != nil {
+			return nil, permanent{err}
+		}
+		s.opt.StartFile = f
 	}
 	s.mu.Lock()
 	s.serverID, s.uuid = serverID, uuid.String
@@ -601,4 +621,40 @@ func rotateTarget(raw []byte) (string, uint64, error) {
 		return "", 0, fmt.Errorf("rotate event: %w", err)
 	}
 	return name, pos, nil
+}
+
+// fileForGTID returns the newest of the server's binlog files whose
+// Gtid_list event (the GTID state at its start) is before gtid in gtid's
+// domain: the file holding the transactions after it.
+func fileForGTID(ctx context.Context, db *sql.DB, logs []string, gtid string) (string, error) {
+	want, _ := ParseGTID(gtid)
+	for i := len(logs) - 1; i >= 0; i-- {
+		rows, err := db.QueryContext(ctx, "SHOW BINLOG EVENTS IN '"+strings.ReplaceAll(logs[i], "'", "")+"' LIMIT 4")
+		if err != nil {
+			return "", fmt.Errorf("--start-gtid: SHOW BINLOG EVENTS IN %s: %w", logs[i], err)
+		}
+		var list string
+		for rows.Next() {
+			var name, typ, info string
+			var pos, sid, end sql.RawBytes
+			if err := rows.Scan(&name, &pos, &typ, &sid, &end, &info); err != nil {
+				rows.Close()
+				return "", err
+			}
+			if typ == "Gtid_list" {
+				list = info
+			}
+		}
+		rows.Close()
+		seq, found := uint64(0), false
+		for _, g := range strings.Split(strings.Trim(list, "[] "), ",") {
+			if x, err := ParseGTID(strings.TrimSpace(g)); err == nil && x.Domain == want.Domain {
+				seq, found = x.Seq, true
+			}
+		}
+		if !found || seq <= want.Seq {
+			return logs[i], nil
+		}
+	}
+	return "", fmt.Errorf("--start-gtid %s: the server's oldest binlog file (%s) starts after it (purged?)", gtid, first(logs))
 }

@@ -392,3 +392,33 @@ func TestReceiveStoresOnStop(t *testing.T) {
 	}
 	sameAsServer(t, open, waitStored(t, open, m), m)
 }
+
+// TestReceiveStartGTID: --start-gtid starts at the beginning of the file
+// holding the transactions after the GTID.
+func TestReceiveStartGTID(t *testing.T) {
+	m := testutil.StartMariaDB(t, testutil.MariaDBOptions{})
+	m.Exec(t, "CREATE DATABASE app")
+	m.Exec(t, "CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, v INT)")
+	var gtids []string
+	for f := range 3 {
+		for i := range 3 {
+			m.Exec(t, "INSERT INTO app.t (v) VALUES (?)", f*10+i)
+		}
+		gtids = append(gtids, m.QueryValue(t, "SELECT @@gtid_binlog_pos"))
+		if f < 2 {
+			m.Exec(t, "FLUSH BINARY LOGS")
+		}
+	}
+	for _, c := range []struct {
+		gtid, file string
+	}{{gtids[0], "mysql-bin.000002"}, {gtids[1], "mysql-bin.000003"}, {"0-1-1", "mysql-bin.000001"}} {
+		open := testRepo(t)
+		rr := startReceive(t, open(), ReceiveOptions{Conn: conn(t, m), StartGTID: c.gtid})
+		cat := waitStored(t, open, m)
+		rr.stop(t)
+		if names := cat.Source(DefaultSource).Names(); names[0] != c.file {
+			t.Errorf("--start-gtid %s: stored from %s, want %s", c.gtid, names[0], c.file)
+		}
+		sameAsServer(t, open, cat, m)
+	}
+}
