@@ -422,3 +422,62 @@ func TestReceiveStartGTID(t *testing.T) {
 		sameAsServer(t, open, cat, m)
 	}
 }
+
+// TestReceiveRPO measures, under steady single-row commits and nothing
+// else, how long after a commit returned its transaction was stored (a
+// log line, not an assertion; the restart test measures it across
+// restarts). Every commit must be stored in the end.
+func TestReceiveRPO(t *testing.T) {
+	m := testutil.StartMariaDB(t, testutil.MariaDBOptions{})
+	open := testRepo(t)
+	m.Exec(t, "CREATE DATABASE app")
+	m.Exec(t, "CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, v INT)")
+	rr := startReceive(t, open(), ReceiveOptions{Conn: conn(t, m)})
+	ctx := context.Background()
+	c, err := m.DB(t).Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	type commit struct {
+		at  time.Time
+		seq uint64
+	}
+	var commits []commit
+	end := time.Now().Add(5 * time.Second)
+	for i := 0; time.Now().Before(end); i++ {
+		if _, err := c.ExecContext(ctx, "INSERT INTO app.t (v) VALUES (?)", i); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now()
+		var gtid string
+		if err := c.QueryRowContext(ctx, "SELECT @@last_gtid").Scan(&gtid); err != nil {
+			t.Fatal(err)
+		}
+		g, err := ParseGTID(gtid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		commits = append(commits, commit{at, g.Seq})
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitStored(t, open, m)
+	rr.stop(t)
+	rr.mu.Lock()
+	stores := rr.stores
+	rr.mu.Unlock()
+	var lags []time.Duration
+	for _, cm := range commits {
+		i := slices.IndexFunc(stores, func(s Stored) bool {
+			g, err := ParseGTID(s.GTID)
+			return err == nil && g.Seq >= cm.seq
+		})
+		if i < 0 {
+			t.Fatalf("commit 0-1-%d never stored", cm.seq)
+		}
+		lags = append(lags, max(stores[i].Time.Sub(cm.at), 0))
+	}
+	slices.Sort(lags)
+	t.Logf("steady RPO over %d commits, %d stores: p50 %v, p99 %v, max %v", len(lags), len(stores),
+		lags[len(lags)/2], lags[len(lags)*99/100], lags[len(lags)-1])
+}
