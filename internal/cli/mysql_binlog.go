@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rewind-backup/rewind/internal/lock"
+	"github.com/rewind-backup/rewind/internal/mysql"
 	"github.com/rewind-backup/rewind/internal/mysql/binlog"
 	"github.com/rewind-backup/rewind/internal/ui"
 )
@@ -125,7 +127,14 @@ func runMysqlBinlogReceive(ctx context.Context, g *globals, o *mysqlBinlogReceiv
 	}
 	defer done()
 	host, _ := os.Hostname()
-	opt := binlog.ReceiveOptions{Conn: conn, Source: o.source, ServerID: o.serverID, StartFile: o.startFile,
+	srv := binlog.Server{User: conn.User, Password: conn.Password, Addr: conn.Addr(),
+		Open: func(ctx context.Context) (*sql.DB, error) { return mysql.Open(ctx, conn) }}
+	if conn.UsesSocket() {
+		srv.Socket = conn.Socket
+	} else {
+		srv.Host, srv.Port = conn.Host, conn.Port
+	}
+	opt := binlog.ReceiveOptions{Conn: srv, Source: o.source, ServerID: o.serverID, StartFile: o.startFile,
 		StartGTID: o.startGTID, SemiSync: o.semiSync, FlushInterval: o.flushInterval, MaxBackoff: o.maxBackoff, Host: host, Log: g.log}
 	if o.stats != "" {
 		sf, err := os.OpenFile(o.stats, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)

@@ -17,7 +17,6 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 	driver "github.com/go-sql-driver/mysql"
 
-	"github.com/rewind-backup/rewind/internal/mysql"
 	"github.com/rewind-backup/rewind/internal/repository"
 )
 
@@ -37,10 +36,26 @@ type permanent struct{ err error }
 func (p permanent) Error() string { return p.err.Error() }
 func (p permanent) Unwrap() error { return p.err }
 
+// Server is how the receiver reaches the server: the replication
+// connection's address and login, and Open for the SQL queries it makes
+// first (internal/mysql.Open with the same resolved options; this package
+// does not import internal/mysql, which imports the archiver).
+type Server struct {
+	// Socket, when set, is the unix socket; else Host and Port.
+	Socket   string
+	Host     string
+	Port     int
+	User     string
+	Password string
+	// Addr names the server in messages.
+	Addr string
+	Open func(ctx context.Context) (*sql.DB, error)
+}
+
 // ReceiveOptions configure Receive.
 type ReceiveOptions struct {
-	// Conn is the resolved connection to the server.
-	Conn mysql.ConnOptions
+	// Conn is how to reach the server.
+	Conn Server
 	// Source is the name the binlog is stored under (DefaultSource).
 	Source string
 	// ServerID is the receiver's own server_id as a replica (not 0, and
@@ -198,11 +213,10 @@ type receiver struct {
 
 // serverInfo reads what the receiver needs of the server over SQL.
 func (s *receiver) serverInfo(ctx context.Context) (logs []string, err error) {
-	db, err := mysql.Open(ctx, s.opt.Conn)
+	db, err := s.opt.Conn.Open(ctx)
 	if err != nil {
-		var ce mysql.ConnectError
 		var me *driver.MySQLError
-		if errors.As(err, &ce) && errors.As(err, &me) && (me.Number == 1045 || me.Number == 1698) {
+		if errors.As(err, &me) && (me.Number == 1045 || me.Number == 1698) {
 			return nil, permanent{err}
 		}
 		return nil, err
@@ -214,7 +228,7 @@ func (s *receiver) serverInfo(ctx context.Context) (logs []string, err error) {
 		return nil, fmt.Errorf("mysql: read @@log_bin: %w", err)
 	}
 	if logBin == 0 {
-		return nil, permanent{fmt.Errorf("%w on the server at %s: there is nothing to receive. Turn it on with log_bin (for example log-bin=mysql-bin in the [mariadbd] section) and server_id, then restart the server", ErrNoBinlog, s.opt.Conn.Addr())}
+		return nil, permanent{fmt.Errorf("%w on the server at %s: there is nothing to receive. Turn it on with log_bin (for example log-bin=mysql-bin in the [mariadbd] section) and server_id, then restart the server", ErrNoBinlog, s.opt.Conn.Addr)}
 	}
 	if serverID == s.opt.ServerID {
 		return nil, permanent{fmt.Errorf("the server's own server_id is %d, the receiver's --server-id: give the receiver another one", serverID)}
@@ -356,7 +370,7 @@ func (s *receiver) session(ctx context.Context) (connected bool, err error) {
 		Logger:                  slog.New(slog.DiscardHandler),
 		SynchronousEventHandler: handler{s},
 	}
-	if s.opt.Conn.UsesSocket() {
+	if s.opt.Conn.Socket != "" {
 		cfg.Host = s.opt.Conn.Socket
 	} else {
 		cfg.Host, cfg.Port = s.opt.Conn.Host, uint16(s.opt.Conn.Port)

@@ -3,6 +3,7 @@ package binlog
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/backend/local"
 	"github.com/rewind-backup/rewind/internal/crypto"
-	"github.com/rewind-backup/rewind/internal/mysql"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/testutil"
 )
@@ -52,13 +52,21 @@ func testRepo(t testing.TB) func() *repository.Repository {
 
 // conn is how the tests' receiver reaches m: the rewind user over the
 // socket.
-func conn(t *testing.T, m *testutil.MariaDB) mysql.ConnOptions {
+func conn(t *testing.T, m *testutil.MariaDB) Server {
 	t.Helper()
-	o, err := mysql.ConnOptions{Socket: m.Socket, User: "rewind", PasswordFile: m.PasswordFile(t), DefaultsFile: "/dev/null"}.Resolve()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
+	dsn := "rewind:" + testutil.MariaDBPassword + "@unix(" + m.Socket + ")/"
+	return Server{Socket: m.Socket, User: "rewind", Password: testutil.MariaDBPassword, Addr: m.Socket,
+		Open: func(ctx context.Context) (*sql.DB, error) {
+			db, err := sql.Open("mysql", dsn)
+			if err != nil {
+				return nil, err
+			}
+			if err := db.PingContext(ctx); err != nil {
+				db.Close()
+				return nil, err
+			}
+			return db, nil
+		}}
 }
 
 // running is a Receive in a goroutine.
