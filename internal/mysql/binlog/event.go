@@ -84,7 +84,7 @@ func ParseGTID(s string) (GTID, error) {
 	var g GTID
 	var rest string
 	n, err := fmt.Sscanf(s, "%d-%d-%d%s", &g.Domain, &g.ServerID, &g.Seq, &rest)
-	if n != 3 || (err != nil && err.Error() != "unexpected EOF") {
+	if n != 3 || (err != nil && err.Error() != "EOF" && err.Error() != "unexpected EOF") {
 		return GTID{}, fmt.Errorf("GTID %q: want domain-server-sequence, as 0-1-42", s)
 	}
 	if fmt.Sprintf("%d-%d-%d", g.Domain, g.ServerID, g.Seq) != s {
