@@ -17,7 +17,7 @@ import (
 func fakeCatalog(secondFrom uint64) *binlog.Catalog {
 	ts := func(s int64) time.Time { return time.Unix(s, 0).UTC() }
 	p1 := binlog.Piece{Name: "mysql-bin.000001", Start: 0, End: 1000, FirstTime: ts(80), LastTime: ts(300), Closed: true, Next: "mysql-bin.000002",
-		Txns: []binlog.Txn{{GTID: "0-1-1", End: 200, Time: 90}, {GTID: "0-1-2", End: 300, Time: 100}, {GTID: "0-1-3", End: 600, Time: 200}, {GTID: "0-1-4", End: 900, Time: 300}},
+		Txns:   []binlog.Txn{{GTID: "0-1-1", End: 200, Time: 90}, {GTID: "0-1-2", End: 300, Time: 100}, {GTID: "0-1-3", End: 600, Time: 200}, {GTID: "0-1-4", End: 900, Time: 300}},
 		Stored: ts(1000)}
 	p2 := binlog.Piece{Name: "mysql-bin.000002", Start: secondFrom, End: 500, FirstTime: ts(390), LastTime: ts(400),
 		Txns: []binlog.Txn{{GTID: "0-1-5", End: 400, Time: 400}}, Stored: ts(1000)}
