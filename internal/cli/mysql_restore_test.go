@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -280,10 +281,10 @@ func newMyHistory(t *testing.T) *myHistory {
 }
 
 // restoreJSON runs mysql restore --json and decodes its summary.
-func restoreJSON(t *testing.T, e *env, args ...string) MysqlRestoreJSON {
+func restoreJSON(t *testing.T, e *env, args ...string) jsonMysqlRestore {
 	t.Helper()
 	res := e.mustRun(append([]string{"mysql", "restore", "--json"}, args...)...)
-	var out MysqlRestoreJSON
+	var out jsonMysqlRestore
 	decodeStrict(t, lastJSONLine(t, res.stdout), &out)
 	return out
 }
@@ -353,9 +354,11 @@ func TestMysqlRestorePrecision(t *testing.T) {
 	// of the moment.
 	T := moments[len(moments)/2]
 	dump := filepath.Join(t.TempDir(), "t.sql")
-	res := h.e.mustRun("mysql", "restore", "--at", T.UTC().Format(time.RFC3339), "--table", "d.t", "--dump", dump)
-	if !strings.Contains(string(res.stdout), "dumped to") {
-		t.Errorf("--table output: %s", res.stdout)
+	res := h.e.mustRun("mysql", "restore", "--at", T.UTC().Format(time.RFC3339), "--table", "d.t", "--dump", dump, "--json")
+	var td jsonMysqlTableDump
+	decodeStrict(t, lastJSONLine(t, res.stdout), &td)
+	if td.Table != "d.t" || td.File != dump || td.Bytes == 0 || td.Stop == nil {
+		t.Errorf("--table --json: %+v", td)
 	}
 	fresh := testutil.StartMariaDB(t, testutil.MariaDBOptions{ServerID: 5})
 	fresh.Exec(t, "CREATE DATABASE e")
@@ -384,7 +387,7 @@ func TestMysqlRestorePrecision(t *testing.T) {
 
 	// verify passes on the good repository, and is recorded.
 	res = h.e.mustRun("mysql", "verify", "--json")
-	var v MysqlVerifyJSON
+	var v jsonMysqlVerify
 	decodeStrict(t, lastJSONLine(t, res.stdout), &v)
 	if v.Result != "success" || v.CheckOK == nil || !*v.CheckOK || v.Tables == 0 || v.EventID == "" {
 		t.Errorf("verify: %+v", v)
@@ -486,7 +489,7 @@ func TestMysqlRestoreGap(t *testing.T) {
 		t.Errorf("the refused restore made %s", target)
 	}
 	res = e.run("mysql", "verify", "--json")
-	var v MysqlVerifyJSON
+	var v jsonMysqlVerify
 	decodeStrict(t, lastJSONLine(t, res.stdout), &v)
 	if res.code != 1 || v.Result != "failed" || !strings.Contains(v.Error, "gap") || v.EventID == "" {
 		t.Errorf("verify across the gap: exit %d, %+v\n%s", res.code, v, res.stderr)
@@ -502,4 +505,72 @@ func lastJSONLine(t *testing.T, out []byte) []byte {
 	t.Helper()
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	return []byte(lines[len(lines)-1])
+}
+
+// jsonMysqlStop is the strict form of the stop object.
+type jsonMysqlStop struct {
+	Source string    `json:"source"`
+	File   string    `json:"file"`
+	Pos    uint64    `json:"pos"`
+	GTID   string    `json:"gtid"`
+	Time   time.Time `json:"time"`
+}
+
+// jsonMysqlRestore is the strict form of mysql restore --json.
+type jsonMysqlRestore struct {
+	MessageType        string         `json:"message_type"`
+	SnapshotID         string         `json:"snapshot_id"`
+	Target             string         `json:"target"`
+	BackupGTID         string         `json:"backup_gtid"`
+	BackupFile         string         `json:"backup_binlog_file"`
+	BackupPos          uint64         `json:"backup_binlog_pos"`
+	BackupTime         time.Time      `json:"backup_time"`
+	Stop               *jsonMysqlStop `json:"stop"`
+	ReplayMethod       string         `json:"replay_method"`
+	BinlogFiles        int            `json:"binlog_files"`
+	Files              int64          `json:"files"`
+	Bytes              int64          `json:"bytes"`
+	RestoreSeconds     float64        `json:"restore_seconds"`
+	PrepareSeconds     float64        `json:"prepare_seconds"`
+	MaterializeSeconds float64        `json:"materialize_seconds"`
+	ReplaySeconds      float64        `json:"replay_seconds"`
+	ShutdownSeconds    float64        `json:"shutdown_seconds"`
+	TotalSeconds       float64        `json:"total_seconds"`
+	Pid                int            `json:"pid"`
+	Socket             string         `json:"socket"`
+}
+
+// jsonMysqlTableDump is the strict form of mysql restore --table --json.
+type jsonMysqlTableDump struct {
+	MessageType string         `json:"message_type"`
+	SnapshotID  string         `json:"snapshot_id"`
+	Table       string         `json:"table"`
+	File        string         `json:"file"`
+	Bytes       int64          `json:"bytes"`
+	Stop        *jsonMysqlStop `json:"stop"`
+}
+
+// jsonMysqlVerify is the strict form of mysql verify --json.
+type jsonMysqlVerify struct {
+	Result         string         `json:"result"`
+	Error          string         `json:"error"`
+	SnapshotID     string         `json:"snapshot_id"`
+	Target         string         `json:"target"`
+	Stop           *jsonMysqlStop `json:"stop"`
+	RestoreSeconds float64        `json:"restore_seconds"`
+	ReplaySeconds  float64        `json:"replay_seconds"`
+	CheckSeconds   float64        `json:"check_seconds"`
+	RTOSeconds     float64        `json:"rto_seconds"`
+	Files          int64          `json:"files"`
+	Bytes          int64          `json:"bytes"`
+	Tables         int            `json:"tables"`
+	CheckOK        *bool          `json:"check_ok"`
+	CheckFailed    []string       `json:"check_failed"`
+	EventID        string         `json:"event_id"`
+}
+
+func init() {
+	schemaTypes["mysql.restore"] = reflect.TypeFor[jsonMysqlRestore]()
+	schemaTypes["mysql.restore.table"] = reflect.TypeFor[jsonMysqlTableDump]()
+	schemaTypes["mysql.verify"] = reflect.TypeFor[jsonMysqlVerify]()
 }
