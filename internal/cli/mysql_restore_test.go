@@ -397,6 +397,30 @@ func TestMysqlRestorePrecision(t *testing.T) {
 		t.Errorf("the drill is not in the event log: %s", ev.stdout)
 	}
 
+	// The timeline lists the server beside the files: one continuous
+	// range from the first backup, the binlog after it, no gap; the
+	// backups are not file sources.
+	srcs := timelineJSON(t, h.e)
+	var my *jsonTimelineSource
+	for i := range srcs {
+		switch srcs[i].Kind {
+		case "mysql":
+			my = &srcs[i]
+		case "files":
+			t.Errorf("a MariaDB backup is listed as files: %+v", srcs[i])
+		}
+	}
+	if my == nil || my.ServerID != 1 || len(my.Ranges) != 1 || !my.Ranges[0].Continuous || my.Ranges[0].Snapshots != 2 ||
+		my.Ranges[0].BinlogStoredUpTo == nil || len(my.Gaps) != 0 || my.Ranges[0].To.Before(h.rows[len(h.rows)-1].srv.Truncate(time.Second)) {
+		t.Errorf("timeline: %+v", my)
+	}
+	srcs = timelineJSON(t, h.e, "--at", moments[0].UTC().Format(time.RFC3339))
+	for _, s := range srcs {
+		if s.Kind == "mysql" && (s.At == nil || !s.At.Restorable || s.At.SnapshotID != h.backups[0] || s.At.ReplayBinlogTo == nil) {
+			t.Errorf("timeline --at %s: %+v", moments[0], s.At)
+		}
+	}
+
 	myBadInput(t, h)
 }
 
@@ -496,6 +520,12 @@ func TestMysqlRestoreGap(t *testing.T) {
 	}
 	if !strings.Contains(string(res.stderr), "restore drill failed") {
 		t.Errorf("verify: %s", res.stderr)
+	}
+	// The timeline names the gap; the server is restorable up to it.
+	for _, s := range timelineJSON(t, e) {
+		if s.Kind == "mysql" && (len(s.Gaps) != 1 || len(s.Ranges) != 1 || !strings.Contains(s.Gaps[0].Description, "mysql-bin.000003")) {
+			t.Errorf("timeline across the gap: %+v", s)
+		}
 	}
 }
 
