@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -474,7 +476,7 @@ func TestMysqlRestoreGap(t *testing.T) {
 	m.Exec(t, "CREATE DATABASE d; CREATE TABLE d.t (id BIGINT AUTO_INCREMENT PRIMARY KEY, ts DATETIME(6) NOT NULL, srv DATETIME(6) NOT NULL)")
 	m.Exec(t, "INSERT INTO d.t (ts, srv) VALUES (NOW(6), NOW(6))")
 	rc := startMyReceiver(t, e, m)
-	myBackup(t, e, m)
+	backupID := myBackup(t, e, m)
 	for i := 0; i < 5; i++ {
 		m.Exec(t, "INSERT INTO d.t (ts, srv) VALUES (NOW(6), NOW(6))")
 	}
@@ -521,6 +523,7 @@ func TestMysqlRestoreGap(t *testing.T) {
 	if !strings.Contains(string(res.stderr), "restore drill failed") {
 		t.Errorf("verify: %s", res.stderr)
 	}
+	myInterrupt(t, e, backupID)
 	// The timeline names the gap; the server is restorable up to it.
 	for _, s := range timelineJSON(t, e) {
 		if s.Kind == "mysql" && (len(s.Gaps) != 1 || len(s.Ranges) != 1 || !strings.Contains(s.Gaps[0].Description, "mysql-bin.000003")) {
@@ -603,4 +606,51 @@ func init() {
 	schemaTypes["mysql.restore"] = reflect.TypeFor[jsonMysqlRestore]()
 	schemaTypes["mysql.restore.table"] = reflect.TypeFor[jsonMysqlTableDump]()
 	schemaTypes["mysql.verify"] = reflect.TypeFor[jsonMysqlVerify]()
+}
+
+// myInterrupt: a Ctrl-C while the scratch server of --table runs stops it
+// and removes the scratch folder.
+func myInterrupt(t *testing.T, e *env, backupID string) {
+	t.Helper()
+	scratch, err := os.MkdirTemp("", "rw-scratch-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(scratch)
+	os.Chmod(scratch, 0o755)
+	c := e.cmd("mysql", "restore", backupID, "--table", "d.t", "--dump", filepath.Join(t.TempDir(), "t.sql"), "--scratch", scratch)
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pidFile string
+	for deadline := time.Now().Add(2 * time.Minute); pidFile == ""; time.Sleep(10 * time.Millisecond) {
+		m, _ := filepath.Glob(filepath.Join(scratch, "rewind-mysql-*", "mariadbd.pid"))
+		if len(m) > 0 {
+			pidFile = m[0]
+		}
+		if time.Now().After(deadline) {
+			c.Process.Kill()
+			t.Fatal("the scratch server did not start")
+		}
+	}
+	var pidText []byte
+	for i := 0; i < 100 && len(pidText) == 0; i++ {
+		pidText, _ = os.ReadFile(pidFile)
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := c.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Wait(); err == nil {
+		t.Logf("the dump finished before the interrupt arrived")
+	}
+	if ents, _ := os.ReadDir(scratch); len(ents) != 0 {
+		t.Errorf("the scratch folder after an interrupt holds %v (stderr: %s)", ents, stderr.String())
+	}
+	if pid, err := strconv.Atoi(strings.TrimSpace(string(pidText))); err == nil && syscall.Kill(pid, 0) == nil {
+		t.Errorf("the scratch server (pid %d) still runs after the interrupt; rewind said: %s", pid, stderr.String())
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 }
