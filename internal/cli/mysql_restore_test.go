@@ -524,6 +524,7 @@ func TestMysqlRestoreGap(t *testing.T) {
 		t.Errorf("verify: %s", res.stderr)
 	}
 	myInterrupt(t, e, backupID)
+	myStart(t, e, backupID)
 	// The timeline names the gap; the server is restorable up to it.
 	for _, s := range timelineJSON(t, e) {
 		if s.Kind == "mysql" && (len(s.Gaps) != 1 || len(s.Ranges) != 1 || !strings.Contains(s.Gaps[0].Description, "mysql-bin.000003")) {
@@ -652,5 +653,39 @@ func myInterrupt(t *testing.T, e *env, backupID string) {
 	if pid, err := strconv.Atoi(strings.TrimSpace(string(pidText))); err == nil && syscall.Kill(pid, 0) == nil {
 		t.Errorf("the scratch server (pid %d) still runs after the interrupt; rewind said: %s", pid, stderr.String())
 		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// myStart: restore --start leaves mariadbd running on the restored
+// directory, reachable on the socket it names with the original's
+// accounts, and stoppable with SIGTERM.
+func myStart(t *testing.T, e *env, backupID string) {
+	t.Helper()
+	target := myTarget(t)
+	out := restoreJSON(t, e, backupID, "--target", target, "--start")
+	if out.Pid == 0 || out.Socket == "" || out.Stop != nil {
+		t.Fatalf("restore --start: %+v", out)
+	}
+	defer func() {
+		syscall.Kill(out.Pid, syscall.SIGTERM)
+		for i := 0; i < 600 && syscall.Kill(out.Pid, 0) == nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if syscall.Kill(out.Pid, 0) == nil {
+			t.Errorf("the started server (pid %d) did not stop on SIGTERM", out.Pid)
+			syscall.Kill(out.Pid, syscall.SIGKILL)
+		}
+	}()
+	db, err := sql.Open("mysql", "root@unix("+out.Socket+")/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM d.t").Scan(&n); err != nil {
+		t.Fatalf("query the started server: %v", err)
+	}
+	if n != 1 {
+		t.Errorf("the backup restored to its own point holds %d rows, want 1", n)
 	}
 }
