@@ -514,6 +514,10 @@ var schemaTypes = map[string]reflect.Type{
 	"inventory.diff":     reflect.TypeFor[jsonInventoryDiff](),
 
 	"pg.receive": reflect.TypeFor[PgReceiveJSON](),
+
+	"mysql.binlog.receive": reflect.TypeFor[MysqlBinlogReceiveJSON](),
+	"mysql.binlog.list":    reflect.TypeFor[MysqlBinlogListJSON](),
+	"mysql.check":          reflect.TypeFor[MysqlCheckJSON](),
 }
 
 // fieldSpec is one row of a documented field table.

@@ -369,3 +369,159 @@ func TestMysqlBinlogReceiveRestarts(t *testing.T) {
 	t.Logf("RPO over %d commits (%d not matched): p50 %v, p99 %v, max %v; reconnects %d, files %d",
 		len(lags), missing, pct(lags, 50), pct(lags, 99), pct(lags, 100), sum.Reconnects, len(paths))
 }
+
+// TestMysqlBinlogBadInput: a server without a binary log, a password the
+// server refuses, and damaged binlog in the repository each get a clear
+// message and exit status 1.
+func TestMysqlBinlogBadInput(t *testing.T) {
+	me := newMysqlEnv(t, testutil.MariaDBOptions{NoBinlog: true})
+	r := me.run(append([]string{"mysql", "binlog", "receive"}, me.conn()...)...)
+	if r.code != ExitFatal || !strings.Contains(string(r.stderr), "binary log is off") {
+		t.Errorf("server without binlog: %s", r)
+	}
+	bad := me.path("wrong-pw")
+	if err := os.WriteFile(bad, []byte("not-the-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = me.run("mysql", "binlog", "receive", "--socket", me.m.Socket, "--user", "rewind", "--password-file", bad)
+	if r.code != ExitFatal || !strings.Contains(string(r.stderr), "refused user") {
+		t.Errorf("wrong password: %s", r)
+	}
+	if names, _ := os.ReadDir(filepath.Join(me.repo, "binlog")); len(names) != 0 {
+		t.Errorf("%d binlog index files stored after failed receives", len(names))
+	}
+}
+
+// TestMysqlCheckDamage: a binlog index file removed leaves a gap, and a
+// pack holding binlog bytes damaged makes a piece unreadable; mysql check
+// reports each and exits 1.
+func TestMysqlCheckDamage(t *testing.T) {
+	me := newMysqlEnv(t, testutil.MariaDBOptions{})
+	rc := me.startReceive(t)
+	w := startWriter(t, me.m, time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
+	w.finish()
+	me.waitBinlog(t, rc)
+	rc.stop(t)
+	me.mustRun("mysql", "check")
+
+	// Damage one pack: the pieces in it no longer read back.
+	var packs []string
+	_ = filepath.WalkDir(filepath.Join(me.repo, "data"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			packs = append(packs, p)
+		}
+		return nil
+	})
+	if len(packs) == 0 {
+		t.Fatal("no pack stored")
+	}
+	slices.Sort(packs)
+	p := packs[len(packs)/2]
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(data)/2; i += 7 {
+		data[i] ^= 0x5a
+	}
+	_ = os.Chmod(p, 0o600)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := me.run("--json", "mysql", "check", "--read-data")
+	var chk MysqlCheckJSON
+	if err := json.Unmarshal(r.stdout, &chk); err != nil || r.code != ExitFatal || chk.OK || len(chk.Sources) != 1 || len(chk.Sources[0].Corrupt) == 0 {
+		t.Fatalf("damaged pack: %v\n%s", err, r)
+	}
+
+	// Remove the binlog index file of a piece in the middle: a gap.
+	idx, _ := os.ReadDir(filepath.Join(me.repo, "binlog"))
+	if len(idx) < 3 {
+		t.Fatalf("%d binlog index files; want at least 3", len(idx))
+	}
+	cat := me.loadBinlog(t)
+	s := cat.Source(binlog.DefaultSource)
+	all := s.AllPieces()
+	mid := all[len(all)/2]
+	if err := os.Remove(filepath.Join(me.repo, "binlog", mid.File.String())); err != nil {
+		t.Fatal(err)
+	}
+	r = me.run("mysql", "check")
+	if r.code != ExitFatal || !strings.Contains(string(r.stdout), "MISSING") || !strings.Contains(string(r.stderr), "problem") {
+		t.Fatalf("removed index file: %s", r)
+	}
+}
+
+// TestMysqlBinlogRetention: with the receiver storing the binary log and
+// two logical backups in different binlog files, forget --keep-last 1
+// --prune removes the binlog files before the kept backup's and nothing
+// from there on; mysql check is clean before and after, and the binary log
+// from the kept backup's consistent point still materializes.
+func TestMysqlBinlogRetention(t *testing.T) {
+	me := newMysqlEnv(t, testutil.MariaDBOptions{})
+	me.m.Exec(t, "CREATE DATABASE app")
+	me.m.Exec(t, "CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, v INT)")
+	rc := me.startReceive(t)
+	insert := func(n int) {
+		for i := range n {
+			me.m.Exec(t, "INSERT INTO app.t (v) VALUES (?)", i)
+		}
+	}
+	backup := func() {
+		t.Helper()
+		me.mustRun(append([]string{"mysql", "backup", "--logical"}, me.conn()...)...)
+	}
+	insert(5)
+	me.m.Exec(t, "FLUSH BINARY LOGS")
+	insert(5)
+	backup()
+	me.m.Exec(t, "FLUSH BINARY LOGS")
+	insert(5)
+	me.m.Exec(t, "FLUSH BINARY LOGS")
+	insert(5)
+	backup()
+	insert(5)
+	me.waitBinlog(t, rc)
+	rc.stop(t)
+	sns := mysqlSnapshots(t, me.env)
+	if len(sns) != 2 || sns[1].MySQL == nil || sns[0].MySQL.BinlogFile == sns[1].MySQL.BinlogFile {
+		t.Fatalf("snapshots: %+v", sns)
+	}
+	keep := sns[1].MySQL.BinlogFile
+	before := me.loadBinlog(t).Source(binlog.DefaultSource).Names()
+	r := me.mustRun("--json", "mysql", "check")
+	var chk MysqlCheckJSON
+	if err := json.Unmarshal(r.stdout, &chk); err != nil || !chk.OK || len(chk.Sources[0].Backups) != 2 || chk.Sources[0].Horizon != sns[0].MySQL.BinlogFile {
+		t.Fatalf("mysql check before forget: %v %+v", err, chk)
+	}
+
+	me.mustRun("forget", "--keep-last", "1", "--prune")
+	cat := me.loadBinlog(t)
+	after := cat.Source(binlog.DefaultSource).Names()
+	var want []string
+	for _, n := range before {
+		if n >= keep {
+			want = append(want, n)
+		}
+	}
+	if !slices.Equal(after, want) || len(want) == len(before) {
+		t.Fatalf("after forget and prune: %v; stored before %v, the kept backup is in %s", after, before, keep)
+	}
+	r = me.mustRun("--json", "mysql", "check", "--read-data")
+	chk = MysqlCheckJSON{}
+	if err := json.Unmarshal(r.stdout, &chk); err != nil || !chk.OK || chk.Sources[0].KeepFrom != keep || len(chk.Sources[0].Backups) != 1 {
+		t.Fatalf("mysql check after prune: %v %+v", err, chk)
+	}
+	s := cat.Source(binlog.DefaultSource)
+	stop, err := s.StopFor(binlog.Target{Latest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := openRepoDir(t, me.repo, true)
+	defer rp.Close()
+	paths, err := binlog.Materialize(context.Background(), rp, cat, binlog.Position{File: keep, Pos: sns[1].MySQL.BinlogPos}, stop, t.TempDir())
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("materialize from the kept backup: %v %v", paths, err)
+	}
+}

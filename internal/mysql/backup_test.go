@@ -191,6 +191,7 @@ func TestPhysicalBackupRestore(t *testing.T) {
 		t.Fatalf("tags %v", sn.Tags)
 	}
 	consistent := seqNo(t, info.GTID)
+	checkBinlogPoint(t, m, info.BinlogFile, info.BinlogPos, info.GTID)
 
 	// A restore target must be empty.
 	busy := t.TempDir()
@@ -260,6 +261,31 @@ func TestPhysicalBackupRestore(t *testing.T) {
 				t.Errorf("%s belongs to %d, want %d", name, uid, m.UID)
 			}
 		}
+	}
+}
+
+// checkBinlogPoint checks, in the source server's binary log, that an
+// event ends exactly at pos of file and that the last GTID before it is
+// gtid: the recorded position and GTID name the same point, where binlog
+// replay of a restore starts.
+func checkBinlogPoint(t *testing.T, m *testutil.MariaDB, file string, pos uint64, gtid string) {
+	t.Helper()
+	rows := m.Query(t, "SHOW BINLOG EVENTS IN '"+file+"'")
+	last, ends := "", false
+	for _, r := range rows {
+		// Log_name, Pos, Event_type, Server_id, End_log_pos, Info
+		end, _ := strconv.ParseUint(r[4], 10, 64)
+		if end > pos {
+			break
+		}
+		if r[2] == "Gtid" {
+			f := strings.Fields(r[5])
+			last = f[len(f)-1]
+		}
+		ends = end == pos
+	}
+	if !ends || last != gtid {
+		t.Fatalf("binlog %s: an event ends at %d: %v; the last GTID before it %q, recorded %q", file, pos, ends, last, gtid)
 	}
 }
 

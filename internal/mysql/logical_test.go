@@ -37,6 +37,7 @@ func TestLogicalBackupLoads(t *testing.T) {
 		info.DumpPath != DumpPath || !strings.HasPrefix(info.Tool, "mariadb-dump ") || len(sn.Paths) != 1 || sn.Paths[0] != DumpPath {
 		t.Fatalf("snapshot paths %v, record %+v", sn.Paths, info)
 	}
+	checkBinlogPoint(t, m, info.BinlogFile, info.BinlogPos, info.GTID)
 	if _, err := RestoreBase(context.Background(), r, sn, t.TempDir(), RestoreBaseOptions{}); err == nil || !strings.Contains(err.Error(), "loading the dump") {
 		t.Fatalf("RestoreBase of a dump: %v", err)
 	}

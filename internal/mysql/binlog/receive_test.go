@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -272,4 +273,85 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// status reads one of the server's status variables.
+func status(t *testing.T, m *testutil.MariaDB, name string) string {
+	t.Helper()
+	rows := m.Query(t, "SHOW GLOBAL STATUS LIKE '"+name+"'")
+	if len(rows) == 0 {
+		t.Fatalf("no status variable %s", name)
+	}
+	return rows[0][1]
+}
+
+// TestReceiveSemiSync: with the server's semi-sync on and --semi-sync,
+// a commit returns only once its transaction is in the repository, and
+// the server never falls back to asynchronous replication.
+func TestReceiveSemiSync(t *testing.T) {
+	m := testutil.StartMariaDB(t, testutil.MariaDBOptions{})
+	open := testRepo(t)
+	m.Exec(t, "CREATE DATABASE app")
+	m.Exec(t, "CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, v INT)")
+	// On once the server is set up: without a replica, a semi-sync
+	// commit waits the whole timeout.
+	m.Exec(t, "SET GLOBAL rpl_semi_sync_master_timeout = 30000")
+	m.Exec(t, "SET GLOBAL rpl_semi_sync_master_enabled = 1")
+	rr := startReceive(t, open(), ReceiveOptions{Conn: conn(t, m), SemiSync: true})
+	deadline := time.Now().Add(30 * time.Second)
+	for status(t, m, "Rpl_semi_sync_master_clients") != "1" || status(t, m, "Rpl_semi_sync_master_status") != "ON" {
+		if time.Now().After(deadline) {
+			t.Fatal("the receiver did not become a semi-sync replica")
+		}
+		select {
+		case err := <-rr.done:
+			t.Fatalf("Receive ended: %v", err)
+		default:
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	db := m.DB(t)
+	ctx := context.Background()
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var lat []time.Duration
+	for i := range 25 {
+		start := time.Now()
+		if _, err := c.ExecContext(ctx, "INSERT INTO app.t (v) VALUES (?)", i); err != nil {
+			t.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+		var gtid string
+		if err := c.QueryRowContext(ctx, "SELECT @@last_gtid").Scan(&gtid); err != nil {
+			t.Fatal(err)
+		}
+		// Right after the commit returned: the transaction is stored.
+		r := open()
+		cat, err := Load(ctx, r)
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cat.StopFor(Target{GTID: gtid}); err != nil {
+			select {
+			case rerr := <-rr.done:
+				t.Fatalf("commit %d (%s) returned, but: %v; Receive ended: %v", i, gtid, err, rerr)
+			default:
+			}
+			t.Fatalf("commit %d (%s) returned, but: %v", i, gtid, err)
+		}
+	}
+	if n := status(t, m, "Rpl_semi_sync_master_no_tx"); n != "0" {
+		t.Errorf("the server committed %s transactions without an acknowledgement", n)
+	}
+	yes := status(t, m, "Rpl_semi_sync_master_yes_tx")
+	sum := rr.stop(t)
+	if !sum.SemiSync {
+		t.Error("the summary says the receiver was not semi-sync")
+	}
+	slices.Sort(lat)
+	t.Logf("semi-sync commit latency (commit to stored and acknowledged) over %d commits: p50 %v, max %v; acknowledged %s", len(lat), lat[len(lat)/2], lat[len(lat)-1], yes)
 }

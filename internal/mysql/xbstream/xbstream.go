@@ -131,13 +131,6 @@ func (x *Reader) next() (*Chunk, error) {
 	if c.Type == TypeEOF {
 		return c, nil
 	}
-	if !known {
-		// An ignorable chunk of a type we do not know: its layout is
-		// unknown too, so only a payload-shaped one can be skipped. The
-		// format's only extension (Percona's sparse chunks) is not
-		// marked ignorable, so this is the conservative reading.
-		return nil, x.damaged(start, fmt.Sprintf("ignorable chunk of unknown type 0x%02x cannot be skipped", c.Type))
-	}
 	hd := x.hdr[:20]
 	if err := x.full(hd); err != nil {
 		return nil, x.damaged(start, "the stream ends inside a payload header")
@@ -165,6 +158,12 @@ func (x *Reader) next() (*Chunk, error) {
 	c.Data = x.buf
 	if got := crc32.ChecksumIEEE(c.Data); got != sum {
 		return nil, x.damaged(start, fmt.Sprintf("checksum mismatch for %s at file offset %d: the chunk says %08x, the payload has %08x", c.Path, c.Offset, sum, got))
+	}
+	if !known {
+		// An ignorable chunk of a type this reader does not know is laid
+		// out as a payload chunk (as mariabackup's own reader takes it)
+		// and skipped.
+		return nil, nil
 	}
 	return c, nil
 }

@@ -185,6 +185,19 @@ func TestBadPaths(t *testing.T) {
 	}
 }
 
+func TestIgnorableChunkSkipped(t *testing.T) {
+	var b bytes.Buffer
+	w := NewWriter(&b)
+	w.Payload("x", 0, []byte("future"))
+	s := b.Bytes()
+	s[8], s[9] = FlagIgnorable, 'Z'
+	w.WriteFile("a", []byte("data"))
+	got, err := readAll(t, b.Bytes())
+	if err != nil || len(got) != 1 || got[0].path != "a" || string(got[0].data) != "data" {
+		t.Fatalf("got %v, %v", got, err)
+	}
+}
+
 func TestUnknownType(t *testing.T) {
 	var b bytes.Buffer
 	w := NewWriter(&b)
