@@ -166,7 +166,7 @@ func (src *replaySource) replayInto(t *testing.T, method ReplayMethod, stop Binl
 	}
 	copyTree(t, src.prepared, data, m.UID, m.GID)
 	files := src.binlogFiles(t, src.from, stop)
-	opt := ScratchOptions{Avoid: []uint32{7}, Replay: true, ServerID: src.scratchID}
+	opt := ScratchOptions{Avoid: []uint32{7}, Replay: true, ServerID: src.scratchID, Settings: replaySettings()}
 	if method == ReplayReplica {
 		if opt.RelayLog, err = RelayLogs(files, m.UID, m.GID); err != nil {
 			t.Fatal(err)
@@ -421,3 +421,20 @@ func FuzzParseBackupCnf(f *testing.F) {
 }
 
 func syscallKill0(pid int) error { return syscall.Kill(pid, 0) }
+
+// replaySettings are more scratch server settings for a measurement,
+// from REWIND_REPLAY_SETTINGS ("name=value,name=value"), as
+// slave_parallel_threads=4.
+func replaySettings() map[string]string {
+	v := os.Getenv("REWIND_REPLAY_SETTINGS")
+	if v == "" {
+		return nil
+	}
+	out := map[string]string{}
+	for _, kv := range strings.Split(v, ",") {
+		if k, val, ok := strings.Cut(kv, "="); ok {
+			out[k] = val
+		}
+	}
+	return out
+}
