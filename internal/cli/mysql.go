@@ -11,6 +11,8 @@ import (
 // Each file that adds one puts its constructor here.
 var mysqlSubcommands = []func(*globals) *cobra.Command{
 	newMysqlBackupCmd,
+	newMysqlRestoreCmd,
+	newMysqlVerifyCmd,
 }
 
 // newMysqlCmd groups the MariaDB/MySQL commands.

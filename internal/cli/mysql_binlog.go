@@ -127,13 +127,7 @@ func runMysqlBinlogReceive(ctx context.Context, g *globals, o *mysqlBinlogReceiv
 	}
 	defer done()
 	host, _ := os.Hostname()
-	srv := binlog.Server{User: conn.User, Password: conn.Password, Addr: conn.Addr(),
-		Open: func(ctx context.Context) (*sql.DB, error) { return mysql.Open(ctx, conn) }}
-	if conn.UsesSocket() {
-		srv.Socket = conn.Socket
-	} else {
-		srv.Host, srv.Port = conn.Host, conn.Port
-	}
+	srv := binlogServer(conn)
 	opt := binlog.ReceiveOptions{Conn: srv, Source: o.source, ServerID: o.serverID, StartFile: o.startFile,
 		StartGTID: o.startGTID, SemiSync: o.semiSync, FlushInterval: o.flushInterval, MaxBackoff: o.maxBackoff, Host: host, Log: g.log}
 	if o.stats != "" {
@@ -303,4 +297,17 @@ func runMysqlBinlogList(ctx context.Context, g *globals, only string) error {
 		}
 	}
 	return nil
+}
+
+// binlogServer is how the receiver reaches the server of a resolved
+// connection.
+func binlogServer(conn mysql.ConnOptions) binlog.Server {
+	srv := binlog.Server{User: conn.User, Password: conn.Password, Addr: conn.Addr(),
+		Open: func(ctx context.Context) (*sql.DB, error) { return mysql.Open(ctx, conn) }}
+	if conn.UsesSocket() {
+		srv.Socket = conn.Socket
+	} else {
+		srv.Host, srv.Port = conn.Host, conn.Port
+	}
+	return srv
 }
