@@ -180,6 +180,9 @@ func (r *results) markdown(cfg config, tools []tool) report {
 	if r.PG != nil {
 		b.WriteString(r.PG.markdown())
 	}
+	if r.MySQL != nil {
+		b.WriteString(r.MySQL.markdown())
+	}
 	if len(r.Notes) > 0 {
 		b.WriteString("\n## Notes from the run\n\n")
 		for _, n := range r.Notes {
