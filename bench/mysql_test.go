@@ -128,7 +128,7 @@ func TestMyLags(t *testing.T) {
 	lines := []string{
 		`{"time":"2026-12-07T10:00:00.100Z","gtid":"0-1-5","file":"mysql-bin.000001","pos":1000}`,
 		`{"time":"2026-12-07T10:00:00.600Z","gtid_pos":"0-1-9,1-1-3","file":"mysql-bin.000001","pos":2000}`,
-		`{"time":"2026-12-07T10:00:01.000Z","binlog_file":"mysql-bin.000002","end_pos":400}`,
+		`{"file":"mysql-bin.000002","end":400,"time":"2026-12-07T10:00:01.000Z","bytes":10}`,
 		`{"time":"2026-12-07T10:00:01.5`,
 	}
 	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")), 0o644); err != nil {

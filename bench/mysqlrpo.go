@@ -78,7 +78,7 @@ func parseMyStore(m map[string]any) (myStore, bool) {
 			st.File = s
 		}
 	}
-	for _, k := range []string{"pos", "end_pos", "binlog_pos"} {
+	for _, k := range []string{"end", "pos", "end_pos", "binlog_pos"} {
 		if x, ok := m[k].(float64); ok {
 			st.Pos = uint64(x)
 		}
