@@ -77,12 +77,16 @@ const (
 	// history and backup label files of one cluster stored by
 	// rewind pg wal-push, and the blobs holding their bytes.
 	WALFile
+	// BinlogFile is a MariaDB/MySQL binary log index file: the pieces of
+	// one server's binlog files stored by rewind mysql binlog receive, the
+	// blobs holding their bytes, and where each transaction ends.
+	BinlogFile
 
-	lastFileType = WALFile
+	lastFileType = BinlogFile
 )
 
 // AllTypes lists every FileType, for tools that walk a whole repository.
-var AllTypes = []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile, GCFile, HoldFile, PolicyFile, DamageFile, LabelFile, EventFile, InventoryFile, WALFile}
+var AllTypes = []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile, GCFile, HoldFile, PolicyFile, DamageFile, LabelFile, EventFile, InventoryFile, WALFile, BinlogFile}
 
 // String returns the folder name of the file type ("data" for packs).
 func (t FileType) String() string {
@@ -115,6 +119,8 @@ func (t FileType) String() string {
 		return "inventory"
 	case WALFile:
 		return "wal"
+	case BinlogFile:
+		return "binlog"
 	}
 	return fmt.Sprintf("filetype(%d)", uint8(t))
 }

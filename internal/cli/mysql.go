@@ -9,7 +9,10 @@ import (
 
 // mysqlSubcommands make the subcommands of `rewind mysql` (docs/MYSQL.md).
 // Each file that adds one puts its constructor here.
-var mysqlSubcommands = []func(*globals) *cobra.Command{}
+var mysqlSubcommands = []func(*globals) *cobra.Command{
+	newMysqlRestoreCmd,
+	newMysqlVerifyCmd,
+}
 
 // newMysqlCmd groups the MariaDB/MySQL commands.
 func newMysqlCmd(g *globals) *cobra.Command {

@@ -211,6 +211,7 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		newAgentCmd(g), newEventsCmd(g), newStatusCmd(g),
 		newListCmd(g), newUnlockCmd(g), newGenerateCmd(),
 		newPgCmd(g),
+		newMysqlCmd(g),
 		newChmodCmd(g),
 		newInternalThawCmd(g),
 	)

@@ -55,6 +55,9 @@ type Snapshot struct {
 	// Postgres is set on a PostgreSQL base backup (`rewind pg backup`):
 	// where its WAL starts and stops, and the cluster it is of.
 	Postgres *PGInfo `json:"postgres,omitempty"`
+	// MySQL is set on a MariaDB/MySQL backup (`rewind mysql backup`):
+	// how it was taken and its consistent point (binlog position, GTID).
+	MySQL *MySQLInfo `json:"mysql,omitempty"`
 
 	// ID is the snapshot's file name; it is not stored inside the file.
 	ID id.ID `json:"-"`
