@@ -189,7 +189,26 @@ type jsonSnapshot struct {
 	TaggedFrom     string               `json:"tagged_from"`
 	Inventory      string               `json:"inventory"`
 	Postgres       *jsonPGInfo          `json:"postgres"`
+	MySQL          *jsonMySQLInfo       `json:"mysql"`
 	Summary        *jsonSnapshotSummary `json:"summary"`
+}
+
+// jsonMySQLInfo is a MariaDB/MySQL backup's "mysql" field.
+type jsonMySQLInfo struct {
+	Method        string    `json:"method"`
+	ServerVersion string    `json:"server_version"`
+	ServerID      uint32    `json:"server_id"`
+	ServerUUID    string    `json:"server_uuid"`
+	DataDir       string    `json:"datadir"`
+	GTID          string    `json:"gtid"`
+	BinlogFile    string    `json:"binlog_file"`
+	BinlogPos     uint64    `json:"binlog_pos"`
+	BackupStart   time.Time `json:"backup_start"`
+	BackupEnd     time.Time `json:"backup_end"`
+	Tool          string    `json:"tool"`
+	DumpPath      string    `json:"dump_path"`
+	UID           uint32    `json:"uid"`
+	GID           uint32    `json:"gid"`
 }
 
 // jsonPGInfo is a base backup's "postgres" field.

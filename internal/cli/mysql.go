@@ -12,6 +12,7 @@ import (
 var mysqlSubcommands = []func(*globals) *cobra.Command{
 	newMysqlRestoreCmd,
 	newMysqlVerifyCmd,
+	newMysqlBackupCmd,
 }
 
 // newMysqlCmd groups the MariaDB/MySQL commands.

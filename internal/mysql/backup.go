@@ -27,8 +27,9 @@ import (
 type BackupOptions struct {
 	// Conn is the resolved connection (ConnOptions.Resolve).
 	Conn ConnOptions
-	// MariaBackup is the mariabackup program ("": FindMariaBackup).
-	MariaBackup string
+	// MariaBackup is the mariabackup program ("": FindMariaBackup); Dump
+	// mariadb-dump ("": FindDump).
+	MariaBackup, Dump string
 	// Archiver are the snapshot's options (hostname, tags, parent,
 	// progress, hooks); the tag "mysql" and the MySQL record are added.
 	Archiver archiver.Options
@@ -76,7 +77,11 @@ func PrepareBackup(ctx context.Context, opt BackupOptions, logical bool) (*Prepa
 	if p.Server, err = ReadServer(ctx, db); err != nil {
 		return nil, err
 	}
-	if !logical {
+	if logical {
+		if _, err := FindDump(opt.Dump); err != nil {
+			return nil, err
+		}
+	} else {
 		if _, err := os.Stat(p.Server.DataDir); err != nil {
 			return nil, fmt.Errorf("the server's data directory %s cannot be read here (%v): a physical backup runs on the server's machine, as root or the server's OS user; use --logical for a server elsewhere", p.Server.DataDir, err)
 		}

@@ -62,7 +62,7 @@ func backup(t *testing.T, r *repository.Repository, opt BackupOptions, logical b
 	}
 	opt.Archiver.Hostname = "db1"
 	if logical {
-		return nil, errors.New("logical: not yet")
+		return LogicalBackup(ctx, r, p, opt)
 	}
 	return Backup(ctx, r, p, opt)
 }
@@ -374,10 +374,10 @@ func TestBackupBadInput(t *testing.T) {
 
 func TestParseBinlogInfo(t *testing.T) {
 	for in, want := range map[string]BinlogInfo{
-		"mysql-bin.000001\t796\t0-1-3\n":         {"mysql-bin.000001", 796, "0-1-3"},
-		"mysql-bin.000002\t4\t0-1-3,1-2-9":       {"mysql-bin.000002", 4, "0-1-3,1-2-9"},
-		"mysql-bin.000002\t4\n":                  {"mysql-bin.000002", 4, ""},
-		"":                                       {},
+		"mysql-bin.000001\t796\t0-1-3\n":   {"mysql-bin.000001", 796, "0-1-3"},
+		"mysql-bin.000002\t4\t0-1-3,1-2-9": {"mysql-bin.000002", 4, "0-1-3,1-2-9"},
+		"mysql-bin.000002\t4\n":            {"mysql-bin.000002", 4, ""},
+		"":                                 {},
 	} {
 		got, err := ParseBinlogInfo([]byte(in))
 		if err != nil || got != want {
@@ -393,3 +393,30 @@ func TestParseBinlogInfo(t *testing.T) {
 
 var _ = bytes.Equal
 var _ sql.DB
+
+// TestBackupLeastPrivilege: the grants docs/MYSQL.md gives a backup user
+// are enough for both kinds of backup.
+func TestBackupLeastPrivilege(t *testing.T) {
+	testutil.MariaDBProgram(t, "mariabackup")
+	m := testutil.StartMariaDB(t, testutil.MariaDBOptions{})
+	fillServer(t, m)
+	m.Exec(t, "CREATE USER 'backup'@'localhost' IDENTIFIED BY 'bk-pw'")
+	m.Exec(t, "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SELECT, SHOW VIEW, TRIGGER, EVENT ON *.* TO 'backup'@'localhost'")
+	pw := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pw, []byte("bk-pw\n"), 0o600)
+	o, err := ConnOptions{Socket: m.Socket, User: "backup", PasswordFile: pw, DefaultsFile: "/dev/null"}.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.DefaultsFile = ""
+	r := newTestRepo(t)
+	for _, logical := range []bool{false, true} {
+		res, err := backup(t, r, BackupOptions{Conn: o}, logical)
+		if err != nil {
+			t.Fatalf("logical %v: %v", logical, err)
+		}
+		if res.Snapshot.MySQL.GTID == "" {
+			t.Fatalf("logical %v: no GTID", logical)
+		}
+	}
+}
