@@ -21,6 +21,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/index"
 	"github.com/rewind-backup/rewind/internal/inventory"
 	"github.com/rewind-backup/rewind/internal/pack"
+	"github.com/rewind-backup/rewind/internal/mysql/binlog"
 	"github.com/rewind-backup/rewind/internal/pg/wal"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
@@ -106,6 +107,9 @@ func Check(ctx context.Context, r *repository.Repository, opt Options) (*Result,
 	if err := checkWAL(ctx, r, res); err != nil {
 		return nil, err
 	}
+	if err := checkBinlog(ctx, r, res); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 
@@ -130,6 +134,33 @@ func checkWAL(ctx context.Context, r *repository.Repository, res *Result) error 
 			for _, b := range e.Blobs {
 				if !r.Index().Has(b) {
 					res.add("wal/"+e.File.String(), fmt.Errorf("WAL file %s of cluster %q: data blob %s is not in the index", e.Name, name, b))
+					break
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkBinlog loads every binlog index file (rewind mysql binlog
+// receive) and checks that each stored piece's blobs are in the index and
+// that no stored stretch of a binlog file has two contents.
+func checkBinlog(ctx context.Context, r *repository.Repository, res *Result) error {
+	cat, err := binlog.Load(ctx, r)
+	if err != nil {
+		return err
+	}
+	for _, u := range cat.Unreadable {
+		res.add("binlog/"+u.File.String(), fmt.Errorf("binlog index file cannot be read: %w", u.Err))
+	}
+	for _, c := range cat.Conflicts {
+		res.add("binlog/"+c.File.String(), errors.New(c.What))
+	}
+	for _, s := range cat.Sources() {
+		for _, p := range s.AllPieces() {
+			for _, b := range p.Blobs {
+				if !r.Index().Has(b) {
+					res.add("binlog/"+p.File.String(), fmt.Errorf("binlog %s [%d, %d) of source %q: data blob %s is not in the index", p.Name, p.Start, p.End, s.Name, b))
 					break
 				}
 			}

@@ -23,8 +23,11 @@ type PruneSummaryJSON struct {
 	*prune.Result
 	// WAL is what the WAL retention step did, per cluster (rewind pg
 	// wal-push archives).
-	WAL     []PruneWALJSON  `json:"wal,omitempty"`
-	Backend *backendSummary `json:"backend,omitempty"`
+	WAL []PruneWALJSON `json:"wal,omitempty"`
+	// Binlog is what the binary log retention step did, per source
+	// (rewind mysql binlog receive).
+	Binlog  []PruneBinlogJSON `json:"binlog,omitempty"`
+	Backend *backendSummary   `json:"backend,omitempty"`
 }
 
 // pruneOptions are the flags of `rewind prune`.
@@ -151,6 +154,11 @@ func pruneOpen(ctx context.Context, g *globals, r *repository.Repository, o *pru
 	if err != nil {
 		return fmt.Errorf("prune: WAL retention: %w", err)
 	}
+	// So does the binary log no retained MariaDB/MySQL backup needs.
+	binlogRes, err := binlogRetention(ctx, r, o.dryRun)
+	if err != nil {
+		return fmt.Errorf("prune: binary log retention: %w", err)
+	}
 	var prog *pruneProgress
 	if !g.json && !g.quiet && g.ui.TTY {
 		prog = &pruneProgress{ui: g.ui}
@@ -169,10 +177,11 @@ func pruneOpen(ctx context.Context, g *globals, r *repository.Repository, o *pru
 		return fmt.Errorf("prune: %w", err)
 	}
 	if g.json {
-		g.ui.JSONLine(PruneSummaryJSON{MessageType: "summary", Result: res, WAL: walRes, Backend: g.backendStats()})
+		g.ui.JSONLine(PruneSummaryJSON{MessageType: "summary", Result: res, WAL: walRes, Binlog: binlogRes, Backend: g.backendStats()})
 		return nil
 	}
 	printWALRetention(g, walRes, o.dryRun)
+	printBinlogRetention(g, binlogRes, o.dryRun)
 	printPrune(g.ui, res)
 	return nil
 }

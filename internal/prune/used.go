@@ -9,6 +9,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/backend"
 	"github.com/rewind-backup/rewind/internal/id"
+	"github.com/rewind-backup/rewind/internal/mysql/binlog"
 	"github.com/rewind-backup/rewind/internal/pg/wal"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
@@ -207,12 +208,16 @@ func joinPath(dir, name string) string {
 }
 
 // walBlobs returns every blob that a WAL index file names (rewind pg
-// wal-push). Callers list WAL index files before they read the index, as
+// wal-push) or a binlog index file does (rewind mysql binlog receive). Callers list WAL index files before they read the index, as
 // they list snapshots: a wal-push stores its packs and their index before
 // its WAL index file, so the index read next lists every blob named.
 func walBlobs(ctx context.Context, r *repository.Repository) ([]id.ID, error) {
 	var blobs []id.ID
 	if err := wal.UsedBlobs(ctx, r, func(b id.ID) { blobs = append(blobs, b) }); err != nil {
+		return nil, fmt.Errorf("prune changes nothing: %w", err)
+	}
+	// So is the binary log stored by rewind mysql binlog receive.
+	if err := binlog.UsedBlobs(ctx, r, func(b id.ID) { blobs = append(blobs, b) }); err != nil {
 		return nil, fmt.Errorf("prune changes nothing: %w", err)
 	}
 	return blobs, nil

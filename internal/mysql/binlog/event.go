@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -79,18 +82,25 @@ func (g GTID) String() string { return fmt.Sprintf("%d-%d-%d", g.Domain, g.Serve
 // IsZero tells whether g is unset.
 func (g GTID) IsZero() bool { return g == GTID{} }
 
-// ParseGTID parses "domain-server-seq".
+// ParseGTID parses "domain-server-seq" (decimal numbers).
 func ParseGTID(s string) (GTID, error) {
-	var g GTID
-	var rest string
-	n, err := fmt.Sscanf(s, "%d-%d-%d%s", &g.Domain, &g.ServerID, &g.Seq, &rest)
-	if n != 3 || (err != nil && err.Error() != "EOF" && err.Error() != "unexpected EOF") {
-		return GTID{}, fmt.Errorf("GTID %q: want domain-server-sequence, as 0-1-42", s)
+	bad := fmt.Errorf("GTID %q: want domain-server-sequence in decimal, as 0-1-42", s)
+	parts := strings.Split(s, "-")
+	if len(parts) != 3 {
+		return GTID{}, bad
 	}
-	if fmt.Sprintf("%d-%d-%d", g.Domain, g.ServerID, g.Seq) != s {
-		return GTID{}, fmt.Errorf("GTID %q: want domain-server-sequence in decimal, as 0-1-42", s)
+	var n [3]uint64
+	for i, p := range parts {
+		if p == "" || len(p) > 20 || (len(p) > 1 && p[0] == '0') {
+			return GTID{}, bad
+		}
+		v, err := strconv.ParseUint(p, 10, 64)
+		if err != nil || (i < 2 && v > math.MaxUint32) {
+			return GTID{}, bad
+		}
+		n[i] = v
 	}
-	return g, nil
+	return GTID{Domain: uint32(n[0]), ServerID: uint32(n[1]), Seq: n[2]}, nil
 }
 
 // scanner follows the transactions through a stream of events: which
