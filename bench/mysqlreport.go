@@ -80,7 +80,7 @@ func (rep *myReport) markdown() string {
 		"One server per run, MariaDB's defaults except: binary log on (`ROW`, `gtid_strict_mode`), `sync_binlog=1`, `innodb_flush_log_at_trx_commit=1`, "+
 		"a private socket and port. Both sides back up the same idle server, then the same writes run once, and both restore to the same T from them.\n",
 		size, rep.Tables, rep.Tables, fmtCount(rep.Rows), fmtBytes(float64(rep.TableBytes)), fmtBytes(float64(rep.DBBytes)), rep.LoadTook.Round(time.Second))
-	b.WriteString("- Backup. rewind: `rewind mysql backup` (mariabackup's stream stored directly, repository defaults), while `rewind mysql binlog receive` runs. " +
+	b.WriteString("- Backup. rewind: `rewind mysql backup` (mariabackup's stream stored directly, repository defaults), while `rewind mysql binlog receive` (its defaults: `--flush-interval 1s`) runs. " +
 		"Peer, the way users combine them today: `mariabackup --backup --target-dir DIR`, then `restic backup DIR` (restic's defaults: compression auto), on the same disk; " +
 		"the time is the sum of both. Before each timed step the page cache holds its inputs (data directory, repository).\n")
 	fmt.Fprintf(&b, "- Writes: %s of a sysbench-like write-only load (per transaction: an indexed update, a non-indexed update, a delete and an insert of the same id, "+
@@ -91,8 +91,13 @@ func (rep *myReport) markdown() string {
 		rep.Writes.Round(time.Second), rep.Clients, rep.Rate, rep.BeforeT.Round(time.Second))
 	b.WriteString("- Restore to T, server stopped first. Peer: `restic restore`, `mariabackup --prepare`, `mariabackup --move-back` into the new data directory, `chown -R mysql`, " +
 		"`mariadbd` started until it accepts connections, then `mariadb-binlog --start-position` (the backup's, from its binlog info) `--stop-datetime T` of the server's binlog files, piped into `mariadb`, until done. " +
-		"rewind: `rewind mysql restore --at T --target DIR`, `chown -R mysql`, `mariadbd` started until it accepts connections. " +
-		"The restored server has the source's settings (binary log on). Untimed afterwards: `CHECKSUM TABLE` of every table must be the one at T.\n")
+		"rewind: `rewind mysql restore --at T --target DIR` (its defaults: the backup restored and prepared, then the binlog applied by a scratch server as a replica, " +
+		"without binary log and with `innodb_flush_log_at_trx_commit=0` while it replays, shut down cleanly at the end), `chown -R mysql` (rewind already gives the files to mysql), " +
+		"`mariadbd` started until it accepts connections. " +
+		"Both restored servers have the source's settings; the peer's pipe is applied by that server as users run it (binary log on, `sync_binlog=1`, a flush per commit): " +
+		"`mariadb-binlog --disable-log-bin` or relaxed durability would shorten it and are not measured. " +
+		"CPU is the tools' processes and the children they wait for (rewind's scratch server included, the peer's server applying the pipe not). " +
+		"Untimed afterwards: `CHECKSUM TABLE` of every table must be the one at T.\n")
 	b.WriteString("- RPO: the sampler reads `@@last_gtid` and `SHOW MASTER STATUS` right after each commit returns; a commit's RPO is the time to the receiver's first store " +
 		"that covers it (its `--stats` file: one line per store with the time and the GTID position stored). No peer stores the binlog as it is written (a cron job copies closed files), so this row has no peer figure.\n")
 
