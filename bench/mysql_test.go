@@ -165,3 +165,29 @@ func TestMyLags(t *testing.T) {
 		t.Errorf("percentiles of %v wrong", lags)
 	}
 }
+
+// FuzzMyStats: any --stats file content is read without a panic, and the
+// lags computed from it are never negative.
+func FuzzMyStats(f *testing.F) {
+	f.Add([]byte(`{"file":"mysql-bin.000001","end":400,"gtid":"0-1-7","time":"2026-12-07T10:00:01Z","bytes":10}` + "\n"))
+	f.Add([]byte(`{"gtid_pos":"0-1-9,1-1-3,x-y-z,,5-5","time":"2026-12-07T10:00:01.5Z"}`))
+	f.Add([]byte(`{"time":"bad"}` + "\n" + `{"file":7,"end":"x"}`))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(dir, "stats.jsonl")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		stores, err := readMyStats(p)
+		if err != nil {
+			return
+		}
+		t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+		lags, _ := myLags(stores, []myCommit{{Time: t0, GTID: "0-1-5", File: "mysql-bin.000001", Pos: 100}, {Time: t0, GTID: "bad"}})
+		for _, l := range lags {
+			if l < 0 {
+				t.Fatalf("negative lag %v", l)
+			}
+		}
+	})
+}
