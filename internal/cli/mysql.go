@@ -10,9 +10,9 @@ import (
 // mysqlSubcommands make the subcommands of `rewind mysql` (docs/MYSQL.md).
 // Each file that adds one puts its constructor here.
 var mysqlSubcommands = []func(*globals) *cobra.Command{
+	newMysqlBackupCmd,
 	newMysqlRestoreCmd,
 	newMysqlVerifyCmd,
-	newMysqlBackupCmd,
 }
 
 // newMysqlCmd groups the MariaDB/MySQL commands.

@@ -152,7 +152,7 @@ func runMysqlBackup(cmd *cobra.Command, g *globals, o *mysqlBackupOpts) error {
 	printBackupSummary(g, sn, parent, res.Archiver)
 	if !g.json && !g.quiet {
 		m := sn.MySQL
-		g.ui.Printf("MariaDB %s, server_id %d, %s backup with %s\n", m.ServerVersion, m.ServerID, m.Method, m.Tool)
+		g.ui.Printf("Server %s, server_id %d: %s backup with %s\n", m.ServerVersion, m.ServerID, m.Method, m.Tool)
 		if m.BinlogFile != "" {
 			g.ui.Printf("Consistent point: binlog %s at %d, GTID %s\n", m.BinlogFile, m.BinlogPos, m.GTID)
 		} else {

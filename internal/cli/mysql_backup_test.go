@@ -50,7 +50,7 @@ func TestMysqlBackupCLI(t *testing.T) {
 	pw := m.PasswordFile(t)
 	connArgs := []string{"--socket", m.Socket, "--user", "rewind", "--password-file", pw}
 
-	bad := e.expectCode(1, append([]string{"mysql", "backup", "--socket", m.Socket, "--user", "rewind", "--password-file", e.path("nope")})...)
+	bad := e.expectCode(1, "mysql", "backup", "--socket", m.Socket, "--user", "rewind", "--password-file", e.path("nope"))
 	if !strings.Contains(string(bad.stderr), "password file") {
 		t.Errorf("missing password file: %s", bad.stderr)
 	}
@@ -65,6 +65,10 @@ func TestMysqlBackupCLI(t *testing.T) {
 	bad = e.expectCode(1, append([]string{"mysql", "backup", "--mariabackup", e.path("no-such-program")}, connArgs...)...)
 	if !strings.Contains(string(bad.stderr), "is not a program") {
 		t.Errorf("missing mariabackup: %s", bad.stderr)
+	}
+	bad = e.expectCode(1, "mysql", "backup", "--socket", e.path("no-server.sock"), "--user", "rewind", "--password-file", pw)
+	if !strings.Contains(string(bad.stderr), "is it running?") {
+		t.Errorf("no server: %s", bad.stderr)
 	}
 	if sns := mysqlSnapshots(t, e); len(sns) != 0 {
 		t.Fatalf("refused backups stored %d snapshots", len(sns))

@@ -349,8 +349,9 @@ func runMysqlRestore(cmd *cobra.Command, g *globals, o *mysqlRestoreOpts, args [
 		MariaBackup: o.mariabackup, Logger: g.log, Progress: countInto(c)})
 	prog.Stop()
 	if err != nil {
-		// What was written is a half-restored directory: remove it.
-		if res != nil && res.Base != nil {
+		// What was written is a half-restored directory (the target was
+		// absent or empty): remove it.
+		if _, serr := os.Stat(target); serr == nil {
 			clearTarget(g, target, existed)
 		}
 		return err

@@ -7,9 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -280,11 +283,11 @@ func newMyHistory(t *testing.T) *myHistory {
 }
 
 // restoreJSON runs mysql restore --json and decodes its summary.
-func restoreJSON(t *testing.T, e *env, args ...string) MysqlRestoreJSON {
+func restoreJSON(t *testing.T, e *env, args ...string) jsonMysqlRestore {
 	t.Helper()
 	res := e.mustRun(append([]string{"mysql", "restore", "--json"}, args...)...)
-	var out MysqlRestoreJSON
-	decodeStrict(t, res.stdout, &out)
+	var out jsonMysqlRestore
+	decodeStrict(t, lastJSONLine(t, res.stdout), &out)
 	return out
 }
 
@@ -293,10 +296,13 @@ func restoreJSON(t *testing.T, e *env, args ...string) MysqlRestoreJSON {
 // --gtid and --latest stop where they say. Both backups are used.
 func TestMysqlRestorePrecision(t *testing.T) {
 	h := newMyHistory(t)
-	first, last := h.rows[0].srv.Truncate(time.Second), h.rows[len(h.rows)-1].srv.Truncate(time.Second)
+	// From the second after the first backup returned (its consistent
+	// point is before) to the one before the last row's (the last
+	// second may not be wholly stored: such a target is refused).
+	first, last := h.marks[0].Truncate(time.Second).Add(time.Second), h.rows[len(h.rows)-1].srv.Truncate(time.Second).Add(-time.Second)
 	used := map[string]bool{}
 	var moments []time.Time
-	for s := first.Add(2 * time.Second); !s.After(last); s = s.Add(time.Second) {
+	for s := first; !s.After(last); s = s.Add(time.Second) {
 		moments = append(moments, s)
 	}
 	if len(moments) > 5 {
@@ -350,9 +356,11 @@ func TestMysqlRestorePrecision(t *testing.T) {
 	// of the moment.
 	T := moments[len(moments)/2]
 	dump := filepath.Join(t.TempDir(), "t.sql")
-	res := h.e.mustRun("mysql", "restore", "--at", T.UTC().Format(time.RFC3339), "--table", "d.t", "--dump", dump)
-	if !strings.Contains(string(res.stdout), "dumped to") {
-		t.Errorf("--table output: %s", res.stdout)
+	res := h.e.mustRun("mysql", "restore", "--at", T.UTC().Format(time.RFC3339), "--table", "d.t", "--dump", dump, "--json")
+	var td jsonMysqlTableDump
+	decodeStrict(t, lastJSONLine(t, res.stdout), &td)
+	if td.Table != "d.t" || td.File != dump || td.Bytes == 0 || td.Stop == nil {
+		t.Errorf("--table --json: %+v", td)
 	}
 	fresh := testutil.StartMariaDB(t, testutil.MariaDBOptions{ServerID: 5})
 	fresh.Exec(t, "CREATE DATABASE e")
@@ -381,14 +389,38 @@ func TestMysqlRestorePrecision(t *testing.T) {
 
 	// verify passes on the good repository, and is recorded.
 	res = h.e.mustRun("mysql", "verify", "--json")
-	var v MysqlVerifyJSON
-	decodeStrict(t, res.stdout, &v)
+	var v jsonMysqlVerify
+	decodeStrict(t, lastJSONLine(t, res.stdout), &v)
 	if v.Result != "success" || v.CheckOK == nil || !*v.CheckOK || v.Tables == 0 || v.EventID == "" {
 		t.Errorf("verify: %+v", v)
 	}
-	ev := h.e.mustRun("events", "--job", "mysql verify", "--json")
+	ev := h.e.mustRun("events", "--repo", h.e.path("repo"), "--job", "mysql verify", "--json")
 	if !strings.Contains(string(ev.stdout), v.EventID[:8]) && !strings.Contains(string(ev.stdout), v.EventID) {
 		t.Errorf("the drill is not in the event log: %s", ev.stdout)
+	}
+
+	// The timeline lists the server beside the files: one continuous
+	// range from the first backup, the binlog after it, no gap; the
+	// backups are not file sources.
+	srcs := timelineJSON(t, h.e)
+	var my *jsonTimelineSource
+	for i := range srcs {
+		switch srcs[i].Kind {
+		case "mysql":
+			my = &srcs[i]
+		case "files":
+			t.Errorf("a MariaDB backup is listed as files: %+v", srcs[i])
+		}
+	}
+	if my == nil || my.ServerID != 1 || len(my.Ranges) != 1 || !my.Ranges[0].Continuous || my.Ranges[0].Snapshots != 2 ||
+		my.Ranges[0].BinlogStoredUpTo == nil || len(my.Gaps) != 0 || my.Ranges[0].To.Before(h.rows[len(h.rows)-1].srv.Truncate(time.Second)) {
+		t.Errorf("timeline: %+v", my)
+	}
+	srcs = timelineJSON(t, h.e, "--at", moments[0].UTC().Format(time.RFC3339))
+	for _, s := range srcs {
+		if s.Kind == "mysql" && (s.At == nil || !s.At.Restorable || s.At.SnapshotID != h.backups[0] || s.At.ReplayBinlogTo == nil) {
+			t.Errorf("timeline --at %s: %+v", moments[0], s.At)
+		}
 	}
 
 	myBadInput(t, h)
@@ -444,7 +476,7 @@ func TestMysqlRestoreGap(t *testing.T) {
 	m.Exec(t, "CREATE DATABASE d; CREATE TABLE d.t (id BIGINT AUTO_INCREMENT PRIMARY KEY, ts DATETIME(6) NOT NULL, srv DATETIME(6) NOT NULL)")
 	m.Exec(t, "INSERT INTO d.t (ts, srv) VALUES (NOW(6), NOW(6))")
 	rc := startMyReceiver(t, e, m)
-	myBackup(t, e, m)
+	backupID := myBackup(t, e, m)
 	for i := 0; i < 5; i++ {
 		m.Exec(t, "INSERT INTO d.t (ts, srv) VALUES (NOW(6), NOW(6))")
 	}
@@ -483,12 +515,177 @@ func TestMysqlRestoreGap(t *testing.T) {
 		t.Errorf("the refused restore made %s", target)
 	}
 	res = e.run("mysql", "verify", "--json")
-	var v MysqlVerifyJSON
-	decodeStrict(t, res.stdout, &v)
+	var v jsonMysqlVerify
+	decodeStrict(t, lastJSONLine(t, res.stdout), &v)
 	if res.code != 1 || v.Result != "failed" || !strings.Contains(v.Error, "gap") || v.EventID == "" {
 		t.Errorf("verify across the gap: exit %d, %+v\n%s", res.code, v, res.stderr)
 	}
 	if !strings.Contains(string(res.stderr), "restore drill failed") {
 		t.Errorf("verify: %s", res.stderr)
+	}
+	myInterrupt(t, e, backupID)
+	myStart(t, e, backupID)
+	// The timeline names the gap; the server is restorable up to it.
+	for _, s := range timelineJSON(t, e) {
+		if s.Kind == "mysql" && (len(s.Gaps) != 1 || len(s.Ranges) != 1 || !strings.Contains(s.Gaps[0].Description, "mysql-bin.000003")) {
+			t.Errorf("timeline across the gap: %+v", s)
+		}
+	}
+}
+
+// lastJSONLine is the last line of a --json output (progress status
+// lines come before it).
+func lastJSONLine(t *testing.T, out []byte) []byte {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return []byte(lines[len(lines)-1])
+}
+
+// jsonMysqlStop is the strict form of the stop object.
+type jsonMysqlStop struct {
+	Source string    `json:"source"`
+	File   string    `json:"file"`
+	Pos    uint64    `json:"pos"`
+	GTID   string    `json:"gtid"`
+	Time   time.Time `json:"time"`
+}
+
+// jsonMysqlRestore is the strict form of mysql restore --json.
+type jsonMysqlRestore struct {
+	MessageType        string         `json:"message_type"`
+	SnapshotID         string         `json:"snapshot_id"`
+	Target             string         `json:"target"`
+	BackupGTID         string         `json:"backup_gtid"`
+	BackupFile         string         `json:"backup_binlog_file"`
+	BackupPos          uint64         `json:"backup_binlog_pos"`
+	BackupTime         time.Time      `json:"backup_time"`
+	Stop               *jsonMysqlStop `json:"stop"`
+	ReplayMethod       string         `json:"replay_method"`
+	BinlogFiles        int            `json:"binlog_files"`
+	Files              int64          `json:"files"`
+	Bytes              int64          `json:"bytes"`
+	RestoreSeconds     float64        `json:"restore_seconds"`
+	PrepareSeconds     float64        `json:"prepare_seconds"`
+	MaterializeSeconds float64        `json:"materialize_seconds"`
+	ReplaySeconds      float64        `json:"replay_seconds"`
+	ShutdownSeconds    float64        `json:"shutdown_seconds"`
+	TotalSeconds       float64        `json:"total_seconds"`
+	Pid                int            `json:"pid"`
+	Socket             string         `json:"socket"`
+}
+
+// jsonMysqlTableDump is the strict form of mysql restore --table --json.
+type jsonMysqlTableDump struct {
+	MessageType string         `json:"message_type"`
+	SnapshotID  string         `json:"snapshot_id"`
+	Table       string         `json:"table"`
+	File        string         `json:"file"`
+	Bytes       int64          `json:"bytes"`
+	Stop        *jsonMysqlStop `json:"stop"`
+}
+
+// jsonMysqlVerify is the strict form of mysql verify --json.
+type jsonMysqlVerify struct {
+	Result         string         `json:"result"`
+	Error          string         `json:"error"`
+	SnapshotID     string         `json:"snapshot_id"`
+	Target         string         `json:"target"`
+	Stop           *jsonMysqlStop `json:"stop"`
+	RestoreSeconds float64        `json:"restore_seconds"`
+	ReplaySeconds  float64        `json:"replay_seconds"`
+	CheckSeconds   float64        `json:"check_seconds"`
+	RTOSeconds     float64        `json:"rto_seconds"`
+	Files          int64          `json:"files"`
+	Bytes          int64          `json:"bytes"`
+	Tables         int            `json:"tables"`
+	CheckOK        *bool          `json:"check_ok"`
+	CheckFailed    []string       `json:"check_failed"`
+	EventID        string         `json:"event_id"`
+}
+
+func init() {
+	schemaTypes["mysql.restore"] = reflect.TypeFor[jsonMysqlRestore]()
+	schemaTypes["mysql.restore.table"] = reflect.TypeFor[jsonMysqlTableDump]()
+	schemaTypes["mysql.verify"] = reflect.TypeFor[jsonMysqlVerify]()
+}
+
+// myInterrupt: a Ctrl-C while the scratch server of --table runs stops it
+// and removes the scratch folder.
+func myInterrupt(t *testing.T, e *env, backupID string) {
+	t.Helper()
+	scratch, err := os.MkdirTemp("", "rw-scratch-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(scratch)
+	os.Chmod(scratch, 0o755)
+	c := e.cmd("mysql", "restore", backupID, "--table", "d.t", "--dump", filepath.Join(t.TempDir(), "t.sql"), "--scratch", scratch)
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pidFile string
+	for deadline := time.Now().Add(2 * time.Minute); pidFile == ""; time.Sleep(10 * time.Millisecond) {
+		m, _ := filepath.Glob(filepath.Join(scratch, "rewind-mysql-*", "mariadbd.pid"))
+		if len(m) > 0 {
+			pidFile = m[0]
+		}
+		if time.Now().After(deadline) {
+			c.Process.Kill()
+			t.Fatal("the scratch server did not start")
+		}
+	}
+	var pidText []byte
+	for i := 0; i < 100 && len(pidText) == 0; i++ {
+		pidText, _ = os.ReadFile(pidFile)
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := c.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Wait(); err == nil {
+		t.Logf("the dump finished before the interrupt arrived")
+	}
+	if ents, _ := os.ReadDir(scratch); len(ents) != 0 {
+		t.Errorf("the scratch folder after an interrupt holds %v (stderr: %s)", ents, stderr.String())
+	}
+	if pid, err := strconv.Atoi(strings.TrimSpace(string(pidText))); err == nil && syscall.Kill(pid, 0) == nil {
+		t.Errorf("the scratch server (pid %d) still runs after the interrupt; rewind said: %s", pid, stderr.String())
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// myStart: restore --start leaves mariadbd running on the restored
+// directory, reachable on the socket it names with the original's
+// accounts, and stoppable with SIGTERM.
+func myStart(t *testing.T, e *env, backupID string) {
+	t.Helper()
+	target := myTarget(t)
+	out := restoreJSON(t, e, backupID, "--target", target, "--start")
+	if out.Pid == 0 || out.Socket == "" || out.Stop != nil {
+		t.Fatalf("restore --start: %+v", out)
+	}
+	defer func() {
+		syscall.Kill(out.Pid, syscall.SIGTERM)
+		for i := 0; i < 600 && syscall.Kill(out.Pid, 0) == nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if syscall.Kill(out.Pid, 0) == nil {
+			t.Errorf("the started server (pid %d) did not stop on SIGTERM", out.Pid)
+			syscall.Kill(out.Pid, syscall.SIGKILL)
+		}
+	}()
+	db, err := sql.Open("mysql", "root@unix("+out.Socket+")/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM d.t").Scan(&n); err != nil {
+		t.Fatalf("query the started server: %v", err)
+	}
+	if n != 1 {
+		t.Errorf("the backup restored to its own point holds %d rows, want 1", n)
 	}
 }

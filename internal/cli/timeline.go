@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/lock"
+	"github.com/rewind-backup/rewind/internal/mysql/binlog"
 	"github.com/rewind-backup/rewind/internal/pg/wal"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/timeline"
@@ -17,12 +18,14 @@ import (
 
 // TimelineSourceJSON is one element of `timeline --json` (docs/JSON.md).
 type TimelineSourceJSON struct {
-	Hostname string              `json:"hostname"`
-	Kind     string              `json:"kind"`
-	Name     string              `json:"name"`
-	Paths    []string            `json:"paths,omitempty"`
-	SystemID string              `json:"system_identifier,omitempty"`
-	DataDir  string              `json:"data_directory,omitempty"`
+	Hostname string   `json:"hostname"`
+	Kind     string   `json:"kind"`
+	Name     string   `json:"name"`
+	Paths    []string `json:"paths,omitempty"`
+	SystemID string   `json:"system_identifier,omitempty"`
+	DataDir  string   `json:"data_directory,omitempty"`
+	// ServerID is a MariaDB/MySQL server's server_id.
+	ServerID uint32              `json:"server_id,omitempty"`
 	Ranges   []TimelineRangeJSON `json:"ranges"`
 	Gaps     []TimelineGapJSON   `json:"gaps,omitempty"`
 	// Switches are a cluster's timeline switches (promotions).
@@ -50,6 +53,7 @@ type TimelineRangeJSON struct {
 	Snapshots         int        `json:"snapshots"`
 	LargestGapSeconds *float64   `json:"largest_gap_seconds,omitempty"`
 	WALArchivedUpTo   *time.Time `json:"wal_archived_up_to,omitempty"`
+	BinlogStoredUpTo  *time.Time `json:"binlog_stored_up_to,omitempty"`
 }
 
 // TimelineGapJSON is a break in a source's history.
@@ -64,14 +68,15 @@ type TimelineGapJSON struct {
 
 // TimelineAtJSON is what a restore to --at would use.
 type TimelineAtJSON struct {
-	Time          time.Time  `json:"time"`
-	Restorable    bool       `json:"restorable"`
-	SnapshotID    string     `json:"snapshot_id,omitempty"`
-	Shows         *time.Time `json:"shows,omitempty"`
-	ReplayWALTo   *time.Time `json:"replay_wal_to,omitempty"`
-	SecondsBefore *float64   `json:"seconds_before,omitempty"`
-	Earliest      *time.Time `json:"earliest,omitempty"`
-	Note          string     `json:"note,omitempty"`
+	Time           time.Time  `json:"time"`
+	Restorable     bool       `json:"restorable"`
+	SnapshotID     string     `json:"snapshot_id,omitempty"`
+	Shows          *time.Time `json:"shows,omitempty"`
+	ReplayWALTo    *time.Time `json:"replay_wal_to,omitempty"`
+	ReplayBinlogTo *time.Time `json:"replay_binlog_to,omitempty"`
+	SecondsBefore  *float64   `json:"seconds_before,omitempty"`
+	Earliest       *time.Time `json:"earliest,omitempty"`
+	Note           string     `json:"note,omitempty"`
 }
 
 func newTimelineCmd(g *globals) *cobra.Command {
@@ -90,10 +95,14 @@ restored to:
             archived WAL (rewind pg wal-push): any moment from its oldest
             base backup's end to the newest WAL archived after it, with the
             gaps where WAL segments are missing named
+  mysql     each MariaDB/MySQL server with physical backups (rewind mysql
+            backup) or a stored binary log (rewind mysql binlog receive):
+            any moment from its oldest backup's consistent point to the
+            binary log stored after it, with the gaps named
 
 With --at TIME, each source says what a restore to TIME would use: for
 files the snapshot restore --at picks, for PostgreSQL the base backup and
-"replay WAL to TIME", and how far that falls short of TIME, or that the
+"replay WAL to TIME", for MariaDB the backup and "replay binlog to TIME", and how far that falls short of TIME, or that the
 source cannot be restored to TIME and its earliest moment. TIME is RFC
 3339, "2026-11-22 10:31:05" in local time, relative as -15m, or a label
 made with rewind mark. Times are shown in local time; a snapshot's moment
@@ -142,6 +151,13 @@ func runTimeline(ctx context.Context, g *globals, hosts []string, at string) err
 	for _, u := range cat.Unreadable {
 		g.ui.Warnf("WAL index file wal/%s cannot be read (%v): the WAL it lists is left out\n", u.File, u.Err)
 	}
+	bcat, err := binlog.Load(ctx, r)
+	if err != nil {
+		return err
+	}
+	for _, u := range bcat.Unreadable {
+		g.ui.Warnf("binlog index file binlog/%s cannot be read (%v): the binary log it lists is left out\n", u.File, u.Err)
+	}
 	var m *timeline.Moment
 	if at != "" {
 		mm, err := h.moment(at, time.Now())
@@ -171,6 +187,9 @@ func runTimeline(ctx context.Context, g *globals, hosts []string, at string) err
 					s.FollowSwitches(sw)
 				}
 			}
+			ht.sources = append(ht.sources, s)
+		}
+		for _, s := range timeline.MySQLSources(sns, bcat, host) {
 			ht.sources = append(ht.sources, s)
 		}
 		all = append(all, ht)
@@ -222,6 +241,8 @@ func timelineSourceJSON(host string, s timeline.Source, m *timeline.Moment) Time
 		for _, sw := range s.Switches {
 			j.Switches = append(j.Switches, TimelineSwitchJSON{Timeline: sw.Timeline, Parent: sw.Parent, LSN: sw.At.String(), Reason: sw.Reason, Created: sw.Created.UTC()})
 		}
+	case *timeline.MySQLSource:
+		j.ServerID, j.DataDir = s.ServerID, s.DataDir
 	}
 	for _, r := range s.Ranges() {
 		rj := TimelineRangeJSON{From: r.From.UTC(), To: r.To.UTC(), Continuous: r.Continuous, Snapshots: r.Snapshots}
@@ -229,7 +250,11 @@ func timelineSourceJSON(host string, s timeline.Source, m *timeline.Moment) Time
 			gap := r.LargestGap.Seconds()
 			rj.LargestGapSeconds = &gap
 		}
-		if !r.WALTo.IsZero() {
+		switch {
+		case r.WALTo.IsZero():
+		case s.Kind() == timeline.KindMySQL:
+			rj.BinlogStoredUpTo = utcPtr(r.WALTo)
+		default:
 			rj.WALArchivedUpTo = utcPtr(r.WALTo)
 		}
 		j.Ranges = append(j.Ranges, rj)
@@ -252,7 +277,11 @@ func timelineSourceJSON(host string, s timeline.Source, m *timeline.Moment) Time
 			aj.Shows = utcPtr(p.Shows)
 			before := p.Before.Seconds()
 			aj.SecondsBefore = &before
-			if !p.ReplayTo.IsZero() {
+			switch {
+			case p.ReplayTo.IsZero():
+			case s.Kind() == timeline.KindMySQL:
+				aj.ReplayBinlogTo = utcPtr(p.ReplayTo)
+			default:
 				aj.ReplayWALTo = utcPtr(p.ReplayTo)
 			}
 		} else if !p.Earliest.IsZero() {
@@ -293,6 +322,12 @@ func printHostTimeline(g *globals, ht hostTimeline, m *timeline.Moment) {
 					from += ", replay WAL to " + localTime(p.ReplayTo)
 				}
 			}
+			if s.Kind() == timeline.KindMySQL {
+				from = "backup " + p.Snapshot.ID.Short()
+				if !p.ReplayTo.IsZero() {
+					from += ", replay binlog to " + localTime(p.ReplayTo)
+				}
+			}
 			short := "-"
 			if p.Before.Round(time.Second) > 0 {
 				short = p.Before.Round(time.Second).String()
@@ -308,11 +343,19 @@ func printHostTimeline(g *globals, ht hostTimeline, m *timeline.Moment) {
 	for _, s := range ht.sources {
 		rs := s.Ranges()
 		if len(rs) == 0 {
-			t.Row(s.Kind(), s.Name(), "-", "-", "0", "not restorable: no base backup yet (rewind pg backup)")
+			why := "not restorable: no base backup yet (rewind pg backup)"
+			if s.Kind() == timeline.KindMySQL {
+				why = "not restorable: no physical backup yet (rewind mysql backup)"
+			}
+			t.Row(s.Kind(), s.Name(), "-", "-", "0", why)
 		}
 		for _, r := range rs {
 			what := ""
 			switch {
+			case r.Continuous && !r.WALTo.IsZero() && s.Kind() == timeline.KindMySQL:
+				what = "any moment; binary log stored up to " + localTime(r.WALTo)
+			case r.Continuous && s.Kind() == timeline.KindMySQL:
+				what = "the backup's consistent point only: no binary log stored after it"
 			case r.Continuous && !r.WALTo.IsZero():
 				what = "any moment; WAL archived up to " + localTime(r.WALTo)
 			case r.Continuous:
@@ -327,7 +370,11 @@ func printHostTimeline(g *globals, ht hostTimeline, m *timeline.Moment) {
 		for _, gp := range s.Gaps() {
 			what := "gap: " + gp.What + "; restorable only up to " + localTime(gp.Until)
 			if !gp.Resume.IsZero() {
-				what += " and again from the next base backup " + localTime(gp.Resume)
+				next := "base backup"
+				if s.Kind() == timeline.KindMySQL {
+					next = "backup"
+				}
+				what += " and again from the next " + next + " " + localTime(gp.Resume)
 				if gp.ResumeFrom != nil {
 					what += " (" + gp.ResumeFrom.ID.Short() + ")"
 				}

@@ -21,6 +21,7 @@ type jsonTimelineSource struct {
 	Paths    []string `json:"paths"`
 	SystemID string   `json:"system_identifier"`
 	DataDir  string   `json:"data_directory"`
+	ServerID uint32   `json:"server_id"`
 	Ranges   []struct {
 		From              time.Time  `json:"from"`
 		To                time.Time  `json:"to"`
@@ -28,6 +29,7 @@ type jsonTimelineSource struct {
 		Snapshots         int        `json:"snapshots"`
 		LargestGapSeconds float64    `json:"largest_gap_seconds"`
 		WALArchivedUpTo   *time.Time `json:"wal_archived_up_to"`
+		BinlogStoredUpTo  *time.Time `json:"binlog_stored_up_to"`
 	} `json:"ranges"`
 	Gaps []struct {
 		RestorableUntil time.Time  `json:"restorable_until"`
@@ -46,14 +48,15 @@ type jsonTimelineSource struct {
 	} `json:"timeline_switches"`
 	Timeline uint32 `json:"timeline"`
 	At       *struct {
-		Time          time.Time  `json:"time"`
-		Restorable    bool       `json:"restorable"`
-		SnapshotID    string     `json:"snapshot_id"`
-		Shows         *time.Time `json:"shows"`
-		ReplayWALTo   *time.Time `json:"replay_wal_to"`
-		SecondsBefore float64    `json:"seconds_before"`
-		Earliest      *time.Time `json:"earliest"`
-		Note          string     `json:"note"`
+		Time           time.Time  `json:"time"`
+		Restorable     bool       `json:"restorable"`
+		SnapshotID     string     `json:"snapshot_id"`
+		Shows          *time.Time `json:"shows"`
+		ReplayWALTo    *time.Time `json:"replay_wal_to"`
+		ReplayBinlogTo *time.Time `json:"replay_binlog_to"`
+		SecondsBefore  float64    `json:"seconds_before"`
+		Earliest       *time.Time `json:"earliest"`
+		Note           string     `json:"note"`
 	} `json:"at"`
 }
 

@@ -82,11 +82,24 @@ func PrepareBackup(ctx context.Context, opt BackupOptions, logical bool) (*Prepa
 			return nil, err
 		}
 	} else {
-		if _, err := os.Stat(p.Server.DataDir); err != nil {
+		if err := readableDir(p.Server.DataDir); err != nil {
 			return nil, fmt.Errorf("the server's data directory %s cannot be read here (%v): a physical backup runs on the server's machine, as root or the server's OS user; use --logical for a server elsewhere", p.Server.DataDir, err)
 		}
 	}
 	return p, nil
+}
+
+// readableDir checks that dir's listing can be read here.
+func readableDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.Readdirnames(1); err != nil && err != io.EOF {
+		return err
+	}
+	return nil
 }
 
 // BinlogInfo is the consistent point mariabackup wrote into
@@ -192,7 +205,7 @@ func Backup(ctx context.Context, r *repository.Repository, p *Prepared, opt Back
 		}
 		var keep bytes.Buffer
 		if isInfo {
-			content = io.TeeReader(content, &keep)
+			content = io.TeeReader(content, &capped{b: &keep, max: 64 << 10})
 		}
 		if err := st.add(ctx, rel, content); err != nil {
 			return err
@@ -203,6 +216,9 @@ func Backup(ctx context.Context, r *repository.Repository, p *Prepared, opt Back
 		return nil
 	})
 	if derr != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w; no snapshot was saved", context.Cause(ctx))
+		}
 		// mariabackup's own failure explains a stream that stopped short
 		// better than the decoder does.
 		run.stop()
@@ -210,7 +226,11 @@ func Backup(ctx context.Context, r *repository.Repository, p *Prepared, opt Back
 		if werr := run.wait(); errors.As(werr, &te) && te.Code > 0 {
 			return nil, fmt.Errorf("%w\nno snapshot was saved", werr)
 		}
-		return nil, fmt.Errorf("mariabackup's stream: %w\nno snapshot was saved; the data already uploaded is kept and reused by the next backup", derr)
+		var xe *xbstream.Error
+		if errors.As(derr, &xe) {
+			derr = fmt.Errorf("mariabackup's stream: %w", derr)
+		}
+		return nil, fmt.Errorf("%w\nno snapshot was saved; the data already uploaded is kept and reused by the next backup", derr)
 	}
 	if err := run.wait(); err != nil {
 		return nil, fmt.Errorf("%w\nno snapshot was saved", err)
@@ -321,6 +341,19 @@ func (s *streamStore) node(rel string, typ tree.Type, mode uint32) tree.Node {
 	}
 	n.User, n.Group = s.names[st.Uid], s.groups[st.Gid]
 	return n
+}
+
+// capped keeps the first max bytes written to it.
+type capped struct {
+	b   *bytes.Buffer
+	max int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - c.b.Len(); room > 0 {
+		c.b.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
 }
 
 func appendTag(tags []string, t string) []string {

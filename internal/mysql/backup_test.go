@@ -349,12 +349,13 @@ func TestBackupBadInput(t *testing.T) {
 		t.Fatalf("wrong password: %v", err)
 	}
 
+	path := os.Getenv("PATH")
 	t.Setenv("PATH", t.TempDir())
 	_, err = PrepareBackup(ctx, BackupOptions{Conn: conn(t, m)}, false)
 	if err == nil || !strings.Contains(err.Error(), "apt-get install mariadb-backup") {
 		t.Fatalf("no mariabackup: %v", err)
 	}
-	t.Setenv("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+	t.Setenv("PATH", path)
 
 	r := newTestRepo(t)
 	res, err := backup(t, r, BackupOptions{Conn: conn(t, m)}, false)
@@ -418,5 +419,17 @@ func TestBackupLeastPrivilege(t *testing.T) {
 		if res.Snapshot.MySQL.GTID == "" {
 			t.Fatalf("logical %v: no GTID", logical)
 		}
+	}
+}
+
+func TestRestoreBaseRefuses(t *testing.T) {
+	r := newTestRepo(t)
+	_, err := RestoreBase(context.Background(), r, &snapshot.Snapshot{}, t.TempDir(), RestoreBaseOptions{})
+	if !errors.Is(err, ErrNotMySQLBackup) {
+		t.Fatalf("a files snapshot: %v", err)
+	}
+	_, err = RestoreBase(context.Background(), r, &snapshot.Snapshot{MySQL: &snapshot.MySQLInfo{Method: "logical", DumpPath: DumpPath}}, t.TempDir(), RestoreBaseOptions{})
+	if !errors.Is(err, ErrLogicalBackup) {
+		t.Fatalf("a logical snapshot: %v", err)
 	}
 }

@@ -166,9 +166,15 @@ func backupStreamArgs(o ConnOptions, dataDir, tmp string) []string {
 
 // Prepare runs `mariabackup --prepare` on the restored backup in dir:
 // it applies the redo log copied during the backup, so that the data
-// files are consistent at the backup's consistent point.
-func Prepare(ctx context.Context, bin, dir string) error {
-	t, err := startTool(ctx, bin, []string{"--prepare", "--target-dir=" + dir}, nil)
+// files are consistent at the backup's consistent point. useMemory, when
+// set, is its --use-memory (the buffer pool it applies the log with,
+// e.g. "1G"; mariabackup's default is 100M).
+func Prepare(ctx context.Context, bin, dir, useMemory string) error {
+	args := []string{"--prepare", "--target-dir=" + dir}
+	if useMemory != "" {
+		args = append(args, "--use-memory="+useMemory)
+	}
+	t, err := startTool(ctx, bin, args, nil)
 	if err != nil {
 		return err
 	}

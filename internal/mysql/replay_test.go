@@ -26,6 +26,8 @@ type replaySource struct {
 	from     BinlogPos // the backup's consistent point
 	marks    []BinlogPos
 	counts   []int // rows in d.t at each mark
+	// scratchID, if set, is the scratch server's server_id.
+	scratchID uint32
 }
 
 func masterPos(t *testing.T, m *testutil.MariaDB) BinlogPos {
@@ -164,7 +166,7 @@ func (src *replaySource) replayInto(t *testing.T, method ReplayMethod, stop Binl
 	}
 	copyTree(t, src.prepared, data, m.UID, m.GID)
 	files := src.binlogFiles(t, src.from, stop)
-	opt := ScratchOptions{Avoid: []uint32{7}, Replay: true}
+	opt := ScratchOptions{Avoid: []uint32{7}, Replay: true, ServerID: src.scratchID}
 	if method == ReplayReplica {
 		if opt.RelayLog, err = RelayLogs(files, m.UID, m.GID); err != nil {
 			t.Fatal(err)
@@ -213,6 +215,14 @@ func TestReplayBothMethodsStopAtThePoint(t *testing.T) {
 			}
 		}
 	}
+	// A scratch server with the source's own server_id still applies
+	// every event (replicate_same_server_id).
+	src.scratchID = 7
+	last := len(src.marks) - 1
+	if n, _ := src.replayInto(t, ReplayReplica, src.marks[last]); n != src.counts[last] {
+		t.Errorf("replay by a server with the source's server_id: %d rows, want %d", n, src.counts[last])
+	}
+	src.scratchID = 0
 	// The stop point at the backup's own point: nothing to apply.
 	if n, _ := src.replayInto(t, ReplayReplica, src.from); n != 1 {
 		t.Errorf("replay to the backup's point: %d rows, want 1", n)

@@ -25,7 +25,10 @@ type RestoreBaseOptions struct {
 	Owner *Owner
 	// MariaBackup is the mariabackup program ("": FindMariaBackup).
 	MariaBackup string
-	Logger      *slog.Logger
+	// UseMemory is mariabackup --prepare's --use-memory ("1G"); "" is
+	// mariabackup's default (100M).
+	UseMemory string
+	Logger    *slog.Logger
 	// Progress, when set, counts restored files and bytes.
 	Progress func(files, bytes int64)
 }
@@ -95,7 +98,7 @@ func RestoreBase(ctx context.Context, r *repository.Repository, sn *snapshot.Sna
 		return nil, fmt.Errorf("restore the data directory of snapshot %s into %s: %w", sn.ID.Short(), target, err)
 	}
 	t1 := time.Now()
-	if err := Prepare(ctx, bin, target); err != nil {
+	if err := Prepare(ctx, bin, target, opt.UseMemory); err != nil {
 		return nil, err
 	}
 	t2 := time.Now()

@@ -378,7 +378,8 @@ func lastLogLines(s string, n int) string {
 const scratchShutdownTimeout = 10 * time.Minute
 
 // Close drops rewind's account, shuts the server down cleanly (SIGTERM,
-// then waits) and removes the private folder. It works on its own
+// then waits; a server that never accepted connections is killed) and
+// removes the private folder. It works on its own
 // context, so that it also cleans up after an interrupt, and may be
 // called more than once.
 func (s *Scratch) Close() error {
@@ -397,7 +398,16 @@ func (s *Scratch) close() error {
 		s.db.Close()
 	}
 	if s.cmd != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		// A server that never became ready is killed: one told to stop
+		// while starting may never get to its shutdown (seen with
+		// mariadbd 10.11 stopped while running its init file), and
+		// nothing was done on its data directory, which the caller
+		// discards.
+		sig := syscall.SIGTERM
+		if s.db == nil {
+			sig = syscall.SIGKILL
+		}
+		_ = s.cmd.Process.Signal(sig)
 		select {
 		case <-s.done:
 		case <-time.After(scratchShutdownTimeout):
@@ -405,7 +415,7 @@ func (s *Scratch) close() error {
 			<-s.done
 			errs = append(errs, fmt.Errorf("the scratch server did not shut down within %s and was killed: its data directory %s needs crash recovery", scratchShutdownTimeout, s.DataDir))
 		}
-		if ps := s.cmd.ProcessState; ps != nil && !ps.Success() && len(errs) == 0 {
+		if ps := s.cmd.ProcessState; ps != nil && !ps.Success() && len(errs) == 0 && s.db != nil {
 			errs = append(errs, fmt.Errorf("the scratch server stopped with %s: %s", ps, lastLogLines(s.LogTail(), 5)))
 		}
 	}

@@ -187,10 +187,10 @@ func parseCheckOutput(out string) *CheckResult {
 		if !ok {
 			continue
 		}
-		kind = strings.TrimSpace(kind)
+		kind = strings.ToLower(strings.TrimSpace(kind))
 		msg = strings.TrimSpace(msg)
 		switch {
-		case kind == "error" || (kind == "status" && msg != "OK"):
+		case kind == "error" || (kind == "status" && !strings.EqualFold(msg, "OK")):
 			if !bad[cur] || kind == "error" {
 				res.Failed = append(res.Failed, cur+": "+msg)
 			}

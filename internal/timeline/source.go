@@ -141,11 +141,13 @@ func FileSources(sns []*snapshot.Snapshot) []*FileSource {
 
 // FileSnapshots returns, in a new slice, the snapshots of sns that hold
 // files to put back as files: not PostgreSQL base backups, which are
-// restored with their WAL by pg restore.
+// restored with their WAL by pg restore, nor physical MariaDB/MySQL
+// backups, restored with their binary log by mysql restore (a logical
+// dump is a file, restored by loading it).
 func FileSnapshots(sns []*snapshot.Snapshot) []*snapshot.Snapshot {
 	files := make([]*snapshot.Snapshot, 0, len(sns))
 	for _, sn := range sns {
-		if sn.Postgres == nil {
+		if sn.Postgres == nil && (sn.MySQL == nil || sn.MySQL.Method != snapshot.MySQLPhysical) {
 			files = append(files, sn)
 		}
 	}

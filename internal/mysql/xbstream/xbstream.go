@@ -28,6 +28,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -156,7 +157,7 @@ func (x *Reader) next() (*Chunk, error) {
 	for uint64(len(x.buf)) < length {
 		step := min(length-uint64(len(x.buf)), 1<<20)
 		n := len(x.buf)
-		x.buf = append(x.buf, make([]byte, step)...)
+		x.buf = slices.Grow(x.buf, int(step))[:n+int(step)]
 		if err := x.full(x.buf[n:]); err != nil {
 			return nil, x.damaged(start, "the stream ends inside a payload")
 		}
