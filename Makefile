@@ -35,6 +35,12 @@ bench-smoke:
 bench-smoke-pg:
 	$(GO) run ./bench -smoke -pg only
 
+.PHONY: bench-smoke-mysql
+
+# bench-smoke-mysql runs the MariaDB section alone on 8 MB, 10 s of writes.
+bench-smoke-mysql:
+	$(GO) run ./bench -smoke -mysql only
+
 # fuzz runs every fuzz target for FUZZTIME each, for long runs: e.g.
 # `make fuzz FUZZTIME=10m`. Seed corpora are in each package's
 # testdata/fuzz/<Target>; a failing input is written there too.

@@ -61,6 +61,7 @@ type config struct {
 	cp       cpConfig
 	pg       pgConfig
 	sq       sqliteConfig
+	my       myConfig
 }
 
 // optionalEnv names the variable that lets a broken rewind through.
@@ -84,6 +85,7 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	var limit, src, dst string
 	var cpRates string
 	var pgRender string
+	var myRender string
 	fs.IntVar(&cfg.rounds, "n", 3, "rounds of the whole comparison; medians are reported")
 	fs.StringVar(&cfg.dataDir, "data", "/var/tmp/rwbench-data", "folder for the datasets, work copies, repositories and logs")
 	fs.StringVar(&sets, "sets", "tree,image,small", "comma-separated datasets: tree, image, small")
@@ -110,6 +112,13 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.IntVar(&cfg.sq.rate, "sqlite-rate", 100, "SQLite: the writer's transactions per second")
 	fs.DurationVar(&cfg.sq.duration, "sqlite-duration", time.Minute, "SQLite: how long the writer runs (-smoke: 8s)")
 	fs.DurationVar(&cfg.sq.interval, "sqlite-interval", time.Second, "SQLite: rewind watch --interval")
+	fs.StringVar(&cfg.my.mode, "mysql", myOn, "MariaDB section against mariabackup + restic: on (after the PostgreSQL one), off (the report keeps the last one), or only (alone; replaces its section of -out)")
+	fs.IntVar(&cfg.my.sizeMB, "mysql-size", 1024, "MariaDB: size of the sysbench-style database in MB (-smoke: 8)")
+	fs.IntVar(&cfg.my.tables, "mysql-tables", 4, "MariaDB: sbtest tables")
+	fs.DurationVar(&cfg.my.writes, "mysql-writes", 3*time.Minute, "MariaDB: how long the write load runs before the restores (issue 13 says 30m; -smoke: 10s)")
+	fs.IntVar(&cfg.my.rate, "mysql-rate", 200, "MariaDB: write transactions per second, all clients together (-smoke: 50)")
+	fs.IntVar(&cfg.my.clients, "mysql-clients", 4, "MariaDB: clients of the write load")
+	fs.StringVar(&myRender, "mysql-render", "", "MariaDB: render the section from a saved `mysql.json` (runs/logs/mysql.json) into -out instead of measuring")
 	fs.StringVar(&limit, "limit", "", "internal: run one machine-limit operation (read, walk, copy) and exit")
 	fs.StringVar(&src, "src", "", "internal: source folder for -limit")
 	fs.StringVar(&dst, "dst", "", "internal: target folder for -limit copy")
@@ -125,12 +134,28 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	if pgRender != "" {
 		return renderPG(ctx, pgRender, cfg.out)
 	}
+	if myRender != "" {
+		return renderMySQL(ctx, myRender, cfg.out)
+	}
 	cfg.sets = splitList(sets)
 	explicit := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
 	// -sets without pg (and without -pg) is a look at the file sets only.
 	if explicit["sets"] && !explicit["pg"] && !slices.Contains(cfg.sets, "pg") {
 		cfg.pg.mode = pgOff
+	}
+	// -sets without mysql (and without -mysql) leaves it out too.
+	if explicit["sets"] && !explicit["mysql"] && !slices.Contains(cfg.sets, "mysql") {
+		cfg.my.mode = myOff
+	}
+	// "mysql" among the sets selects the MariaDB section; alone, only it.
+	if slices.Contains(cfg.sets, "mysql") {
+		cfg.sets = slices.DeleteFunc(cfg.sets, func(s string) bool { return s == "mysql" })
+		if len(cfg.sets) == 0 && !slices.Contains(splitList(sets), "pg") {
+			cfg.my.mode = myOnly
+		} else if cfg.my.mode == myOff {
+			cfg.my.mode = myOn
+		}
 	}
 	// "pg" among the sets selects the PostgreSQL section; alone, only it.
 	if slices.Contains(cfg.sets, "pg") {
@@ -170,6 +195,20 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 		if !explicit["sqlite-duration"] {
 			cfg.sq.duration = 8 * time.Second
 		}
+		// The same for the MariaDB section: a tiny database, seconds of
+		// writes.
+		if !explicit["mysql"] && !slices.Contains(splitList(sets), "mysql") {
+			cfg.my.mode = myOff
+		}
+		if !explicit["mysql-size"] {
+			cfg.my.sizeMB = 8
+		}
+		if !explicit["mysql-writes"] {
+			cfg.my.writes = 10 * time.Second
+		}
+		if !explicit["mysql-rate"] {
+			cfg.my.rate = 50
+		}
 	}
 	if cfg.sq.mode != sqliteOff && cfg.sq.mode != sqliteOnly {
 		return fmt.Errorf("-sqlite %q: want off or only", cfg.sq.mode)
@@ -195,7 +234,7 @@ func validate(cfg *config) error {
 		return errors.New("-n must be at least 1")
 	}
 	for _, s := range cfg.sets {
-		if _, ok := standardSets[s]; !ok && s != "smoke" {
+		if _, ok := standardSets[s]; !ok && s != "smoke" && !(s == "mysql" && cfg.my.mode == myOnly) {
 			return fmt.Errorf("unknown set %q (want tree, image, small or pg)", s)
 		}
 	}
@@ -216,6 +255,20 @@ func validate(cfg *config) error {
 	if cfg.pg.scale < 1 {
 		return errors.New("-pg-scale must be at least 1")
 	}
+	if cfg.my.mode != myOn && cfg.my.mode != myOff && cfg.my.mode != myOnly {
+		return fmt.Errorf("-mysql %q: want on, off or only", cfg.my.mode)
+	}
+	if cfg.my.sizeMB < 1 || cfg.my.tables < 1 || cfg.my.rate < 1 || cfg.my.clients < 1 || cfg.my.writes < time.Second {
+		return errors.New("-mysql-size, -mysql-tables, -mysql-rate and -mysql-clients must be at least 1, -mysql-writes at least 1s")
+	}
+	if cfg.my.mode == myOnly {
+		if cfg.cp.mode == cpOnly || cfg.pg.mode == pgOnly {
+			return errors.New("-mysql only with -pg only or -continuous only: run them one at a time")
+		}
+		cfg.pg.mode = pgOff
+		cfg.tools = []string{"rewind"}
+		cfg.sets = []string{"mysql"}
+	}
 	if cfg.pg.mode == pgOnly {
 		if cfg.cp.mode == cpOnly {
 			return errors.New("-pg only and -continuous only: run them one at a time")
@@ -225,6 +278,10 @@ func validate(cfg *config) error {
 	}
 	if cfg.cache != cacheWarm && cfg.cache != cacheCold && cfg.cache != cacheAsIs {
 		return fmt.Errorf("-cache %q: want warm, cold or as-is", cfg.cache)
+	}
+	if len(cfg.sets) == 0 && cfg.pg.mode == pgOff && cfg.my.mode != myOff {
+		cfg.my.mode = myOnly
+		cfg.tools, cfg.sets = []string{"rewind"}, []string{"mysql"}
 	}
 	if len(cfg.sets) == 0 && cfg.pg.mode != pgOff {
 		cfg.pg.mode = pgOnly
@@ -311,6 +368,9 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 	if cfg.pg.mode == pgOnly {
 		return pgOnlyRun(ctx, log, cfg, root, tmp, dataDir, shm)
 	}
+	if cfg.my.mode == myOnly {
+		return mysqlOnlyRun(ctx, log, cfg, root, tmp, dataDir, shm)
+	}
 	if err := ensurePeers(ctx, log, cfg.tools); err != nil {
 		return err
 	}
@@ -318,6 +378,11 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 		// Before the file sets: a missing PostgreSQL should not end an
 		// hour-long run at its last section.
 		if _, err := checkPgTools(cfg.pg.binDir); err != nil {
+			return err
+		}
+	}
+	if cfg.my.mode == myOn {
+		if err := checkMyTools(); err != nil {
 			return err
 		}
 	}
@@ -365,6 +430,9 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 	if err == nil {
 		err = h.pg(ctx)
 	}
+	if err == nil {
+		err = h.mysql(ctx)
+	}
 	if !cfg.keep {
 		for _, p := range h.templates {
 			os.RemoveAll(p)
@@ -389,6 +457,13 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 			if old, err := os.ReadFile(cfg.out); err == nil {
 				if sec := pgSection(string(old)); sec != "" {
 					doc = splicePG(doc, sec)
+				}
+			}
+		}
+		if h.res.MySQL == nil {
+			if old, err := os.ReadFile(cfg.out); err == nil {
+				if sec := mySection(string(old)); sec != "" {
+					doc = spliceMySQL(doc, sec)
 				}
 			}
 		}

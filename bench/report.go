@@ -180,6 +180,9 @@ func (r *results) markdown(cfg config, tools []tool) report {
 	if r.PG != nil {
 		b.WriteString(r.PG.markdown())
 	}
+	if r.MySQL != nil {
+		b.WriteString(r.MySQL.markdown())
+	}
 	if len(r.Notes) > 0 {
 		b.WriteString("\n## Notes from the run\n\n")
 		for _, n := range r.Notes {
@@ -277,7 +280,8 @@ Flags: ` + "`-n`" + ` rounds (3), ` + "`-data`" + ` dataset folder (/var/tmp/rwb
 ` + "`-sets`" + `, ` + "`-tools`" + `, ` + "`-out`" + ` (this file; ` + "`-`" + ` for stdout only), ` + "`-keep`" + `
 (keep the repositories), ` + "`-cache`" + ` (warm, cold, as-is), ` + "`-verify`" + `,
 ` + "`-timeout`" + `, ` + "`-rewind`" + ` (a prebuilt binary), ` + "`-pg`" + ` (on, off, only: the
-PostgreSQL section), ` + "`-pg-scale`" + `. Run as root: the harness
+PostgreSQL section), ` + "`-pg-scale`" + `, ` + "`-mysql`" + ` (on, off, only: the MariaDB
+section), ` + "`-mysql-size`" + `, ` + "`-mysql-writes`" + `. Run as root: the harness
 installs restic and borgbackup from Debian when they are missing.
 `
 

@@ -36,6 +36,8 @@ type results struct {
 	Continuous *cpReport `json:"continuous,omitempty"`
 	// PG is the PostgreSQL section, when it ran.
 	PG *pgReport `json:"pg,omitempty"`
+	// MySQL is the MariaDB section, when it ran.
+	MySQL *myReport `json:"mysql,omitempty"`
 }
 
 func newResults() *results {

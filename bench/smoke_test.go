@@ -158,7 +158,14 @@ func parseTables(md string) map[string]table {
 }
 
 func splitRow(line string) []string {
+	// An escaped \| inside a cell (a shell pipe in a code span) is not a
+	// separator.
+	const esc = "\x00"
+	line = strings.ReplaceAll(line, `\|`, esc)
 	parts := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
+	for i := range parts {
+		parts[i] = strings.ReplaceAll(parts[i], esc, `\|`)
+	}
 	for i := range parts {
 		parts[i] = strings.TrimSpace(parts[i])
 	}
