@@ -26,11 +26,11 @@ receive keeps the binary log in the repository as a replica does, and
 restore brings a data directory back to any moment the stored binary log
 reaches. check reports the binary log's continuity and verify is a restore
 drill. The server is reached as the mariadb client reaches it: --socket,
---host/--port, --user, and the password from --password-file or an option
+--host/--port, --user, and the password from --mysql-password-file or an option
 file (--defaults-file, else the client's own files). docs/MYSQL.md explains
 the setup and how each part fails.`,
 		Example: `  rewind mysql backup
-  rewind mysql binlog receive --user repl --password-file /etc/rewind/repl.pw
+  rewind mysql binlog receive --user repl --mysql-password-file /etc/rewind/repl.pw
   rewind mysql restore --at '2026-12-07 10:31:05' --target /var/lib/mysql-restored
   rewind mysql check`,
 		Args: cobra.NoArgs,
@@ -53,7 +53,7 @@ func (c *mysqlConnFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&c.o.Host, "host", "", "the server's `host` name or address, for TCP (default: the socket)")
 	f.IntVar(&c.o.Port, "port", 0, "the server's TCP `port` (default 3306)")
 	f.StringVar(&c.o.User, "user", "", "log in as this `user` (default: the option files', else the login name)")
-	f.StringVar(&c.o.PasswordFile, "password-file", "", "read the server password from this `file` (default: the option files' password)")
+	f.StringVar(&c.o.PasswordFile, "mysql-password-file", "", "read the server password from this `file` (default: the option files' password)")
 	f.StringVar(&c.o.DefaultsFile, "defaults-file", "", "read client options from this `file` only, as the mariadb client does")
 }
 

@@ -53,16 +53,16 @@ versions; the binlog position and GTID of the dump's transaction are read
 from its comments. A logical backup works over TCP from another machine.
 
 The server is reached as the mariadb client reaches it: --socket,
---host/--port, --user, and the password from --password-file or an option
+--host/--port, --user, and the password from --mysql-password-file or an option
 file (--defaults-file, else the client's own files); the password goes to
 mariabackup and mariadb-dump in their environment, never on a command line.
 A refused login or a server that is not running stops the command with exit
 status 1 before the repository is touched (status 12 is the repository's
 password). docs/MYSQL.md explains the setup.`,
 		Example: `  rewind mysql backup
-  rewind mysql backup --user backup --password-file /etc/rewind/mysql.pw --tag nightly
+  rewind mysql backup --user backup --mysql-password-file /etc/rewind/mysql.pw --tag nightly
   rewind mysql backup --defaults-file /etc/mysql/debian.cnf
-  rewind mysql backup --logical --host db2.example.com --user backup --password-file /etc/rewind/mysql.pw
+  rewind mysql backup --logical --host db2.example.com --user backup --mysql-password-file /etc/rewind/mysql.pw
   rewind mysql backup --mariabackup /opt/mariadb/bin/mariabackup --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runMysqlBackup(cmd, g, o) },

@@ -48,9 +48,9 @@ func TestMysqlBackupCLI(t *testing.T) {
 	m.Exec(t, "USE d; INSERT INTO d.t SELECT seq, REPEAT(MD5(seq), 20) FROM seq_1_to_20000")
 	e := newRepo(t, 0)
 	pw := m.PasswordFile(t)
-	connArgs := []string{"--socket", m.Socket, "--user", "rewind", "--password-file", pw}
+	connArgs := []string{"--socket", m.Socket, "--user", "rewind", "--mysql-password-file", pw}
 
-	bad := e.expectCode(1, "mysql", "backup", "--socket", m.Socket, "--user", "rewind", "--password-file", e.path("nope"))
+	bad := e.expectCode(1, "mysql", "backup", "--socket", m.Socket, "--user", "rewind", "--mysql-password-file", e.path("nope"))
 	if !strings.Contains(string(bad.stderr), "password file") {
 		t.Errorf("missing password file: %s", bad.stderr)
 	}
@@ -58,7 +58,7 @@ func TestMysqlBackupCLI(t *testing.T) {
 	if err := os.WriteFile(wrong, []byte("not-the-password\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	bad = e.expectCode(1, "mysql", "backup", "--socket", m.Socket, "--user", "rewind", "--password-file", wrong)
+	bad = e.expectCode(1, "mysql", "backup", "--socket", m.Socket, "--user", "rewind", "--mysql-password-file", wrong)
 	if !strings.Contains(string(bad.stderr), `refused user "rewind"`) {
 		t.Errorf("wrong password: %s", bad.stderr)
 	}
@@ -66,7 +66,7 @@ func TestMysqlBackupCLI(t *testing.T) {
 	if !strings.Contains(string(bad.stderr), "is not a program") {
 		t.Errorf("missing mariabackup: %s", bad.stderr)
 	}
-	bad = e.expectCode(1, "mysql", "backup", "--socket", e.path("no-server.sock"), "--user", "rewind", "--password-file", pw)
+	bad = e.expectCode(1, "mysql", "backup", "--socket", e.path("no-server.sock"), "--user", "rewind", "--mysql-password-file", pw)
 	if !strings.Contains(string(bad.stderr), "is it running?") {
 		t.Errorf("no server: %s", bad.stderr)
 	}

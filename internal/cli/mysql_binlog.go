@@ -28,7 +28,7 @@ func newMysqlBinlogCmd(g *globals) *cobra.Command {
 		Long: `binlog receive streams the server's binary log into the repository and keeps
 it current; binlog list shows what is stored. docs/MYSQL.md, "The binary
 log", explains how it is stored and how it fails.`,
-		Example: `  rewind mysql binlog receive --user repl --password-file /etc/rewind/repl.pw
+		Example: `  rewind mysql binlog receive --user repl --mysql-password-file /etc/rewind/repl.pw
   rewind mysql binlog list`,
 		Args: cobra.NoArgs,
 	}
@@ -94,8 +94,8 @@ A server whose binary log is off, a login the server refuses, and a source
 name that holds another server's binary log are errors, and nothing is
 stored. The user needs the REPLICATION SLAVE and REPLICATION CLIENT (or
 BINLOG MONITOR) privileges.`,
-		Example: `  rewind mysql binlog receive --user repl --password-file /etc/rewind/repl.pw
-  rewind mysql binlog receive --host db1 --user repl --password-file /etc/rewind/repl.pw --source db1
+		Example: `  rewind mysql binlog receive --user repl --mysql-password-file /etc/rewind/repl.pw
+  rewind mysql binlog receive --host db1 --user repl --mysql-password-file /etc/rewind/repl.pw --source db1
   rewind mysql binlog receive --semi-sync --server-id 9001
   rewind mysql binlog receive --stats /var/log/rewind-binlog.jsonl --json`,
 		Args: cobra.NoArgs,

@@ -36,15 +36,15 @@ func newMysqlEnv(t *testing.T, opts testutil.MariaDBOptions) *mysqlEnv {
 	e := newEnv(t)
 	repo := e.path("repo")
 	initRepo(t, repo, testPassword, 0)
-	// The repository's password comes from the environment: on mysql
-	// commands --password-file is the server's.
+	// The repository's password comes from the environment; the
+	// server's from --mysql-password-file.
 	return &mysqlEnv{env: e.with("REWIND_REPOSITORY", repo, "REWIND_PASSWORD", testPassword), m: m, repo: repo,
 		pw: m.PasswordFile(t), stats: e.path("stats.jsonl")}
 }
 
 // conn are the connection flags of the test server's rewind user.
 func (me *mysqlEnv) conn() []string {
-	return []string{"--socket", me.m.Socket, "--user", "rewind", "--password-file", me.pw}
+	return []string{"--socket", me.m.Socket, "--user", "rewind", "--mysql-password-file", me.pw}
 }
 
 // mysqlReceiver is `rewind mysql binlog receive` as a child process.
@@ -427,7 +427,7 @@ func TestMysqlBinlogBadInput(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("not-the-password\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r = me.run("mysql", "binlog", "receive", "--socket", me.m.Socket, "--user", "rewind", "--password-file", bad)
+	r = me.run("mysql", "binlog", "receive", "--socket", me.m.Socket, "--user", "rewind", "--mysql-password-file", bad)
 	if r.code != ExitFatal || !strings.Contains(string(r.stderr), "refused user") {
 		t.Errorf("wrong password: %s", r)
 	}

@@ -25,7 +25,7 @@ const DefaultPort = 3306
 
 // ConnOptions say how to reach a server, as the `mariadb` client takes
 // them: --socket, --host/--port, --user, and the password from
-// --password-file or an option file (--defaults-file, else the client's
+// --mysql-password-file or an option file (--defaults-file, else the client's
 // own files). Resolve fills the unset ones the way the client does.
 type ConnOptions struct {
 	Socket       string
@@ -148,7 +148,7 @@ type ConnectError struct {
 func (e ConnectError) Error() string {
 	var me *driver.MySQLError
 	if errors.As(e.Err, &me) && (me.Number == 1045 || me.Number == 1698) {
-		return fmt.Sprintf("mysql: the server at %s refused user %q: %s (check --user and --password-file or the option file)", e.Addr, e.User, me.Message)
+		return fmt.Sprintf("mysql: the server at %s refused user %q: %s (check --user and --mysql-password-file or the option file)", e.Addr, e.User, me.Message)
 	}
 	return fmt.Sprintf("mysql: cannot reach the server at %s as %q: %v (is it running? check --socket or --host/--port)", e.Addr, e.User, e.Err)
 }
