@@ -194,6 +194,7 @@ type jsonSnapshot struct {
 	Inventory      string               `json:"inventory"`
 	Postgres       *jsonPGInfo          `json:"postgres"`
 	SQLite         []jsonSQLiteCapture  `json:"sqlite"`
+	MySQL          *jsonMySQLInfo       `json:"mysql"`
 	Summary        *jsonSnapshotSummary `json:"summary"`
 }
 
@@ -216,8 +217,6 @@ type jsonSQLiteFileStat struct {
 	Size  int64 `json:"size"`
 	MTime int64 `json:"mtime_ns"`
 	CTime int64 `json:"ctime_ns"`
-	MySQL          *jsonMySQLInfo       `json:"mysql"`
-	Summary        *jsonSnapshotSummary `json:"summary"`
 }
 
 // jsonMySQLInfo is a MariaDB/MySQL backup's "mysql" field.

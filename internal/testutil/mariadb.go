@@ -170,7 +170,6 @@ func StartMariaDB(t testing.TB, opts MariaDBOptions) *MariaDB {
 	return m
 }
 
-
 // writeConfig writes the server's option file: small buffers (the tests'
 // servers are tiny), no name resolution, the binary log in ROW format.
 func (m *MariaDB) writeConfig(opts MariaDBOptions) error {
