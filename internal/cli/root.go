@@ -213,6 +213,7 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		newPgCmd(g),
 		newChmodCmd(g),
 		newInternalThawCmd(g),
+		newMountCmd(g),
 	)
 	return root
 }
