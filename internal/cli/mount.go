@@ -48,12 +48,14 @@ host name, or --host.
 Files keep their modes, owners, times, xattrs and ACLs as stored; hard links
 share an inode number; sparse files report their holes (SEEK_HOLE). A file
 whose data cannot be read (a damaged pack) gives EIO and a warning, and the
-mount stays up. Needs /dev/fuse and fusermount3 (Debian: the fuse3 package).`,
+mount stays up. Needs /dev/fuse and fusermount3 (Debian: the fuse3 package).
+
+Then, from another shell: ls /mnt/rewind/at/2026-12-07T10:31:05/etc, and
+umount /mnt/rewind when done.`,
 		Example: `  mkdir /mnt/rewind && rewind mount /mnt/rewind
   rewind mount /mnt/rewind --at "2026-12-07 10:31:05"
   rewind mount /mnt/rewind --host web1 --allow-other
-  ls /mnt/rewind/at/2026-12-07T10:31:05/etc
-  umount /mnt/rewind`,
+  rewind mount /mnt/rewind --at -1h --host db1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.runMount(cmd.Context(), args[0], at, sf, allowOther, cacheMiB)
