@@ -196,3 +196,10 @@ func (v *atView) lister(p string, n *tree.Node, sn *snapshot.Snapshot, cover boo
 		return out, nil
 	}
 }
+
+// OpendirHandle lists the moments; not cached by the kernel, since any
+// name may be looked up beside them.
+func (a *atRoot) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	ds, errno := a.Readdir(ctx)
+	return ds, 0, errno
+}

@@ -293,3 +293,13 @@ func listxattr(n *tree.Node, dest []byte) (uint32, syscall.Errno) {
 	}
 	return uint32(copy(dest, b)), 0
 }
+
+// OpendirHandle lets the kernel keep the listing (FOPEN_CACHE_DIR): it
+// never changes, and a second find or ls costs no round trip.
+func (d *dir) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	ds, errno := d.Readdir(ctx)
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	return ds, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+}
