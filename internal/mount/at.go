@@ -88,6 +88,16 @@ func (v *atView) root() fs.InodeEmbedder {
 		}
 		return &dir{m: v.m, list: func(context.Context) ([]kid, error) { return nil, nil }}
 	}
+	if n.MTime == 0 {
+		// "/" is no stored directory when the host backed up paths
+		// below it: it takes the time of the newest snapshot shown.
+		c := *n
+		for _, e := range v.entries {
+			c.MTime = max(c.MTime, e.Snapshot.AsOf().UnixNano())
+		}
+		c.ATime, c.CTime, c.Links = c.MTime, c.MTime, 2
+		n = &c
+	}
 	return &dir{m: v.m, meta: n, list: v.lister("/", n, sn, cover)}
 }
 
