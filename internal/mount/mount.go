@@ -55,6 +55,8 @@ type Mount struct {
 	r         *repository.Repository
 	opt       Options
 	cache     *blobCache
+	trees     *blobCache
+	treeSlots chan struct{}
 	readahead uint64
 	prefetch  chan struct{}
 	timeout   time.Duration
@@ -84,6 +86,7 @@ func New(ctx context.Context, r *repository.Repository, opt Options) (fs.InodeEm
 		ctx: ctx, r: r, opt: opt,
 		readahead: opt.Readahead,
 		prefetch:  make(chan struct{}, 4),
+		treeSlots: make(chan struct{}, 8),
 		timeout:   time.Hour,
 		links:     map[linkKey]uint64{},
 		ats:       map[time.Time]*atView{},
@@ -91,6 +94,9 @@ func New(ctx context.Context, r *repository.Repository, opt Options) (fs.InodeEm
 	m.nextIno.Store(1)
 	m.cache = newBlobCache(opt.CacheBytes, func(ctx context.Context, i id.ID) ([]byte, error) {
 		return r.LoadBlob(ctx, pack.DataBlob, i, nil)
+	})
+	m.trees = newBlobCache(64<<20, func(ctx context.Context, i id.ID) ([]byte, error) {
+		return r.LoadBlob(ctx, pack.TreeBlob, i, nil)
 	})
 	if !opt.At.IsZero() {
 		v := m.atView(opt.At)

@@ -2,6 +2,7 @@ package mount
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"syscall"
 	"time"
@@ -10,7 +11,6 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	rfs "github.com/rewind-backup/rewind/internal/fs"
 	"github.com/rewind-backup/rewind/internal/id"
-	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/tree"
 )
 
@@ -168,19 +168,60 @@ func (m *Mount) treeKid(snap id.ID, n *tree.Node, list func(ctx context.Context)
 }
 
 // storedKids lists a stored directory, leaving out the names restore
-// refuses (fs.Listing), as ls and find do.
+// refuses (fs.Listing), as ls and find do. Its tree blobs come through
+// the tree cache, and the subdirectories' blobs are loaded ahead: a find
+// or ls -R that opens them next finds them decoded-ready.
 func (m *Mount) storedKids(ctx context.Context, snap id.ID, subtree []id.ID) ([]kid, error) {
 	var out []kid
 	var names rfs.Listing
-	err := snapshot.EachNode(m.ctx, m.r, subtree, func(n *tree.Node) error {
-		if names.Check(n.Name) != nil {
-			return nil
+	var next []id.ID
+	for _, i := range subtree {
+		blob, err := m.trees.get(ctx, i)
+		if err != nil {
+			return nil, err
 		}
-		c := *n
-		out = append(out, m.treeKid(snap, &c, nil))
-		return nil
-	})
-	return out, err
+		d, err := tree.NewDecoder(blob)
+		if err != nil {
+			return nil, fmt.Errorf("tree %s: %w", i.Short(), err)
+		}
+		for {
+			n, ok, err := d.Next()
+			if err != nil {
+				return nil, fmt.Errorf("tree %s: %w", i.Short(), err)
+			}
+			if !ok {
+				break
+			}
+			if names.Check(n.Name) != nil {
+				continue
+			}
+			if n.Type == tree.Dir {
+				next = append(next, n.Subtree...)
+			}
+			out = append(out, m.treeKid(snap, &n, nil))
+		}
+	}
+	m.prefetchTrees(next)
+	return out, nil
+}
+
+// prefetchTrees loads tree blobs in the background, as many at once as
+// the prefetch slots allow; the rest are loaded when asked for.
+func (m *Mount) prefetchTrees(ids []id.ID) {
+	for _, i := range ids {
+		if m.trees.has(i) {
+			continue
+		}
+		select {
+		case m.treeSlots <- struct{}{}:
+		default:
+			return
+		}
+		go func() {
+			defer func() { <-m.treeSlots }()
+			m.trees.get(m.ctx, i)
+		}()
+	}
 }
 
 // A leaf is a stored symlink, device, FIFO or socket.
