@@ -205,3 +205,7 @@ func (g *globals) runMount(ctx context.Context, dir, at string, sf snapFilter, a
 	g.ui.Infof("%s unmounted\n", dir)
 	return nil
 }
+
+// mount never writes to the repository: it may run with --no-lock, for a
+// repository on read-only media.
+func init() { readOnlyCommands = append(readOnlyCommands, "mount") }

@@ -311,6 +311,12 @@ func TestMountBadInput(t *testing.T) {
 		t.Errorf("--at before every snapshot: %v", r)
 	}
 
+	// Without fusermount3, the message names the package.
+	r = e.with("PATH", e.path("home")).run("mount", mnt)
+	if r.code != ExitFatal || !strings.Contains(string(r.stderr), "install the fuse3 package") {
+		t.Errorf("without fusermount3: %v", r)
+	}
+
 	startMount(t, e, mnt)
 	for _, name := range []string{"2001-01-01T00:00:00", "not a moment", "-9999d"} {
 		_, err := os.Stat(filepath.Join(mnt, "at", name))
