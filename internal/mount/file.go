@@ -31,6 +31,10 @@ type file struct {
 	errno syscall.Errno
 }
 
+// seqSlack is how far from the end of the last read a read may start and
+// still count as sequential.
+const seqSlack = 4 << 20
+
 // handle is one open of a file: it notices sequential reads, which start
 // readahead.
 type handle struct {
@@ -115,9 +119,12 @@ func (f *file) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int6
 		pos += take
 	}
 	if h, ok := fh.(*handle); ok {
+		// The kernel's own readahead sends several reads at once, which
+		// may arrive out of order: a read near where the last one ended
+		// counts as sequential.
 		h.mu.Lock()
-		seq := h.next == off
-		h.next = off + int64(want)
+		seq := off >= h.next-seqSlack && off <= h.next+seqSlack
+		h.next = max(h.next, off+int64(want))
 		h.mu.Unlock()
 		if seq {
 			f.readahead(i)
