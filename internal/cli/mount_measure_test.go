@@ -14,13 +14,13 @@ import (
 // sets targets for, and logs it; it asserts no timing. It runs only with
 // REWIND_MOUNT_BENCH=1 (it backs up 1.5 GB):
 //
-//	REWIND_MOUNT_BENCH=1 go test ./internal/cli -run TestMountMeasure -v
+//		REWIND_MOUNT_BENCH=1 go test ./internal/cli -run TestMountMeasure -v
 //
-//   - a sequential read of the image set's 2 GiB disk.img through at/,
-//     against restore of the same file into tmpfs (target: the read at
-//     least 0.8x as fast);
-//   - find over the tree set through at/, against find on the source
-//     (target: at most 2x the time).
+//	  - a sequential read of the image set's 2 GiB disk.img through at/,
+//	    against restore of the same file into tmpfs (target: the read at
+//	    least 0.8x as fast);
+//	  - find over the tree set through at/, against find on the source
+//	    (target: at most 2x the time).
 func TestMountMeasure(t *testing.T) {
 	if os.Getenv("REWIND_MOUNT_BENCH") == "" {
 		t.Skip("a measurement: set REWIND_MOUNT_BENCH=1 to run it")
