@@ -19,6 +19,7 @@ test:
 	bash scripts/minio.sh
 	bash scripts/postgres.sh
 	bash scripts/mariadb.sh
+	bash scripts/fuse.sh
 	bash scripts/smtp.sh
 	bash scripts/promtool.sh
 	$(GO) test -count=1 -timeout 30m ./...

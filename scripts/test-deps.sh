@@ -20,6 +20,8 @@ command -v nsenter >/dev/null || need+=(util-linux)
 command -v restic >/dev/null || need+=(restic)
 command -v borg >/dev/null || need+=(borgbackup)
 command -v bsdtar >/dev/null || need+=(libarchive-tools)
+# rsync -aHAXn --checksum: the mount fidelity tests compare through it.
+command -v rsync >/dev/null || need+=(rsync)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "test-deps: missing packages ${need[*]}; tests that need them will be skipped (run as root to install)" >&2

@@ -215,6 +215,7 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		newMysqlCmd(g),
 		newChmodCmd(g),
 		newInternalThawCmd(g),
+		newMountCmd(g),
 	)
 	return root
 }
