@@ -55,6 +55,8 @@ type Snapshot struct {
 	// Postgres is set on a PostgreSQL base backup (`rewind pg backup`):
 	// where its WAL starts and stops, and the cluster it is of.
 	Postgres *PGInfo `json:"postgres,omitempty"`
+	// Image is set on a snapshot of a block device or disk image file.
+	Image *ImageInfo `json:"image,omitempty"`
 
 	// ID is the snapshot's file name; it is not stored inside the file.
 	ID id.ID `json:"-"`
