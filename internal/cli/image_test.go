@@ -1,0 +1,285 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rewind-backup/rewind/internal/testutil"
+)
+
+// jsonImageSummary is the strict copy of the image part of backup's
+// summary (docs/JSON.md).
+type jsonImageSummary struct {
+	Kind          string `json:"kind"`
+	Size          int64  `json:"size"`
+	BlockSize     int64  `json:"block_size"`
+	Method        string `json:"method"`
+	Fallback      string `json:"fallback,omitempty"`
+	BytesRead     int64  `json:"bytes_read"`
+	BytesFree     int64  `json:"bytes_free"`
+	Blocks        int64  `json:"blocks"`
+	BlocksHole    int64  `json:"blocks_hole"`
+	BlocksChanged int64  `json:"blocks_changed"`
+}
+
+// jsonRestoreImage is the strict copy of restore --device/--image's
+// JSON line (docs/JSON.md).
+type jsonRestoreImage struct {
+	MessageType  string `json:"message_type"`
+	SnapshotID   string `json:"snapshot_id"`
+	Target       string `json:"target"`
+	Size         int64  `json:"size"`
+	BytesWritten int64  `json:"bytes_written"`
+	BytesZeroed  int64  `json:"bytes_zeroed"`
+	ZeroMethod   string `json:"zero_method,omitempty"`
+	Verified     bool   `json:"verified"`
+}
+
+type imageBackup struct {
+	SnapshotID string           `json:"snapshot_id"`
+	DataAdded  int64            `json:"data_added"`
+	Image      jsonImageSummary `json:"image"`
+}
+
+func imageSummaryLine(t *testing.T, out []byte, v any) {
+	t.Helper()
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), `"message_type":"summary"`) {
+			if err := json.Unmarshal(sc.Bytes(), v); err != nil {
+				t.Fatalf("%v: %s", err, sc.Text())
+			}
+			return
+		}
+	}
+	t.Fatalf("no summary line in:\n%s", out)
+}
+
+func sh(t *testing.T, prog string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(prog, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", prog, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// usedBytes is what dumpe2fs says the ext4 on dev uses: the bound the
+// bitmap method must read exactly.
+func usedBytes(t *testing.T, dev string) int64 {
+	out := sh(t, "dumpe2fs", "-h", dev)
+	get := func(name string) int64 {
+		m := regexp.MustCompile(`(?m)^` + name + `:\s+(\d+)`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("dumpe2fs: no %s in\n%s", name, out)
+		}
+		n, _ := strconv.ParseInt(m[1], 10, 64)
+		return n
+	}
+	return (get("Block count") - get("Free blocks")) * get("Block size")
+}
+
+// fileSums returns the SHA-256 of each regular file below dir.
+func fileSums(t *testing.T, dir string) map[string][32]byte {
+	out := map[string][32]byte{}
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || !fi.Mode().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out[rel] = sha256.Sum256(b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func mountDo(t *testing.T, dev string, ro bool, fn func(mnt string)) {
+	t.Helper()
+	mnt := t.TempDir()
+	opts := "rw"
+	if ro {
+		opts = "ro"
+	}
+	sh(t, "mount", "-o", opts, dev, mnt)
+	defer sh(t, "umount", mnt)
+	fn(mnt)
+}
+
+func sameSums(t *testing.T, what string, want, got map[string][32]byte) {
+	t.Helper()
+	delete(got, "lost+found")
+	if len(got) != len(want) {
+		t.Errorf("%s: %d files, want %d", what, len(got), len(want))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %s differs or is missing", what, k)
+		}
+	}
+}
+
+// TestDeviceBackupExt4 backs up an ext4 loop device twice with files
+// changed between, and restores both snapshots onto another device.
+func TestDeviceBackupExt4(t *testing.T) {
+	e := newRepo(t, 0)
+	src := testutil.LoopDisk(t, 96<<20)
+	dst := testutil.LoopDisk(t, 128<<20)
+	small := testutil.LoopDisk(t, 32<<20)
+	sh(t, "mkfs.ext4", "-q", "-F", "-b", "4096", "-E", "nodiscard", src)
+	var sums1, sums2 map[string][32]byte
+	mountDo(t, src, false, func(mnt string) {
+		writeFiles(t, mnt, map[string][]byte{
+			"a.bin": randomBytes(1, 6<<20), "d/b.bin": randomBytes(2, 3<<20), "d/c.txt": []byte("hello\n"), "gone.bin": randomBytes(3, 2<<20),
+		})
+		sums1 = fileSums(t, mnt)
+	})
+	used1 := usedBytes(t, src)
+	var b1 imageBackup
+	imageSummaryLine(t, e.mustRun("backup", "--json", "--device", src).stdout, &b1)
+	if b1.Image.Method != "ext4-bitmap" || b1.Image.Kind != "device" || b1.Image.Size != 96<<20 {
+		t.Fatalf("first backup: %+v", b1.Image)
+	}
+	if b1.Image.BytesRead != used1 {
+		t.Errorf("first backup read %d bytes; the ext4 uses %d (dumpe2fs)", b1.Image.BytesRead, used1)
+	}
+
+	// Change 1 MiB of a.bin, add 2 MiB, remove 2 MiB.
+	mountDo(t, src, false, func(mnt string) {
+		f, err := os.OpenFile(filepath.Join(mnt, "a.bin"), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(randomBytes(4, 1<<20), 2<<20); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if err := os.Remove(filepath.Join(mnt, "gone.bin")); err != nil {
+			t.Fatal(err)
+		}
+		writeFiles(t, mnt, map[string][]byte{"new.bin": randomBytes(5, 2<<20)})
+		sums2 = fileSums(t, mnt)
+	})
+	used2 := usedBytes(t, src)
+	var b2 imageBackup
+	imageSummaryLine(t, e.mustRun("backup", "--json", "--device", src).stdout, &b2)
+	if b2.Image.BytesRead != used2 {
+		t.Errorf("incremental read %d bytes; the ext4 uses %d (dumpe2fs)", b2.Image.BytesRead, used2)
+	}
+	// 3 MiB of data changed: at most 3 MiB blocks spanning them twice
+	// over, plus metadata blocks (journal, inode table, bitmaps,
+	// directory, superblock), each in its own 1 MiB block.
+	if b2.Image.BlocksChanged > 6+6 || b2.DataAdded > 12<<20 {
+		t.Errorf("incremental: %d blocks changed, %d bytes added; want at most 12 blocks for 3 MiB changed", b2.Image.BlocksChanged, b2.DataAdded)
+	}
+	if b2.Image.BlocksChanged == 0 {
+		t.Errorf("incremental: no block changed")
+	}
+	t.Logf("device 96 MiB: full %d read, incremental %d read, %d blocks changed, %d bytes added", b1.Image.BytesRead, b2.Image.BytesRead, b2.Image.BlocksChanged, b2.DataAdded)
+
+	for i, c := range []struct {
+		id   string
+		sums map[string][32]byte
+	}{{b1.SnapshotID, sums1}, {b2.SnapshotID, sums2}} {
+		var r jsonRestoreImage
+		imageSummaryLine(t, e.mustRun("restore", "--json", c.id, "--device", dst, "--verify").stdout, &r)
+		if !r.Verified || r.Size != 96<<20 {
+			t.Errorf("restore %d: %+v", i+1, r)
+		}
+		sh(t, "e2fsck", "-fn", dst)
+		mountDo(t, dst, true, func(mnt string) { sameSums(t, "snapshot "+strconv.Itoa(i+1), c.sums, fileSums(t, mnt)) })
+	}
+
+	// Bad input: a mounted target, a target too small, a snapshot of
+	// paths.
+	mountDo(t, dst, true, func(string) {
+		r := e.expectCode(1, "restore", b2.SnapshotID, "--device", dst)
+		if !strings.Contains(string(r.stderr), "is mounted on") {
+			t.Errorf("mounted target: %s", r.stderr)
+		}
+	})
+	r := e.expectCode(1, "restore", b2.SnapshotID, "--device", small)
+	if !strings.Contains(string(r.stderr), "smaller than the") {
+		t.Errorf("small target: %s", r.stderr)
+	}
+	dir := e.path("files")
+	writeFiles(t, dir, map[string][]byte{"x": []byte("x")})
+	var pb struct {
+		SnapshotID string `json:"snapshot_id"`
+	}
+	imageSummaryLine(t, e.mustRun("backup", "--json", dir).stdout, &pb)
+	r = e.expectCode(1, "restore", pb.SnapshotID, "--device", dst)
+	if !strings.Contains(string(r.stderr), "not a device or image backup") {
+		t.Errorf("snapshot of paths: %s", r.stderr)
+	}
+	out := string(e.mustRun("snapshots", "--tag", "device").stdout)
+	if !strings.Contains(out, b1.SnapshotID[:8]) || !strings.Contains(out, b2.SnapshotID[:8]) {
+		t.Errorf("snapshots --tag device lists:\n%s", out)
+	}
+	if out := string(e.mustRun("ls", "-l", b2.SnapshotID+":/dev").stdout); !strings.Contains(out, filepath.Base(src)) || !strings.Contains(out, "96 MiB") && !strings.Contains(out, "100663296") {
+		t.Errorf("ls does not show %s:\n%s", src, out)
+	}
+	e.mustRun("check", "--read-data")
+}
+
+// TestImageFileRoundTrip backs up a sparse image file and restores it
+// bit-identical, with its holes.
+func TestImageFileRoundTrip(t *testing.T) {
+	e := newRepo(t, 0)
+	img := e.path("disk.img")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 64<<20 + 12345
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	for i, off := range []int64{0, 5 << 20, 5<<20 + 700_000, 40 << 20, size - 5000} {
+		if _, err := f.WriteAt(randomBytes(uint64(i+10), 300_000)[:min(300_000, size-off)], off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	var b imageBackup
+	imageSummaryLine(t, e.mustRun("backup", "--json", "--image", img).stdout, &b)
+	if b.Image.Method != "full" || b.Image.Kind != "image" || b.Image.BytesRead != size {
+		t.Errorf("image backup: %+v", b.Image)
+	}
+	out := e.path("out.img")
+	e.mustRun("restore", b.SnapshotID, "--image", out, "--verify")
+	sh(t, "cmp", img, out)
+	var st unix.Stat_t
+	if err := unix.Stat(out, &st); err != nil {
+		t.Fatal(err)
+	}
+	// Five runs of data, each in at most two 1 MiB blocks.
+	if st.Blocks*512 > 10<<20 {
+		t.Errorf("restored image takes %d bytes on disk; its data fits 10 MiB of blocks", st.Blocks*512)
+	}
+	r := e.expectCode(1, "restore", b.SnapshotID, "--image", out)
+	if !strings.Contains(string(r.stderr), "exists") {
+		t.Errorf("existing image file: %s", r.stderr)
+	}
+	r = e.expectCode(1, "backup", "--device", img)
+	if !strings.Contains(string(r.stderr), "not a block device") {
+		t.Errorf("--device on a file: %s", r.stderr)
+	}
+}
