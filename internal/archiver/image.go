@@ -20,8 +20,18 @@ import (
 	"github.com/rewind-backup/rewind/internal/tree"
 )
 
-// DefaultImageBlockSize is the chunk size of a device or image backup.
-const DefaultImageBlockSize = 1 << 20
+// ImageBlockSize is the default chunk size of a device or image of size
+// bytes: 64 KiB, so that a change of a few KiB stores little (a 64 KiB
+// write at a 4 KiB-aligned offset stores at most two blocks), doubled
+// while the device would have more than 2^20 blocks (over 64 GiB), so
+// that the chunk list and the index stay small, up to 8 MiB.
+func ImageBlockSize(size int64) int64 {
+	bs := int64(64 << 10)
+	for bs < 8<<20 && size/bs > 1<<20 {
+		bs *= 2
+	}
+	return bs
+}
 
 // ImageOptions describe a device or image file to back up.
 type ImageOptions struct {
@@ -31,8 +41,9 @@ type ImageOptions struct {
 	// Kind is snapshot.ImageDevice or snapshot.ImageFile; it is also
 	// added to the snapshot's tags.
 	Kind string
-	// BlockSize is the chunk size; 0 means DefaultImageBlockSize. A
-	// parent with another block size is not compared with.
+	// BlockSize is the chunk size; 0 means ImageBlockSize of the
+	// device's size. A parent with another block size is not compared
+	// with.
 	BlockSize int64
 	// Full reads every block, without looking for a filesystem.
 	Full bool
@@ -52,10 +63,7 @@ func (a *Archiver) SnapshotImage(ctx context.Context, opt ImageOptions) (*snapsh
 		return nil, err
 	}
 	bs := opt.BlockSize
-	if bs == 0 {
-		bs = DefaultImageBlockSize
-	}
-	if bs < 4096 || bs > 8<<20 || bs%4096 != 0 {
+	if bs != 0 && (bs < 4096 || bs > 8<<20 || bs%4096 != 0) {
 		return nil, fmt.Errorf("block size %d: give a multiple of 4096 between 4 KiB and 8 MiB", bs)
 	}
 	f, err := os.Open(opt.Path)
@@ -66,6 +74,9 @@ func (a *Archiver) SnapshotImage(ctx context.Context, opt ImageOptions) (*snapsh
 	size, err := diskimage.Size(f)
 	if err != nil {
 		return nil, err
+	}
+	if bs == 0 {
+		bs = ImageBlockSize(size)
 	}
 	info := &snapshot.ImageInfo{Kind: opt.Kind, Size: size, BlockSize: bs, Method: snapshot.MethodFull}
 	var alloc *diskimage.Allocation

@@ -57,7 +57,7 @@ stored; if it exits with a status other than 0, no snapshot is saved, and
 the message gives its status and the last lines of its standard error.
 
 With --device DEV or --image FILE, a block device or disk image file is
-stored whole as one file, in fixed blocks (--block-size, 1 MiB) at device
+stored whole as one file, in fixed blocks (--block-size, 64 KiB) at device
 offsets: blocks of zeros, and free space of an ext2/3/4 filesystem (read
 from its own block bitmaps), are holes, not read or stored; blocks that
 did not change since the last backup of the same device are not stored

@@ -32,7 +32,7 @@ func (o *imageOpts) add(cmd *cobra.Command) {
 	f.StringVar(&o.device, "device", "", "back up the block `device` whole, block by block (see docs/IMAGES.md)")
 	f.StringVar(&o.image, "image", "", "back up the disk image `file` whole, block by block")
 	f.BoolVar(&o.fullRead, "full-read", false, "with --device or --image: read every block, even where an ext4 filesystem's bitmaps say it is free")
-	f.StringVar(&o.blockSize, "block-size", "1M", "with --device or --image: the fixed chunk `size` (a multiple of 4K up to 8M)")
+	f.StringVar(&o.blockSize, "block-size", "", "with --device or --image: the fixed chunk `size` (a multiple of 4K up to 8M; default 64K, more above 64 GiB)")
 }
 
 // on reports whether a device or image is backed up instead of paths.
@@ -50,9 +50,12 @@ func (o *imageOpts) check(args []string, streamOn bool) (string, string, int64, 
 	if len(args) > 0 {
 		return "", "", 0, fmt.Errorf("--device and --image back up one device or file, not paths (got %q)", args)
 	}
-	bs, err := parseByteSize(o.blockSize)
-	if err != nil {
-		return "", "", 0, fmt.Errorf("--block-size: %w", err)
+	var bs int64
+	var err error
+	if o.blockSize != "" {
+		if bs, err = parseByteSize(o.blockSize); err != nil {
+			return "", "", 0, fmt.Errorf("--block-size: %w", err)
+		}
 	}
 	p, kind := o.image, snapshot.ImageFile
 	if o.device != "" {
@@ -129,12 +132,12 @@ func runBackupImage(cmd *cobra.Command, g *globals, o *backupOpts, r *repository
 // printImageSummary says how the blocks to read were chosen and what
 // was read.
 func printImageSummary(g *globals, im *snapshot.ImageInfo) {
-	g.ui.Printf("%s %s: %s in blocks of %s, method %s", im.Kind, "size", ui.Bytes(im.Size), ui.Bytes(im.BlockSize), im.Method)
+	g.ui.Printf("%s of %s in blocks of %s, read by method %s", im.Kind, ui.Bytes(im.Size), ui.Bytes(im.BlockSize), im.Method)
 	if im.Fallback != "" {
 		g.ui.Printf(" (%s)", im.Fallback)
 	}
 	g.ui.Printf("\n")
-	g.ui.Printf("Blocks: %s, %s holes (zero or free), %s changed; read %s, free space skipped %s\n",
-		ui.Count(im.Blocks, "block", "blocks"), ui.Count(im.BlocksHole, "block", "blocks"),
-		ui.Count(im.BlocksChanged, "block", "blocks"), ui.Bytes(im.BytesRead), ui.Bytes(im.BytesFree))
+	g.ui.Printf("Blocks: %s; holes (zeros or free space): %s; changed since the parent: %s\n",
+		ui.Count(im.Blocks, "block", "blocks"), ui.Count(im.BlocksHole, "block", "blocks"), ui.Count(im.BlocksChanged, "block", "blocks"))
+	g.ui.Printf("Device read: %s; free space not read: %s\n", ui.Bytes(im.BytesRead), ui.Bytes(im.BytesFree))
 }

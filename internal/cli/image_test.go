@@ -183,11 +183,14 @@ func TestDeviceBackupExt4(t *testing.T) {
 	if b2.Image.BytesRead != used2 {
 		t.Errorf("incremental read %d bytes; the ext4 uses %d (dumpe2fs)", b2.Image.BytesRead, used2)
 	}
-	// 3 MiB of data changed: at most 3 MiB blocks spanning them twice
-	// over, plus metadata blocks (journal, inode table, bitmaps,
-	// directory, superblock), each in its own 1 MiB block.
-	if b2.Image.BlocksChanged > 6+6 || b2.DataAdded > 12<<20 {
-		t.Errorf("incremental: %d blocks changed, %d bytes added; want at most 12 blocks for 3 MiB changed", b2.Image.BlocksChanged, b2.DataAdded)
+	// 3 MiB of data changed, 64 KiB-aligned, plus metadata blocks
+	// (journal, inode table, bitmaps, directory, superblock): at most
+	// 16 blocks of 64 KiB for those.
+	if b2.Image.BlockSize != 64<<10 {
+		t.Fatalf("block size %d, want 64 KiB for a small device", b2.Image.BlockSize)
+	}
+	if b2.Image.BlocksChanged > 48+16 || b2.DataAdded > 5<<20 {
+		t.Errorf("incremental: %d blocks changed, %d bytes added; want at most 64 blocks, 5 MiB for 3 MiB changed", b2.Image.BlocksChanged, b2.DataAdded)
 	}
 	if b2.Image.BlocksChanged == 0 {
 		t.Errorf("incremental: no block changed")
@@ -230,7 +233,7 @@ func TestDeviceBackupExt4(t *testing.T) {
 		t.Errorf("snapshot of paths: %s", r.stderr)
 	}
 	out := string(e.mustRun("snapshots", "--tag", "device").stdout)
-	if !strings.Contains(out, b1.SnapshotID[:8]) || !strings.Contains(out, b2.SnapshotID[:8]) {
+	if !strings.Contains(out, b1.SnapshotID[:8]) || !strings.Contains(out, b2.SnapshotID[:8]) || !strings.Contains(out, src+" (96.00 MiB)") {
 		t.Errorf("snapshots --tag device lists:\n%s", out)
 	}
 	if out := string(e.mustRun("ls", "-l", b2.SnapshotID+":/dev").stdout); !strings.Contains(out, filepath.Base(src)) || !strings.Contains(out, "96 MiB") && !strings.Contains(out, "100663296") {
@@ -270,9 +273,9 @@ func TestImageFileRoundTrip(t *testing.T) {
 	if err := unix.Stat(out, &st); err != nil {
 		t.Fatal(err)
 	}
-	// Five runs of data, each in at most two 1 MiB blocks.
-	if st.Blocks*512 > 10<<20 {
-		t.Errorf("restored image takes %d bytes on disk; its data fits 10 MiB of blocks", st.Blocks*512)
+	// Five runs of 300,000 bytes, each in at most six 64 KiB blocks.
+	if st.Blocks*512 > 30*64<<10 {
+		t.Errorf("restored image takes %d bytes on disk; its data fits 30 blocks of 64 KiB", st.Blocks*512)
 	}
 	r := e.expectCode(1, "restore", b.SnapshotID, "--image", out)
 	if !strings.Contains(string(r.stderr), "exists") {
