@@ -281,6 +281,13 @@ func TestImageFileRoundTrip(t *testing.T) {
 	if !strings.Contains(string(r.stderr), "exists") {
 		t.Errorf("existing image file: %s", r.stderr)
 	}
+	// An image snapshot is a snapshot of one sparse file to every other
+	// command.
+	dir := e.path("as-files")
+	e.mustRun("restore", b.SnapshotID, "--target", dir)
+	sh(t, "cmp", img, filepath.Join(dir, img))
+	e.mustRun("check", "--read-data")
+	e.mustRun("forget", b.SnapshotID)
 	r = e.expectCode(1, "backup", "--device", img)
 	if !strings.Contains(string(r.stderr), "not a block device") {
 		t.Errorf("--device on a file: %s", r.stderr)
