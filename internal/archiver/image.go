@@ -81,15 +81,20 @@ func (a *Archiver) SnapshotImage(ctx context.Context, opt ImageOptions) (*snapsh
 	info := &snapshot.ImageInfo{Kind: opt.Kind, Size: size, BlockSize: bs, Method: snapshot.MethodFull}
 	var alloc *diskimage.Allocation
 	if !opt.Full {
+		method := snapshot.MethodExt4Bitmap
 		alloc, err = diskimage.Ext4Allocation(f, size)
+		if errors.Is(err, diskimage.ErrNotExt4) {
+			method = snapshot.MethodXFSBtree
+			alloc, err = diskimage.XFSAllocation(f, size)
+		}
 		switch {
-		case errors.Is(err, diskimage.ErrNotExt4):
-			info.Fallback = "no ext2/3/4 filesystem found"
+		case errors.Is(err, diskimage.ErrNotXFS):
+			info.Fallback = "no ext2/3/4 or XFS filesystem found"
 		case err != nil:
 			info.Fallback = err.Error()
 			a.log.Warn("reading every block", "path", opt.Path, "err", err)
 		default:
-			info.Method = snapshot.MethodExt4Bitmap
+			info.Method = method
 		}
 	}
 	prev := a.parentBlocks(ctx, name, bs)

@@ -58,8 +58,8 @@ the message gives its status and the last lines of its standard error.
 
 With --device DEV or --image FILE, a block device or disk image file is
 stored whole as one file, in fixed blocks (--block-size, 64 KiB) at device
-offsets: blocks of zeros, and free space of an ext2/3/4 filesystem (read
-from its own block bitmaps), are holes, not read or stored; blocks that
+offsets: blocks of zeros, and free space of an ext2/3/4 or XFS filesystem
+(read from its own block bitmaps or free-space trees), are holes, not read or stored; blocks that
 did not change since the last backup of the same device are not stored
 again. Back up a device that is not mounted, mounted read-only, or a
 snapshot of it (LVM): a mounted filesystem changes while it is read.

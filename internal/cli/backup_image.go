@@ -31,7 +31,7 @@ func (o *imageOpts) add(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.device, "device", "", "back up the block `device` whole, block by block (see docs/IMAGES.md)")
 	f.StringVar(&o.image, "image", "", "back up the disk image `file` whole, block by block")
-	f.BoolVar(&o.fullRead, "full-read", false, "with --device or --image: read every block, even where an ext4 filesystem's bitmaps say it is free")
+	f.BoolVar(&o.fullRead, "full-read", false, "with --device or --image: read every block, even where the filesystem (ext4, XFS) says it is free")
 	f.StringVar(&o.blockSize, "block-size", "", "with --device or --image: the fixed chunk `size` (a multiple of 4K up to 8M; default 64K, more above 64 GiB)")
 }
 
@@ -85,6 +85,11 @@ func runBackupImage(cmd *cobra.Command, g *globals, o *backupOpts, r *repository
 	p, kind, bs, err := o.img.check(args, o.stream.on())
 	if err != nil {
 		return err
+	}
+	if kind == snapshot.ImageDevice {
+		if why, err := diskimage.InUse(p); err == nil && why != "" {
+			g.ui.Warnf("warning: %s: its content may change while it is read; back up a snapshot of it (LVM) or unmount it\n", why)
+		}
 	}
 	var parent *snapshot.Snapshot
 	if !o.force {

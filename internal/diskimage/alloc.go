@@ -1,6 +1,6 @@
 // Package diskimage reads what a backup of a whole device or disk image
 // needs to know about it: its size, whether it is mounted, and, for the
-// filesystems it can parse (ext2/3/4), which blocks are in use, so that
+// filesystems it can parse (ext2/3/4, XFS), which blocks are in use, so that
 // free space is recorded as holes without being read.
 package diskimage
 
@@ -74,4 +74,11 @@ func (a *Allocation) Runs(off, n int64) []Run {
 		p = next
 	}
 	return out
+}
+
+// clearRange marks n blocks from start free, clipped to the filesystem.
+func (a *Allocation) clearRange(start, n uint64) {
+	for b := start; b < start+n && b < a.Blocks; b++ {
+		a.bits[b/64] &^= 1 << (b % 64)
+	}
 }

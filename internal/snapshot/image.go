@@ -13,8 +13,8 @@ type ImageInfo struct {
 	Size int64 `json:"size"`
 	// BlockSize is the fixed chunk size in bytes.
 	BlockSize int64 `json:"block_size"`
-	// Method is how the blocks to read were chosen: MethodExt4Bitmap or
-	// MethodFull.
+	// Method is how the blocks to read were chosen: MethodExt4Bitmap,
+	// MethodXFSBtree or MethodFull.
 	Method string `json:"method"`
 	// Fallback says why the filesystem's bitmaps were not used, when the
 	// method is full and a filesystem was looked for.
@@ -41,5 +41,6 @@ const (
 // Methods of choosing the blocks of an image to read.
 const (
 	MethodExt4Bitmap = "ext4-bitmap"
+	MethodXFSBtree   = "xfs-btree"
 	MethodFull       = "full"
 )
