@@ -286,6 +286,9 @@ func TestImageFileRoundTrip(t *testing.T) {
 	dir := e.path("as-files")
 	e.mustRun("restore", b.SnapshotID, "--target", dir)
 	sh(t, "cmp", img, filepath.Join(dir, img))
+	if got := e.mustRun("dump", b.SnapshotID+":"+img).stdout; !bytes.Equal(got, mustRead(t, img)) {
+		t.Error("dump of the image differs from it")
+	}
 	e.mustRun("check", "--read-data")
 	e.mustRun("forget", b.SnapshotID)
 	r = e.expectCode(1, "backup", "--device", img)
@@ -321,4 +324,13 @@ func TestDeviceBackupXFS(t *testing.T) {
 	e.mustRun("restore", b.SnapshotID, "--device", dst, "--verify")
 	sh(t, "xfs_repair", "-n", dst)
 	mountDo(t, dst, true, func(mnt string) { sameSums(t, "xfs", sums, fileSums(t, mnt)) })
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -27,7 +27,15 @@ func (a *Allocation) InUse(b uint64) bool {
 
 // setRange marks n blocks from start in use, clipped to the filesystem.
 func (a *Allocation) setRange(start, n uint64) {
-	for b := start; b < start+n && b < a.Blocks; b++ {
+	end := min(start+n, a.Blocks)
+	b := start
+	for ; b < end && b%64 != 0; b++ {
+		a.set(b)
+	}
+	for ; b+64 <= end; b += 64 {
+		a.bits[b/64] = ^uint64(0)
+	}
+	for ; b < end; b++ {
 		a.set(b)
 	}
 }
