@@ -79,23 +79,9 @@ func (a *Archiver) SnapshotImage(ctx context.Context, opt ImageOptions) (*snapsh
 		bs = ImageBlockSize(size)
 	}
 	info := &snapshot.ImageInfo{Kind: opt.Kind, Size: size, BlockSize: bs, Method: snapshot.MethodFull}
-	var alloc *diskimage.Allocation
+	var alloc diskimage.Map
 	if !opt.Full {
-		method := snapshot.MethodExt4Bitmap
-		alloc, err = diskimage.Ext4Allocation(f, size)
-		if errors.Is(err, diskimage.ErrNotExt4) {
-			method = snapshot.MethodXFSBtree
-			alloc, err = diskimage.XFSAllocation(f, size)
-		}
-		switch {
-		case errors.Is(err, diskimage.ErrNotXFS):
-			info.Fallback = "no ext2/3/4 or XFS filesystem found"
-		case err != nil:
-			info.Fallback = err.Error()
-			a.log.Warn("reading every block", "path", opt.Path, "err", err)
-		default:
-			info.Method = method
-		}
+		alloc = a.imageMap(f, size, info)
 	}
 	prev := a.parentBlocks(ctx, name, bs)
 	statsBefore := a.store.stats()
@@ -134,10 +120,42 @@ func (a *Archiver) SnapshotImage(ctx context.Context, opt ImageOptions) (*snapsh
 	return a.commit(ctx, sn)
 }
 
+// imageMap finds what of the device to read: the blocks in use of the
+// ext2/3/4 or XFS filesystem on it, or of those in its partitions. It
+// returns nil (read everything) and says why in info.Fallback otherwise.
+func (a *Archiver) imageMap(f *os.File, size int64, info *snapshot.ImageInfo) diskimage.Map {
+	method := snapshot.MethodExt4Bitmap
+	alloc, err := diskimage.Ext4Allocation(f, size)
+	if errors.Is(err, diskimage.ErrNotExt4) {
+		method = snapshot.MethodXFSBtree
+		alloc, err = diskimage.XFSAllocation(f, size)
+	}
+	if err == nil {
+		info.Method = method
+		return alloc
+	}
+	if !errors.Is(err, diskimage.ErrNotXFS) {
+		info.Fallback = err.Error()
+		a.log.Warn("reading every block", "path", f.Name(), "err", err)
+		return nil
+	}
+	parts, err := diskimage.PartitionsAllocation(f, size)
+	switch {
+	case err != nil:
+		info.Fallback = "partition table: " + err.Error()
+		return nil
+	case parts == nil:
+		info.Fallback = "no ext2/3/4 or XFS filesystem found, on the device or in a partition"
+		return nil
+	}
+	info.Method = snapshot.MethodPartitions
+	return parts
+}
+
 // storeImageTree stores the image's blocks, its file node and the
 // listings above it, and returns the root's tree blobs and when the
 // reading ended.
-func (a *Archiver) storeImageTree(ctx context.Context, f *os.File, name string, size int64, alloc *diskimage.Allocation, prev map[int64]id.ID, info *snapshot.ImageInfo) ([]id.ID, time.Time, error) {
+func (a *Archiver) storeImageTree(ctx context.Context, f *os.File, name string, size int64, alloc diskimage.Map, prev map[int64]id.ID, info *snapshot.ImageInfo) ([]id.ID, time.Time, error) {
 	chunks, err := a.storeImage(ctx, f, size, alloc, prev, info)
 	if err != nil {
 		return nil, time.Time{}, err
@@ -190,7 +208,7 @@ func (a *Archiver) parentBlocks(ctx context.Context, name string, bs int64) map[
 
 // storeImage reads the size bytes of f block by block and returns the
 // chunk list, counting into info.
-func (a *Archiver) storeImage(ctx context.Context, f *os.File, size int64, alloc *diskimage.Allocation, prev map[int64]id.ID, info *snapshot.ImageInfo) ([]tree.Chunk, error) {
+func (a *Archiver) storeImage(ctx context.Context, f *os.File, size int64, alloc diskimage.Map, prev map[int64]id.ID, info *snapshot.ImageInfo) ([]tree.Chunk, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	a.saves = make(chan saveJob, a.opt.Savers)
 	for range a.opt.Savers {

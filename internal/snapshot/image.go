@@ -14,7 +14,7 @@ type ImageInfo struct {
 	// BlockSize is the fixed chunk size in bytes.
 	BlockSize int64 `json:"block_size"`
 	// Method is how the blocks to read were chosen: MethodExt4Bitmap,
-	// MethodXFSBtree or MethodFull.
+	// MethodXFSBtree, MethodPartitions or MethodFull.
 	Method string `json:"method"`
 	// Fallback says why the filesystem's bitmaps were not used, when the
 	// method is full and a filesystem was looked for.
@@ -42,5 +42,8 @@ const (
 const (
 	MethodExt4Bitmap = "ext4-bitmap"
 	MethodXFSBtree   = "xfs-btree"
+	// MethodPartitions: a partitioned disk, each ext2/3/4 or XFS
+	// partition read by its filesystem's map, the rest whole.
+	MethodPartitions = "partitions"
 	MethodFull       = "full"
 )
