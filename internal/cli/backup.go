@@ -38,13 +38,14 @@ type backupOpts struct {
 	noInventory   bool
 	sqlite        string
 	stream        streamOpts
+	img           imageOpts
 	list          listOpts
 }
 
 func newBackupCmd(g *globals) *cobra.Command {
 	o := &backupOpts{}
 	cmd := &cobra.Command{
-		Use:   "backup {PATH... | --files-from FILE | --stdin | --stdin-from-command -- CMD ARGS...}",
+		Use:   "backup {PATH... | --files-from FILE | --stdin | --stdin-from-command -- CMD ARGS... | --device DEV | --image FILE}",
 		Short: "Back up files and directories into a new snapshot",
 		Long: `Back up PATHs into a new snapshot. Files whose size, mtime, ctime and inode
 are the same as in the previous snapshot of the same host and paths are not
@@ -56,6 +57,15 @@ With --stdin, standard input is stored as one file of the snapshot, at
 after -- is run (directly, not through a shell) and its standard output is
 stored; if it exits with a status other than 0, no snapshot is saved, and
 the message gives its status and the last lines of its standard error.
+
+With --device DEV or --image FILE, a block device or disk image file is
+stored whole as one file, in fixed blocks (--block-size, 64 KiB) at device
+offsets: blocks of zeros, and free space of an ext2/3/4 or XFS filesystem
+(read from its own block bitmaps or free-space trees), are holes, not read or stored; blocks that
+did not change since the last backup of the same device are not stored
+again. Back up a device that is not mounted, mounted read-only, or a
+snapshot of it (LVM): a mounted filesystem changes while it is read.
+Restore with restore --device or --image (docs/IMAGES.md).
 
 With --files-from FILE, the paths listed in FILE (one per line; empty
 lines and lines starting with # are ignored, surrounding spaces trimmed)
@@ -95,11 +105,16 @@ some files could not be read (they are listed); 1 on a fatal error.`,
   rewind backup --no-inventory /home/alice
   find /srv -newer /var/run/last-backup -print0 | rewind backup --files-from-raw -
   pg_dump mydb | rewind backup --stdin --stdin-filename /db/mydb.sql
-  rewind backup --stdin-from-command --stdin-filename /db/mydb.sql -- pg_dump mydb`,
+  rewind backup --stdin-from-command --stdin-filename /db/mydb.sql -- pg_dump mydb
+  rewind backup --device /dev/vg0/root-snap
+  rewind backup --image /var/lib/libvirt/images/web1.img`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if o.stream.on() {
 				_, err := o.stream.checkArgs(cmd, args)
 				return err
+			}
+			if o.img.on() {
+				return nil
 			}
 			if o.list.given() {
 				return nil
@@ -126,13 +141,18 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 	f.BoolVar(&o.noInventory, "no-inventory", false, "do not record the machine's inventory (disks, filesystems, packages, ...) with the snapshot")
 	addSQLiteFlag(f, &o.sqlite)
 	o.stream.add(cmd)
+	o.img.add(cmd)
 	o.list.add(cmd)
 	return cmd
 }
 
 func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) error {
 	ctx := cmd.Context()
-	if !o.stream.on() {
+	if o.img.on() {
+		if _, _, _, err := o.img.check(args, o.stream.on()); err != nil {
+			return err
+		}
+	} else if !o.stream.on() {
 		// Every path is checked before the repository is opened (or
 		// created): a typo stores nothing.
 		var err error
@@ -211,6 +231,9 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 	}
 	if o.stream.on() {
 		return runBackupStream(cmd, g, o, r, lk, host, args)
+	}
+	if o.img.on() {
+		return runBackupImage(cmd, g, o, r, lk, host, args)
 	}
 	var parent *snapshot.Snapshot
 	var listed []*snapshot.Snapshot
@@ -347,6 +370,7 @@ type BackupSummary struct {
 	NotCrossed      []archiver.Boundary  `json:"not_crossed,omitempty"`
 	FilesTooLarge   int                  `json:"files_too_large"`
 	TooLarge        []archiver.LargeFile `json:"too_large,omitempty"`
+	Image           *snapshot.ImageInfo  `json:"image,omitempty"`
 	Backend         *backendSummary      `json:"backend,omitempty"`
 	sqliteSummary
 }
@@ -358,6 +382,7 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 		out := BackupSummary{MessageType: "summary", SnapshotID: sn.ID.String(), Summary: s, ErrorCounts: countErrors(s.Errors),
 			DurationSeconds: dur.Seconds(), FilesVanished: a.Vanished(), Skipped: a.Skipped(), NotCrossed: a.NotCrossed(),
 			FilesTooLarge: len(a.TooLarge()), TooLarge: a.TooLarge(), Backend: g.backendStats(), sqliteSummary: newSQLiteSummary(a)}
+			FilesTooLarge: len(a.TooLarge()), TooLarge: a.TooLarge(), Image: sn.Image, Backend: g.backendStats()}
 		if parent != nil {
 			out.Parent = parent.ID.String()
 		}

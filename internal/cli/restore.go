@@ -21,13 +21,15 @@ type restoreOpts struct {
 	delete    bool
 	dryRun    bool
 	at        string
+	device    string
+	image     string
 	snapFilter
 }
 
 func newRestoreCmd(g *globals) *cobra.Command {
 	o := &restoreOpts{}
 	cmd := &cobra.Command{
-		Use:   "restore {SNAPSHOT[:PATH] | --at TIME [PATH]} --target DIR",
+		Use:   "restore {SNAPSHOT[:PATH] | --at TIME [PATH]} --target DIR | SNAPSHOT {--device DEV | --image FILE}",
 		Short: "Restore a snapshot, or part of it, into a directory",
 		Long: `Restore a snapshot into --target with all metadata: modes, owners (as root),
 times, extended attributes and ACLs, hard links, holes of sparse files,
@@ -64,7 +66,12 @@ covers PATH whose capture had ended by TIME. Without PATH, every path the
 host backed up comes back as it was at TIME, each from its own newest such
 snapshot, at its absolute place below --target. TIME is RFC 3339,
 "2026-11-22 10:31:05" in local time, relative as -15m, or a label made with
-rewind mark (see docs/CONTINUOUS.md).`,
+rewind mark (see docs/CONTINUOUS.md).
+
+With --device DEV or --image FILE instead of --target, a snapshot made by
+backup --device or --image is written whole: onto a block device that is
+not mounted nor held and at least as large (holes are zeroed), or into a
+new image file (holes stay holes). --verify reads it back (docs/IMAGES.md).`,
 		Example: `  rewind restore latest --target /tmp/restore
   rewind restore 4f2a91c3:/etc/nginx --target /etc/nginx --overwrite
   rewind restore latest --target /srv --include '/var/www/**' --verify
@@ -72,10 +79,15 @@ rewind mark (see docs/CONTINUOUS.md).`,
   rewind restore latest:/srv/www --target /srv/www --delete --dry-run -v
   rewind restore --at -15m /srv/app/config.yml --target /tmp/then
   rewind restore --at "before nginx upgrade" /etc/nginx --target /tmp/nginx
-  rewind restore --at "2026-11-22 03:00" --target /mnt/rebuild`,
+  rewind restore --at "2026-11-22 03:00" --target /mnt/rebuild
+  rewind restore latest --tag device --device /dev/sdb --verify
+  rewind restore 4f2a91c3 --image /var/tmp/web1.img`,
 		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if o.device != "" || o.image != "" {
+				return runRestoreImage(cmd, g, o, args)
+			}
 			if o.target == "" {
 				return fmt.Errorf("--target is required")
 			}
@@ -125,6 +137,8 @@ rewind mark (see docs/CONTINUOUS.md).`,
 	f.BoolVar(&o.delete, "delete", false, "also remove what the target holds that the snapshot does not (implies --overwrite)")
 	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "change nothing: say what would be written, rewritten and removed (-v lists each entry)")
 	f.StringVar(&o.at, "at", "", "restore PATH as it was at this "+atUsage)
+	f.StringVar(&o.device, "device", "", "write a device or image snapshot onto the block `device` (not mounted, at least as large)")
+	f.StringVar(&o.image, "image", "", "write a device or image snapshot into the new sparse image `file`")
 	o.snapFilter.add(cmd)
 	return cmd
 }

@@ -67,7 +67,12 @@ after the ID marks a snapshot under legal hold (rewind protect).`,
 				if s.Protected {
 					mark = "*"
 				}
-				t.Row(s.ShortID+mark, s.Time.Local().Format(timeFormat), s.Hostname, strings.Join(s.Tags, ","), strings.Join(s.Paths, " "))
+				paths := strings.Join(s.Paths, " ")
+				if s.Image != nil {
+					// A device or image: one path, and its size.
+					paths += " (" + ui.Bytes(s.Image.Size) + ")"
+				}
+				t.Row(s.ShortID+mark, s.Time.Local().Format(timeFormat), s.Hostname, strings.Join(s.Tags, ","), paths)
 			}
 			g.ui.Table(t)
 			if protected > 0 {

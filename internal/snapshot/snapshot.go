@@ -61,6 +61,8 @@ type Snapshot struct {
 	// MySQL is set on a MariaDB/MySQL backup (`rewind mysql backup`):
 	// how it was taken and its consistent point (binlog position, GTID).
 	MySQL *MySQLInfo `json:"mysql,omitempty"`
+	// Image is set on a snapshot of a block device or disk image file.
+	Image *ImageInfo `json:"image,omitempty"`
 
 	// ID is the snapshot's file name; it is not stored inside the file.
 	ID id.ID `json:"-"`
