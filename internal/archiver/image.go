@@ -1,7 +1,7 @@
 package archiver
 
 // Backups of a whole block device or disk image file: fixed-size blocks
-// aligned to device offsets (docs/FORMAT.md §18, docs/IMAGES.md).
+// aligned to device offsets (docs/FORMAT.md §19, docs/IMAGES.md).
 
 import (
 	"context"

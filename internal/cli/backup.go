@@ -381,8 +381,7 @@ func printBackupSummary(g *globals, sn *snapshot.Snapshot, parent *snapshot.Snap
 	if g.json {
 		out := BackupSummary{MessageType: "summary", SnapshotID: sn.ID.String(), Summary: s, ErrorCounts: countErrors(s.Errors),
 			DurationSeconds: dur.Seconds(), FilesVanished: a.Vanished(), Skipped: a.Skipped(), NotCrossed: a.NotCrossed(),
-			FilesTooLarge: len(a.TooLarge()), TooLarge: a.TooLarge(), Backend: g.backendStats(), sqliteSummary: newSQLiteSummary(a)}
-			FilesTooLarge: len(a.TooLarge()), TooLarge: a.TooLarge(), Image: sn.Image, Backend: g.backendStats()}
+			FilesTooLarge: len(a.TooLarge()), TooLarge: a.TooLarge(), Image: sn.Image, Backend: g.backendStats(), sqliteSummary: newSQLiteSummary(a)}
 		if parent != nil {
 			out.Parent = parent.ID.String()
 		}
