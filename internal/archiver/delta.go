@@ -62,7 +62,12 @@ func (a *Archiver) deltaChunks(ctx context.Context, rd *fileReader, fd int, p st
 	if !ok {
 		return false, nil
 	}
-	ok, _, err := a.buildDelta(ctx, rd, fdFile(fd), prev, size, ranges)
+	ok, st, err := a.buildDelta(ctx, rd, fdFile(fd), prev, size, ranges)
+	if ok && err == nil {
+		a.delta.files.Add(1)
+		a.delta.read.Add(st.BytesRead)
+		a.delta.reused.Add(st.BytesReused)
+	}
 	return ok, err
 }
 
@@ -138,9 +143,6 @@ func (a *Archiver) buildDelta(ctx context.Context, rd *fileReader, f io.ReaderAt
 			return false, DeltaStats{}, err
 		}
 	}
-	a.delta.files.Add(1)
-	a.delta.read.Add(read)
-	a.delta.reused.Add(reused)
 	return true, DeltaStats{Files: 1, BytesRead: read, BytesReused: reused}, nil
 }
 
