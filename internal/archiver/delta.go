@@ -59,15 +59,36 @@ func (a *Archiver) deltaChunks(ctx context.Context, rd *fileReader, fd int, p st
 		return false, nil
 	}
 	ranges, ok := a.opt.BlockDelta(p, int64(prev.Size), size)
-	ranges = sortRanges(ranges)
-	if !ok || !a.contentIndexed(ctx, prev) {
+	if !ok {
 		return false, nil
+	}
+	ok, st, err := a.buildDelta(ctx, rd, fdFile(fd), prev, size, ranges)
+	if ok && err == nil {
+		a.delta.files.Add(1)
+		a.delta.read.Add(st.BytesRead)
+		a.delta.reused.Add(st.BytesReused)
+	}
+	return ok, err
+}
+
+// buildDelta builds the content of a version of size bytes, read from f,
+// from prev's chunks, reading again only the chunks that meet ranges and
+// the tail past prev's size, into rd.chunks. It returns false (nothing
+// read) when prev's content cannot be used, and what it read and reused.
+func (a *Archiver) buildDelta(ctx context.Context, rd *fileReader, f io.ReaderAt, prev *tree.Node, size int64, ranges []ByteRange) (bool, DeltaStats, error) {
+	if prev == nil || prev.Type != tree.File || prev.Flags&tree.FlagUnreadable != 0 ||
+		int64(prev.Size) > size || prev.Size == 0 {
+		return false, DeltaStats{}, nil
+	}
+	ranges = sortRanges(ranges)
+	if !a.contentIndexed(ctx, prev) {
+		return false, DeltaStats{}, nil
 	}
 	old := prev.Content
 	if len(prev.ContentLists) > 0 {
 		var err error
 		if old, err = snapshot.LoadContent(ctx, a.repo, prev); err != nil {
-			return false, nil
+			return false, DeltaStats{}, nil
 		}
 	}
 	var sum uint64
@@ -75,14 +96,13 @@ func (a *Archiver) deltaChunks(ctx context.Context, rd *fileReader, fd int, p st
 		sum += c.Size
 	}
 	if sum != prev.Size {
-		return false, nil
+		return false, DeltaStats{}, nil
 	}
 	c := a.repo.Chunker(repository.ProfileSmall)
 	if len(rd.buf) < c.BufferSize() {
 		rd.buf = make([]byte, c.BufferSize())
 	}
 	maxPiece := int64(c.Params().Max)
-	f := fdFile(fd)
 	rd.chunks = rd.chunks[:0]
 	var off, read, reused int64
 	ri := 0
@@ -99,12 +119,12 @@ func (a *Archiver) deltaChunks(ctx context.Context, rd *fileReader, fd int, p st
 				b := rd.buf[:n]
 				if k, err := f.ReadAt(b, o); err != nil {
 					if err == io.EOF {
-						return false, fmt.Errorf("%w: read %d bytes at %d", errShrank, k, o)
+						return false, DeltaStats{}, fmt.Errorf("%w: read %d bytes at %d", errShrank, k, o)
 					}
-					return false, fmt.Errorf("read: %w", err)
+					return false, DeltaStats{}, fmt.Errorf("read: %w", err)
 				}
 				if err := rd.addChunk(ctx, b); err != nil {
-					return false, err
+					return false, DeltaStats{}, err
 				}
 				o += n
 				read += n
@@ -120,13 +140,10 @@ func (a *Archiver) deltaChunks(ctx context.Context, rd *fileReader, fd int, p st
 		got, err := rd.chunkRegion(ctx, c, io.NewSectionReader(f, off, size-off), size-off)
 		read += got
 		if err != nil {
-			return false, err
+			return false, DeltaStats{}, err
 		}
 	}
-	a.delta.files.Add(1)
-	a.delta.read.Add(read)
-	a.delta.reused.Add(reused)
-	return true, nil
+	return true, DeltaStats{Files: 1, BytesRead: read, BytesReused: reused}, nil
 }
 
 // readFileDelta is readFile for a file that deltaChunks can build: one

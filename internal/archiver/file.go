@@ -207,7 +207,7 @@ func (a *Archiver) readFile(ctx context.Context, rd *fileReader, p string, n, pr
 			a.fileError(p, err)
 		}
 		if attempt == 1 && a.isSQLite(p, fd, st.Size) {
-			err := a.captureSQLite(ctx, rd, p, n, &st)
+			err := a.captureSQLite(ctx, rd, p, n, prev, &st)
 			if !errors.Is(err, errSQLiteRaw) {
 				rd.captured = err == nil
 				return err

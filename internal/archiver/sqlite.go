@@ -85,10 +85,16 @@ type SQLiteVersion struct {
 	// Data holds the version's Size bytes until Close.
 	Data io.ReaderAt
 	Size int64
-	// Record describes it; the archiver fills in Path, Source and
-	// CapturedAt.
+	// Record describes it; the archiver fills in Path, Source,
+	// CapturedAt and Delta.
 	Record snapshot.SQLiteCapture
 	Close  func()
+	// Delta, when set, names the byte ranges of this version that can
+	// differ from prev's, the parent's version of the same database
+	// file; a non-empty fallback says why they are not known. The
+	// archiver then builds the version from the parent's chunks and
+	// those ranges (buildDelta), else reads it whole.
+	Delta func(prev *snapshot.SQLiteCapture) (ranges []ByteRange, fallback string)
 }
 
 // sqliteState is an archiver's bookkeeping of databases; nil without
@@ -287,10 +293,11 @@ func (s *sqliteState) cleanup() {
 }
 
 // captureSQLite stores a consistent copy of the database p (open as fd,
-// whose lstat before the copy is st) into n. It returns errSQLiteRaw when
+// whose lstat before the copy is st) into n; prev is its node in the
+// parent snapshot. It returns errSQLiteRaw when
 // SQLite cannot read the file, which is then read as bytes, and another
 // error when the database cannot be captured now: it is not stored.
-func (a *Archiver) captureSQLite(ctx context.Context, rd *fileReader, p string, n *tree.Node, st *unix.Stat_t) error {
+func (a *Archiver) captureSQLite(ctx context.Context, rd *fileReader, p string, n, prev *tree.Node, st *unix.Stat_t) error {
 	wal := a.statWAL(p)
 	dir, err := a.sq.tempDir()
 	if err != nil {
@@ -317,7 +324,12 @@ func (a *Archiver) captureSQLite(ctx context.Context, rd *fileReader, p string, 
 	defer v.Close()
 	rd.read = 0
 	rd.chunks = rd.chunks[:0]
-	if v.Size > 0 {
+	built, drec, err := a.sqliteDelta(ctx, rd, p, n, prev, v)
+	if err != nil {
+		return fmt.Errorf("SQLite database: %w", err)
+	}
+	if !built && v.Size > 0 {
+		rd.chunks = rd.chunks[:0]
 		profile := repository.ProfileDefault
 		if v.Size >= a.opt.LargeFile {
 			profile = repository.ProfileSmall
@@ -336,7 +348,7 @@ func (a *Archiver) captureSQLite(ctx context.Context, rd *fileReader, p string, 
 	// The copy is consistent whatever the writers did meanwhile.
 	n.Flags &^= tree.FlagInFlux | tree.FlagChanged
 	rec := v.Record
-	rec.Path, rec.CapturedAt = p, at.UTC()
+	rec.Path, rec.CapturedAt, rec.Delta = p, at.UTC(), drec
 	rec.Source = &snapshot.SQLiteSource{
 		DB:  snapshot.SQLiteFileStat{Size: st.Size, MTime: st.Mtim.Nano(), CTime: st.Ctim.Nano()},
 		WAL: wal,
@@ -347,6 +359,44 @@ func (a *Archiver) captureSQLite(ctx context.Context, rd *fileReader, p string, 
 	a.sq.mu.Unlock()
 	a.log.Info("SQLite database captured", "path", p, "mode", rec.Mode, "method", rec.Method, "size", v.Size, "took", time.Since(at))
 	return nil
+}
+
+// sqliteDelta builds the content of the version v of the database p
+// from the parent's version (node prev) and the ranges v.Delta names,
+// when the parent captured the same file: built reports that it did, and
+// the record says how, or why the version must be read whole (nil when
+// the parent has no capture of it to start from).
+func (a *Archiver) sqliteDelta(ctx context.Context, rd *fileReader, p string, n, prev *tree.Node, v SQLiteVersion) (built bool, rec *snapshot.SQLiteDelta, err error) {
+	pc := a.sq.parent[p]
+	if pc == nil || v.Delta == nil {
+		return false, nil, nil
+	}
+	rec = &snapshot.SQLiteDelta{}
+	switch {
+	case prev == nil || prev.Type != tree.File || prev.Inode != n.Inode || prev.DeviceID != n.DeviceID:
+		rec.Fallback = "database file replaced since the parent's capture"
+	case int64(prev.Size) != pc.Pages*int64(pc.PageSize):
+		rec.Fallback = "the parent's stored version is not the size its record says"
+	default:
+		ranges, why := v.Delta(pc)
+		if why != "" {
+			rec.Fallback = why
+			break
+		}
+		pages := int64(len(ranges))
+		ok, ds, err := a.buildDelta(ctx, rd, v.Data, prev, v.Size, ranges)
+		if err != nil {
+			return false, nil, err
+		}
+		if !ok {
+			rec.Fallback = "the parent's stored version cannot be used"
+			break
+		}
+		rec.Used, rec.ChangedPages, rec.BytesRead, rec.BytesReused = true, pages, ds.BytesRead, ds.BytesReused
+		return true, rec, nil
+	}
+	a.log.Debug("SQLite database read whole", "path", p, "reason", rec.Fallback)
+	return false, rec, nil
 }
 
 // finishSQLite puts the captures into sn: this run's, and the parent's

@@ -212,6 +212,14 @@ type jsonSQLiteCapture struct {
 		DB  jsonSQLiteFileStat  `json:"database"`
 		WAL *jsonSQLiteFileStat `json:"wal"`
 	} `json:"source"`
+	WALSalts string `json:"wal_salts"`
+	Delta    *struct {
+		Used         bool   `json:"used"`
+		Fallback     string `json:"fallback"`
+		ChangedPages int64  `json:"changed_pages"`
+		BytesRead    int64  `json:"bytes_read"`
+		BytesReused  int64  `json:"bytes_reused"`
+	} `json:"delta"`
 }
 
 // jsonSQLiteFileStat is a file's size and times in a capture's source.

@@ -100,14 +100,29 @@ func TestWatchSQLiteUnderLoad(t *testing.T) {
 			// with what it saw, as docs/JSON.md says.
 			var sns []jsonSnapshot
 			decodeStrict(t, e.mustRun("snapshots", "--json").stdout, &sns)
-			inPlace := 0
+			inPlace, delta := 0, 0
 			for _, sn := range sns {
 				for _, c := range sn.SQLite {
 					if c.Method == "read-transaction" && c.Source != nil {
 						inPlace++
 					}
+					// A capture built from the parent's version accounts
+					// for every byte of it; a rollback-journal database
+					// never is (no -wal names what changed).
+					switch d := c.Delta; {
+					case d == nil:
+					case d.Used && (!load.wal || d.BytesRead+d.BytesReused != c.Pages*int64(c.PageSize)):
+						t.Errorf("snapshot %s: delta %+v of %d pages of %d bytes", sn.ShortID, *d, c.Pages, c.PageSize)
+					case d.Used:
+						delta++
+					case d.Fallback == "":
+						t.Errorf("snapshot %s: read whole without a reason", sn.ShortID)
+					default:
+						t.Logf("snapshot %s: read whole: %s", sn.ShortID, d.Fallback)
+					}
 				}
 			}
+			t.Logf("%d captures read in place, %d of them only the pages the -wal names", inPlace, delta)
 			if inPlace == 0 {
 				t.Errorf("no snapshot read the database in place")
 			}

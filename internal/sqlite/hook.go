@@ -42,8 +42,8 @@ func Hook(mode string, opt Options, wait time.Duration) *archiver.SQLiteHook {
 				wait = opt.Timeout
 			}
 			if ip, err := ReadInPlace(ctx, src, wait); err == nil {
-				rec := snapshot.SQLiteCapture{Mode: string(ip.Mode), PageSize: ip.PageSize, Pages: ip.Pages, Method: MethodReadTx}
-				return archiver.SQLiteVersion{Data: ip, Size: ip.Size, Record: rec, Close: func() { ip.Close() }}, nil
+				rec := snapshot.SQLiteCapture{Mode: string(ip.Mode), PageSize: ip.PageSize, Pages: ip.Pages, Method: MethodReadTx, WALSalts: ip.SaltsHex()}
+				return archiver.SQLiteVersion{Data: ip, Size: ip.Size, Record: rec, Close: func() { ip.Close() }, Delta: ip.ChangedSince}, nil
 			}
 			c, err := Capture(ctx, src, tmpDir, opt)
 			if err != nil {

@@ -52,6 +52,13 @@ type InPlace struct {
 	Pages    int64
 	Mode     Mode
 
+	// Salts are the -wal generation's salts when the -wal had a valid
+	// header (HasSalts); walPages are the pages of every frame of that
+	// generation whose checksum chain is valid, committed or not.
+	Salts    [8]byte
+	HasSalts bool
+	walPages []uint32
+
 	db     *os.File
 	frames map[uint32][]byte // page number → its newest committed frame's data
 	conn   *sql.Conn
@@ -136,10 +143,11 @@ func (ip *InPlace) readWAL(path string, pageSize int) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	frames, pages, salts, err := parseWAL(f, pageSize)
+	w, err := parseWALAll(f, pageSize)
 	if err != nil {
 		return 0, err
 	}
+	frames, pages, salts := w.committed, w.pages, w.salts
 	if int64(len(frames))*int64(pageSize) > maxWALBytes {
 		return 0, fmt.Errorf("-wal: %d committed pages, more than read into memory", len(frames))
 	}
@@ -161,6 +169,9 @@ func (ip *InPlace) readWAL(path string, pageSize int) (int64, error) {
 			return 0, errors.New("-wal restarted while it was read")
 		}
 	}
+	if w.valid {
+		ip.Salts, ip.HasSalts, ip.walPages = salts, true, w.all
+	}
 	return pages, nil
 }
 
@@ -170,16 +181,36 @@ func (ip *InPlace) readWAL(path string, pageSize int) (int64, error) {
 // that commit (0, with no frames, when there is none), and the -wal
 // header's salts.
 func parseWAL(f io.ReaderAt, pageSize int) (frames map[uint32]int64, pages int64, salts [8]byte, err error) {
+	w, err := parseWALAll(f, pageSize)
+	return w.committed, w.pages, w.salts, err
+}
+
+// walIndex is what parseWALAll finds in a -wal.
+type walIndex struct {
+	committed map[uint32]int64 // page → offset of its newest committed frame's data
+	pages     int64            // database pages after the last commit
+	salts     [8]byte
+	// valid is true when the header's checksum is valid (salts name a
+	// generation); all lists the pages of every frame whose checksum
+	// chain is valid, committed or not, each once.
+	valid bool
+	all   []uint32
+}
+
+// parseWALAll is parseWAL, also saying whether the header was valid and
+// which pages every valid frame names.
+func parseWALAll(f io.ReaderAt, pageSize int) (walIndex, error) {
+	var w walIndex
 	var hdr [32]byte
 	if n, err := f.ReadAt(hdr[:], 0); n < len(hdr) {
 		if n == 0 && (err == io.EOF || err == nil) {
-			return nil, 0, salts, nil // empty after a TRUNCATE checkpoint
+			return w, nil // empty after a TRUNCATE checkpoint
 		}
-		return nil, 0, salts, fmt.Errorf("-wal header: %w", err)
+		return w, fmt.Errorf("-wal header: %w", err)
 	}
 	magic := binary.BigEndian.Uint32(hdr[0:4])
 	if magic&^1 != 0x377f0682 {
-		return nil, 0, salts, fmt.Errorf("-wal: bad magic %#x", magic)
+		return w, fmt.Errorf("-wal: bad magic %#x", magic)
 	}
 	var order binary.ByteOrder = binary.LittleEndian
 	if magic&1 == 1 {
@@ -188,14 +219,16 @@ func parseWAL(f io.ReaderAt, pageSize int) (frames map[uint32]int64, pages int64
 	if ps := int(binary.BigEndian.Uint32(hdr[8:12])); ps != pageSize && !(ps == 1 && pageSize == 65536) {
 		// A -wal left by an earlier database of another page size is
 		// ignored by SQLite, as it is here.
-		return nil, 0, salts, nil
+		return w, nil
 	}
 	salt1, salt2 := binary.BigEndian.Uint32(hdr[16:20]), binary.BigEndian.Uint32(hdr[20:24])
-	copy(salts[:], hdr[16:24])
+	copy(w.salts[:], hdr[16:24])
 	s0, s1 := walChecksum(order, hdr[:24], 0, 0)
 	if s0 != binary.BigEndian.Uint32(hdr[24:28]) || s1 != binary.BigEndian.Uint32(hdr[28:32]) {
-		return nil, 0, salts, nil // a -wal being reset: no valid frames
+		return w, nil // a -wal being reset: no valid frames
 	}
+	w.valid = true
+	seen := map[uint32]bool{}
 	frameLen := int64(24 + pageSize)
 	buf := make([]byte, frameLen)
 	pending := map[uint32]int64{}
@@ -205,7 +238,7 @@ func parseWAL(f io.ReaderAt, pageSize int) (frames map[uint32]int64, pages int64
 		n, err := f.ReadAt(buf, off)
 		if n < len(buf) {
 			if err != nil && err != io.EOF {
-				return nil, 0, salts, err
+				return walIndex{}, err
 			}
 			break
 		}
@@ -218,7 +251,12 @@ func parseWAL(f io.ReaderAt, pageSize int) (frames map[uint32]int64, pages int64
 		if s0 != binary.BigEndian.Uint32(fh[16:20]) || s1 != binary.BigEndian.Uint32(fh[20:24]) {
 			break
 		}
-		pending[binary.BigEndian.Uint32(fh[0:4])] = off + 24
+		pg := binary.BigEndian.Uint32(fh[0:4])
+		pending[pg] = off + 24
+		if !seen[pg] {
+			seen[pg] = true
+			w.all = append(w.all, pg)
+		}
 		if size := binary.BigEndian.Uint32(fh[4:8]); size != 0 {
 			for p, o := range pending {
 				committed[p] = o
@@ -227,7 +265,8 @@ func parseWAL(f io.ReaderAt, pageSize int) (frames map[uint32]int64, pages int64
 			dbPages = int64(size)
 		}
 	}
-	return committed, dbPages, salts, nil
+	w.committed, w.pages = committed, dbPages
+	return w, nil
 }
 
 // walChecksum continues the -wal checksum (s0, s1) over b, whose length

@@ -87,5 +87,26 @@ func FuzzParseWAL(f *testing.F) {
 				t.Fatalf("page %d at %d: outside the %d bytes", pg, o, len(b))
 			}
 		}
+		// The pages a delta capture reads again name every committed
+		// page once, and come only from a -wal with a valid header.
+		w, err := parseWALAll(bytes.NewReader(b), pageSize)
+		if err != nil {
+			t.Fatalf("parseWALAll failed where parseWAL did not: %v", err)
+		}
+		if !w.valid && len(w.all) > 0 {
+			t.Fatalf("%d pages named by a -wal without a valid header", len(w.all))
+		}
+		all := map[uint32]bool{}
+		for _, pg := range w.all {
+			if all[pg] {
+				t.Fatalf("page %d named twice", pg)
+			}
+			all[pg] = true
+		}
+		for pg := range frames {
+			if !all[pg] {
+				t.Fatalf("committed page %d not among the pages named", pg)
+			}
+		}
 	})
 }
