@@ -44,6 +44,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/rewind-backup/rewind/internal/ui"
 )
 
 // MariaDB section modes (-mysql), as -pg's.
@@ -713,7 +715,7 @@ func (m *myRun) peerRestore(ctx context.Context, rrepo, peerCopy string, binlogs
 	// The binlogs from the backup's file on, the first from its position.
 	i := slices.IndexFunc(binlogs, func(p string) bool { return filepath.Base(p) == filepath.Base(file) })
 	if i < 0 {
-		return fmt.Errorf("the backup's binlog %s is not among the server's (%d files)", file, len(binlogs))
+		return fmt.Errorf("the backup's binlog %s is not among the server's (%s)", file, ui.Count(int64(len(binlogs)), "file", "files"))
 	}
 	binlog, _ := myProgram("mariadb-binlog")
 	client, _ := myProgram("mariadb")

@@ -25,6 +25,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/tree"
+	"github.com/rewind-backup/rewind/internal/ui"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,7 +64,7 @@ func (a *Archiver) SnapshotFiles(ctx context.Context, files []FileCopy) (*snapsh
 		return nil, err
 	}
 	if len(targets) == 0 || len(targets) != len(files) {
-		return nil, fmt.Errorf("snapshot of copied files: %d paths, %d distinct and not nested", len(files), len(targets))
+		return nil, fmt.Errorf("snapshot of copied files: %s, %d distinct and not nested", ui.Count(int64(len(files)), "path", "paths"), len(targets))
 	}
 	statsBefore := a.store.stats()
 	a.store.start(ctx)

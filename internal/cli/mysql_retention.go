@@ -10,6 +10,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/mysql/binlog"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/ui"
 )
 
 // PruneBinlogJSON is what prune did to one source's binary log
@@ -98,8 +99,8 @@ func printBinlogRetention(g *globals, res []PruneBinlogJSON, dryRun bool) {
 		case s.KeepFrom == "":
 			g.ui.Printf("binary log of source %q: %s\n", s.Source, s.Note)
 		default:
-			g.ui.Printf("binary log of source %q: kept from %s (consistent point of backup %s); %s %d binlog files before it\n",
-				s.Source, s.KeepFrom, s.OldestBackup[:8], verb, len(s.Removed))
+			g.ui.Printf("binary log of source %q: kept from %s (consistent point of backup %s); %s %s before it\n",
+				s.Source, s.KeepFrom, s.OldestBackup[:8], verb, ui.Count(int64(len(s.Removed)), "binlog file", "binlog files"))
 		}
 	}
 }

@@ -95,7 +95,7 @@ func partitionTable(r io.ReaderAt, size int64) ([]Run, error) {
 		}
 		lba, n, esz := int64(le.Uint64(hdr[72:])), int64(le.Uint32(hdr[80:])), int64(le.Uint32(hdr[84:]))
 		if esz < 128 || esz > 4096 || n > 1024 || lba*512 >= size {
-			return nil, fmt.Errorf("GPT header: %d entries of %d bytes at sector %d", n, esz, lba)
+			return nil, fmt.Errorf("GPT header: entry count %d, entry size %d bytes, entries at sector %d (not a table rewind can read)", n, esz, lba)
 		}
 		ents := make([]byte, n*esz)
 		if _, err := r.ReadAt(ents, lba*512); err != nil {
