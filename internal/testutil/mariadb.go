@@ -145,6 +145,16 @@ func StartMariaDB(t testing.TB, opts MariaDBOptions) *MariaDB {
 	if err := os.Chown(base, m.UID, m.GID); err != nil {
 		t.Fatal(err)
 	}
+	// A private tmpdir: the server's internal temporary tables must not
+	// share /tmp with other servers and test processes running at once
+	// (a CI run once lost one there, and mariadb-install-db aborted).
+	tmp := filepath.Join(base, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(tmp, m.UID, m.GID); err != nil {
+		t.Fatal(err)
+	}
 	addr, err := freePort()
 	if err != nil {
 		t.Fatal(err)
@@ -183,6 +193,7 @@ func (m *MariaDB) writeConfig(opts MariaDBOptions) error {
 		"port":                           strconv.Itoa(m.Port),
 		"bind-address":                   "127.0.0.1",
 		"log-error":                      m.LogFile,
+		"tmpdir":                         filepath.Join(m.BaseDir, "tmp"),
 		"pid-file":                       filepath.Join(m.BaseDir, "mariadbd.pid"),
 		"user":                           m.OSUser,
 		"server-id":                      strconv.Itoa(id),
