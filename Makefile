@@ -9,7 +9,7 @@ build:
 # test installs what the tests need (see scripts/test-deps.sh; the SMTP
 # server and promtool of the notification and metrics tests come from
 # scripts/smtp.sh and scripts/promtool.sh, PostgreSQL 15 and pgBackRest
-# from scripts/postgres.sh, MariaDB 10.11 from scripts/mariadb.sh), runs every
+# from scripts/postgres.sh, MariaDB 10.11 from scripts/mariadb.sh, QEMU from scripts/qemu.sh), runs every
 # test, then every fuzz target for TEST_FUZZTIME each (scripts/fuzz.sh finds
 # them, so new targets run without being listed here). A fuzz failure fails
 # the target.
@@ -20,6 +20,7 @@ test:
 	bash scripts/postgres.sh
 	bash scripts/mariadb.sh
 	bash scripts/fuse.sh
+	bash scripts/qemu.sh
 	bash scripts/smtp.sh
 	bash scripts/promtool.sh
 	$(GO) test -count=1 -timeout 30m ./...
