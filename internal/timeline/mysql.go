@@ -29,17 +29,9 @@ type MySQLSource struct {
 	// Binlog is its stored binary log, nil when none is.
 	Binlog *binlog.Source
 
-	spans []myspan
+	// spans end with the gap in the binary log that breaks them, if any.
+	spans []logSpan[*binlog.Gap]
 	gaps  []Gap
-}
-
-type myspan struct {
-	from, to time.Time
-	backups  []*snapshot.Snapshot
-	// reach is, per backup, the last moment it replays to; binlogTo the
-	// span's binlog end (zero: the backups alone).
-	reach    []time.Time
-	binlogTo time.Time
 }
 
 // asOf is a backup's consistent time.
@@ -144,38 +136,15 @@ func (s *MySQLSource) reach(b *snapshot.Snapshot) (time.Time, *binlog.Gap) {
 }
 
 func (s *MySQLSource) build() {
-	var spans []myspan
-	var gapAfter []*binlog.Gap
+	var spans []logSpan[*binlog.Gap]
 	for _, b := range s.Backups {
-		at := myAsOf(b)
-		sp := myspan{from: at, to: at, backups: []*snapshot.Snapshot{b}}
 		r, g := s.reach(b)
-		if r.After(at) {
-			sp.to, sp.binlogTo = r, r
-		}
-		sp.reach = []time.Time{sp.to}
-		spans = append(spans, sp)
-		gapAfter = append(gapAfter, g)
+		spans = append(spans, newLogSpan(b, myAsOf(b), r, r, g))
 	}
-	var merged []myspan
-	var mergedGap []*binlog.Gap
-	for i, sp := range spans {
-		if n := len(merged); n > 0 && !sp.from.After(merged[n-1].to) {
-			cur := &merged[n-1]
-			cur.backups = append(cur.backups, sp.backups...)
-			cur.reach = append(cur.reach, sp.reach...)
-			if !sp.to.Before(cur.to) {
-				cur.to, cur.binlogTo = sp.to, sp.binlogTo
-				mergedGap[n-1] = gapAfter[i]
-			}
-			continue
-		}
-		merged = append(merged, sp)
-		mergedGap = append(mergedGap, gapAfter[i])
-	}
+	merged := mergeLogSpans(spans)
 	s.spans, s.gaps = merged, nil
 	for i, sp := range merged {
-		g := mergedGap[i]
+		g := sp.end
 		if g == nil {
 			continue
 		}
@@ -205,13 +174,7 @@ func (s *MySQLSource) Name() string {
 func (s *MySQLSource) Kind() string { return KindMySQL }
 
 // Ranges are the spans without a break, each continuous.
-func (s *MySQLSource) Ranges() []Range {
-	out := make([]Range, 0, len(s.spans))
-	for _, sp := range s.spans {
-		out = append(out, Range{From: sp.from, To: sp.to, Continuous: true, Snapshots: len(sp.backups), WALTo: sp.binlogTo})
-	}
-	return out
-}
+func (s *MySQLSource) Ranges() []Range { return logRanges(s.spans) }
 
 // Gaps are the breaks in the stored binary log after a backup.
 func (s *MySQLSource) Gaps() []Gap { return s.gaps }
@@ -219,42 +182,6 @@ func (s *MySQLSource) Gaps() []Gap { return s.gaps }
 // PointAt is the backup a restore to t starts from (the newest at or
 // before t in t's span) and the moment the binary log is replayed to.
 func (s *MySQLSource) PointAt(t time.Time) Point {
-	i := len(s.spans) - 1
-	for i >= 0 && s.spans[i].from.After(t) {
-		i--
-	}
-	if i < 0 {
-		p := Point{}
-		if len(s.spans) > 0 {
-			p.Earliest = s.spans[0].from
-		}
-		return p
-	}
-	sp := s.spans[i]
-	var b *snapshot.Snapshot
-	var reach time.Time
-	for j, c := range sp.backups {
-		r := sp.reach[j]
-		if r.After(t) {
-			r = t
-		}
-		if !myAsOf(c).After(t) && (b == nil || !r.Before(reach)) {
-			b, reach = c, r
-		}
-	}
-	p := Point{Found: true, Snapshot: b}
-	switch {
-	case !reach.After(myAsOf(b)):
-		p.Shows = myAsOf(b)
-		if t.After(p.Shows) {
-			p.Note = "no binary log stored after the backup"
-		}
-	case reach.Before(t):
-		p.Shows, p.ReplayTo = reach, reach
-		p.Note = "binary log stored only up to " + reach.Local().Format("2006-01-02 15:04:05")
-	default:
-		p.Shows, p.ReplayTo = t, t
-	}
-	p.Before = max(0, t.Sub(p.Shows))
+	p, _ := logPointAt(s.spans, t, logWords{none: "no binary log stored after the backup", upTo: "binary log stored only up to "})
 	return p
 }

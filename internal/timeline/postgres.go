@@ -35,22 +35,12 @@ type PostgresSource struct {
 	// stored history files), by timeline.
 	Switches []wal.Switch
 
-	spans []pgSpan
+	spans []logSpan[pgEnd]
 	gaps  []Gap
 }
 
-// pgSpan is a time a cluster can be restored to without a break.
-type pgSpan struct {
-	from, to time.Time
-	// backups are the base backups whose end falls in the span, oldest
-	// first.
-	backups []*snapshot.Snapshot
-	// reach is, for each of backups, the last moment it can be replayed
-	// to with the stored WAL.
-	reach []time.Time
-	// walTo is when the last segment the span replays was written; zero
-	// when the span is a base backup without WAL after it.
-	walTo time.Time
+// pgEnd is where a span's WAL ends.
+type pgEnd struct {
 	// tli and next are the timeline and the first segment number after
 	// the span's WAL: what is missing at its end.
 	tli  uint32
@@ -207,7 +197,7 @@ func (s *PostgresSource) build() {
 	if s.WAL != nil {
 		segSize = uint64(s.WAL.SegSize())
 	}
-	var spans []pgSpan
+	var spans []logSpan[pgEnd]
 	for _, b := range s.Backups {
 		size := segSize
 		if size == 0 {
@@ -218,43 +208,35 @@ func (s *PostgresSource) build() {
 			continue
 		}
 		seg := uint64(stop) / size
-		sp := pgSpan{from: b.AsOf(), to: b.AsOf(), backups: []*snapshot.Snapshot{b}, tli: b.Postgres.Timeline, next: seg, size: uint32(size)}
-		if r, taken := s.follow(runs, sp.tli, seg, size); r != nil {
-			if r.written.After(sp.to) {
-				sp.to = r.written
-			}
-			sp.walTo, sp.next, sp.tli, sp.followed = r.written, r.last+1, r.Timeline, taken
+		end := pgEnd{tli: b.Postgres.Timeline, next: seg, size: uint32(size)}
+		var reach time.Time
+		r, taken := s.follow(runs, end.tli, seg, size)
+		if r != nil {
+			reach = r.written
+			end.next, end.tli, end.followed = r.last+1, r.Timeline, taken
 		}
-		sp.reach = []time.Time{sp.to}
+		sp := newLogSpan(b, b.AsOf(), reach, reach, end)
+		if r != nil {
+			sp.logTo = r.written
+		}
 		spans = append(spans, sp)
 	}
-	var merged []pgSpan
-	for _, sp := range spans {
-		if n := len(merged); n > 0 && !sp.from.After(merged[n-1].to) {
-			cur := &merged[n-1]
-			cur.backups = append(cur.backups, sp.backups...)
-			cur.reach = append(cur.reach, sp.reach...)
-			if sp.to.After(cur.to) {
-				cur.to, cur.walTo, cur.tli, cur.next, cur.size, cur.followed = sp.to, sp.walTo, sp.tli, sp.next, sp.size, sp.followed
-			}
-			continue
-		}
-		merged = append(merged, sp)
-	}
+	merged := mergeLogSpans(spans)
 	s.spans, s.gaps = merged, nil
 	for i, sp := range merged {
-		first := wal.SegmentName(sp.tli, sp.next, sp.size)
+		e := sp.end
+		first := wal.SegmentName(e.tli, e.next, e.size)
 		// The next stored segment after the break, on the same timeline.
 		var after *walRun
 		for j := range runs {
-			if runs[j].Timeline == sp.tli && runs[j].first > sp.next {
+			if runs[j].Timeline == e.tli && runs[j].first > e.next {
 				after = &runs[j]
 				break
 			}
 		}
 		g := Gap{Until: sp.to, MissingFirst: first}
 		if after != nil {
-			g.MissingLast = wal.SegmentName(sp.tli, after.first-1, sp.size)
+			g.MissingLast = wal.SegmentName(e.tli, after.first-1, e.size)
 		}
 		switch {
 		case i+1 < len(merged):
@@ -295,13 +277,7 @@ func (s *PostgresSource) Name() string {
 func (s *PostgresSource) Kind() string { return KindPostgres }
 
 // Ranges are the spans without a break, each continuous.
-func (s *PostgresSource) Ranges() []Range {
-	out := make([]Range, 0, len(s.spans))
-	for _, sp := range s.spans {
-		out = append(out, Range{From: sp.from, To: sp.to, Continuous: true, Snapshots: len(sp.backups), WALTo: sp.walTo})
-	}
-	return out
-}
+func (s *PostgresSource) Ranges() []Range { return logRanges(s.spans) }
 
 // Gaps are the missing WAL between spans, and after the last one when
 // WAL was stored beyond it.
@@ -312,55 +288,19 @@ func (s *PostgresSource) Gaps() []Gap { return s.gaps }
 // replayed to: t itself inside a span, the span's end in the gap after
 // it.
 func (s *PostgresSource) PointAt(t time.Time) Point {
-	i := len(s.spans) - 1
-	for i >= 0 && s.spans[i].from.After(t) {
-		i--
-	}
-	if i < 0 {
-		p := Point{}
-		if len(s.spans) > 0 {
-			p.Earliest = s.spans[0].from
-		}
+	p, i := logPointAt(s.spans, t, logWords{none: "no WAL stored after the base backup", upTo: "WAL archived only up to "})
+	if i < 0 || p.ReplayTo.IsZero() || !p.ReplayTo.Equal(t) {
 		return p
 	}
-	sp := s.spans[i]
-	// The newest base backup at or before t, preferring one whose WAL
-	// reaches the furthest towards t.
-	var b *snapshot.Snapshot
-	var reach time.Time
-	for j, c := range sp.backups {
-		r := sp.reach[j]
-		if r.After(t) {
-			r = t
-		}
-		if !c.AsOf().After(t) && (b == nil || !r.Before(reach)) {
-			b, reach = c, r
+	// Before a timeline the replay follows began, the restore shows its
+	// parent only up to the branch point.
+	for _, sw := range s.spans[i].end.followed {
+		if t.Before(sw.Created) {
+			p.Note = fmt.Sprintf("timeline %d began at %s, branching from timeline %d at %s: a restore to an earlier moment follows it and shows timeline %d only up to the branch point (--timeline %d restores timeline %d's own history)",
+				sw.Timeline, sw.Created.Local().Format("2006-01-02 15:04:05"), sw.Parent, sw.At, sw.Parent, sw.Parent, sw.Parent)
+			break
 		}
 	}
-	p := Point{Found: true, Snapshot: b}
-	switch {
-	case !reach.After(b.AsOf()):
-		// Nothing to replay after the backup.
-		p.Shows = b.AsOf()
-		if t.After(p.Shows) {
-			p.Note = "no WAL stored after the base backup"
-		}
-	case reach.Before(t):
-		p.Shows, p.ReplayTo = reach, reach
-		p.Note = "WAL archived only up to " + reach.Local().Format("2006-01-02 15:04:05")
-	default:
-		p.Shows, p.ReplayTo = t, t
-		// Before a timeline the replay follows began, the restore shows
-		// its parent only up to the branch point.
-		for _, sw := range sp.followed {
-			if t.Before(sw.Created) {
-				p.Note = fmt.Sprintf("timeline %d began at %s, branching from timeline %d at %s: a restore to an earlier moment follows it and shows timeline %d only up to the branch point (--timeline %d restores timeline %d's own history)",
-					sw.Timeline, sw.Created.Local().Format("2006-01-02 15:04:05"), sw.Parent, sw.At, sw.Parent, sw.Parent, sw.Parent)
-				break
-			}
-		}
-	}
-	p.Before = max(0, t.Sub(p.Shows))
 	return p
 }
 
@@ -370,5 +310,5 @@ func (s *PostgresSource) Timeline() uint32 {
 	if len(s.spans) == 0 {
 		return 0
 	}
-	return s.spans[len(s.spans)-1].tli
+	return s.spans[len(s.spans)-1].end.tli
 }
