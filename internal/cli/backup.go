@@ -11,7 +11,6 @@ import (
 	"github.com/rewind-backup/rewind/internal/archiver"
 	"github.com/rewind-backup/rewind/internal/filter"
 	"github.com/rewind-backup/rewind/internal/id"
-	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/repair"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
@@ -188,43 +187,12 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 			return fmt.Errorf("--exclude-larger-than: %w", err)
 		}
 	}
-	open := g.openOrCreateDefault
-	if o.dryRun {
-		// A dry run creates nothing, not even the default repository.
-		open = func(ctx context.Context) (*repository.Repository, error) { return g.openRepo(ctx, false) }
-	}
-	r, err := open(ctx)
+	// A dry run creates nothing, not even the default repository.
+	r, lk, done, err := g.openForBackup(ctx, "backup", o.dryRun)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	// Lock before reading the index: prune relies on it.
-	lk, err := g.takeLock(ctx, r, lock.Shared, "backup")
-	if err != nil {
-		return err
-	}
-	defer g.releaseLock(ctx, lk)
-	if err := r.LoadIndex(ctx); err != nil {
-		return fmt.Errorf("load index: %w", err)
-	}
-	// Packs stored by a backup that was killed before it wrote its index
-	// are listed now, so that this backup reuses them instead of storing
-	// their blobs again. A dry run writes no index: it counts their
-	// blobs as new.
-	var recovered int
-	var skipped []repository.PackError
-	if !o.dryRun {
-		recovered, skipped, err = r.IndexUnindexedPacks(ctx)
-	}
-	if err != nil {
-		return fmt.Errorf("index packs of interrupted backups: %w", err)
-	}
-	for _, p := range skipped {
-		g.log.Warn("unreadable pack left out of the index", "pack", p.Pack.String(), "err", p.Err)
-	}
-	if recovered > 0 {
-		g.log.Info("indexed packs left by an interrupted backup", "packs", recovered)
-	}
+	defer done()
 	host := o.host
 	if host == "" {
 		host, _ = os.Hostname()

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rewind-backup/rewind/internal/archiver"
-	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/mysql"
 	"github.com/rewind-backup/rewind/internal/ui"
 )
@@ -93,22 +92,11 @@ func runMysqlBackup(cmd *cobra.Command, g *globals, o *mysqlBackupOpts) error {
 	if err != nil {
 		return err
 	}
-	r, err := g.openOrCreateDefault(ctx)
+	r, lk, done, err := g.openForBackup(ctx, "mysql backup", false)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	lk, err := g.takeLock(ctx, r, lock.Shared, "mysql backup")
-	if err != nil {
-		return err
-	}
-	defer g.releaseLock(ctx, lk)
-	if err := r.LoadIndex(ctx); err != nil {
-		return fmt.Errorf("load index: %w", err)
-	}
-	if _, _, err := r.IndexUnindexedPacks(ctx); err != nil {
-		return fmt.Errorf("index packs of interrupted backups: %w", err)
-	}
+	defer done()
 	host := o.hostname
 	if host == "" {
 		host, _ = os.Hostname()

@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/rewind-backup/rewind/internal/archiver"
-	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/pg"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/ui"
@@ -187,22 +186,11 @@ func runPgBackup(cmd *cobra.Command, g *globals, o *pgBackupOpts) error {
 			return pg.StreamBackup(ctx, r, rc, srv, root, popt, sopt)
 		}
 	}
-	r, err := g.openOrCreateDefault(ctx)
+	r, lk, done, err := g.openForBackup(ctx, "pg backup", false)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	lk, err := g.takeLock(ctx, r, lock.Shared, "pg backup")
-	if err != nil {
-		return err
-	}
-	defer g.releaseLock(ctx, lk)
-	if err := r.LoadIndex(ctx); err != nil {
-		return fmt.Errorf("load index: %w", err)
-	}
-	if _, _, err := r.IndexUnindexedPacks(ctx); err != nil {
-		return fmt.Errorf("index packs of interrupted backups: %w", err)
-	}
+	defer done()
 	host := o.host
 	if host == "" {
 		host, _ = os.Hostname()

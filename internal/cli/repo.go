@@ -272,3 +272,50 @@ func (g *globals) listSnapshots(ctx context.Context, r *repository.Repository) (
 		}
 	})
 }
+
+// openForBackup opens the repository a backup stores into: the default
+// one is created on first use (not by a dry run, which writes nothing);
+// a shared lock is taken for command before the index is read (prune
+// relies on it); and the packs a killed backup stored without an index
+// are indexed, so that this backup reuses their blobs instead of storing
+// them again (a dry run counts them as new). Packs that cannot be read
+// are left out and logged. done releases the lock and closes the
+// repository.
+func (g *globals) openForBackup(ctx context.Context, command string, dryRun bool) (r *repository.Repository, lk *lock.Lock, done func(), err error) {
+	if dryRun {
+		r, err = g.openRepo(ctx, false)
+	} else {
+		r, err = g.openOrCreateDefault(ctx)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	lk, err = g.takeLock(ctx, r, lock.Shared, command)
+	if err != nil {
+		r.Close()
+		return nil, nil, nil, err
+	}
+	done = func() {
+		g.releaseLock(ctx, lk)
+		r.Close()
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		done()
+		return nil, nil, nil, fmt.Errorf("load index: %w", err)
+	}
+	if dryRun {
+		return r, lk, done, nil
+	}
+	recovered, skipped, err := r.IndexUnindexedPacks(ctx)
+	if err != nil {
+		done()
+		return nil, nil, nil, fmt.Errorf("index packs of interrupted backups: %w", err)
+	}
+	for _, p := range skipped {
+		g.log.Warn("unreadable pack left out of the index", "pack", p.Pack.String(), "err", p.Err)
+	}
+	if recovered > 0 {
+		g.log.Info("indexed packs left by an interrupted backup", "packs", recovered)
+	}
+	return r, lk, done, nil
+}

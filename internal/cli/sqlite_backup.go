@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rewind-backup/rewind/internal/archiver"
-	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/sqlite"
 	"github.com/rewind-backup/rewind/internal/ui"
 )
@@ -92,22 +91,11 @@ func runSqliteBackup(cmd *cobra.Command, g *globals, o *sqliteBackupOpts, args [
 	if len(probeErrs) == len(args) {
 		return errors.New(strings.Join(probeErrs, "\n"))
 	}
-	r, err := g.openOrCreateDefault(ctx)
+	r, lk, done, err := g.openForBackup(ctx, "sqlite backup", false)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	lk, err := g.takeLock(ctx, r, lock.Shared, "sqlite backup")
-	if err != nil {
-		return err
-	}
-	defer g.releaseLock(ctx, lk)
-	if err := r.LoadIndex(ctx); err != nil {
-		return fmt.Errorf("load index: %w", err)
-	}
-	if _, _, err := r.IndexUnindexedPacks(ctx); err != nil {
-		return fmt.Errorf("index packs of interrupted backups: %w", err)
-	}
+	defer done()
 	host := o.host
 	if host == "" {
 		host, _ = os.Hostname()
