@@ -157,6 +157,7 @@ func Receive(ctx context.Context, r *repository.Repository, opt ReceiveOptions) 
 		}
 	}
 	s := &receiver{r: r, opt: opt, sum: &ReceiveSummary{Source: opt.Source}}
+	defer s.compactions.Wait()
 	backoff := 500 * time.Millisecond
 	for {
 		connected, err := s.session(ctx)
@@ -209,6 +210,11 @@ type receiver struct {
 	stored   time.Time // when the last store ended
 	storeErr error
 	semiSync bool
+	// compacting is set while a compaction of the source's index files
+	// runs in the background; compactions are waited for before Receive
+	// returns.
+	compacting  bool
+	compactions sync.WaitGroup
 }
 
 // serverInfo reads what the receiver needs of the server over SQL.
@@ -584,18 +590,16 @@ func (s *receiver) storeLocked(ctx context.Context) error {
 	if s.sc.inTxn {
 		p.Open = &OpenTxn{GTID: s.sc.open.String(), Standalone: s.sc.standalone, XA: s.sc.xa}
 	}
-	res, err := Store(ctx, s.r, []Piece{p}, [][]byte{s.data}, StoreOptions{Source: s.opt.Source, ServerID: s.serverID,
-		ServerUUID: s.uuid, Host: s.opt.Host, Small: s.small})
+	_, err := Store(ctx, s.r, []Piece{p}, [][]byte{s.data}, StoreOptions{Source: s.opt.Source, ServerID: s.serverID,
+		ServerUUID: s.uuid, Host: s.opt.Host, NoCompact: true})
 	if err != nil {
 		s.storeErr = permanent{fmt.Errorf("store the binary log: %w", err)}
 		return s.storeErr
 	}
 	s.small++
 	s.stored = time.Now()
-	if res.Compacted != nil {
-		s.small = 0
-	} else if res.CompactErr != nil {
-		s.opt.Log.Warn("compacting the binlog index failed (the next store retries)", "err", res.CompactErr)
+	if s.small >= CompactAfter && !s.compacting {
+		s.compactLocked(ctx)
 	}
 	st := Stored{File: p.Name, End: p.End, Time: time.Now().UTC(), Bytes: len(s.data)}
 	if n := len(p.Txns); n > 0 {
@@ -612,6 +616,31 @@ func (s *receiver) storeLocked(ctx context.Context) error {
 		s.opt.OnStore(st)
 	}
 	return nil
+}
+
+// compactLocked starts merging the source's index files in the
+// background (s.mu held): a merge reads every index file of the
+// repository and rewrites the source's history, which must not hold up
+// the next store (and with --semi-sync the server's commits). Stores go
+// on meanwhile; their index files are merged by the next compaction.
+// Compact writes the merged file before it removes any, so a compaction
+// cut short loses nothing.
+func (s *receiver) compactLocked(ctx context.Context) {
+	s.compacting = true
+	counted := s.small
+	s.compactions.Add(1)
+	go func() {
+		defer s.compactions.Done()
+		_, err := Compact(context.WithoutCancel(ctx), s.r, s.opt.Source, RewriteOptions{Host: s.opt.Host})
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.compacting = false
+		if err != nil {
+			s.opt.Log.Warn("compacting the binlog index failed (retried after the next store)", "err", err)
+			return
+		}
+		s.small = max(0, s.small-counted)
+	}()
 }
 
 // rotateTarget reads a rotate event: the position and name of the file

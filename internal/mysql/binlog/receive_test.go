@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rewind-backup/rewind/internal/backend"
 	"github.com/rewind-backup/rewind/internal/backend/local"
 	"github.com/rewind-backup/rewind/internal/crypto"
 	"github.com/rewind-backup/rewind/internal/repository"
@@ -326,7 +327,9 @@ func TestReceiveSemiSync(t *testing.T) {
 	}
 	defer c.Close()
 	var lat []time.Duration
-	for i := range 25 {
+	// More commits than CompactAfter: a compaction runs in the background
+	// while commits go on, and each commit is still found stored.
+	for i := range CompactAfter + 8 {
 		start := time.Now()
 		if _, err := c.ExecContext(ctx, "INSERT INTO app.t (v) VALUES (?)", i); err != nil {
 			t.Fatal(err)
@@ -359,6 +362,15 @@ func TestReceiveSemiSync(t *testing.T) {
 	sum := rr.stop(t)
 	if !sum.SemiSync {
 		t.Error("the summary says the receiver was not semi-sync")
+	}
+	r := open()
+	files, err := r.List(ctx, backend.BinlogFile)
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Stores < CompactAfter || len(files) >= sum.Stores {
+		t.Errorf("%d stores left %d binlog index files: no compaction merged them", sum.Stores, len(files))
 	}
 	slices.Sort(lat)
 	t.Logf("semi-sync commit latency (commit to stored and acknowledged) over %d commits: p50 %v, max %v; acknowledged %s", len(lat), lat[len(lat)/2], lat[len(lat)-1], yes)
