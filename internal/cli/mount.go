@@ -191,6 +191,8 @@ func (g *globals) runMount(ctx context.Context, dir, at string, sf snapFilter, a
 	if err != nil {
 		return fmt.Errorf("mount: %s: %w", dir, err)
 	}
+	// Best effort (root only): more of a sequential read in flight.
+	mount.SetKernelReadahead(dir, mount.KernelReadahead)
 	g.ui.Infof("repository mounted at %s (read-only); unmount with umount %s, or stop this command with Ctrl-C\n", dir, dir)
 	stopped := make(chan struct{})
 	go func() {
