@@ -260,15 +260,24 @@ func (r *imagesReport) markdown() string {
 		r.Ext4Incr.Method, fmtBytes(float64(r.Ext4Incr.BytesRead)), readPct, fmtBytes(float64(r.ResticIncr.BytesRead)), metOr(readPct <= 5))
 	tr := r.Ext4Incr.Took.Seconds() / r.ResticIncr.Took.Seconds()
 	fmt.Fprintf(&b, "| the same: time | %s (%.2fx restic's) | %s | <= 0.2x: %s |\n", fmtSecs(r.Ext4Incr.Took.Seconds()), tr, fmtSecs(r.ResticIncr.Took.Seconds()), metOr(tr <= 0.2))
-	fmt.Fprintf(&b, "| the same: stored (packed) | %s (%s) | %s (%s) | |\n", fmtBytes(float64(r.Ext4Incr.Added)), fmtBytes(float64(r.Ext4Incr.Packed)), fmtBytes(float64(r.ResticIncr.Added)), fmtBytes(float64(r.ResticIncr.Packed)))
+	fmt.Fprintf(&b, "| the same: stored (packed) | %s (%s) | %s (%s) | |\n", fmtBytes(float64(r.Ext4Incr.Added)), packed(r.Ext4Incr.Packed), fmtBytes(float64(r.ResticIncr.Added)), packed(r.ResticIncr.Packed))
 	fmt.Fprintf(&b, "| ext4 image, first backup: time, bytes read | %s, %s | %s, %s | |\n", fmtSecs(r.Ext4First.Took.Seconds()), fmtBytes(float64(r.Ext4First.BytesRead)), fmtSecs(r.ResticFirst.Took.Seconds()), fmtBytes(float64(r.ResticFirst.BytesRead)))
 	fmt.Fprintf(&b, "| ext4 image, incremental, `--full-read`: time, stored | %s, %s | | |\n", fmtSecs(r.Ext4Full.Took.Seconds()), fmtBytes(float64(r.Ext4Full.Added)))
 	sr := float64(r.SetIncr.Added) / float64(r.SetChanged)
 	rsr := float64(r.SetResticIncr.Added) / float64(r.SetChanged)
 	fmt.Fprintf(&b, "| image set, incremental after 1%%, full read (`%s`): stored / changed bytes | %s = %.2fx (packed %s) | %s = %.2fx (packed %s) | <= 2x: %s |\n",
-		r.SetIncr.Method, fmtBytes(float64(r.SetIncr.Added)), sr, fmtBytes(float64(r.SetIncr.Packed)), fmtBytes(float64(r.SetResticIncr.Added)), rsr, fmtBytes(float64(r.SetResticIncr.Packed)), metOr(sr <= 2))
+		r.SetIncr.Method, fmtBytes(float64(r.SetIncr.Added)), sr, packed(r.SetIncr.Packed), fmtBytes(float64(r.SetResticIncr.Added)), rsr, packed(r.SetResticIncr.Packed), metOr(sr <= 2))
 	fmt.Fprintf(&b, "| the same: time (first backup) | %s (%s) | %s (%s) | |\n", fmtSecs(r.SetIncr.Took.Seconds()), fmtSecs(r.SetFirst.Took.Seconds()), fmtSecs(r.SetResticIncr.Took.Seconds()), fmtSecs(r.SetResticFirst.Took.Seconds()))
 	b.WriteString("\nThe allocation bitmap tells which blocks are in use, not which changed: an incremental reads every block in use " +
 		"(here the whole file), and only a dirty bitmap (`--qemu-qmp`, QEMU) reads less. Details: docs/IMAGES.md, \"Measured\".\n")
 	return b.String()
+}
+
+// packed is a packed size, "–" when the tool did not say (restic before
+// 0.17 has no data_added_packed).
+func packed(n int64) string {
+	if n <= 0 {
+		return "–"
+	}
+	return fmtBytes(float64(n))
 }

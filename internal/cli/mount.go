@@ -173,7 +173,7 @@ func (g *globals) runMount(ctx context.Context, dir, at string, sf snapFilter, a
 	}
 	root, _ := mount.New(context.WithoutCancel(ctx), r, opt)
 	sec := time.Hour
-	server, err := fs.Mount(dir, root, &fs.Options{
+	server, err := mount.Serve(dir, root, &fs.Options{
 		EntryTimeout:    &sec,
 		AttrTimeout:     &sec,
 		NegativeTimeout: &sec,
