@@ -334,8 +334,9 @@ func listxattr(n *tree.Node, dest []byte) (uint32, syscall.Errno) {
 	return uint32(copy(dest, b)), 0
 }
 
-// OpendirHandle lets the kernel keep the listing (FOPEN_CACHE_DIR): it
-// never changes, and a second find or ls costs no round trip.
+// OpendirHandle opens the listing for one READDIR(PLUS) (noOpendir: the
+// kernel itself opens no directory). The cache flags would let a kernel
+// handle keep the listing, were OPENDIR passed on.
 func (d *dir) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	ds, errno := d.Readdir(ctx)
 	if errno != 0 {
