@@ -14,14 +14,33 @@ import (
 // it. Listings are built once per directory (dir.load), and nothing in
 // the mount changes, so reading from an offset of a new handle reads
 // what the kernel's handle would have.
+//
+// A kernel before 5.1 (FUSE protocol 7.29) would fail the opendir(2)
+// instead: there OPENDIR is passed on as it comes.
 type noOpendir struct {
 	fuse.RawFileSystem
+	server *fuse.Server
+}
+
+// noOpendirMinor is the FUSE protocol minor version of
+// FUSE_NO_OPENDIR_SUPPORT.
+const noOpendirMinor = 29
+
+func (n *noOpendir) Init(s *fuse.Server) {
+	n.server = s
+	n.RawFileSystem.Init(s)
+}
+
+// passOn reports whether the kernel opens directories itself.
+func (n *noOpendir) passOn() bool {
+	k := n.server.KernelSettings()
+	return k.Major == 7 && k.Minor < noOpendirMinor
 }
 
 // Serve mounts root at dir, as fs.Mount does, without OPENDIR round
 // trips.
 func Serve(dir string, root fs.InodeEmbedder, opts *fs.Options) (*fuse.Server, error) {
-	raw := &noOpendir{fs.NewNodeFS(root, opts)}
+	raw := &noOpendir{RawFileSystem: fs.NewNodeFS(root, opts)}
 	server, err := fuse.NewServer(raw, dir, &opts.MountOptions)
 	if err != nil {
 		return nil, err
@@ -34,6 +53,9 @@ func Serve(dir string, root fs.InodeEmbedder, opts *fs.Options) (*fuse.Server, e
 }
 
 func (n *noOpendir) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	if n.passOn() {
+		return n.RawFileSystem.OpenDir(cancel, in, out)
+	}
 	return fuse.ENOSYS
 }
 
@@ -47,6 +69,9 @@ func (n *noOpendir) ReadDirPlus(cancel <-chan struct{}, in *fuse.ReadIn, out *fu
 
 // withDir runs read on a handle of the directory opened for it alone.
 func (n *noOpendir) withDir(cancel <-chan struct{}, in *fuse.ReadIn, read func(*fuse.ReadIn) fuse.Status) fuse.Status {
+	if n.passOn() {
+		return read(in)
+	}
 	var out fuse.OpenOut
 	if st := n.RawFileSystem.OpenDir(cancel, &fuse.OpenIn{InHeader: in.InHeader}, &out); !st.Ok() {
 		return st
@@ -57,8 +82,3 @@ func (n *noOpendir) withDir(cancel <-chan struct{}, in *fuse.ReadIn, read func(*
 	n.RawFileSystem.ReleaseDir(&fuse.ReleaseIn{InHeader: in.InHeader, Fh: out.Fh})
 	return st
 }
-
-// ReleaseDir and FsyncDir never come for a handle of the kernel's.
-func (n *noOpendir) ReleaseDir(in *fuse.ReleaseIn) {}
-
-func (n *noOpendir) FsyncDir(cancel <-chan struct{}, in *fuse.FsyncIn) fuse.Status { return fuse.OK }
