@@ -262,7 +262,7 @@ func (r *imagesReport) markdown() string {
 	fmt.Fprintf(&b, "| the same: time | %s (%.2fx restic's) | %s | <= 0.2x: %s |\n", fmtSecs(r.Ext4Incr.Took.Seconds()), tr, fmtSecs(r.ResticIncr.Took.Seconds()), metOr(tr <= 0.2))
 	fmt.Fprintf(&b, "| the same: stored (packed) | %s (%s) | %s (%s) | |\n", fmtBytes(float64(r.Ext4Incr.Added)), packed(r.Ext4Incr.Packed), fmtBytes(float64(r.ResticIncr.Added)), packed(r.ResticIncr.Packed))
 	fmt.Fprintf(&b, "| ext4 image, first backup: time, bytes read | %s, %s | %s, %s | |\n", fmtSecs(r.Ext4First.Took.Seconds()), fmtBytes(float64(r.Ext4First.BytesRead)), fmtSecs(r.ResticFirst.Took.Seconds()), fmtBytes(float64(r.ResticFirst.BytesRead)))
-	fmt.Fprintf(&b, "| ext4 image, incremental, `--full-read`: time, stored | %s, %s | | |\n", fmtSecs(r.Ext4Full.Took.Seconds()), fmtBytes(float64(r.Ext4Full.Added)))
+	fmt.Fprintf(&b, "| ext4 image, a third backup with `--full-read`, nothing changed since: time, stored | %s, %s | | |\n", fmtSecs(r.Ext4Full.Took.Seconds()), fmtBytes(float64(r.Ext4Full.Added)))
 	sr := float64(r.SetIncr.Added) / float64(r.SetChanged)
 	rsr := float64(r.SetResticIncr.Added) / float64(r.SetChanged)
 	fmt.Fprintf(&b, "| image set, incremental after 1%%, full read (`%s`): stored / changed bytes | %s = %.2fx (packed %s) | %s = %.2fx (packed %s) | <= 2x: %s |\n",
