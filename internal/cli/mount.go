@@ -65,7 +65,7 @@ umount /mnt/rewind when done.`,
 	f := cmd.Flags()
 	f.StringVar(&at, "at", "", "mount only the view of this "+atUsage)
 	f.BoolVar(&allowOther, "allow-other", false, "let other users than the one mounting read the mount (needs user_allow_other in /etc/fuse.conf when not root); modes are enforced")
-	f.Int64Var(&cacheMiB, "cache-size", 256, "bound the cache of decrypted data in `MiB`")
+	f.Int64Var(&cacheMiB, "cache-size", 64, "bound the cache of decrypted data in `MiB`")
 	return cmd
 }
 

@@ -78,7 +78,7 @@ type linkKey struct {
 // New makes the filesystem's root. ctx bounds the loads it starts.
 func New(ctx context.Context, r *repository.Repository, opt Options) (fs.InodeEmbedder, *Mount) {
 	if opt.CacheBytes <= 0 {
-		opt.CacheBytes = 256 << 20
+		opt.CacheBytes = 64 << 20
 	}
 	if opt.Readahead == 0 {
 		opt.Readahead = 16 << 20
