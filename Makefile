@@ -43,6 +43,16 @@ bench-smoke-pg:
 bench-smoke-mysql:
 	$(GO) run ./bench -smoke -mysql only
 
+.PHONY: bench-mount bench-images
+
+# bench-mount and bench-images run the mount and image sections of issue
+# 14 alone (root; FUSE, restic) and rewrite their sections of BENCHMARKS.md.
+bench-mount:
+	$(GO) run ./bench -mount only
+
+bench-images:
+	$(GO) run ./bench -images only
+
 # fuzz runs every fuzz target for FUZZTIME each, for long runs: e.g.
 # `make fuzz FUZZTIME=10m`. Seed corpora are in each package's
 # testdata/fuzz/<Target>; a failing input is written there too.

@@ -62,6 +62,8 @@ type config struct {
 	pg       pgConfig
 	sq       sqliteConfig
 	my       myConfig
+	mount    string // the mount section: off or only
+	images   string // the images section: off or only
 }
 
 // optionalEnv names the variable that lets a broken rewind through.
@@ -119,6 +121,8 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.IntVar(&cfg.my.rate, "mysql-rate", 200, "MariaDB: write transactions per second, all clients together (-smoke: 50)")
 	fs.IntVar(&cfg.my.clients, "mysql-clients", 4, "MariaDB: clients of the write load")
 	fs.StringVar(&myRender, "mysql-render", "", "MariaDB: render the section from a saved `mysql.json` (runs/logs/mysql.json) into -out instead of measuring")
+	fs.StringVar(&cfg.mount, "mount", modeOff, "mount section (reads and find through rewind mount, root and FUSE): off, or only (alone; replaces its section of -out)")
+	fs.StringVar(&cfg.images, "images", modeOff, "images section (device and image backups against restic, root): off, or only (alone; replaces its section of -out)")
 	fs.StringVar(&limit, "limit", "", "internal: run one machine-limit operation (read, walk, copy) and exit")
 	fs.StringVar(&src, "src", "", "internal: source folder for -limit")
 	fs.StringVar(&dst, "dst", "", "internal: target folder for -limit copy")
@@ -208,6 +212,11 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 		}
 		if !explicit["mysql-rate"] {
 			cfg.my.rate = 50
+		}
+	}
+	for name, v := range map[string]string{"mount": cfg.mount, "images": cfg.images} {
+		if v != modeOff && v != modeOnly {
+			return fmt.Errorf("-%s %q: want off or only", name, v)
 		}
 	}
 	if cfg.sq.mode != sqliteOff && cfg.sq.mode != sqliteOnly {
@@ -361,6 +370,12 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 	}
 	if cfg.sq.mode == sqliteOnly {
 		return sqliteOnlyRun(ctx, log, cfg, root, tmp, dataDir)
+	}
+	if cfg.mount == modeOnly {
+		return mountOnlyRun(ctx, log, cfg, root, tmp, dataDir)
+	}
+	if cfg.images == modeOnly {
+		return imagesOnlyRun(ctx, log, cfg, root, tmp, dataDir)
 	}
 	if cfg.cp.mode == cpOnly {
 		return continuousOnly(ctx, log, cfg, root, tmp, dataDir)

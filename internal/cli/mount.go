@@ -65,7 +65,7 @@ umount /mnt/rewind when done.`,
 	f := cmd.Flags()
 	f.StringVar(&at, "at", "", "mount only the view of this "+atUsage)
 	f.BoolVar(&allowOther, "allow-other", false, "let other users than the one mounting read the mount (needs user_allow_other in /etc/fuse.conf when not root); modes are enforced")
-	f.Int64Var(&cacheMiB, "cache-size", 256, "bound the cache of decrypted data in `MiB`")
+	f.Int64Var(&cacheMiB, "cache-size", 64, "bound the cache of decrypted data in `MiB`")
 	return cmd
 }
 
@@ -173,7 +173,7 @@ func (g *globals) runMount(ctx context.Context, dir, at string, sf snapFilter, a
 	}
 	root, _ := mount.New(context.WithoutCancel(ctx), r, opt)
 	sec := time.Hour
-	server, err := fs.Mount(dir, root, &fs.Options{
+	server, err := mount.Serve(dir, root, &fs.Options{
 		EntryTimeout:    &sec,
 		AttrTimeout:     &sec,
 		NegativeTimeout: &sec,
@@ -191,6 +191,8 @@ func (g *globals) runMount(ctx context.Context, dir, at string, sf snapFilter, a
 	if err != nil {
 		return fmt.Errorf("mount: %s: %w", dir, err)
 	}
+	// Best effort (root only): more of a sequential read in flight.
+	mount.SetKernelReadahead(dir, mount.KernelReadahead)
 	g.ui.Infof("repository mounted at %s (read-only); unmount with umount %s, or stop this command with Ctrl-C\n", dir, dir)
 	stopped := make(chan struct{})
 	go func() {

@@ -16,7 +16,7 @@ func blobID(b byte) id.ID { var i id.ID; i[0] = b; return i }
 // least recently used blob first.
 func TestBlobCacheEvicts(t *testing.T) {
 	var loads atomic.Int32
-	c := newBlobCache(300, func(ctx context.Context, i id.ID) ([]byte, error) {
+	c := newBlobCache(300, false, func(ctx context.Context, i id.ID, _ []byte) ([]byte, error) {
 		loads.Add(1)
 		return make([]byte, 100), nil
 	})
@@ -42,7 +42,7 @@ func TestBlobCacheEvicts(t *testing.T) {
 func TestBlobCacheSharesLoads(t *testing.T) {
 	var loads atomic.Int32
 	release := make(chan struct{})
-	c := newBlobCache(1<<20, func(ctx context.Context, i id.ID) ([]byte, error) {
+	c := newBlobCache(1<<20, false, func(ctx context.Context, i id.ID, _ []byte) ([]byte, error) {
 		loads.Add(1)
 		<-release
 		if i == blobID(9) {
@@ -70,5 +70,50 @@ func TestBlobCacheSharesLoads(t *testing.T) {
 	}
 	if c.has(blobID(9)) {
 		t.Error("a failed load should not be cached")
+	}
+}
+
+// TestBlobCacheRecycles: a recycling cache reuses the buffer of a dropped
+// blob for the next load, but not while a reader holds it pinned.
+func TestBlobCacheRecycles(t *testing.T) {
+	var given [][]byte
+	c := newBlobCache(100, true, func(ctx context.Context, i id.ID, buf []byte) ([]byte, error) {
+		given = append(given, buf)
+		b := append(buf[:0], make([]byte, 100)...)
+		b[0] = i[0]
+		return b, nil
+	})
+	ctx := context.Background()
+	one, release, err := c.pin(ctx, blobID(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.get(ctx, blobID(2)); err != nil { // drops 1, pinned
+		t.Fatal(err)
+	}
+	if _, err := c.get(ctx, blobID(3)); err != nil { // drops 2, free
+		t.Fatal(err)
+	}
+	if one[0] != 1 {
+		t.Fatalf("a pinned blob was overwritten: holds %d", one[0])
+	}
+	same := func(a, b []byte) bool { return cap(a) > 0 && cap(b) > 0 && &a[:1][0] == &b[:1][0] }
+	for _, g := range given {
+		if same(g, one) {
+			t.Fatal("a load got the buffer of a pinned blob")
+		}
+	}
+	release()
+	if _, err := c.get(ctx, blobID(4)); err != nil { // drops 3
+		t.Fatal(err)
+	}
+	if _, err := c.get(ctx, blobID(5)); err != nil {
+		t.Fatal(err)
+	}
+	if len(given) != 5 || !same(given[3], one) || given[4] == nil {
+		t.Errorf("the loads after the release did not reuse the released and the dropped buffers")
+	}
+	if c.bytes() != 100 {
+		t.Errorf("cache holds %d bytes, want 100", c.bytes())
 	}
 }

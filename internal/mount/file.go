@@ -31,6 +31,9 @@ type file struct {
 	errno syscall.Errno
 }
 
+// zeros answers a read that falls in a hole; the server only reads it.
+var zeros = make([]byte, 1<<20)
+
 // seqSlack is how far from the end of the last read a read may start and
 // still count as sequential.
 const seqSlack = 4 << 20
@@ -96,6 +99,28 @@ func (f *file) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int6
 	out := dest[:want]
 	pos := uint64(off)
 	i := f.chunkAt(pos)
+	seq := false
+	if h, ok := fh.(*handle); ok {
+		// The kernel's own readahead sends several reads at once, which
+		// may arrive out of order: a read near where the last one ended
+		// counts as sequential.
+		h.mu.Lock()
+		seq = off >= h.next-seqSlack && off <= h.next+seqSlack
+		h.next = max(h.next, off+int64(want))
+		h.mu.Unlock()
+	}
+	// The blobs this read covers load at once, on as many cores as the
+	// slots allow, and a sequential read's next ones with them.
+	window := want
+	if seq {
+		window += f.m.readahead
+	}
+	f.readahead(i, window)
+	if want <= uint64(len(zeros)) && f.holes(i, pos+want) {
+		// All in one hole (most of a sparse disk image): the zeros
+		// need not be written first.
+		return fuse.ReadResultData(zeros[:want]), 0
+	}
 	for n := uint64(0); n < want; i++ {
 		c := f.chunks[i]
 		start := f.ends[i] - c.Size
@@ -104,40 +129,44 @@ func (f *file) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int6
 		if c.IsHole() {
 			clear(out[n : n+take])
 		} else {
-			data, err := f.m.cache.get(ctx, c.ID)
+			data, release, err := f.m.cache.pin(ctx, c.ID)
 			if err != nil {
 				f.m.warnf("%q: blob %s: %v", f.meta.Name, c.ID.Short(), err)
 				return nil, syscall.EIO
 			}
 			if uint64(len(data)) != c.Size {
+				release()
 				f.m.warnf("%q: blob %s holds %d bytes, the file's list says %d", f.meta.Name, c.ID.Short(), len(data), c.Size)
 				return nil, syscall.EIO
 			}
 			copy(out[n:n+take], data[in:in+take])
+			release()
 		}
 		n += take
 		pos += take
 	}
-	if h, ok := fh.(*handle); ok {
-		// The kernel's own readahead sends several reads at once, which
-		// may arrive out of order: a read near where the last one ended
-		// counts as sequential.
-		h.mu.Lock()
-		seq := off >= h.next-seqSlack && off <= h.next+seqSlack
-		h.next = max(h.next, off+int64(want))
-		h.mu.Unlock()
-		if seq {
-			f.readahead(i)
-		}
-	}
 	return fuse.ReadResultData(out), 0
 }
 
-// readahead starts loading the data blobs from chunk i on, up to the
-// mount's readahead window, that are not cached yet.
-func (f *file) readahead(i int) {
+// holes reports whether the chunks from i on are holes up to offset end.
+func (f *file) holes(i int, end uint64) bool {
+	for ; i < len(f.chunks); i++ {
+		if !f.chunks[i].IsHole() {
+			return false
+		}
+		if f.ends[i] >= end {
+			return true
+		}
+	}
+	return true
+}
+
+// readahead starts loading the data blobs from chunk i on, up to window
+// bytes, that are not cached yet, as many at once as the mount's slots
+// allow; the reader loads the others itself.
+func (f *file) readahead(i int, window uint64) {
 	var ahead uint64
-	for ; i < len(f.chunks) && ahead < f.m.readahead; i++ {
+	for ; i < len(f.chunks) && ahead < window; i++ {
 		c := f.chunks[i]
 		ahead += c.Size
 		if c.IsHole() || f.m.cache.has(c.ID) {

@@ -14,6 +14,7 @@ package mount
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,7 +78,7 @@ type linkKey struct {
 // New makes the filesystem's root. ctx bounds the loads it starts.
 func New(ctx context.Context, r *repository.Repository, opt Options) (fs.InodeEmbedder, *Mount) {
 	if opt.CacheBytes <= 0 {
-		opt.CacheBytes = 256 << 20
+		opt.CacheBytes = 64 << 20
 	}
 	if opt.Readahead == 0 {
 		opt.Readahead = 16 << 20
@@ -85,17 +86,19 @@ func New(ctx context.Context, r *repository.Repository, opt Options) (fs.InodeEm
 	m := &Mount{
 		ctx: ctx, r: r, opt: opt,
 		readahead: opt.Readahead,
-		prefetch:  make(chan struct{}, 4),
+		prefetch:  make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0))),
 		treeSlots: make(chan struct{}, 8),
 		timeout:   time.Hour,
 		links:     map[linkKey]uint64{},
 		ats:       map[time.Time]*atView{},
 	}
 	m.nextIno.Store(1)
-	m.cache = newBlobCache(opt.CacheBytes, func(ctx context.Context, i id.ID) ([]byte, error) {
-		return r.LoadBlob(ctx, pack.DataBlob, i, nil)
+	m.cache = newBlobCache(opt.CacheBytes, true, func(ctx context.Context, i id.ID, buf []byte) ([]byte, error) {
+		return r.LoadBlob(ctx, pack.DataBlob, i, buf)
 	})
-	m.trees = newBlobCache(64<<20, func(ctx context.Context, i id.ID) ([]byte, error) {
+	// Tree blobs are not recycled: the nodes decoded from one may keep
+	// slices of it.
+	m.trees = newBlobCache(64<<20, false, func(ctx context.Context, i id.ID, _ []byte) ([]byte, error) {
 		return r.LoadBlob(ctx, pack.TreeBlob, i, nil)
 	})
 	if !opt.At.IsZero() {

@@ -29,6 +29,7 @@ type dir struct {
 	once  sync.Once
 	kids  map[string]kid
 	names []string
+	ents  []fuse.DirEntry
 	errno syscall.Errno
 }
 
@@ -72,6 +73,7 @@ func (d *dir) load(ctx context.Context) syscall.Errno {
 			}
 			d.kids[k.name] = k
 			d.names = append(d.names, k.name)
+			d.ents = append(d.ents, fuse.DirEntry{Name: k.name, Mode: k.mode, Ino: k.ino})
 		}
 	})
 	return d.errno
@@ -92,12 +94,9 @@ func (d *dir) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	if errno := d.load(ctx); errno != 0 {
 		return nil, errno
 	}
-	es := make([]fuse.DirEntry, 0, len(d.names))
-	for _, n := range d.names {
-		k := d.kids[n]
-		es = append(es, fuse.DirEntry{Name: n, Mode: k.mode, Ino: k.ino})
-	}
-	return fs.NewListDirStream(es), 0
+	// The listing is built once: each READDIR opens it anew (noOpendir),
+	// and a list stream only reads its entries.
+	return fs.NewListDirStream(d.ents), 0
 }
 
 func (d *dir) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -335,8 +334,9 @@ func listxattr(n *tree.Node, dest []byte) (uint32, syscall.Errno) {
 	return uint32(copy(dest, b)), 0
 }
 
-// OpendirHandle lets the kernel keep the listing (FOPEN_CACHE_DIR): it
-// never changes, and a second find or ls costs no round trip.
+// OpendirHandle opens the listing for one READDIR(PLUS) (noOpendir: the
+// kernel itself opens no directory). The cache flags would let a kernel
+// handle keep the listing, were OPENDIR passed on.
 func (d *dir) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	ds, errno := d.Readdir(ctx)
 	if errno != 0 {
