@@ -216,6 +216,7 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		newChmodCmd(g),
 		newInternalThawCmd(g),
 		newMountCmd(g),
+		newInstantCmd(g),
 	)
 	return root
 }
