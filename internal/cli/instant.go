@@ -295,4 +295,3 @@ func timeRestore(ctx context.Context, r *repository.Repository, sn *snapshot.Sna
 	}
 	return time.Since(t0).Seconds(), nil
 }
-

@@ -217,6 +217,7 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		newInternalThawCmd(g),
 		newMountCmd(g),
 		newInstantCmd(g),
+		newExportCmd(g),
 	)
 	return root
 }
