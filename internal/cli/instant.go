@@ -135,6 +135,14 @@ func (g *globals) runInstant(ctx context.Context, start time.Time, arg string, e
 		return err
 	}
 	defer cleanup()
+	// The notes go to standard error, with --json too (where the guest's
+	// console goes there as well): when the guest is up, when it is
+	// detached from the repository.
+	note := func(format string, args ...any) {
+		if !g.quiet {
+			g.ui.Warnf(format, args...)
+		}
+	}
 	sum := InstantSummary{MessageType: "summary", SnapshotID: sn.ID.String(), StateDir: state}
 	if o.timeRestore {
 		secs, err := timeRestore(ctx, r.repo, sn, state)
@@ -142,7 +150,7 @@ func (g *globals) runInstant(ctx context.Context, start time.Time, arg string, e
 			return err
 		}
 		sum.RestoreSeconds = secs
-		g.ui.Infof("full restore of the %s image: %.1f s (a sparse file, deleted)\n", ui.Bytes(sn.Image.Size), secs)
+		note("instant: full restore of the %s image: %.1f s (a sparse file, deleted)\n", ui.Bytes(sn.Image.Size), secs)
 		start = time.Now()
 	}
 	var dest string
@@ -170,18 +178,18 @@ func (g *globals) runInstant(ctx context.Context, start time.Time, arg string, e
 			firstMu.Lock()
 			sum.FirstOutputSeconds = t.Sub(start).Seconds()
 			firstMu.Unlock()
-			g.ui.Infof("\ninstant: first serial output %.2f s after the command started\n", t.Sub(start).Seconds())
+			note("\ninstant: first serial output %.2f s after the command started\n", t.Sub(start).Seconds())
 		},
 	})
 	if err != nil {
 		return fmt.Errorf("instant: %w", err)
 	}
 	sum.Accel, sum.SerialLog = vm.Accel, vm.Log
-	g.ui.Infof("instant: snapshot %s (%s) boots in QEMU (%s) from the repository; writes go to %s; serial log %s\n",
+	note("instant: snapshot %s (%s) boots in QEMU (%s) from the repository; writes go to %s; serial log %s\n",
 		sn.ID.Short(), ui.Bytes(sn.Image.Size), vm.Accel, vm.Overlay, vm.Log)
 	migrated := make(chan error, 1)
 	if dest != "" {
-		g.ui.Infof("instant: copying the disk to %s while the guest runs\n", dest)
+		note("instant: copying the disk to %s while the guest runs\n", dest)
 		go func() {
 			err := vm.Migrate(ctx, dest, destDevice)
 			if err == nil {
@@ -189,7 +197,7 @@ func (g *globals) runInstant(ctx context.Context, start time.Time, arg string, e
 			}
 			if err == nil {
 				release()
-				g.ui.Infof("\ninstant: migrated: the guest's disk is %s now; it no longer depends on the repository, which is unmounted\n", dest)
+				note("\ninstant: migrated: the guest's disk is %s now; it no longer depends on the repository, which is unmounted\n", dest)
 			}
 			migrated <- err
 		}()

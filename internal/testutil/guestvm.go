@@ -14,15 +14,17 @@ import (
 // Console reads a guest's serial console line by line and lets a test
 // wait for a line.
 type Console struct {
-	in    io.Writer
-	lines chan string
-	mu    sync.Mutex
-	all   []string
+	in   io.Writer
+	mu   sync.Mutex
+	all  []string
+	used map[int]bool
+	more chan struct{}
+	eof  bool
 }
 
 // NewConsole reads lines from out and sends commands to in.
 func NewConsole(out io.Reader, in io.Writer) *Console {
-	c := &Console{in: in, lines: make(chan string, 1024)}
+	c := &Console{in: in, used: map[int]bool{}, more: make(chan struct{}, 1)}
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
@@ -30,30 +32,48 @@ func NewConsole(out io.Reader, in io.Writer) *Console {
 			c.mu.Lock()
 			c.all = append(c.all, l)
 			c.mu.Unlock()
-			c.lines <- l
+			c.wake()
 		}
-		close(c.lines)
+		c.mu.Lock()
+		c.eof = true
+		c.mu.Unlock()
+		c.wake()
 	}()
 	return c
 }
 
-// Expect waits for a line that starts with prefix (at most d) and
-// returns it; it fails the test with what was read when none comes.
-func (c *Console) Expect(t testing.TB, prefix string, d time.Duration) string {
+func (c *Console) wake() {
+	select {
+	case c.more <- struct{}{}:
+	default:
+	}
+}
+
+// Expect waits (at most d) for a line containing s that no earlier
+// Expect returned, read before or after the call, and returns it from s
+// on; it fails the test with what was read when none comes.
+func (c *Console) Expect(t testing.TB, s string, d time.Duration) string {
 	t.Helper()
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	for {
+		c.mu.Lock()
+		for i, l := range c.all {
+			if j := strings.Index(l, s); j >= 0 && !c.used[i] {
+				c.used[i] = true
+				c.mu.Unlock()
+				return l[j:]
+			}
+		}
+		eof := c.eof
+		c.mu.Unlock()
+		if eof {
+			t.Fatalf("console closed before a line %q; it read:\n%s", s, c.Text())
+		}
 		select {
-		case l, ok := <-c.lines:
-			if !ok {
-				t.Fatalf("console closed before a line %q; it read:\n%s", prefix, c.Text())
-			}
-			if i := strings.Index(l, prefix); i >= 0 {
-				return l[i:]
-			}
+		case <-c.more:
 		case <-timer.C:
-			t.Fatalf("no line %q within %v; the console read:\n%s", prefix, d, c.Text())
+			t.Fatalf("no line %q within %v; the console read:\n%s", s, d, c.Text())
 		}
 	}
 }
