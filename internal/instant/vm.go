@@ -105,10 +105,12 @@ func Start(ctx context.Context, opt Options) (*VM, error) {
 	} else {
 		args = append(args, "-accel", "tcg")
 	}
-	// The image on the FUSE mount is read-only and only this QEMU reads
-	// it: no image locking (the mount has none to offer).
+	// The image on the FUSE mount is opened read-only with QEMU's usual
+	// locking: the kernel keeps the OFD locks of a FUSE filesystem that
+	// implements none itself, so locking=off is not needed (tried with
+	// QEMU 7.2).
 	args = append(args,
-		"-blockdev", "driver=file,node-name="+nodeBaseFile+",filename="+opt.Image+",read-only=on,locking=off",
+		"-blockdev", "driver=file,node-name="+nodeBaseFile+",filename="+opt.Image+",read-only=on",
 		"-blockdev", "driver=raw,node-name="+nodeBase+",file="+nodeBaseFile+",read-only=on",
 		"-blockdev", "driver=file,node-name="+nodeOvlFile+",filename="+vm.Overlay,
 		"-blockdev", "driver=qcow2,node-name="+nodeDisk+",file="+nodeOvlFile+",backing="+nodeBase,

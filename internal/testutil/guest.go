@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -116,30 +117,60 @@ var guestOnce struct {
 // scripts/guest-kernel.sh fetches (run here when missing).
 func GuestDisk(t testing.TB) string {
 	t.Helper()
+	p, err := BuildGuestDisk()
+	var m *missingError
+	if errors.As(err, &m) {
+		unavailable(t, "guest disk: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("guest disk: %v", err)
+	}
+	return p
+}
+
+// missingError is a component the guest needs that is not installed.
+type missingError struct{ msg string }
+
+func (e *missingError) Error() string { return e.msg }
+
+func missing(format string, args ...any) error {
+	return &missingError{fmt.Sprintf(format, args...)}
+}
+
+// BuildGuestDisk is GuestDisk outside a test (the bench): the path of
+// the cached disk, built when missing.
+func BuildGuestDisk() (string, error) {
 	guestOnce.Lock()
 	defer guestOnce.Unlock()
 	if guestOnce.path != "" {
-		return guestOnce.path
+		return guestOnce.path, nil
 	}
 	for _, tool := range []string{"syslinux", "mcopy", "mkfs.vfat"} {
-		RequireTool(t, tool)
+		if _, err := exec.LookPath(tool); err != nil {
+			if _, err := os.Stat("/usr/sbin/" + tool); err != nil {
+				return "", missing("%s not found (run scripts/qemu.sh as root: syslinux, mtools, dosfstools)", tool)
+			}
+		}
 	}
 	mbr, err := os.ReadFile("/usr/lib/syslinux/mbr/mbr.bin")
 	if err != nil {
-		unavailable(t, "guest disk: syslinux's MBR code: %v (run scripts/qemu.sh as root: syslinux-common)", err)
+		return "", missing("syslinux's MBR code: %v (run scripts/qemu.sh as root: syslinux-common)", err)
 	}
 	busybox, err := os.ReadFile("/bin/busybox")
 	if err != nil {
-		unavailable(t, "guest disk: %v (run scripts/qemu.sh as root: busybox-static)", err)
+		return "", missing("%v (run scripts/qemu.sh as root: busybox-static)", err)
 	}
-	kdir := guestKernelDir(t)
+	kdir, err := guestKernelDir()
+	if err != nil {
+		return "", err
+	}
 	vmlinuz, err := filepath.Glob(filepath.Join(kdir, "boot", "vmlinuz-*"))
 	if err != nil || len(vmlinuz) != 1 {
-		t.Fatalf("guest disk: no single vmlinuz in %s/boot: %v", kdir, vmlinuz)
+		return "", fmt.Errorf("no single vmlinuz in %s/boot: %v", kdir, vmlinuz)
 	}
 	mods, err := moduleOrder(kdir, guestModules)
 	if err != nil {
-		t.Fatalf("guest disk: %v", err)
+		return "", err
 	}
 	syslinux, _ := exec.LookPath("syslinux")
 	sysBin, _ := os.ReadFile(syslinux)
@@ -156,43 +187,44 @@ func GuestDisk(t testing.TB) string {
 	path := filepath.Join(dir, "guest-"+key+".img")
 	if _, err := os.Stat(path); err == nil {
 		guestOnce.path = path
-		return path
+		return path, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	work, err := os.MkdirTemp(dir, ".build-")
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer os.RemoveAll(work)
 	initrd, err := guestInitramfs(busybox, mods)
 	if err != nil {
-		t.Fatalf("guest disk: initramfs: %v", err)
+		return "", fmt.Errorf("initramfs: %w", err)
+	}
+	k, err := os.ReadFile(vmlinuz[0])
+	if err != nil {
+		return "", err
 	}
 	files := map[string][]byte{
 		"syslinux.cfg": []byte(guestSyslinuxCfg),
 		"initrd.gz":    initrd,
+		"vmlinuz":      k,
 		GuestCheckFile: guestCheckContent,
 	}
-	k, err := os.ReadFile(vmlinuz[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	files["vmlinuz"] = k
 	part := filepath.Join(work, "part.img")
 	if err := guestFAT(work, part, files); err != nil {
-		t.Fatalf("guest disk: %v", err)
+		return "", err
 	}
 	disk := filepath.Join(work, "disk.img")
 	if err := guestAssemble(disk, part, mbr); err != nil {
-		t.Fatalf("guest disk: %v", err)
+		return "", err
 	}
+	// A rename is atomic: parallel test binaries build the same file.
 	if err := os.Rename(disk, path); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	guestOnce.path = path
-	return path
+	return path, nil
 }
 
 // testCacheDir is ${XDG_CACHE_HOME:-~/.cache}/rewind-test.
@@ -207,24 +239,23 @@ func testCacheDir() string {
 
 // guestKernelDir is $REWIND_GUEST_KERNEL, or the unpacked kernel package
 // scripts/guest-kernel.sh leaves in the test cache (run when missing).
-func guestKernelDir(t testing.TB) string {
-	t.Helper()
+func guestKernelDir() (string, error) {
 	if d := os.Getenv("REWIND_GUEST_KERNEL"); d != "" {
-		return d
+		return d, nil
 	}
 	d := filepath.Join(testCacheDir(), "guest-kernel", "current")
 	if _, err := os.Stat(filepath.Join(d, "ok")); err == nil {
-		return d
+		return d, nil
 	}
 	script, err := projectFile("scripts/guest-kernel.sh")
 	if err != nil {
-		unavailable(t, "guest kernel: %v", err)
+		return "", missing("guest kernel: %v", err)
 	}
 	out, err := exec.Command("bash", script).CombinedOutput()
 	if err != nil {
-		unavailable(t, "guest kernel: %s: %v: %s", script, err, bytes.TrimSpace(out))
+		return "", missing("guest kernel: %s: %v: %s", script, err, bytes.TrimSpace(out))
 	}
-	return d
+	return d, nil
 }
 
 // projectFile finds rel in the project, looking up from the working
