@@ -62,6 +62,7 @@ type config struct {
 	pg       pgConfig
 	sq       sqliteConfig
 	my       myConfig
+	inst     instantConfig
 }
 
 // optionalEnv names the variable that lets a broken rewind through.
@@ -112,6 +113,8 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.IntVar(&cfg.sq.rate, "sqlite-rate", 100, "SQLite: the writer's transactions per second")
 	fs.DurationVar(&cfg.sq.duration, "sqlite-duration", time.Minute, "SQLite: how long the writer runs (-smoke: 8s)")
 	fs.DurationVar(&cfg.sq.interval, "sqlite-interval", time.Second, "SQLite: rewind watch --interval")
+	fs.StringVar(&cfg.inst.mode, "instant", instantOff, "instant-recovery section (rewind instant against a full restore of the tests' 1 GiB guest): off, or only (alone; replaces its section of -out)")
+	fs.IntVar(&cfg.inst.rounds, "instant-rounds", 3, "instant: boots and restores per disk (the median is reported)")
 	fs.StringVar(&cfg.my.mode, "mysql", myOn, "MariaDB section against mariabackup + restic: on (after the PostgreSQL one), off (the report keeps the last one), or only (alone; replaces its section of -out)")
 	fs.IntVar(&cfg.my.sizeMB, "mysql-size", 1024, "MariaDB: size of the sysbench-style database in MB (-smoke: 8)")
 	fs.IntVar(&cfg.my.tables, "mysql-tables", 4, "MariaDB: sbtest tables")
@@ -212,6 +215,12 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	if cfg.sq.mode != sqliteOff && cfg.sq.mode != sqliteOnly {
 		return fmt.Errorf("-sqlite %q: want off or only", cfg.sq.mode)
+	}
+	if cfg.inst.mode != instantOff && cfg.inst.mode != instantOnly {
+		return fmt.Errorf("-instant %q: want off or only", cfg.inst.mode)
+	}
+	if cfg.inst.rounds < 1 {
+		return fmt.Errorf("-instant-rounds %d: give at least 1", cfg.inst.rounds)
 	}
 	if err := validate(&cfg); err != nil {
 		return err
@@ -361,6 +370,9 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 	}
 	if cfg.sq.mode == sqliteOnly {
 		return sqliteOnlyRun(ctx, log, cfg, root, tmp, dataDir)
+	}
+	if cfg.inst.mode == instantOnly {
+		return instantOnlyRun(ctx, log, cfg, root, tmp, dataDir)
 	}
 	if cfg.cp.mode == cpOnly {
 		return continuousOnly(ctx, log, cfg, root, tmp, dataDir)
