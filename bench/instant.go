@@ -256,8 +256,8 @@ func instantSection(doc string) string {
 	return doc[i:]
 }
 
-// spliceInstant replaces the section of doc, or adds it before the notes
-// or "## Reproduce".
+// spliceInstant replaces the section of doc, or adds it before
+// "## Reproduce", after the other sections.
 func spliceInstant(doc, section string) string {
 	section = strings.Trim(section, "\n") + "\n"
 	if old := instantSection(doc); old != "" {
@@ -268,10 +268,8 @@ func spliceInstant(doc, section string) string {
 		}
 		return doc[:i] + section + rest
 	}
-	for _, h := range []string{"\n## Notes from the run", "\n## Reproduce"} {
-		if i := strings.Index(doc, h); i >= 0 {
-			return doc[:i+1] + section + doc[i:]
-		}
+	if i := strings.Index(doc, "\n## Reproduce"); i >= 0 {
+		return doc[:i+1] + section + doc[i:]
 	}
 	return strings.TrimRight(doc, "\n") + "\n\n" + section
 }
