@@ -15,7 +15,12 @@ tmp="$(mktemp -d "$dir/.fetch.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 # linux-image-amd64 is a metapackage: its one dependency is the kernel.
-pkg="$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')"
+kernel_pkg() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'; }
+pkg="$(kernel_pkg)"
+if [ -z "$pkg" ] && [ "$(id -u)" -eq 0 ]; then
+  apt-get update -qq >/dev/null
+  pkg="$(kernel_pkg)"
+fi
 if [ -z "$pkg" ]; then
   echo "guest-kernel.sh: apt-cache knows no linux-image-amd64 (run apt-get update)" >&2
   exit 1
