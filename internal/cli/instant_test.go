@@ -177,8 +177,9 @@ func TestExportQcow2Boots(t *testing.T) {
 	}
 }
 
-// instant and export refuse a snapshot of paths, a wrong :IMAGE, and say
-// which package to install when QEMU is missing.
+// instant and export refuse a snapshot of paths, a wrong :IMAGE and an
+// existing --migrate file, and say which package to install when QEMU or
+// FUSE is missing.
 func TestInstantBadInput(t *testing.T) {
 	testutil.RequireFUSE(t)
 	testutil.RequireQEMU(t)
@@ -209,5 +210,28 @@ func TestInstantBadInput(t *testing.T) {
 	r = e.with("PATH", "/nonexistent").expectCode(1, "instant", "latest")
 	if !strings.Contains(string(r.stderr), "qemu-system-x86") {
 		t.Errorf("QEMU missing: %s", r.stderr)
+	}
+	// QEMU there, fusermount3 not.
+	bin := e.path("qemu-only")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"qemu-system-x86_64", "qemu-img"} {
+		full, err := exec.LookPath(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(full, filepath.Join(bin, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = e.with("PATH", bin).expectCode(1, "instant", "latest")
+	if !strings.Contains(string(r.stderr), "fuse3") {
+		t.Errorf("FUSE missing: %s", r.stderr)
+	}
+	// An existing --migrate file is refused before anything starts.
+	r = e.expectCode(1, "instant", "latest", "--migrate", img)
+	if !strings.Contains(string(r.stderr), "exists") {
+		t.Errorf("existing --migrate target: %s", r.stderr)
 	}
 }
