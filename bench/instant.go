@@ -39,6 +39,16 @@ type instantConfig struct {
 	rounds int
 }
 
+func (ic instantConfig) validate() error {
+	if ic.mode != instantOff && ic.mode != instantOnly {
+		return fmt.Errorf("-instant %q: want off or only", ic.mode)
+	}
+	if ic.rounds < 1 {
+		return fmt.Errorf("-instant-rounds %d: give at least 1", ic.rounds)
+	}
+	return nil
+}
+
 // instantDisk is the figures of one disk.
 type instantDisk struct {
 	Name        string  `json:"name"`

@@ -59,10 +59,10 @@ type config struct {
 	rewind   string // a rewind binary to use instead of building ./cmd/rewind
 	optional bool   // rewind may be missing or broken (RWBENCH_REWIND_OPTIONAL)
 	cp       cpConfig
+	inst     instantConfig
 	pg       pgConfig
 	sq       sqliteConfig
 	my       myConfig
-	inst     instantConfig
 }
 
 // optionalEnv names the variable that lets a broken rewind through.
@@ -216,11 +216,8 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	if cfg.sq.mode != sqliteOff && cfg.sq.mode != sqliteOnly {
 		return fmt.Errorf("-sqlite %q: want off or only", cfg.sq.mode)
 	}
-	if cfg.inst.mode != instantOff && cfg.inst.mode != instantOnly {
-		return fmt.Errorf("-instant %q: want off or only", cfg.inst.mode)
-	}
-	if cfg.inst.rounds < 1 {
-		return fmt.Errorf("-instant-rounds %d: give at least 1", cfg.inst.rounds)
+	if err := cfg.inst.validate(); err != nil {
+		return err
 	}
 	if err := validate(&cfg); err != nil {
 		return err
@@ -368,11 +365,11 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 		_, err = prepareSets(ctx, log, cfg, dataDir, mkdata)
 		return err
 	}
-	if cfg.sq.mode == sqliteOnly {
-		return sqliteOnlyRun(ctx, log, cfg, root, tmp, dataDir)
-	}
 	if cfg.inst.mode == instantOnly {
 		return instantOnlyRun(ctx, log, cfg, root, tmp, dataDir)
+	}
+	if cfg.sq.mode == sqliteOnly {
+		return sqliteOnlyRun(ctx, log, cfg, root, tmp, dataDir)
 	}
 	if cfg.cp.mode == cpOnly {
 		return continuousOnly(ctx, log, cfg, root, tmp, dataDir)
