@@ -59,6 +59,7 @@ type config struct {
 	rewind   string // a rewind binary to use instead of building ./cmd/rewind
 	optional bool   // rewind may be missing or broken (RWBENCH_REWIND_OPTIONAL)
 	cp       cpConfig
+	inst     instantConfig
 	pg       pgConfig
 	sq       sqliteConfig
 	my       myConfig
@@ -114,6 +115,8 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.IntVar(&cfg.sq.rate, "sqlite-rate", 100, "SQLite: the writer's transactions per second")
 	fs.DurationVar(&cfg.sq.duration, "sqlite-duration", time.Minute, "SQLite: how long the writer runs (-smoke: 8s)")
 	fs.DurationVar(&cfg.sq.interval, "sqlite-interval", time.Second, "SQLite: rewind watch --interval")
+	fs.StringVar(&cfg.inst.mode, "instant", instantOff, "instant-recovery section (rewind instant against a full restore of the tests' 1 GiB guest): off, or only (alone; replaces its section of -out)")
+	fs.IntVar(&cfg.inst.rounds, "instant-rounds", 3, "instant: boots and restores per disk (the median is reported)")
 	fs.StringVar(&cfg.my.mode, "mysql", myOn, "MariaDB section against mariabackup + restic: on (after the PostgreSQL one), off (the report keeps the last one), or only (alone; replaces its section of -out)")
 	fs.IntVar(&cfg.my.sizeMB, "mysql-size", 1024, "MariaDB: size of the sysbench-style database in MB (-smoke: 8)")
 	fs.IntVar(&cfg.my.tables, "mysql-tables", 4, "MariaDB: sbtest tables")
@@ -221,6 +224,9 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	if cfg.sq.mode != sqliteOff && cfg.sq.mode != sqliteOnly {
 		return fmt.Errorf("-sqlite %q: want off or only", cfg.sq.mode)
+	}
+	if err := cfg.inst.validate(); err != nil {
+		return err
 	}
 	if err := validate(&cfg); err != nil {
 		return err
@@ -367,6 +373,9 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 		}
 		_, err = prepareSets(ctx, log, cfg, dataDir, mkdata)
 		return err
+	}
+	if cfg.inst.mode == instantOnly {
+		return instantOnlyRun(ctx, log, cfg, root, tmp, dataDir)
 	}
 	if cfg.sq.mode == sqliteOnly {
 		return sqliteOnlyRun(ctx, log, cfg, root, tmp, dataDir)

@@ -555,6 +555,8 @@ var schemaTypes = map[string]reflect.Type{
 	"mysql.binlog.list":    reflect.TypeFor[MysqlBinlogListJSON](),
 	"mysql.check":          reflect.TypeFor[MysqlCheckJSON](),
 	"restore.image":        reflect.TypeFor[jsonRestoreImage](),
+	"instant":              reflect.TypeFor[jsonInstant](),
+	"export":               reflect.TypeFor[jsonExport](),
 }
 
 // fieldSpec is one row of a documented field table.

@@ -216,6 +216,8 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		newChmodCmd(g),
 		newInternalThawCmd(g),
 		newMountCmd(g),
+		newInstantCmd(g),
+		newExportCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,110 @@
+package cli
+
+// rewind export --qcow2: a device or image snapshot written as a
+// standalone qcow2 disk (qemu-img convert from a private mount of the
+// repository, docs/IMAGES.md).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rewind-backup/rewind/internal/instant"
+	"github.com/rewind-backup/rewind/internal/qemu"
+	"github.com/rewind-backup/rewind/internal/ui"
+)
+
+// ExportSummary is the JSON line of `export` (docs/JSON.md).
+type ExportSummary struct {
+	MessageType string `json:"message_type"`
+	SnapshotID  string `json:"snapshot_id"`
+	Target      string `json:"target"`
+	Format      string `json:"format"`
+	// Size is the disk's size; BytesWritten what the file takes on disk.
+	Size            int64   `json:"size"`
+	BytesWritten    int64   `json:"bytes_written"`
+	DurationSeconds float64 `json:"duration_seconds"`
+}
+
+func newExportCmd(g *globals) *cobra.Command {
+	var sf snapFilter
+	var out string
+	cmd := &cobra.Command{
+		Use:   "export --qcow2 OUT SNAPSHOT[:IMAGE]",
+		Short: "Write a device or image snapshot as a standalone qcow2 disk",
+		Long: `Write the disk of a device or image snapshot (backup --device or --image) as
+a standalone qcow2 file OUT, which QEMU, libvirt or Proxmox boot without
+the repository. Holes and free space stay unallocated in OUT. OUT must not
+exist. The image is read through a private read-only FUSE mount of the
+repository by qemu-img convert: needs qemu-utils and FUSE (/dev/fuse,
+fuse3).
+
+IMAGE, when given, must name the snapshot's image (its path or file name).`,
+		Example: `  rewind export --qcow2 /var/lib/libvirt/images/web1.qcow2 latest --tag image
+  rewind export --qcow2 web1.qcow2 4f2a91c3 --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.runExport(cmd.Context(), args[0], out, sf)
+		},
+	}
+	sf.add(cmd)
+	cmd.Flags().StringVar(&out, "qcow2", "", "write the qcow2 disk to `OUT` (a new file)")
+	return cmd
+}
+
+func (g *globals) runExport(ctx context.Context, arg, out string, sf snapFilter) error {
+	if out == "" {
+		return errors.New("export: give --qcow2 OUT, the qcow2 file to write")
+	}
+	out, _ = filepath.Abs(out)
+	if _, err := os.Lstat(out); err == nil {
+		return fmt.Errorf("export: %s exists: give a new file name (export never overwrites)", out)
+	}
+	if _, err := qemu.LookPath(qemu.ImgProgram); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := instant.FUSEReady(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	t0 := time.Now()
+	r, sn, err := g.openImageSnapshot(ctx, "export", arg, sf.filter())
+	if err != nil {
+		return err
+	}
+	defer r.done()
+	ex, err := instant.Expose(ctx, r.repo, sn, "", func(msg string) { g.ui.Warnf("export: repository read: %s\n", msg) })
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	defer ex.Unmount()
+	if err := qemu.Convert(ctx, ex.File, qemu.FormatRaw, out, qemu.FormatQcow2); err != nil {
+		os.Remove(out)
+		return fmt.Errorf("export: %w", err)
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	sum := ExportSummary{MessageType: "summary", SnapshotID: sn.ID.String(), Target: out, Format: qemu.FormatQcow2,
+		Size: sn.Image.Size, BytesWritten: diskUsage(st), DurationSeconds: time.Since(t0).Seconds()}
+	if g.json {
+		g.ui.JSONLine(sum)
+		return nil
+	}
+	g.ui.Printf("exported %s (%s) to %s (qcow2, %s on disk) in %.1f s\n", sn.ID.Short(), ui.Bytes(sum.Size), out, ui.Bytes(sum.BytesWritten), sum.DurationSeconds)
+	return nil
+}
+
+// diskUsage is what a file takes on disk (its allocated blocks).
+func diskUsage(st os.FileInfo) int64 {
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return s.Blocks * 512
+	}
+	return st.Size()
+}
