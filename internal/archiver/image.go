@@ -94,10 +94,17 @@ func (a *Archiver) SnapshotImage(ctx context.Context, opt ImageOptions) (*snapsh
 	if err != nil {
 		return nil, err
 	}
+	return a.commitImage(ctx, start, end, name, root, info, statsBefore)
+}
+
+// commitImage saves the snapshot of the image stored as name under
+// root, read from start to end.
+func (a *Archiver) commitImage(ctx context.Context, start, end time.Time, name string, root []id.ID, info *snapshot.ImageInfo, statsBefore repoStats) (*snapshot.Snapshot, error) {
+	size := info.Size
 	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
 	tags := slices.Clone(a.opt.Tags)
-	if !slices.Contains(tags, opt.Kind) {
-		tags = append(tags, opt.Kind)
+	if !slices.Contains(tags, info.Kind) {
+		tags = append(tags, info.Kind)
 	}
 	after := a.store.stats()
 	sn := &snapshot.Snapshot{
