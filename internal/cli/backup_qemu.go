@@ -86,7 +86,7 @@ func runBackupQEMU(cmd *cobra.Command, g *globals, o *backupOpts, r *repository.
 	}
 	sock, _ := filepath.Abs(o.img.qemuQMP)
 	prog := g.ui.StartProgress("backup", counter)
-	sn, err := a.SnapshotQEMU(ctx, archiver.QEMUOptions{Socket: sock, Drive: args[0], BlockSize: bs, TempDir: o.img.tempDir, Frozen: qemuFrozenHook})
+	sn, err := a.SnapshotQEMU(ctx, archiver.QEMUOptions{Socket: sock, Drive: args[0], BlockSize: bs, TempDir: o.img.tempDir})
 	prog.Stop()
 	if err != nil {
 		return err
@@ -104,7 +104,3 @@ func runBackupQEMU(cmd *cobra.Command, g *globals, o *backupOpts, r *repository.
 	printBackupSummary(g, sn, parent, a)
 	return nil
 }
-
-// qemuFrozenHook, when set (by tests only), is called once the drive's
-// view is frozen, before it is read.
-var qemuFrozenHook func()
