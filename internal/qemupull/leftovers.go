@@ -10,13 +10,12 @@ import (
 )
 
 // cleanLeftovers removes what a killed backup left in QEMU (the export,
-// the NBD server, the job, the fleecing node) and folds its bitmaps
-// back: every other rewind bitmap on the drive is merged into since,
-// the parent's, which records again, so that the writes they hold are
-// read by this backup. Without since (no parent, or its bitmap gone),
-// they are removed: this backup reads everything anyway. It returns
-// what it did.
-func (s *Session) cleanLeftovers(ctx context.Context, since string) ([]string, error) {
+// the NBD server, the job with its copy-before-write filter, the
+// fleecing node), and returns what it did. Its bitmaps are folded back
+// by foldBitmaps: merged into the parent's, so that this backup reads
+// the writes they hold, or removed when there is no usable parent
+// bitmap (this backup reads everything anyway).
+func (s *Session) cleanLeftovers(ctx context.Context) ([]string, error) {
 	var did []string
 	has := func(query, field, value string) (bool, error) {
 		var list []map[string]any
@@ -50,6 +49,15 @@ func (s *Session) cleanLeftovers(ctx context.Context, since string) ([]string, e
 		}
 		did = append(did, "removed the fleecing node of an earlier backup")
 	}
+	return did, nil
+}
+
+// foldBitmaps is the second half of cleaning up after a killed backup,
+// once the drive's node is known (the fleecing filter gone): every
+// other rewind bitmap on the drive is merged into since, the parent's,
+// which records again; without since they are removed.
+func (s *Session) foldBitmaps(ctx context.Context, since string) ([]string, error) {
+	var did []string
 	bms, err := bitmaps(ctx, s.qmp, s.Node)
 	if err != nil {
 		return nil, err

@@ -88,13 +88,18 @@ func Start(ctx context.Context, opt Options) (_ *Session, err error) {
 	if err := c.Execute(ctx, "query-name", nil, &nm); err == nil {
 		s.Name = nm.Name
 	}
+	if s.Recovered, err = s.cleanLeftovers(ctx); err != nil {
+		return nil, err
+	}
 	if s.dr, err = findDrive(ctx, c, opt.Drive); err != nil {
 		return nil, err
 	}
 	s.Node, s.Size = s.dr.NodeName, s.dr.Image.VirtualSize
-	if s.Recovered, err = s.cleanLeftovers(ctx, opt.SinceBitmap); err != nil {
+	folded, err := s.foldBitmaps(ctx, opt.SinceBitmap)
+	if err != nil {
 		return nil, err
 	}
+	s.Recovered = append(s.Recovered, folded...)
 	if s.Size <= 0 {
 		return nil, fmt.Errorf("drive %q: QEMU gives no size for node %s", opt.Drive, s.Node)
 	}

@@ -113,3 +113,44 @@ func TestSessionBitmapLifecycle(t *testing.T) {
 		t.Fatalf("after a failure: %+v", bms)
 	}
 }
+
+// A backup killed while it reads (its QMP and NBD connections just
+// drop) leaves the fleecing job, the export and a disabled bitmap; the
+// next backup removes them and still reads every write since the
+// parent: those before the killed backup and those during it.
+func TestSessionKilledBackup(t *testing.T) {
+	q, c := startVM(t)
+	ctx := context.Background()
+	s, err := Start(ctx, Options{Socket: q.QMPSocket, Drive: "drive0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1 := s.Bitmap
+	if err := s.Finish(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	write(t, c, 0x22, 1<<20, 4096)
+	s, err = Start(ctx, Options{Socket: q.QMPSocket, Drive: "drive0", SinceBitmap: b1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, c, 0x33, 3<<20, 4096)
+	s.NBD.Close()
+	s.qmp.Close() // killed: nothing undone
+
+	s, err = Start(ctx, Options{Socket: q.QMPSocket, Drive: "drive0", SinceBitmap: b1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Finish(ctx, false)
+	if s.Since != b1 || len(s.Recovered) < 4 {
+		t.Fatalf("after a killed backup: since %q, recovered %q", s.Since, s.Recovered)
+	}
+	d, err := s.Dirty()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Range{{Off: 1 << 20, Len: 64 << 10}, {Off: 3 << 20, Len: 64 << 10}}; len(d) != 2 || d[0] != want[0] || d[1] != want[1] {
+		t.Fatalf("dirty %v, want %v", d, want)
+	}
+}
