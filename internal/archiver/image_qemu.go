@@ -83,7 +83,9 @@ func (a *Archiver) SnapshotQEMU(ctx context.Context, opt QEMUOptions) (*snapshot
 	}
 	sn, err := a.readQEMU(ctx, s, opt, name, bs, prev, start)
 	ok := err == nil && !a.opt.DryRun
-	if ferr := s.Finish(ctx, ok); ferr != nil {
+	if ferr := s.Finish(ctx, ok); errors.Is(ferr, qemupull.ErrGone) {
+		err = fmt.Errorf("%w (the drive's read ended with: %v); no snapshot saved", ferr, err)
+	} else if ferr != nil {
 		if err == nil && ok {
 			a.log.Warn("the snapshot is saved, but the parent's dirty bitmap could not be removed", "err", ferr)
 		} else {

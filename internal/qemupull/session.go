@@ -224,6 +224,13 @@ func newBitmapName() (string, error) {
 func (s *Session) Finish(ctx context.Context, ok bool) error {
 	ctx = context.WithoutCancel(ctx)
 	defer s.qmp.Close()
+	if s.gone(ok) {
+		if s.NBD != nil {
+			s.NBD.Close()
+		}
+		os.RemoveAll(s.dir)
+		return ErrGone
+	}
 	err := s.teardown(ctx)
 	if ok {
 		if s.Since != "" {
@@ -237,6 +244,25 @@ func (s *Session) Finish(ctx context.Context, ok bool) error {
 		err = e
 	}
 	return err
+}
+
+// ErrGone is returned by Finish when QEMU has exited.
+var ErrGone = errors.New("QEMU exited during the backup; its dirty bitmaps are lost unless it stopped cleanly, and the next backup reads everything that holds data")
+
+// gone reports whether QEMU's QMP connection has ended; after a failed
+// backup it waits a little for the end to be noticed, since a dead
+// NBD connection is often the first sign.
+func (s *Session) gone(ok bool) bool {
+	wait := time.Duration(0)
+	if !ok {
+		wait = 500 * time.Millisecond
+	}
+	select {
+	case <-s.qmp.Done():
+		return true
+	case <-time.After(wait):
+		return false
+	}
 }
 
 // dropNew undoes the new bitmap: merged into the parent's, which

@@ -28,6 +28,7 @@ func startVM(t *testing.T) (*testutil.QEMU, *qemu.Client) {
 	q := testutil.StartQEMU(t, testutil.QEMUOptions{Args: []string{"-machine", "none",
 		"-qmp", "unix:" + mon + ",server=on,wait=off",
 		"-drive", "if=none,id=drive0,node-name=disk0,format=qcow2,file=" + img}})
+	testutil.WaitSocket(t, mon)
 	c, err := qemu.Dial(context.Background(), mon)
 	if err != nil {
 		t.Fatal(err)
