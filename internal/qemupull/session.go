@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/nbd"
@@ -155,12 +156,12 @@ func (s *Session) freeze(ctx context.Context, opt Options) error {
 	if s.dir, err = os.MkdirTemp(opt.TempDir, "rewind-qemu-"); err != nil {
 		return err
 	}
-	if err := os.Chmod(s.dir, 0o755); err != nil {
-		return err
-	}
 	img := filepath.Join(s.dir, "fleece.qcow2")
 	if err := qemu.Create(ctx, img, qemu.FormatQcow2, s.Size); err != nil {
 		return fmt.Errorf("fleecing image: %w", err)
+	}
+	if err := giveToQEMU(opt.Socket, s.dir, img); err != nil {
+		return err
 	}
 	err = s.qmp.Execute(ctx, "blockdev-add", map[string]any{
 		"driver": "qcow2", "node-name": fleeceNode, "backing": s.Node,
@@ -206,6 +207,27 @@ func (s *Session) freeze(ctx context.Context, opt Options) error {
 		return err
 	}
 	s.exportAdded = true
+	return nil
+}
+
+// giveToQEMU makes the private directory and the fleecing image QEMU's
+// when it runs as another user (libvirt's qemu user, say): the owner of
+// its QMP socket, which QEMU created. The old content of the guest's
+// blocks goes there, so nobody else may read it. A copy-before-write
+// that cannot write would fail the guest's writes.
+func giveToQEMU(socket string, paths ...string) error {
+	var st syscall.Stat_t
+	if err := syscall.Stat(socket, &st); err != nil {
+		return err
+	}
+	if int(st.Uid) == os.Geteuid() {
+		return nil
+	}
+	for _, p := range paths {
+		if err := os.Chown(p, int(st.Uid), int(st.Gid)); err != nil {
+			return fmt.Errorf("QEMU runs as uid %d and must write the fleecing image: %w (run rewind as root or as QEMU's user)", st.Uid, err)
+		}
+	}
 	return nil
 }
 
