@@ -108,7 +108,7 @@ func (a *Archiver) readQEMU(ctx context.Context, s *qemupull.Session, opt QEMUOp
 		info.Method = snapshot.MethodQEMUDirtyBitmap
 	} else if s.Since != "" {
 		info.Fallback = fmt.Sprintf("the drive's size changed from %d to %d bytes", a.opt.Parent.Image.Size, s.Size)
-		s.Since = ""
+		s.ReadWhole(info.Fallback)
 		prev = nil
 	}
 	if opt.Frozen != nil {

@@ -102,8 +102,15 @@ type Range = nbd.Range
 // Dirty returns the ranges of the drive written since the parent's
 // bitmap started (with Since set), or those that hold data (otherwise).
 func (s *Session) Dirty() ([]Range, error) {
-	if s.Since != "" {
+	if s.Since != "" && !s.whole {
 		return s.NBD.Scan("qemu:dirty-bitmap:"+s.Since, func(f uint32) bool { return f&nbd.StateDirty != 0 })
 	}
 	return s.NBD.Scan("base:allocation", func(f uint32) bool { return f&nbd.StateZero == 0 })
+}
+
+// ReadWhole makes Dirty return what holds data even though the parent's
+// bitmap is there (the drive changed size); Finish still hands the
+// bitmap on.
+func (s *Session) ReadWhole(why string) {
+	s.whole, s.Fallback = true, why
 }

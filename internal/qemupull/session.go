@@ -61,6 +61,7 @@ type Session struct {
 	Recovered []string
 
 	jobStarted, serverStarted, exportAdded, nodeAdded bool
+	whole                                             bool
 }
 
 // Start connects to QEMU, checks the drive and the parent's bitmap,
