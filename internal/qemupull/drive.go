@@ -33,6 +33,7 @@ type bitmap struct {
 // node is a block node as query-named-block-nodes describes it.
 type node struct {
 	NodeName string   `json:"node-name"`
+	File     string   `json:"file"`
 	Drv      string   `json:"drv"`
 	Bitmaps  []bitmap `json:"dirty-bitmaps"`
 	Image    struct {

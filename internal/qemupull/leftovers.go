@@ -2,7 +2,10 @@ package qemupull
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -44,10 +47,22 @@ func (s *Session) cleanLeftovers(ctx context.Context) ([]string, error) {
 	if ok, err := has("query-named-block-nodes", "node-name", fleeceNode); err != nil {
 		return nil, err
 	} else if ok {
+		var old string
+		if nodes, err := queryNodes(ctx, s.qmp); err == nil {
+			for _, n := range nodes {
+				if n.NodeName == fleeceNode {
+					old = fileName(n.File)
+				}
+			}
+		}
 		if err := s.qmp.Execute(ctx, "blockdev-del", map[string]any{"node-name": fleeceNode}, nil); err != nil {
 			return nil, fmt.Errorf("remove the fleecing node a killed backup left: %w", err)
 		}
 		did = append(did, "removed the fleecing node of an earlier backup")
+		// Its private directory, when it is one of ours.
+		if dir := filepath.Dir(old); filepath.Base(old) == "fleece.qcow2" && strings.HasPrefix(filepath.Base(dir), "rewind-qemu-") {
+			os.RemoveAll(dir)
+		}
 	}
 	return did, nil
 }
@@ -113,4 +128,23 @@ func (s *Session) Dirty() ([]Range, error) {
 // bitmap on.
 func (s *Session) ReadWhole(why string) {
 	s.whole, s.Fallback = true, why
+}
+
+// fileName is the file under a node's filename, which QEMU gives as
+// "json:{...}" when the node's options cannot be a plain path (a
+// fleecing node with its backing given by node name).
+func fileName(f string) string {
+	j, ok := strings.CutPrefix(f, "json:")
+	if !ok {
+		return f
+	}
+	var o struct {
+		File struct {
+			Filename string `json:"filename"`
+		} `json:"file"`
+	}
+	if json.Unmarshal([]byte(j), &o) != nil {
+		return ""
+	}
+	return o.File.Filename
 }

@@ -3,6 +3,7 @@ package qemupull
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -136,6 +137,7 @@ func TestSessionKilledBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(t, c, 0x33, 3<<20, 4096)
+	killedDir := s.dir
 	s.NBD.Close()
 	s.qmp.Close() // killed: nothing undone
 
@@ -146,6 +148,9 @@ func TestSessionKilledBackup(t *testing.T) {
 	defer s.Finish(ctx, false)
 	if s.Since != b1 || len(s.Recovered) < 4 {
 		t.Fatalf("after a killed backup: since %q, recovered %q", s.Since, s.Recovered)
+	}
+	if _, err := os.Stat(killedDir); err == nil {
+		t.Errorf("the killed backup's fleecing directory %s is still there", killedDir)
 	}
 	d, err := s.Dirty()
 	if err != nil {
