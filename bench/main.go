@@ -62,6 +62,7 @@ type config struct {
 	inst     instantConfig
 	pg       pgConfig
 	sq       sqliteConfig
+	qemu     string
 	my       myConfig
 	mount    string // the mount section: off or only
 	images   string // the images section: off or only
@@ -110,6 +111,7 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.IntVar(&cfg.pg.scale, "pg-scale", 100, "PostgreSQL: pgbench scale of the database (100: about 1.5 GB; -smoke: 1)")
 	fs.StringVar(&cfg.pg.binDir, "pg-bindir", "/usr/lib/postgresql/15/bin", "PostgreSQL: folder of initdb, pg_ctl, pgbench and postgres")
 	fs.StringVar(&pgRender, "pg-render", "", "PostgreSQL: render the section from a saved `pg.json` (runs/logs/pg.json) into -out instead of measuring")
+	fs.StringVar(&cfg.qemu, "qemu", qemuOff, "QEMU dirty-bitmap section (backup --qemu-qmp of a running QEMU's 2 GiB drive after 1% changed, against restic): off, or only (alone; replaces its section of -out; needs -prepare's image set)")
 	fs.StringVar(&cfg.sq.mode, "sqlite", sqliteOff, "SQLite section (rewind watch over a live database): off, or only (alone; replaces its section of -out)")
 	fs.IntVar(&cfg.sq.mb, "sqlite-mb", 200, "SQLite: size of the database in MB (-smoke: 4)")
 	fs.IntVar(&cfg.sq.rate, "sqlite-rate", 100, "SQLite: the writer's transactions per second")
@@ -221,6 +223,9 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 		if v != modeOff && v != modeOnly {
 			return fmt.Errorf("-%s %q: want off or only", name, v)
 		}
+	}
+	if cfg.qemu != qemuOff && cfg.qemu != qemuOnly {
+		return fmt.Errorf("-qemu %q: want off or only", cfg.qemu)
 	}
 	if cfg.sq.mode != sqliteOff && cfg.sq.mode != sqliteOnly {
 		return fmt.Errorf("-sqlite %q: want off or only", cfg.sq.mode)
@@ -385,6 +390,9 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 	}
 	if cfg.images == modeOnly {
 		return imagesOnlyRun(ctx, log, cfg, root, tmp, dataDir)
+	}
+	if cfg.qemu == qemuOnly {
+		return qemuRun(ctx, log, cfg, root, tmp, dataDir)
 	}
 	if cfg.cp.mode == cpOnly {
 		return continuousOnly(ctx, log, cfg, root, tmp, dataDir)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"slices"
@@ -86,17 +87,24 @@ func (a *Archiver) SnapshotImage(ctx context.Context, opt ImageOptions) (*snapsh
 	prev := a.parentBlocks(ctx, name, bs)
 	statsBefore := a.store.stats()
 	a.store.start(ctx)
-	root, end, err := a.storeImageTree(ctx, f, name, size, alloc, prev, info)
+	root, end, err := a.storeImageTree(ctx, f, name, size, alloc, prev, false, info)
 	if ferr := a.store.flush(ctx); err == nil {
 		err = ferr
 	}
 	if err != nil {
 		return nil, err
 	}
+	return a.commitImage(ctx, start, end, name, root, info, statsBefore)
+}
+
+// commitImage saves the snapshot of the image stored as name under
+// root, read from start to end.
+func (a *Archiver) commitImage(ctx context.Context, start, end time.Time, name string, root []id.ID, info *snapshot.ImageInfo, statsBefore repoStats) (*snapshot.Snapshot, error) {
+	size := info.Size
 	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
 	tags := slices.Clone(a.opt.Tags)
-	if !slices.Contains(tags, opt.Kind) {
-		tags = append(tags, opt.Kind)
+	if !slices.Contains(tags, info.Kind) {
+		tags = append(tags, info.Kind)
 	}
 	after := a.store.stats()
 	sn := &snapshot.Snapshot{
@@ -155,8 +163,8 @@ func (a *Archiver) imageMap(f *os.File, size int64, info *snapshot.ImageInfo) di
 // storeImageTree stores the image's blocks, its file node and the
 // listings above it, and returns the root's tree blobs and when the
 // reading ended.
-func (a *Archiver) storeImageTree(ctx context.Context, f *os.File, name string, size int64, alloc diskimage.Map, prev map[int64]id.ID, info *snapshot.ImageInfo) ([]id.ID, time.Time, error) {
-	chunks, err := a.storeImage(ctx, f, size, alloc, prev, info)
+func (a *Archiver) storeImageTree(ctx context.Context, f imageSource, name string, size int64, alloc diskimage.Map, prev map[int64]id.ID, reuse bool, info *snapshot.ImageInfo) ([]id.ID, time.Time, error) {
+	chunks, err := a.storeImage(ctx, f, size, alloc, prev, reuse, info)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -206,9 +214,19 @@ func (a *Archiver) parentBlocks(ctx context.Context, name string, bs int64) map[
 	return m
 }
 
+// imageSource is what an image is read from: the device or file, or a
+// QEMU drive's NBD export.
+type imageSource interface {
+	io.ReaderAt
+	Name() string
+}
+
 // storeImage reads the size bytes of f block by block and returns the
-// chunk list, counting into info.
-func (a *Archiver) storeImage(ctx context.Context, f *os.File, size int64, alloc diskimage.Map, prev map[int64]id.ID, info *snapshot.ImageInfo) ([]tree.Chunk, error) {
+// chunk list, counting into info. With reuse, a block alloc gives no
+// run in is the parent's block at the same offset (prev), unread, or a
+// hole where the parent had one: alloc marks what changed since the
+// parent, not what is in use.
+func (a *Archiver) storeImage(ctx context.Context, f imageSource, size int64, alloc diskimage.Map, prev map[int64]id.ID, reuse bool, info *snapshot.ImageInfo) ([]tree.Chunk, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	a.saves = make(chan saveJob, a.opt.Savers)
 	for range a.opt.Savers {
@@ -242,6 +260,16 @@ func (a *Archiver) storeImage(ctx context.Context, f *os.File, size int64, alloc
 				read = n
 			} else {
 				runs := alloc.Runs(off, n)
+				if reuse && len(runs) == 0 {
+					info.BytesClean += n
+					a.prog.Done(0, n)
+					if p, ok := prev[off]; ok {
+						rd.chunks = append(rd.chunks, tree.Chunk{ID: p, Size: uint64(n)})
+					} else {
+						hole(n)
+					}
+					continue
+				}
 				if len(runs) > 0 {
 					clear(b)
 				}
@@ -251,7 +279,9 @@ func (a *Archiver) storeImage(ctx context.Context, f *os.File, size int64, alloc
 					}
 					read += r.Len
 				}
-				info.BytesFree += n - read
+				if !reuse {
+					info.BytesFree += n - read
+				}
 			}
 			info.BytesRead += read
 			a.st.bytesRead.Add(read)

@@ -106,7 +106,8 @@ some files could not be read (they are listed); 1 on a fatal error.`,
   pg_dump mydb | rewind backup --stdin --stdin-filename /db/mydb.sql
   rewind backup --stdin-from-command --stdin-filename /db/mydb.sql -- pg_dump mydb
   rewind backup --device /dev/vg0/root-snap
-  rewind backup --image /var/lib/libvirt/images/web1.img`,
+  rewind backup --image /var/lib/libvirt/images/web1.img
+  rewind backup --qemu-qmp /run/qemu/web1.qmp drive0`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if o.stream.on() {
 				_, err := o.stream.checkArgs(cmd, args)

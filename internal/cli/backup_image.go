@@ -25,6 +25,8 @@ type imageOpts struct {
 	image     string
 	fullRead  bool
 	blockSize string
+	qemuQMP   string
+	tempDir   string
 }
 
 func (o *imageOpts) add(cmd *cobra.Command) {
@@ -33,14 +35,19 @@ func (o *imageOpts) add(cmd *cobra.Command) {
 	f.StringVar(&o.image, "image", "", "back up the disk image `file` whole, block by block")
 	f.BoolVar(&o.fullRead, "full-read", false, "with --device or --image: read every block, even where the filesystem (ext4, XFS) says it is free")
 	f.StringVar(&o.blockSize, "block-size", "", "with --device or --image: the fixed chunk `size` (a multiple of 4K up to 8M; default 64K, more above 64 GiB)")
+	f.StringVar(&o.qemuQMP, "qemu-qmp", "", "back up the drive named by the argument of the running QEMU whose QMP `socket` this is, reading only the blocks its dirty bitmap marks (docs/IMAGES.md)")
+	f.StringVar(&o.tempDir, "qemu-tmp", "", "with --qemu-qmp: the `directory` for the fleecing image and the NBD socket, which QEMU must be able to open (default: the system's temporary directory)")
 }
 
 // on reports whether a device or image is backed up instead of paths.
-func (o *imageOpts) on() bool { return o.device != "" || o.image != "" }
+func (o *imageOpts) on() bool { return o.device != "" || o.image != "" || o.qemuQMP != "" }
 
 // check validates the flags and returns the path, its kind and the
 // block size.
 func (o *imageOpts) check(args []string, streamOn bool) (string, string, int64, error) {
+	if o.qemuQMP != "" {
+		return o.checkQEMU(args, streamOn)
+	}
 	if o.device != "" && o.image != "" {
 		return "", "", 0, errors.New("--device and --image exclude each other: back up one at a time")
 	}
@@ -82,6 +89,9 @@ func (o *imageOpts) check(args []string, streamOn bool) (string, string, int64, 
 // snapshot. r is open, locked by lk, with its index loaded.
 func runBackupImage(cmd *cobra.Command, g *globals, o *backupOpts, r *repository.Repository, lk *lock.Lock, host string, args []string) error {
 	ctx := cmd.Context()
+	if o.img.qemuQMP != "" {
+		return runBackupQEMU(cmd, g, o, r, lk, host, args)
+	}
 	p, kind, bs, err := o.img.check(args, o.stream.on())
 	if err != nil {
 		return err
@@ -145,4 +155,7 @@ func printImageSummary(g *globals, im *snapshot.ImageInfo) {
 	g.ui.Printf("Blocks: %s; holes (zeros or free space): %s; changed since the parent: %s\n",
 		ui.Count(im.Blocks, "block", "blocks"), ui.Count(im.BlocksHole, "block", "blocks"), ui.Count(im.BlocksChanged, "block", "blocks"))
 	g.ui.Printf("Device read: %s; free space not read: %s\n", ui.Bytes(im.BytesRead), ui.Bytes(im.BytesFree))
+	if im.DirtyBitmap != "" {
+		g.ui.Printf("QEMU drive %s: unchanged since the parent, not read: %s; dirty bitmap for the next backup: %s\n", im.QEMUDrive, ui.Bytes(im.BytesClean), im.DirtyBitmap)
+	}
 }

@@ -31,6 +31,9 @@ type jsonImageSummary struct {
 	Blocks        int64  `json:"blocks"`
 	BlocksHole    int64  `json:"blocks_hole"`
 	BlocksChanged int64  `json:"blocks_changed"`
+	QEMUDrive     string `json:"qemu_drive,omitempty"`
+	DirtyBitmap   string `json:"dirty_bitmap,omitempty"`
+	BytesClean    int64  `json:"bytes_clean,omitempty"`
 }
 
 // jsonRestoreImage is the strict copy of restore --device/--image's

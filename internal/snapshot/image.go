@@ -30,12 +30,24 @@ type ImageInfo struct {
 	Blocks        int64 `json:"blocks"`
 	BlocksHole    int64 `json:"blocks_hole"`
 	BlocksChanged int64 `json:"blocks_changed"`
+	// QEMUDrive is the drive (block device ID or node name) of a running
+	// QEMU guest read over QMP and NBD (backup --qemu-qmp), and
+	// DirtyBitmap the persistent dirty bitmap the backup left on it,
+	// which records every write since this snapshot's moment: the next
+	// backup of the drive reads only what it marks.
+	QEMUDrive   string `json:"qemu_drive,omitempty"`
+	DirtyBitmap string `json:"dirty_bitmap,omitempty"`
+	// BytesClean is what the parent's dirty bitmap marked unchanged and
+	// was taken from the parent without being read.
+	BytesClean int64 `json:"bytes_clean,omitempty"`
 }
 
 // Kinds of image snapshot, also the tag such a snapshot gets.
 const (
 	ImageDevice = "device"
 	ImageFile   = "image"
+	// ImageQEMU: a drive of a running QEMU guest (backup --qemu-qmp).
+	ImageQEMU = "qemu"
 )
 
 // Methods of choosing the blocks of an image to read.
@@ -46,4 +58,11 @@ const (
 	// partition read by its filesystem's map, the rest whole.
 	MethodPartitions = "partitions"
 	MethodFull       = "full"
+	// MethodQEMUDirtyBitmap: a running QEMU guest's drive, only the
+	// blocks its dirty bitmap marks written since the parent read over
+	// QEMU's NBD export; MethodQEMUAllocation: the same drive read whole
+	// where QEMU says it holds data (base:allocation), when no bitmap
+	// of the parent can be used (Fallback says why).
+	MethodQEMUDirtyBitmap = "qemu-dirty-bitmap"
+	MethodQEMUAllocation  = "qemu-allocation"
 )

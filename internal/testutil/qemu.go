@@ -129,3 +129,15 @@ func (q *QEMU) Serial() string {
 	b, _ := os.ReadFile(q.SerialLog)
 	return string(b)
 }
+
+// WaitSocket waits up to 30 seconds for the unix socket path to appear
+// (a second -qmp socket QEMU creates after the first).
+func WaitSocket(t testing.TB, path string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			return
+		}
+	}
+	t.Fatalf("socket %s did not appear within 30s", path)
+}
