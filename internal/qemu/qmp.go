@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -178,7 +179,7 @@ func (c *Client) read(dec *json.Decoder) {
 			ch <- m
 		}
 	}
-	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
 		err = errors.New("QMP connection closed (QEMU exited?)")
 	} else {
 		err = fmt.Errorf("QMP connection: %w", err)
