@@ -258,37 +258,6 @@ func (r *instantReport) markdown() string {
 	return b.String()
 }
 
-// instantSection returns the section of a BENCHMARKS.md, "" if none.
-func instantSection(doc string) string {
-	i := strings.Index(doc, instantTitle+"\n")
-	if i < 0 {
-		return ""
-	}
-	rest := doc[i+len(instantTitle):]
-	if j := strings.Index(rest, "\n## "); j >= 0 {
-		return doc[i : i+len(instantTitle)+j+1]
-	}
-	return doc[i:]
-}
-
-// spliceInstant replaces the section of doc, or adds it before
-// "## Reproduce", after the other sections.
-func spliceInstant(doc, section string) string {
-	section = strings.Trim(section, "\n") + "\n"
-	if old := instantSection(doc); old != "" {
-		i := strings.Index(doc, old)
-		rest := strings.TrimLeft(doc[i+len(old):], "\n")
-		if rest != "" {
-			rest = "\n" + rest
-		}
-		return doc[:i] + section + rest
-	}
-	if i := strings.Index(doc, "\n## Reproduce"); i >= 0 {
-		return doc[:i+1] + section + doc[i:]
-	}
-	return strings.TrimRight(doc, "\n") + "\n\n" + section
-}
-
 // instantOnlyRun runs the section alone (-instant only): printed, and
 // replaced in -out.
 func instantOnlyRun(ctx context.Context, log *slog.Logger, cfg config, root, tmp, dataDir string) error {
@@ -307,17 +276,8 @@ func instantOnlyRun(ctx context.Context, log *slog.Logger, cfg config, root, tmp
 	if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
 		os.WriteFile(filepath.Join(dataDir, "runs", "instant.json"), b, 0o644)
 	}
-	section := rep.markdown()
-	fmt.Print(section)
-	if cfg.out == "-" {
-		return nil
-	}
-	doc, err := os.ReadFile(cfg.out)
-	if err != nil && !os.IsNotExist(err) {
+	if err := writeTitled(cfg.out, instantTitle, rep.markdown()); err != nil {
 		return err
-	}
-	if err := os.WriteFile(cfg.out, []byte(spliceInstant(string(doc), section)), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", cfg.out, err)
 	}
 	log.Info("replaced the instant section", "file", cfg.out)
 	return nil

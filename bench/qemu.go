@@ -73,17 +73,8 @@ func qemuRun(ctx context.Context, log *slog.Logger, cfg config, root, tmp, dataD
 	if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
 		os.WriteFile(filepath.Join(dataDir, "runs", "qemu.json"), b, 0o644)
 	}
-	section := rep.markdown()
-	fmt.Print(section)
-	if cfg.out == "-" {
-		return nil
-	}
-	doc, err := os.ReadFile(cfg.out)
-	if err != nil && !os.IsNotExist(err) {
+	if err := writeTitled(cfg.out, qemuTitle, rep.markdown()); err != nil {
 		return err
-	}
-	if err := os.WriteFile(cfg.out, []byte(spliceQEMU(string(doc), section)), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", cfg.out, err)
 	}
 	log.Info("replaced the QEMU section", "file", cfg.out)
 	return nil
@@ -266,28 +257,4 @@ func (r *qemuReport) markdown() string {
 		r.IncrMethod, float64(r.IncrRead)/1e6, pct, float64(r.IncrAdded)/1e6, r.IncrTime.Seconds(), r.ResticIncr.Seconds(), met(pct <= 5), met(ratio <= 0.2), ratio)
 	fmt.Fprintf(&b, "| restore of the incremental identical to the drive | %v | | |\n\n", r.Identical)
 	return b.String()
-}
-
-// spliceQEMU replaces the QEMU section of doc with section, or adds it
-// before the notes or "## Reproduce".
-func spliceQEMU(doc, section string) string {
-	section = strings.Trim(section, "\n") + "\n"
-	if i := strings.Index(doc, qemuTitle+"\n"); i >= 0 {
-		rest := doc[i+len(qemuTitle):]
-		end := len(doc)
-		if j := strings.Index(rest, "\n## "); j >= 0 {
-			end = i + len(qemuTitle) + j + 1
-		}
-		tail := strings.TrimLeft(doc[end:], "\n")
-		if tail != "" {
-			tail = "\n" + tail
-		}
-		return doc[:i] + section + tail
-	}
-	for _, h := range []string{"\n## Notes from the run", "\n## Reproduce"} {
-		if i := strings.Index(doc, h); i >= 0 {
-			return doc[:i+1] + section + "\n" + doc[i+1:]
-		}
-	}
-	return strings.TrimRight(doc, "\n") + "\n\n" + section
 }

@@ -1,7 +1,8 @@
 package main
 
-// Helpers of the sections that run alone (-mount only, -images only):
-// a timed command, and splicing a titled section into BENCHMARKS.md.
+// Helpers of the sections that run alone (-mount, -images, -qemu,
+// -instant and -sqlite only): a timed command, and splicing a titled
+// section into BENCHMARKS.md.
 
 import (
 	"bytes"

@@ -336,40 +336,6 @@ func (r *sqliteReport) markdown() string {
 	return b.String()
 }
 
-// sqliteSection returns the SQLite section of a BENCHMARKS.md, "" if none.
-func sqliteSection(doc string) string {
-	i := strings.Index(doc, sqliteTitle+"\n")
-	if i < 0 {
-		return ""
-	}
-	rest := doc[i+len(sqliteTitle):]
-	if j := strings.Index(rest, "\n## "); j >= 0 {
-		return doc[i : i+len(sqliteTitle)+j+1]
-	}
-	return doc[i:]
-}
-
-// spliceSQLite replaces the SQLite section of doc with section, or adds
-// it after the PostgreSQL section: before the continuous-protection
-// section, the notes, or "## Reproduce".
-func spliceSQLite(doc, section string) string {
-	section = strings.Trim(section, "\n") + "\n"
-	if old := sqliteSection(doc); old != "" {
-		i := strings.Index(doc, old)
-		rest := strings.TrimLeft(doc[i+len(old):], "\n")
-		if rest != "" {
-			rest = "\n" + rest
-		}
-		return doc[:i] + section + rest
-	}
-	for _, h := range []string{"\n" + cpTitle + "\n", "\n## Notes from the run", "\n## Reproduce"} {
-		if i := strings.Index(doc, h); i >= 0 {
-			return doc[:i+1] + section + doc[i:]
-		}
-	}
-	return strings.TrimRight(doc, "\n") + "\n\n" + section
-}
-
 // sqliteOnlyRun runs the section alone (-sqlite only): it is printed,
 // and replaced in -out, leaving the rest of the report as it was.
 func sqliteOnlyRun(ctx context.Context, log *slog.Logger, cfg config, root, tmp, dataDir string) error {
@@ -388,17 +354,8 @@ func sqliteOnlyRun(ctx context.Context, log *slog.Logger, cfg config, root, tmp,
 	if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
 		os.WriteFile(filepath.Join(dataDir, "runs", "sqlite.json"), b, 0o644)
 	}
-	section := rep.markdown()
-	fmt.Print(section)
-	if cfg.out == "-" {
-		return nil
-	}
-	doc, err := os.ReadFile(cfg.out)
-	if err != nil && !os.IsNotExist(err) {
+	if err := writeTitled(cfg.out, sqliteTitle, rep.markdown()); err != nil {
 		return err
-	}
-	if err := os.WriteFile(cfg.out, []byte(spliceSQLite(string(doc), section)), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", cfg.out, err)
 	}
 	log.Info("replaced the SQLite section", "file", cfg.out)
 	return nil

@@ -68,12 +68,12 @@ func TestSmokeSQLite(t *testing.T) {
 // before the continuous-protection section when new.
 func TestSpliceSQLite(t *testing.T) {
 	doc := "# B\n\n" + pgTitle + "\n\npg\n\n" + cpTitle + "\n\ncp\n\n## Reproduce\n\nr\n"
-	got := spliceSQLite(doc, "\n"+sqliteTitle+"\n\nnew\n")
+	got := spliceTitled(doc, sqliteTitle, "\n"+sqliteTitle+"\n\nnew\n")
 	want := "# B\n\n" + pgTitle + "\n\npg\n\n" + sqliteTitle + "\n\nnew\n\n" + cpTitle + "\n\ncp\n\n## Reproduce\n\nr\n"
 	if got != want {
 		t.Fatalf("added:\n%s\nwant:\n%s", got, want)
 	}
-	again := spliceSQLite(got, sqliteTitle+"\n\nnewer\n")
+	again := spliceTitled(got, sqliteTitle, sqliteTitle+"\n\nnewer\n")
 	if !strings.Contains(again, sqliteTitle+"\n\nnewer\n\n"+cpTitle) || strings.Contains(again, "\nnew\n") {
 		t.Fatalf("replaced:\n%s", again)
 	}
