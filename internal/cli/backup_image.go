@@ -88,7 +88,6 @@ func (o *imageOpts) check(args []string, streamOn bool) (string, string, int64, 
 // runBackupImage stores the device or image file as one file of a new
 // snapshot. r is open, locked by lk, with its index loaded.
 func runBackupImage(cmd *cobra.Command, g *globals, o *backupOpts, r *repository.Repository, lk *lock.Lock, host string, args []string) error {
-	ctx := cmd.Context()
 	if o.img.qemuQMP != "" {
 		return runBackupQEMU(cmd, g, o, r, lk, host, args)
 	}
@@ -101,9 +100,22 @@ func runBackupImage(cmd *cobra.Command, g *globals, o *backupOpts, r *repository
 			g.ui.Warnf("warning: %s: its content may change while it is read; back up a snapshot of it (LVM) or unmount it\n", why)
 		}
 	}
+	return storeImage(cmd, g, o, r, lk, host, p, func(ctx context.Context, a *archiver.Archiver) (*snapshot.Snapshot, error) {
+		return a.SnapshotImage(ctx, archiver.ImageOptions{Path: p, Kind: kind, BlockSize: bs, Full: o.img.fullRead})
+	})
+}
+
+// storeImage runs take, which stores a device, an image file or a QEMU
+// drive as the one file path of a new snapshot, with the parent found as
+// backup finds it (an image snapshot of the same path), and prints the
+// summary. r is open, locked by lk, with its index loaded.
+func storeImage(cmd *cobra.Command, g *globals, o *backupOpts, r *repository.Repository, lk *lock.Lock, host, path string,
+	take func(context.Context, *archiver.Archiver) (*snapshot.Snapshot, error)) error {
+	ctx := cmd.Context()
 	var parent *snapshot.Snapshot
 	if !o.force {
-		if parent, _, err = findParent(cmd, g, r, o.parent, host, []string{p}); err != nil {
+		var err error
+		if parent, _, err = findParent(cmd, g, r, o.parent, host, []string{path}); err != nil {
 			return err
 		}
 		if parent != nil && parent.Image == nil {
@@ -125,7 +137,7 @@ func runBackupImage(cmd *cobra.Command, g *globals, o *backupOpts, r *repository
 		return err
 	}
 	prog := g.ui.StartProgress("backup", counter)
-	sn, err := a.SnapshotImage(ctx, archiver.ImageOptions{Path: p, Kind: kind, BlockSize: bs, Full: o.img.fullRead})
+	sn, err := take(ctx, a)
 	prog.Stop()
 	if err != nil {
 		return err

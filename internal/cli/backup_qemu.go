@@ -17,7 +17,6 @@ import (
 	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/snapshot"
-	"github.com/rewind-backup/rewind/internal/ui"
 )
 
 // checkQEMU validates --qemu-qmp and its one DRIVE argument, and
@@ -56,51 +55,12 @@ func (o *imageOpts) checkQEMU(args []string, streamOn bool) (string, string, int
 // runBackupQEMU stores the drive as one file of a new snapshot. r is
 // open, locked by lk, with its index loaded.
 func runBackupQEMU(cmd *cobra.Command, g *globals, o *backupOpts, r *repository.Repository, lk *lock.Lock, host string, args []string) error {
-	ctx := cmd.Context()
 	p, _, bs, err := o.img.check(args, o.stream.on())
 	if err != nil {
 		return err
 	}
-	var parent *snapshot.Snapshot
-	if !o.force {
-		if parent, _, err = findParent(cmd, g, r, o.parent, host, []string{p}); err != nil {
-			return err
-		}
-		if parent != nil && parent.Image == nil {
-			parent = nil
-		}
-	}
-	counter := &ui.Counter{}
-	a, err := archiver.New(r, archiver.Options{
-		Hostname: host, Tags: o.tags, Logger: g.log, ProgramVersion: "rewind " + Version, Parent: parent,
-		Progress: &backupProgress{g: g, c: counter}, DryRun: o.dryRun,
-		BeforeCommit: func(context.Context) error {
-			if err := lk.Check(); err != nil {
-				return fmt.Errorf("snapshot not saved: %w; the data already uploaded is kept, and the next backup reuses it", err)
-			}
-			return nil
-		},
-	})
-	if err != nil {
-		return err
-	}
 	sock, _ := filepath.Abs(o.img.qemuQMP)
-	prog := g.ui.StartProgress("backup", counter)
-	sn, err := a.SnapshotQEMU(ctx, archiver.QEMUOptions{Socket: sock, Drive: args[0], BlockSize: bs, TempDir: o.img.tempDir})
-	prog.Stop()
-	if err != nil {
-		return err
-	}
-	if o.dryRun {
-		printDryRunSummary(g, sn, parent, a)
-		return nil
-	}
-	if err := g.extendAfterBackup(ctx, r, sn); err != nil {
-		return err
-	}
-	if !g.json && !g.quiet {
-		printImageSummary(g, sn.Image)
-	}
-	printBackupSummary(g, sn, parent, a)
-	return nil
+	return storeImage(cmd, g, o, r, lk, host, p, func(ctx context.Context, a *archiver.Archiver) (*snapshot.Snapshot, error) {
+		return a.SnapshotQEMU(ctx, archiver.QEMUOptions{Socket: sock, Drive: args[0], BlockSize: bs, TempDir: o.img.tempDir})
+	})
 }
