@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/rewind-backup/rewind/internal/qemu"
-	"github.com/rewind-backup/rewind/internal/testutil"
+	"github.com/rewind-backup/rewind/internal/qemu/qemutest"
 )
 
 // TestQEMUPointInTime writes to a running QEMU's drive while its backup
@@ -19,39 +16,13 @@ import (
 // it, and the next backup reads the blocks written meanwhile. Then QEMU
 // dies during a backup: it fails, saying so, and saves nothing.
 func TestQEMUPointInTime(t *testing.T) {
-	testutil.RequireQEMU(t)
 	ctx := context.Background()
 	dir := t.TempDir()
-	img := filepath.Join(dir, "d.qcow2")
-	if err := qemu.Create(ctx, img, qemu.FormatQcow2, 8<<20); err != nil {
-		t.Fatal(err)
-	}
-	mon := filepath.Join(dir, "mon.sock")
-	q := testutil.StartQEMU(t, testutil.QEMUOptions{Args: []string{"-machine", "none",
-		"-qmp", "unix:" + mon + ",server=on,wait=off",
-		"-drive", "if=none,id=drive0,format=qcow2,file=" + img}})
-	testutil.WaitSocket(t, mon)
-	c, err := qemu.Dial(ctx, mon)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	write := func(p byte, off int64) {
-		cmd := "qemu-io drive0 \"write -P " + strconv.Itoa(int(p)) + " " + strconv.FormatInt(off, 10) + " 4096\""
-		if out, err := c.HumanMonitor(ctx, cmd); err != nil || out != "" {
-			t.Fatalf("%s: %v %s", cmd, err, out)
-		}
-	}
+	d := qemutest.StartDrive(t, dir, 8<<20)
+	q := d.QEMU
+	write := func(p byte, off int64) { d.Write(t, p, off, 4096) }
 	raw := func() []byte {
-		if _, err := c.HumanMonitor(ctx, "qemu-io drive0 flush"); err != nil {
-			t.Fatal(err)
-		}
-		out := filepath.Join(dir, "now.raw")
-		os.Remove(out)
-		if b, err := exec.Command("qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw", img, out).CombinedOutput(); err != nil {
-			t.Fatalf("%v %s", err, b)
-		}
-		b, err := os.ReadFile(out)
+		b, err := os.ReadFile(d.Raw(t, filepath.Join(dir, "now.raw")))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,66 +2,12 @@ package cli
 
 import (
 	"context"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/rewind-backup/rewind/internal/qemu"
-	"github.com/rewind-backup/rewind/internal/testutil"
+	"github.com/rewind-backup/rewind/internal/qemu/qemutest"
 )
-
-// qemuVM is a QEMU with no guest and one qcow2 drive "drive0" (block
-// node "disk0"), and a client of its second QMP socket, the one the
-// test writes through (a QMP socket serves one client at a time; the
-// backups use the first).
-type qemuVM struct {
-	*testutil.QEMU
-	img string
-	mon *qemu.Client
-}
-
-func startQEMUDrive(t *testing.T, dir string, size int64) *qemuVM {
-	t.Helper()
-	testutil.RequireQEMU(t)
-	img := filepath.Join(dir, "disk.qcow2")
-	if err := qemu.Create(context.Background(), img, qemu.FormatQcow2, size); err != nil {
-		t.Fatal(err)
-	}
-	mon := filepath.Join(dir, "mon.sock")
-	q := testutil.StartQEMU(t, testutil.QEMUOptions{Args: []string{"-machine", "none",
-		"-qmp", "unix:" + mon + ",server=on,wait=off",
-		"-drive", "if=none,id=drive0,node-name=disk0,format=qcow2,file=" + img}})
-	testutil.WaitSocket(t, mon)
-	c, err := qemu.Dial(context.Background(), mon)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &qemuVM{QEMU: q, img: img, mon: c}
-}
-
-// write writes pattern through QEMU's block layer (HMP qemu-io on the
-// drive, as a guest's device does), which marks the dirty bitmaps.
-func (v *qemuVM) write(t *testing.T, pattern byte, off, n int64) {
-	t.Helper()
-	cmd := "qemu-io drive0 \"write -P " + strconv.Itoa(int(pattern)) + " " + strconv.FormatInt(off, 10) + " " + strconv.FormatInt(n, 10) + "\""
-	if out, err := v.mon.HumanMonitor(context.Background(), cmd); err != nil || out != "" {
-		t.Fatalf("%s: %v %s", cmd, err, out)
-	}
-}
-
-// raw flushes the drive and copies what it holds now to a raw file.
-func (v *qemuVM) raw(t *testing.T, out string) {
-	t.Helper()
-	if _, err := v.mon.HumanMonitor(context.Background(), "qemu-io drive0 flush"); err != nil {
-		t.Fatal(err)
-	}
-	if b, err := exec.Command("qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw", v.img, out).CombinedOutput(); err != nil {
-		t.Fatalf("qemu-img convert: %v %s", err, b)
-	}
-}
 
 // TestQEMUDirtyBitmapBackup backs up a drive of a running QEMU twice,
 // with writes through QEMU in between: the first reads what holds
@@ -72,9 +18,9 @@ func (v *qemuVM) raw(t *testing.T, out string) {
 func TestQEMUDirtyBitmapBackup(t *testing.T) {
 	e := newRepo(t, 0)
 	const size = 32 << 20
-	vm := startQEMUDrive(t, e.path(), size)
-	vm.write(t, 0x11, 0, 1<<20)
-	vm.write(t, 0x5a, 10<<20, 2<<20)
+	vm := qemutest.StartDrive(t, e.path(), size)
+	vm.Write(t, 0x11, 0, 1<<20)
+	vm.Write(t, 0x5a, 10<<20, 2<<20)
 
 	var b1 imageBackup
 	imageSummaryLine(t, e.mustRun("backup", "--json", "--qemu-qmp", vm.QMPSocket, "drive0").stdout, &b1)
@@ -84,11 +30,11 @@ func TestQEMUDirtyBitmapBackup(t *testing.T) {
 	if b1.Image.BytesRead < 3<<20 || b1.Image.BytesRead > 4<<20 {
 		t.Errorf("first backup read %d bytes; 3 MiB hold data", b1.Image.BytesRead)
 	}
-	vm.raw(t, e.path("at1.raw"))
+	vm.Raw(t, e.path("at1.raw"))
 
-	vm.write(t, 0x22, 20<<20, 4096)
-	vm.write(t, 0x33, 5<<20, 64<<10+4096) // two blocks
-	vm.write(t, 0x44, 10<<20, 512)        // over data of the first backup
+	vm.Write(t, 0x22, 20<<20, 4096)
+	vm.Write(t, 0x33, 5<<20, 64<<10+4096) // two blocks
+	vm.Write(t, 0x44, 10<<20, 512)        // over data of the first backup
 	e.mustRun("backup", "--dry-run", "--qemu-qmp", vm.QMPSocket, "drive0")
 	var b2 imageBackup
 	imageSummaryLine(t, e.mustRun("backup", "--json", "--qemu-qmp", vm.QMPSocket, "drive0").stdout, &b2)
@@ -98,7 +44,7 @@ func TestQEMUDirtyBitmapBackup(t *testing.T) {
 	if want := int64(4 * 64 << 10); b2.Image.BytesRead != want || b2.Image.BytesClean != size-want || b2.Image.BlocksChanged != 4 {
 		t.Errorf("second backup read %d bytes, %d clean, %d blocks changed; want the 4 dirty blocks, %d bytes", b2.Image.BytesRead, b2.Image.BytesClean, b2.Image.BlocksChanged, want)
 	}
-	vm.raw(t, e.path("at2.raw"))
+	vm.Raw(t, e.path("at2.raw"))
 	for i, id := range []string{b1.SnapshotID, b2.SnapshotID} {
 		out := e.path("restored" + strconv.Itoa(i+1) + ".img")
 		e.mustRun("restore", id, "--image", out, "--verify")
@@ -106,7 +52,7 @@ func TestQEMUDirtyBitmapBackup(t *testing.T) {
 	}
 
 	// The bitmap is gone (QEMU restarted without it): a full read, and why.
-	if err := vm.mon.Execute(context.Background(), "block-dirty-bitmap-remove", map[string]string{"node": "disk0", "name": b2.Image.DirtyBitmap}, nil); err != nil {
+	if err := vm.Mon.Execute(context.Background(), "block-dirty-bitmap-remove", map[string]string{"node": "disk0", "name": b2.Image.DirtyBitmap}, nil); err != nil {
 		t.Fatal(err)
 	}
 	var b3 imageBackup

@@ -4,43 +4,22 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/rewind-backup/rewind/internal/qemu"
-	"github.com/rewind-backup/rewind/internal/testutil"
+	"github.com/rewind-backup/rewind/internal/qemu/qemutest"
 )
 
-// startVM starts a QEMU with no guest and one 16 MiB qcow2 drive,
-// "drive0" on the block node "disk0", and returns it and a client of a second QMP
-// socket (QEMU serves one client per socket; the backup uses the
-// first).
-func startVM(t *testing.T) (*testutil.QEMU, *qemu.Client) {
-	t.Helper()
-	testutil.RequireQEMU(t)
-	dir := t.TempDir()
-	img := filepath.Join(dir, "disk.qcow2")
-	if err := qemu.Create(context.Background(), img, qemu.FormatQcow2, 16<<20); err != nil {
-		t.Fatal(err)
-	}
-	mon := filepath.Join(dir, "mon.sock")
-	q := testutil.StartQEMU(t, testutil.QEMUOptions{Args: []string{"-machine", "none",
-		"-qmp", "unix:" + mon + ",server=on,wait=off",
-		"-drive", "if=none,id=drive0,node-name=disk0,format=qcow2,file=" + img}})
-	testutil.WaitSocket(t, mon)
-	c, err := qemu.Dial(context.Background(), mon)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return q, c
+// startVM starts a QEMU with no guest and one 16 MiB qcow2 drive (see
+// qemutest.StartDrive).
+func startVM(t *testing.T) (*qemutest.Drive, *qemu.Client) {
+	d := qemutest.StartDrive(t, t.TempDir(), 16<<20)
+	return d, d.Mon
 }
 
-// write writes through QEMU's block layer (HMP qemu-io on the drive,
-// as a guest device would, above the backup's copy-before-write
-// filter), which marks the dirty bitmaps.
+// write writes through QEMU's block layer, which marks the dirty bitmaps.
 func write(t *testing.T, c *qemu.Client, pattern byte, off, n int64) {
 	t.Helper()
 	out, err := c.HumanMonitor(context.Background(), "qemu-io drive0 \"write -P "+itoa(int64(pattern))+" "+itoa(off)+" "+itoa(n)+"\"")
