@@ -261,24 +261,7 @@ func (r *instantReport) markdown() string {
 // instantOnlyRun runs the section alone (-instant only): printed, and
 // replaced in -out.
 func instantOnlyRun(ctx context.Context, log *slog.Logger, cfg config, root, tmp, dataDir string) error {
-	t, err := buildRewind(ctx, root, tmp, cfg.rewind)
-	if err != nil {
-		return err
-	}
-	dir := filepath.Join(dataDir, "runs", "instant")
-	rep, err := runInstantBench(ctx, log, cfg.inst, t.(rewindTool).bin, dir)
-	if !cfg.keep {
-		os.RemoveAll(dir)
-	}
-	if err != nil {
-		return err
-	}
-	if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
-		os.WriteFile(filepath.Join(dataDir, "runs", "instant.json"), b, 0o644)
-	}
-	if err := writeTitled(cfg.out, instantTitle, rep.markdown()); err != nil {
-		return err
-	}
-	log.Info("replaced the instant section", "file", cfg.out)
-	return nil
+	return runAlone(ctx, cfg, root, tmp, dataDir, "instant", instantTitle, func(bin, dir string) (sectionReport, error) {
+		return runInstantBench(ctx, log, cfg.inst, bin, dir)
+	})
 }

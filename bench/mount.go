@@ -43,22 +43,9 @@ type mountReport struct {
 }
 
 func mountOnlyRun(ctx context.Context, log *slog.Logger, cfg config, root, tmp, dataDir string) error {
-	t, err := buildRewind(ctx, root, tmp, cfg.rewind)
-	if err != nil {
-		return err
-	}
-	dir := filepath.Join(dataDir, "runs", "mount")
-	rep, err := runMount(ctx, log, t.(rewindTool).bin, filepath.Join(dataDir, "pristine"), dir)
-	if !cfg.keep {
-		os.RemoveAll(dir)
-	}
-	if err != nil {
-		return err
-	}
-	if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
-		os.WriteFile(filepath.Join(dataDir, "runs", "mount.json"), b, 0o644)
-	}
-	return writeTitled(cfg.out, mountTitle, rep.markdown())
+	return runAlone(ctx, cfg, root, tmp, dataDir, "mount", mountTitle, func(bin, dir string) (sectionReport, error) {
+		return runMount(ctx, log, bin, filepath.Join(dataDir, "pristine"), dir)
+	})
 }
 
 func runMount(ctx context.Context, log *slog.Logger, bin, pristine, dir string) (*mountReport, error) {

@@ -7,9 +7,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -75,4 +77,29 @@ func metOr(ok bool) string {
 		return "met"
 	}
 	return "**not met**"
+}
+
+// sectionReport is a section's measurements, which render as its markdown.
+type sectionReport interface{ markdown() string }
+
+// runAlone runs a section alone (-NAME only): it builds rewind, measures
+// in dataDir/runs/NAME (removed afterwards unless -keep), saves the
+// report as runs/NAME.json, prints the section and replaces it in -out.
+func runAlone(ctx context.Context, cfg config, root, tmp, dataDir, name, title string, measure func(bin, dir string) (sectionReport, error)) error {
+	t, err := buildRewind(ctx, root, tmp, cfg.rewind)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(dataDir, "runs", name)
+	rep, err := measure(t.(rewindTool).bin, dir)
+	if !cfg.keep {
+		os.RemoveAll(dir)
+	}
+	if err != nil {
+		return err
+	}
+	if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
+		os.WriteFile(filepath.Join(dataDir, "runs", name+".json"), b, 0o644)
+	}
+	return writeTitled(cfg.out, title, rep.markdown())
 }

@@ -339,24 +339,7 @@ func (r *sqliteReport) markdown() string {
 // sqliteOnlyRun runs the section alone (-sqlite only): it is printed,
 // and replaced in -out, leaving the rest of the report as it was.
 func sqliteOnlyRun(ctx context.Context, log *slog.Logger, cfg config, root, tmp, dataDir string) error {
-	t, err := buildRewind(ctx, root, tmp, cfg.rewind)
-	if err != nil {
-		return err
-	}
-	dir := filepath.Join(dataDir, "runs", "sqlite")
-	rep, err := runSQLite(ctx, log, cfg.sq, t.(rewindTool).bin, dir)
-	if !cfg.keep {
-		os.RemoveAll(dir)
-	}
-	if err != nil {
-		return err
-	}
-	if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
-		os.WriteFile(filepath.Join(dataDir, "runs", "sqlite.json"), b, 0o644)
-	}
-	if err := writeTitled(cfg.out, sqliteTitle, rep.markdown()); err != nil {
-		return err
-	}
-	log.Info("replaced the SQLite section", "file", cfg.out)
-	return nil
+	return runAlone(ctx, cfg, root, tmp, dataDir, "sqlite", sqliteTitle, func(bin, dir string) (sectionReport, error) {
+		return runSQLite(ctx, log, cfg.sq, bin, dir)
+	})
 }
