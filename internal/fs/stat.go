@@ -21,7 +21,7 @@ import (
 func NodeFromStat(name string, st *unix.Stat_t) tree.Node {
 	n := tree.Node{
 		Name:     name,
-		Type:     typeOf(st.Mode),
+		Type:     TypeOf(st.Mode),
 		Mode:     st.Mode & 0o7777,
 		UID:      st.Uid,
 		GID:      st.Gid,
@@ -41,23 +41,33 @@ func NodeFromStat(name string, st *unix.Stat_t) tree.Node {
 	return n
 }
 
-// typeOf maps the S_IFMT bits of an st_mode to a node type, 0 if unknown.
-func typeOf(mode uint32) tree.Type {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		return tree.File
-	case unix.S_IFDIR:
-		return tree.Dir
-	case unix.S_IFLNK:
-		return tree.Symlink
-	case unix.S_IFBLK:
-		return tree.BlockDev
-	case unix.S_IFCHR:
-		return tree.CharDev
-	case unix.S_IFIFO:
-		return tree.FIFO
-	case unix.S_IFSOCK:
-		return tree.Socket
+// typeBits pairs each node type with its S_IFMT bits.
+var typeBits = [...]struct {
+	t    tree.Type
+	bits uint32
+}{
+	{tree.File, unix.S_IFREG}, {tree.Dir, unix.S_IFDIR}, {tree.Symlink, unix.S_IFLNK},
+	{tree.BlockDev, unix.S_IFBLK}, {tree.CharDev, unix.S_IFCHR}, {tree.FIFO, unix.S_IFIFO},
+	{tree.Socket, unix.S_IFSOCK},
+}
+
+// TypeOf maps the S_IFMT bits of an st_mode to a node type, 0 if unknown.
+func TypeOf(mode uint32) tree.Type {
+	for _, e := range typeBits {
+		if mode&unix.S_IFMT == e.bits {
+			return e.t
+		}
 	}
 	return 0
+}
+
+// ModeBits are the S_IFMT bits of node type t (a regular file's for an
+// unknown type).
+func ModeBits(t tree.Type) uint32 {
+	for _, e := range typeBits {
+		if e.t == t {
+			return e.bits
+		}
+	}
+	return unix.S_IFREG
 }

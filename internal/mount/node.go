@@ -151,7 +151,7 @@ func (m *Mount) child(ctx context.Context, parent *fs.Inode, k kid, out *fuse.En
 // treeKid makes the directory entry for a stored node of snapshot snap.
 // list lists a directory node's children; nil lists its stored subtree.
 func (m *Mount) treeKid(snap id.ID, n *tree.Node, list func(ctx context.Context) ([]kid, error)) kid {
-	k := kid{name: n.Name, mode: typeBits(n.Type), ino: m.inoOf(snap, n)}
+	k := kid{name: n.Name, mode: rfs.ModeBits(n.Type), ino: m.inoOf(snap, n)}
 	switch n.Type {
 	case tree.Dir:
 		if list == nil {
@@ -250,29 +250,11 @@ func (l *leaf) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	return listxattr(l.meta, dest)
 }
 
-func typeBits(t tree.Type) uint32 {
-	switch t {
-	case tree.Dir:
-		return syscall.S_IFDIR
-	case tree.Symlink:
-		return syscall.S_IFLNK
-	case tree.BlockDev:
-		return syscall.S_IFBLK
-	case tree.CharDev:
-		return syscall.S_IFCHR
-	case tree.FIFO:
-		return syscall.S_IFIFO
-	case tree.Socket:
-		return syscall.S_IFSOCK
-	}
-	return syscall.S_IFREG
-}
-
 // fillAttr sets what stat shows of a stored node: mode, owner, size,
 // times, link count, device number, and the blocks its data (not its
 // holes) takes.
 func fillAttr(a *fuse.Attr, n *tree.Node) {
-	a.Mode = typeBits(n.Type) | n.Mode&0o7777
+	a.Mode = rfs.ModeBits(n.Type) | n.Mode&0o7777
 	a.Uid, a.Gid = n.UID, n.GID
 	a.Size = n.Size
 	if n.Type == tree.Symlink {

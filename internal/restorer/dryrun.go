@@ -77,19 +77,8 @@ func plannedNode(action, p string, n *tree.Node) Planned {
 
 // modeType names the type of an entry of the target.
 func modeType(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		return tree.Dir.String()
-	case unix.S_IFLNK:
-		return tree.Symlink.String()
-	case unix.S_IFBLK:
-		return tree.BlockDev.String()
-	case unix.S_IFCHR:
-		return tree.CharDev.String()
-	case unix.S_IFIFO:
-		return tree.FIFO.String()
-	case unix.S_IFSOCK:
-		return "socket"
+	if t := fs.TypeOf(mode); t != 0 {
+		return t.String()
 	}
 	return tree.File.String()
 }
