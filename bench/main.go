@@ -487,15 +487,15 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 			// Not run this time: keep the last run's section, which says
 			// when it was measured.
 			if old, err := os.ReadFile(cfg.out); err == nil {
-				if sec := pgSection(string(old)); sec != "" {
-					doc = splicePG(doc, sec)
+				if sec := titledSection(string(old), pgTitle); sec != "" {
+					doc = spliceTitled(doc, pgTitle, sec)
 				}
 			}
 		}
 		if h.res.MySQL == nil {
 			if old, err := os.ReadFile(cfg.out); err == nil {
-				if sec := mySection(string(old)); sec != "" {
-					doc = spliceMySQL(doc, sec)
+				if sec := titledSection(string(old), myTitle); sec != "" {
+					doc = spliceTitled(doc, myTitle, sec)
 				}
 			}
 		}

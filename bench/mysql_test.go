@@ -105,16 +105,16 @@ func checkRewindCell(t *testing.T, what string, cells map[string]string) {
 // after the PostgreSQL section, before the continuous-protection one.
 func TestSpliceMySQL(t *testing.T) {
 	doc := "# B\n\n" + pgTitle + "\n\npg\n\n" + myTitle + "\n\nold\n\n" + cpTitle + "\n\ncp\n"
-	got := spliceMySQL(doc, "\n"+myTitle+"\n\nnew\n")
+	got := spliceTitled(doc, myTitle, "\n"+myTitle+"\n\nnew\n")
 	if want := "# B\n\n" + pgTitle + "\n\npg\n\n" + myTitle + "\n\nnew\n\n" + cpTitle + "\n\ncp\n"; got != want {
 		t.Errorf("replace:\n%q\nwant\n%q", got, want)
 	}
 	none := "# B\n\n" + pgTitle + "\n\npg\n\n" + cpTitle + "\n\ncp\n"
-	got = spliceMySQL(none, myTitle+"\n\nnew\n")
+	got = spliceTitled(none, myTitle, myTitle+"\n\nnew\n")
 	if want := "# B\n\n" + pgTitle + "\n\npg\n\n" + myTitle + "\n\nnew\n\n" + cpTitle + "\n\ncp\n"; got != want {
 		t.Errorf("insert:\n%q\nwant\n%q", got, want)
 	}
-	if mySection(none) != "" {
+	if titledSection(none, myTitle) != "" {
 		t.Error("a section found where there is none")
 	}
 }

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -192,40 +191,6 @@ func (rep *myReport) markdown() string {
 	return b.String()
 }
 
-// mySection returns the MariaDB section of a BENCHMARKS.md, "" if none.
-func mySection(doc string) string {
-	i := strings.Index(doc, myTitle+"\n")
-	if i < 0 {
-		return ""
-	}
-	rest := doc[i+len(myTitle):]
-	if j := strings.Index(rest, "\n## "); j >= 0 {
-		return doc[i : i+len(myTitle)+j+1]
-	}
-	return doc[i:]
-}
-
-// spliceMySQL replaces the MariaDB section of doc with section, or adds
-// it before the continuous-protection section, the notes, or "##
-// Reproduce" (after the PostgreSQL section, which comes before them).
-func spliceMySQL(doc, section string) string {
-	section = strings.Trim(section, "\n") + "\n"
-	if old := mySection(doc); old != "" {
-		i := strings.Index(doc, old)
-		rest := strings.TrimLeft(doc[i+len(old):], "\n")
-		if rest != "" {
-			rest = "\n" + rest
-		}
-		return doc[:i] + section + rest
-	}
-	for _, h := range []string{"\n" + cpTitle + "\n", "\n## Notes from the run", "\n## Reproduce"} {
-		if i := strings.Index(doc, h); i >= 0 {
-			return doc[:i+1] + section + doc[i:]
-		}
-	}
-	return strings.TrimRight(doc, "\n") + "\n\n" + section
-}
-
 // mysqlOnlyRun runs the section alone (-mysql only): printed, and
 // replaced in -out, the rest of the report as it was.
 func mysqlOnlyRun(ctx context.Context, log *slog.Logger, cfg config, root, tmp, dataDir, shm string) error {
@@ -247,47 +212,11 @@ func mysqlOnlyRun(ctx context.Context, log *slog.Logger, cfg config, root, tmp, 
 	if h.res.MySQL == nil {
 		return errors.New("the MariaDB section did not run: " + strings.Join(h.res.Notes, "; "))
 	}
-	section := h.res.MySQL.markdown()
-	fmt.Print(section)
-	if cfg.out == "-" {
-		return nil
-	}
-	return writeSection(cfg.out, section)
-}
-
-func writeSection(out, section string) error {
-	doc, err := os.ReadFile(out)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	if err := os.WriteFile(out, []byte(spliceMySQL(string(doc), section)), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", out, err)
-	}
-	return nil
+	return writeTitled(cfg.out, myTitle, h.res.MySQL.markdown())
 }
 
 // renderMySQL rewrites the section of out (default BENCHMARKS.md) from a
 // saved mysql.json, without measuring.
 func renderMySQL(ctx context.Context, from, out string) error {
-	b, err := os.ReadFile(from)
-	if err != nil {
-		return err
-	}
-	var rep myReport
-	if err := json.Unmarshal(b, &rep); err != nil {
-		return fmt.Errorf("%s: %w", from, err)
-	}
-	section := rep.markdown()
-	fmt.Print(section)
-	if out == "-" {
-		return nil
-	}
-	if out == "" {
-		root, err := repoRoot(ctx)
-		if err != nil {
-			return err
-		}
-		out = filepath.Join(root, "BENCHMARKS.md")
-	}
-	return writeSection(out, section)
+	return renderSaved(ctx, from, out, myTitle, &myReport{})
 }

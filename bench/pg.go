@@ -907,39 +907,6 @@ func (rep *pgReport) markdown() string {
 	return b.String()
 }
 
-// pgSection returns the PostgreSQL section of a BENCHMARKS.md, "" if none.
-func pgSection(doc string) string {
-	i := strings.Index(doc, pgTitle+"\n")
-	if i < 0 {
-		return ""
-	}
-	rest := doc[i+len(pgTitle):]
-	if j := strings.Index(rest, "\n## "); j >= 0 {
-		return doc[i : i+len(pgTitle)+j+1]
-	}
-	return doc[i:]
-}
-
-// splicePG replaces the PostgreSQL section of doc with section, or adds it
-// before the continuous-protection section, the notes, or "## Reproduce".
-func splicePG(doc, section string) string {
-	section = strings.Trim(section, "\n") + "\n"
-	if old := pgSection(doc); old != "" {
-		i := strings.Index(doc, old)
-		rest := strings.TrimLeft(doc[i+len(old):], "\n")
-		if rest != "" {
-			rest = "\n" + rest
-		}
-		return doc[:i] + section + rest
-	}
-	for _, h := range []string{"\n" + cpTitle + "\n", "\n## Notes from the run", "\n## Reproduce"} {
-		if i := strings.Index(doc, h); i >= 0 {
-			return doc[:i+1] + section + doc[i:]
-		}
-	}
-	return strings.TrimRight(doc, "\n") + "\n\n" + section
-}
-
 // pg runs the section after the file sets when asked for and rewind is
 // there; without it, the last run's section of -out is kept.
 func (h *harness) pg(ctx context.Context) error {
@@ -983,17 +950,8 @@ func pgOnlyRun(ctx context.Context, log *slog.Logger, cfg config, root, tmp, dat
 	if h.res.PG == nil {
 		return errors.New("the PostgreSQL section did not run: " + strings.Join(h.res.Notes, "; "))
 	}
-	section := h.res.PG.markdown()
-	fmt.Print(section)
-	if cfg.out == "-" {
-		return nil
-	}
-	doc, err := os.ReadFile(cfg.out)
-	if err != nil && !os.IsNotExist(err) {
+	if err := writeTitled(cfg.out, pgTitle, h.res.PG.markdown()); err != nil {
 		return err
-	}
-	if err := os.WriteFile(cfg.out, []byte(splicePG(string(doc), section)), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", cfg.out, err)
 	}
 	log.Info("replaced the PostgreSQL section", "file", cfg.out)
 	return nil
@@ -1002,31 +960,7 @@ func pgOnlyRun(ctx context.Context, log *slog.Logger, cfg config, root, tmp, dat
 // renderPG rewrites the section of out (default BENCHMARKS.md) from a saved
 // pg.json, for a change of the report's text without measuring again.
 func renderPG(ctx context.Context, from, out string) error {
-	b, err := os.ReadFile(from)
-	if err != nil {
-		return err
-	}
-	var rep pgReport
-	if err := json.Unmarshal(b, &rep); err != nil {
-		return fmt.Errorf("%s: %w", from, err)
-	}
-	section := rep.markdown()
-	fmt.Print(section)
-	if out == "-" {
-		return nil
-	}
-	if out == "" {
-		root, err := repoRoot(ctx)
-		if err != nil {
-			return err
-		}
-		out = filepath.Join(root, "BENCHMARKS.md")
-	}
-	doc, err := os.ReadFile(out)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	return os.WriteFile(out, []byte(splicePG(string(doc), section)), 0o644)
+	return renderSaved(ctx, from, out, pgTitle, &pgReport{})
 }
 
 // stored returns what a base backup stored itself, and what it read:

@@ -31,6 +31,19 @@ func timed(ctx context.Context, env []string, bin string, args ...string) ([]byt
 	return out.Bytes(), d, nil
 }
 
+// titledSection returns the section of doc that starts with the heading
+// title, up to the next "## ", or "" if there is none.
+func titledSection(doc, title string) string {
+	i := strings.Index(doc, title+"\n")
+	if i < 0 {
+		return ""
+	}
+	if j := strings.Index(doc[i+len(title):], "\n## "); j >= 0 {
+		return doc[i : i+len(title)+j+1]
+	}
+	return doc[i:]
+}
+
 // spliceTitled replaces the section of doc that starts with the heading
 // title (up to the next "## "), or adds it before the continuous-
 // protection section, the notes, or "## Reproduce".
@@ -102,4 +115,25 @@ func runAlone(ctx context.Context, cfg config, root, tmp, dataDir, name, title s
 		os.WriteFile(filepath.Join(dataDir, "runs", name+".json"), b, 0o644)
 	}
 	return writeTitled(cfg.out, title, rep.markdown())
+}
+
+// renderSaved rewrites the section title of out (default BENCHMARKS.md)
+// from a report saved as JSON in from, for a change of the report's text
+// without measuring again.
+func renderSaved(ctx context.Context, from, out, title string, rep sectionReport) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, rep); err != nil {
+		return fmt.Errorf("%s: %w", from, err)
+	}
+	if out == "" {
+		root, err := repoRoot(ctx)
+		if err != nil {
+			return err
+		}
+		out = filepath.Join(root, "BENCHMARKS.md")
+	}
+	return writeTitled(out, title, rep.markdown())
 }

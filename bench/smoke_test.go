@@ -276,20 +276,20 @@ func TestSmokePG(t *testing.T) {
 // notes.
 func TestSplicePG(t *testing.T) {
 	doc := "# Benchmarks\n\n## Set tree\n\ntree tables\n\n" + pgTitle + "\n\nold pg\n\n## Notes from the run\n\n- n\n\n## Reproduce\n\nr\n"
-	got := splicePG(doc, "\n"+pgTitle+"\n\nnew pg\n")
+	got := spliceTitled(doc, pgTitle, "\n"+pgTitle+"\n\nnew pg\n")
 	want := "# Benchmarks\n\n## Set tree\n\ntree tables\n\n" + pgTitle + "\n\nnew pg\n\n## Notes from the run\n\n- n\n\n## Reproduce\n\nr\n"
 	if got != want {
 		t.Errorf("replace:\n%q\nwant\n%q", got, want)
 	}
-	if sec := pgSection(doc); sec != pgTitle+"\n\nold pg\n\n" {
+	if sec := titledSection(doc, pgTitle); sec != pgTitle+"\n\nold pg\n\n" {
 		t.Errorf("pgSection = %q", sec)
 	}
 	noPG := "# Benchmarks\n\n## Set tree\n\nt\n\n## Notes from the run\n\n- n\n"
-	got = splicePG(noPG, pgTitle+"\n\nnew\n")
+	got = spliceTitled(noPG, pgTitle, pgTitle+"\n\nnew\n")
 	if want := "# Benchmarks\n\n## Set tree\n\nt\n\n" + pgTitle + "\n\nnew\n\n## Notes from the run\n\n- n\n"; got != want {
 		t.Errorf("insert:\n%q\nwant\n%q", got, want)
 	}
-	if pgSection(noPG) != "" {
+	if titledSection(noPG, pgTitle) != "" {
 		t.Error("a section found where there is none")
 	}
 }
