@@ -66,28 +66,10 @@ type jsonBackupError struct {
 }
 
 type jsonBackupSummary struct {
-	MessageType     string            `json:"message_type"`
-	SnapshotID      string            `json:"snapshot_id"`
-	Parent          string            `json:"parent"`
-	BackupStart     time.Time         `json:"backup_start"`
-	BackupEnd       time.Time         `json:"backup_end"`
-	FilesNew        int64             `json:"files_new"`
-	FilesChanged    int64             `json:"files_changed"`
-	FilesUnchanged  int64             `json:"files_unchanged"`
-	DirsNew         int64             `json:"dirs_new"`
-	DirsChanged     int64             `json:"dirs_changed"`
-	DirsUnchanged   int64             `json:"dirs_unchanged"`
-	TotalFiles      int64             `json:"total_files_processed"`
-	TotalBytes      int64             `json:"total_bytes_processed"`
-	BytesRead       int64             `json:"bytes_read"`
-	FilesReread     int64             `json:"files_reread"`
-	BytesReread     int64             `json:"bytes_reread"`
-	FilesTorn       int64             `json:"files_changed_during_backup"`
-	DataBlobs       int64             `json:"data_blobs"`
-	TreeBlobs       int64             `json:"tree_blobs"`
-	DataAdded       int64             `json:"data_added"`
-	DataAddedPacked int64             `json:"data_added_packed"`
-	Errors          []jsonKindError   `json:"errors"`
+	MessageType string `json:"message_type"`
+	SnapshotID  string `json:"snapshot_id"`
+	Parent      string `json:"parent"`
+	jsonSnapshotSummary
 	ErrorCounts     jsonErrorCounts   `json:"error_counts"`
 	DurationSeconds float64           `json:"duration_seconds"`
 	FilesVanished   int64             `json:"files_vanished"`
@@ -96,7 +78,6 @@ type jsonBackupSummary struct {
 	FilesTooLarge   int64             `json:"files_too_large"`
 	TooLarge        []jsonLargeFile   `json:"too_large"`
 	Backend         jsonBackend       `json:"backend"`
-	SQLiteCaptured  int64             `json:"sqlite_captured"`
 	SQLiteSiblings  int64             `json:"sqlite_siblings_left_out"`
 	SQLiteStoredRaw []jsonFileError   `json:"sqlite_stored_raw"`
 	Image           *jsonImageSummary `json:"image"`
@@ -150,6 +131,8 @@ type jsonRestoreDryRun struct {
 	LinkTo      string `json:"link_to"`
 }
 
+// jsonSnapshotSummary is the summary a snapshot stores; a backup's
+// summary line holds the same counts and more.
 type jsonSnapshotSummary struct {
 	BackupStart     time.Time       `json:"backup_start"`
 	BackupEnd       time.Time       `json:"backup_end"`
