@@ -15,7 +15,6 @@ package main
 // is counted as not captured.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -144,71 +143,29 @@ func runContinuous(ctx context.Context, log *slog.Logger, cc cpConfig, bin, dir 
 		return nil, fmt.Errorf("continuous: init: %w\n%s", err, out)
 	}
 
-	logf, err := os.Create(filepath.Join(dir, "watch.log"))
+	w, err := startWatch(ctx, bin, env, filepath.Join(dir, "watch.log"),
+		[]string{"watch", "--repo", repo, "--json", "--interval", cc.interval.String(), "--settle", cc.settle.String(), root},
+		func(s cpSnap) bool { return s.ID != "" })
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()
-	w := exec.CommandContext(ctx, bin, "watch", "--repo", repo, "--json",
-		"--interval", cc.interval.String(), "--settle", cc.settle.String(), root)
-	w.Env = env
-	w.Stderr = logf
-	out, err := w.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	launched := time.Now()
-	if err := w.Start(); err != nil {
-		return nil, err
-	}
-	var (
-		mu    sync.Mutex
-		snaps []cpSnap
-	)
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			var s cpSnap
-			if json.Unmarshal(sc.Bytes(), &s) == nil && s.ID != "" {
-				mu.Lock()
-				snaps = append(snaps, s)
-				mu.Unlock()
-			}
-		}
-	}()
-	stopped := false
-	defer func() {
-		if !stopped {
-			w.Process.Signal(syscall.SIGKILL)
-			<-readDone
-			w.Wait()
-		}
-	}()
-	count := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(snaps)
-	}
-	pid := w.Process.Pid
+	defer w.Kill()
+	pid := w.Pid()
 	rep := &cpReport{Files: cc.files, Bytes: size, Duration: cc.duration, Interval: cc.interval, Settle: cc.settle, LoadStart: loadAvg()}
 
 	// The first snapshot walks and reads everything.
-	for count() == 0 {
+	for w.Count() == 0 {
 		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
 			return nil, err
 		}
-		if w.ProcessState != nil || !alive(pid) {
-			return nil, fmt.Errorf("continuous: rewind watch exited; see %s", logf.Name())
+		if w.Exited() {
+			return nil, fmt.Errorf("continuous: rewind watch exited; see %s", w.LogPath)
 		}
-		if time.Since(launched) > 30*time.Minute {
-			return nil, fmt.Errorf("continuous: no first snapshot after 30 minutes; see %s", logf.Name())
+		if time.Since(w.Launched) > 30*time.Minute {
+			return nil, fmt.Errorf("continuous: no first snapshot after 30 minutes; see %s", w.LogPath)
 		}
 	}
-	mu.Lock()
-	rep.FirstSnap = snaps[0].Committed.Sub(launched)
-	mu.Unlock()
+	rep.FirstSnap = w.Snaps()[0].Committed.Sub(w.Launched)
 	st, _ := readCPStatus(state)
 	rep.Backend = st.Backend
 	log.Info("continuous: first snapshot", "took", rep.FirstSnap.Round(time.Millisecond), "backend", rep.Backend)
@@ -231,14 +188,12 @@ func runContinuous(ctx context.Context, log *slog.Logger, cc cpConfig, bin, dir 
 		return nil, err
 	}
 	for i, rate := range cc.rates {
-		first := count()
+		first := w.Count()
 		ph, records, ops, err := runCPPhase(ctx, log, cc, i, rate, root, repo, state, pid, &live)
 		if err != nil {
 			return nil, err
 		}
-		mu.Lock()
-		phaseSnaps := slices.Clone(snaps[first:])
-		mu.Unlock()
+		phaseSnaps := w.Snaps()[first:]
 		ph.Snapshots = len(phaseSnaps)
 		if err := measureDelays(ctx, repo, root, phaseSnaps, records, ops, &ph); err != nil {
 			return nil, fmt.Errorf("continuous: read the snapshots: %w", err)
@@ -251,10 +206,7 @@ func runContinuous(ctx context.Context, log *slog.Logger, cc cpConfig, bin, dir 
 
 	rep.LoadEnd = loadAvg()
 	stopAt := time.Now()
-	w.Process.Signal(syscall.SIGTERM)
-	<-readDone
-	err = w.Wait()
-	stopped = true
+	err = w.Stop()
 	rep.StoppedTook = time.Since(stopAt)
 	if ee, ok := err.(*exec.ExitError); ok {
 		rep.ExitCode = ee.ExitCode()

@@ -8,9 +8,7 @@ package main
 // the commit of the first snapshot whose database holds it.
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -18,8 +16,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/testutil"
@@ -109,58 +105,21 @@ func runSQLite(ctx context.Context, log *slog.Logger, sc sqliteConfig, bin, dir 
 	if out, err := initCmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("sqlite: init: %w\n%s", err, out)
 	}
-	logf, err := os.Create(filepath.Join(dir, "watch.log"))
+	w, err := startWatch(ctx, bin, env, filepath.Join(dir, "watch.log"),
+		[]string{"watch", "--repo", repo, "--json", "--no-inventory", "--interval", sc.interval.String(), src},
+		func(s sqliteSnap) bool { return s.ID != "" })
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()
-	w := exec.CommandContext(ctx, bin, "watch", "--repo", repo, "--json", "--no-inventory", "--interval", sc.interval.String(), src)
-	w.Env, w.Stderr = env, logf
-	out, err := w.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	launched := time.Now()
-	if err := w.Start(); err != nil {
-		return nil, err
-	}
-	var (
-		mu    sync.Mutex
-		snaps []sqliteSnap
-	)
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		s := bufio.NewScanner(out)
-		for s.Scan() {
-			var sn sqliteSnap
-			if json.Unmarshal(s.Bytes(), &sn) == nil && sn.ID != "" {
-				mu.Lock()
-				snaps = append(snaps, sn)
-				mu.Unlock()
-			}
-		}
-	}()
-	stopped := false
-	defer func() {
-		if !stopped {
-			w.Process.Signal(syscall.SIGKILL)
-			<-readDone
-			w.Wait()
-		}
-	}()
-	list := func() []sqliteSnap {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(snaps)
-	}
+	defer w.Kill()
+	list := w.Snaps
 	waitFor := func(what string, ok func([]sqliteSnap) bool, limit time.Duration) error {
 		for t0 := time.Now(); !ok(list()); {
 			if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
 				return err
 			}
-			if !alive(w.Process.Pid) || time.Since(t0) > limit {
-				return fmt.Errorf("sqlite: %s did not come; see %s", what, logf.Name())
+			if w.Exited() || time.Since(t0) > limit {
+				return fmt.Errorf("sqlite: %s did not come; see %s", what, w.LogPath)
 			}
 		}
 		return nil
@@ -168,7 +127,7 @@ func runSQLite(ctx context.Context, log *slog.Logger, sc sqliteConfig, bin, dir 
 	if err := waitFor("the first snapshot", func(s []sqliteSnap) bool { return len(s) > 0 }, 30*time.Minute); err != nil {
 		return nil, err
 	}
-	rep.FirstSnap = list()[0].Committed.Sub(launched)
+	rep.FirstSnap = list()[0].Committed.Sub(w.Launched)
 	log.Info("sqlite: first snapshot", "took", rep.FirstSnap.Round(time.Millisecond))
 
 	wr, err := testutil.StartSQLiteWriter(db, testutil.SQLiteWriterOptions{WAL: true, Rate: sc.rate, CheckpointEvery: 1000, Pad: 200})
@@ -192,10 +151,7 @@ func runSQLite(ctx context.Context, log *slog.Logger, sc sqliteConfig, bin, dir 
 	if err := waitFor("a snapshot after the writer stopped", func(s []sqliteSnap) bool { return s[len(s)-1].Time.After(loadEnd) }, 10*time.Minute); err != nil {
 		return nil, err
 	}
-	w.Process.Signal(syscall.SIGTERM)
-	<-readDone
-	w.Wait()
-	stopped = true
+	w.Stop()
 
 	all := list()
 	rep.Snapshots = len(all)
