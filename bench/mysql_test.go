@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,23 +28,7 @@ func TestSmokeMySQL(t *testing.T) {
 	if testing.Short() && !ci {
 		t.Skip("runs MariaDB, mariabackup and restic; skipped with -short")
 	}
-	bench := filepath.Join(t.TempDir(), "bench")
-	if out, err := exec.Command("go", "build", "-o", bench, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build the harness: %v\n%s", err, out)
-	}
-	args := []string{"-smoke", "-mysql", "only"}
-	if bin := os.Getenv("RWBENCH_REWIND"); bin != "" {
-		args = append(args, "-rewind", bin)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(bench, args...)
-	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("bench -smoke -mysql only: %v\nstderr:\n%s", err, tail(stderr.String(), 60))
-	}
-	out := stdout.String()
-	t.Logf("bench -smoke -mysql only printed:\n%s", out)
+	out := runSmokeSection(t, "mysql")
 	if !strings.Contains(out, myTitle) {
 		t.Fatalf("no section %q", myTitle)
 	}

@@ -196,23 +196,7 @@ func TestSmokePG(t *testing.T) {
 	if testing.Short() && !ci {
 		t.Skip("runs PostgreSQL and pgBackRest; skipped with -short")
 	}
-	bench := filepath.Join(t.TempDir(), "bench")
-	if out, err := exec.Command("go", "build", "-o", bench, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build the harness: %v\n%s", err, out)
-	}
-	args := []string{"-smoke", "-pg", "only"}
-	if bin := os.Getenv("RWBENCH_REWIND"); bin != "" {
-		args = append(args, "-rewind", bin)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(bench, args...)
-	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("bench -smoke -pg only: %v\nstderr:\n%s", err, tail(stderr.String(), 60))
-	}
-	out := stdout.String()
-	t.Logf("bench -smoke -pg only printed:\n%s", out)
+	out := runSmokeSection(t, "pg")
 	if !strings.Contains(out, pgTitle) {
 		t.Errorf("no section %q", pgTitle)
 	}

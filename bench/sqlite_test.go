@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -17,23 +14,7 @@ func TestSmokeSQLite(t *testing.T) {
 	if testing.Short() && os.Getenv("CI") != "true" {
 		t.Skip("runs rewind watch under load; skipped with -short")
 	}
-	bench := filepath.Join(t.TempDir(), "bench")
-	if out, err := exec.Command("go", "build", "-o", bench, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build the harness: %v\n%s", err, out)
-	}
-	args := []string{"-smoke", "-sqlite", "only"}
-	if bin := os.Getenv("RWBENCH_REWIND"); bin != "" {
-		args = append(args, "-rewind", bin)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(bench, args...)
-	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("bench -smoke -sqlite only: %v\nstderr:\n%s", err, tail(stderr.String(), 60))
-	}
-	out := stdout.String()
-	t.Logf("bench -smoke -sqlite only printed:\n%s", out)
+	out := runSmokeSection(t, "sqlite")
 	tables := parseTables(out)
 	tg, ok := tables["### SQLite: targets (issue 13)"]
 	if !ok {
