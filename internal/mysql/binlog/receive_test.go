@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"github.com/rewind-backup/rewind/internal/repository/repotest"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -15,41 +16,9 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/backend"
-	"github.com/rewind-backup/rewind/internal/backend/local"
-	"github.com/rewind-backup/rewind/internal/crypto"
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/testutil"
 )
-
-// testRepo makes a repository in a temporary folder and returns a
-// function that opens it with its index loaded, as the CLI does.
-func testRepo(t testing.TB) func() *repository.Repository {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "repo")
-	ctx := context.Background()
-	be, err := local.Create(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := repository.Init(ctx, be, []byte("pw"), repository.InitOptions{KDF: crypto.TestKDFParams}); err != nil {
-		t.Fatal(err)
-	}
-	return func() *repository.Repository {
-		be, err := local.Open(ctx, dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := repository.Open(ctx, be, []byte("pw"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.LoadIndex(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		return r
-	}
-}
 
 // conn is how the tests' receiver reaches m: the rewind user over the
 // socket.
@@ -241,7 +210,7 @@ const inUseOffset = 4 + 17
 
 func TestReceiveStoresServerBinlogExactly(t *testing.T) {
 	m := testutil.StartMariaDB(t, testutil.MariaDBOptions{})
-	open := testRepo(t)
+	open := repotest.Reopener(t)
 	m.Exec(t, "CREATE DATABASE app")
 	m.Exec(t, "CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, v VARCHAR(100), at DATETIME(6))")
 	rr := startReceive(t, open(), ReceiveOptions{Conn: conn(t, m)})
@@ -299,7 +268,7 @@ func status(t *testing.T, m *testutil.MariaDB, name string) string {
 // the server never falls back to asynchronous replication.
 func TestReceiveSemiSync(t *testing.T) {
 	m := testutil.StartMariaDB(t, testutil.MariaDBOptions{})
-	open := testRepo(t)
+	open := repotest.Reopener(t)
 	m.Exec(t, "CREATE DATABASE app")
 	m.Exec(t, "CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, v INT)")
 	// On once the server is set up: without a replica, a semi-sync
@@ -380,7 +349,7 @@ func TestReceiveSemiSync(t *testing.T) {
 // store is due for an hour) is stored when the receiver is stopped.
 func TestReceiveStoresOnStop(t *testing.T) {
 	m := testutil.StartMariaDB(t, testutil.MariaDBOptions{})
-	open := testRepo(t)
+	open := repotest.Reopener(t)
 	m.Exec(t, "CREATE DATABASE app")
 	m.Exec(t, "CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, v INT)")
 	rr := startReceive(t, open(), ReceiveOptions{Conn: conn(t, m), Idle: time.Hour, FlushInterval: time.Hour, MinInterval: time.Hour})
@@ -432,7 +401,7 @@ func TestReceiveStartGTID(t *testing.T) {
 	for _, c := range []struct {
 		gtid, file string
 	}{{gtids[0], "mysql-bin.000002"}, {gtids[1], "mysql-bin.000003"}, {"0-1-1", "mysql-bin.000001"}} {
-		open := testRepo(t)
+		open := repotest.Reopener(t)
 		rr := startReceive(t, open(), ReceiveOptions{Conn: conn(t, m), StartGTID: c.gtid})
 		cat := waitStored(t, open, m)
 		rr.stop(t)
@@ -449,7 +418,7 @@ func TestReceiveStartGTID(t *testing.T) {
 // restarts). Every commit must be stored in the end.
 func TestReceiveRPO(t *testing.T) {
 	m := testutil.StartMariaDB(t, testutil.MariaDBOptions{})
-	open := testRepo(t)
+	open := repotest.Reopener(t)
 	m.Exec(t, "CREATE DATABASE app")
 	m.Exec(t, "CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, v INT)")
 	rr := startReceive(t, open(), ReceiveOptions{Conn: conn(t, m)})

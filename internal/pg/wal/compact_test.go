@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/rewind-backup/rewind/internal/repository/repotest"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -13,8 +14,6 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/backend"
-	"github.com/rewind-backup/rewind/internal/backend/local"
-	"github.com/rewind-backup/rewind/internal/crypto"
 	"github.com/rewind-backup/rewind/internal/repository"
 )
 
@@ -37,36 +36,6 @@ func segment(tli uint32, segno uint64, segSize uint32, seed uint64) []byte {
 	le.PutUint32(b[32:], segSize)
 	le.PutUint32(b[36:], 8192)
 	return b
-}
-
-// testRepo makes a repository in a temporary folder and returns a
-// function that opens it with its index loaded, as the CLI does.
-func testRepo(t testing.TB) func() *repository.Repository {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "repo")
-	ctx := context.Background()
-	be, err := local.Create(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := repository.Init(ctx, be, []byte("pw"), repository.InitOptions{KDF: crypto.TestKDFParams}); err != nil {
-		t.Fatal(err)
-	}
-	return func() *repository.Repository {
-		be, err := local.Open(ctx, dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := repository.Open(ctx, be, []byte("pw"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.LoadIndex(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		return r
-	}
 }
 
 func pushBytes(t testing.TB, r *repository.Repository, dir, name string, data []byte, opt PushOptions) *PushResult {
@@ -106,7 +75,7 @@ func walFiles(t testing.TB, r *repository.Repository) int {
 // catalog stays the same, and a push still refuses other content under a
 // compacted name.
 func TestCompactPush(t *testing.T) {
-	open := testRepo(t)
+	open := repotest.Reopener(t)
 	dir := t.TempDir()
 	const size = 1 << 20
 	var want []string
@@ -146,7 +115,7 @@ func TestCompactPush(t *testing.T) {
 // (at each removal) leaves a catalog equal to the one before, and the next
 // compaction finishes the job.
 func TestCompactCrash(t *testing.T) {
-	open := testRepo(t)
+	open := repotest.Reopener(t)
 	dir := t.TempDir()
 	const size = 1 << 20
 	r := open()
@@ -196,7 +165,7 @@ func TestCompactCrash(t *testing.T) {
 // files stay, a racing compaction cannot bring expired entries back, and
 // the horizon never moves back.
 func TestTrim(t *testing.T) {
-	open := testRepo(t)
+	open := repotest.Reopener(t)
 	dir := t.TempDir()
 	const size = 1 << 20
 	r := open()
@@ -273,7 +242,7 @@ func TestPushCost(t *testing.T) {
 		}
 	}
 	for _, compact := range []bool{false, true} {
-		open := testRepo(t)
+		open := repotest.Reopener(t)
 		dir := t.TempDir()
 		var times []time.Duration
 		for i := range n {

@@ -3,6 +3,7 @@ package wal
 import (
 	"context"
 	"errors"
+	"github.com/rewind-backup/rewind/internal/repository/repotest"
 	"testing"
 	"time"
 )
@@ -14,7 +15,7 @@ import (
 // stored.
 func TestPartialGrows(t *testing.T) {
 	ctx := context.Background()
-	open := testRepo(t)
+	open := repotest.Reopener(t)
 	r := open()
 	const size = 1 << 20
 	seg := segment(1, 5, size, 1)

@@ -3,6 +3,7 @@ package wal
 import (
 	"context"
 	"errors"
+	"github.com/rewind-backup/rewind/internal/repository/repotest"
 	"slices"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ import (
 // extend the writer's is then refused.
 func TestPartialWriterSameAsPushData(t *testing.T) {
 	ctx := context.Background()
-	r := testRepo(t)()
+	r := repotest.Reopener(t)()
 	const size = 16 << 20
 	seg := segment(1, 9, size, 3)
 	name := SegmentName(1, 9, size)
