@@ -231,14 +231,9 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 		Progress: &backupProgress{g: g, c: counter}, DryRun: o.dryRun, OnFile: dryRunFiles(g, o),
 		// A lock that may have been taken for stale lets a prune
 		// delete data this snapshot refers to: do not commit it.
-		BeforeCommit: func(context.Context) error {
-			if err := lk.Check(); err != nil {
-				return fmt.Errorf("snapshot not saved: %w; the data already uploaded is kept, and the next backup reuses it", err)
-			}
-			return nil
-		},
-		BeforeSave: beforeSave,
-		SQLite:     sqlite.Hook(o.sqlite, sqlite.Options{}, 0),
+		BeforeCommit: lockedCommit(lk),
+		BeforeSave:   beforeSave,
+		SQLite:       sqlite.Hook(o.sqlite, sqlite.Options{}, 0),
 	})
 	if err != nil {
 		return err

@@ -126,12 +126,7 @@ func storeImage(cmd *cobra.Command, g *globals, o *backupOpts, r *repository.Rep
 	a, err := archiver.New(r, archiver.Options{
 		Hostname: host, Tags: o.tags, Logger: g.log, ProgramVersion: "rewind " + Version, Parent: parent,
 		Progress: &backupProgress{g: g, c: counter}, DryRun: o.dryRun,
-		BeforeCommit: func(context.Context) error {
-			if err := lk.Check(); err != nil {
-				return fmt.Errorf("snapshot not saved: %w; the data already uploaded is kept, and the next backup reuses it", err)
-			}
-			return nil
-		},
+		BeforeCommit: lockedCommit(lk),
 	})
 	if err != nil {
 		return err

@@ -85,7 +85,7 @@ func runBackupStream(cmd *cobra.Command, g *globals, o *backupOpts, r *repositor
 	a, err := archiver.New(r, archiver.Options{
 		Hostname: host, Tags: o.tags, Logger: g.log, ProgramVersion: "rewind " + Version,
 		Progress: &backupProgress{g: g, c: counter}, DryRun: o.dryRun,
-		BeforeCommit: func(context.Context) error {
+		BeforeCommit: func(ctx context.Context) error {
 			if run != nil {
 				// The whole output is stored; the snapshot is saved only if
 				// the command then exits with status 0.
@@ -95,10 +95,7 @@ func runBackupStream(cmd *cobra.Command, g *globals, o *backupOpts, r *repositor
 					return fmt.Errorf("no snapshot saved: %w", err)
 				}
 			}
-			if err := lk.Check(); err != nil {
-				return fmt.Errorf("snapshot not saved: %w; the data already uploaded is kept, and the next backup reuses it", err)
-			}
-			return nil
+			return lockedCommit(lk)(ctx)
 		},
 	})
 	if err != nil {

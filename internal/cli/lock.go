@@ -105,3 +105,15 @@ func lockedHint(err error) string {
 		"Nothing needs unlocking by hand: a lock whose process has died is ignored at once on its own host, " +
 		"and any lock that is no longer refreshed is ignored after " + lock.DefaultStaleAfter.String() + "."
 }
+
+// lockedCommit is the BeforeCommit of a backup holding lk: when the lock
+// was lost meanwhile (prune may have begun), no snapshot is saved, and
+// what was uploaded stays for the next backup to reuse.
+func lockedCommit(lk *lock.Lock) func(context.Context) error {
+	return func(context.Context) error {
+		if err := lk.Check(); err != nil {
+			return fmt.Errorf("snapshot not saved: %w; the data already uploaded is kept, and the next backup reuses it", err)
+		}
+		return nil
+	}
+}

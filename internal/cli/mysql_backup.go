@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"os"
 
@@ -116,12 +115,7 @@ func runMysqlBackup(cmd *cobra.Command, g *globals, o *mysqlBackupOpts) error {
 	counter.Scanning.Store(true)
 	bopt.Archiver = archiver.Options{Hostname: host, Tags: o.tags, Parent: parent, Logger: g.log,
 		ProgramVersion: "rewind " + Version, Progress: &backupProgress{g: g, c: counter},
-		BeforeCommit: func(context.Context) error {
-			if err := lk.Check(); err != nil {
-				return fmt.Errorf("snapshot not saved: %w; the data already uploaded is kept, and the next backup reuses it", err)
-			}
-			return nil
-		}}
+		BeforeCommit: lockedCommit(lk)}
 	prog := g.ui.StartProgress("mysql backup", counter)
 	var res *mysql.BackupResult
 	if o.logical {

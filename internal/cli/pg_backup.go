@@ -206,12 +206,7 @@ func runPgBackup(cmd *cobra.Command, g *globals, o *pgBackupOpts) error {
 	counter.Scanning.Store(true)
 	popt.Archiver = archiver.Options{Hostname: host, Tags: o.tags, Parent: parent, Logger: g.log,
 		ProgramVersion: "rewind " + Version, Progress: &backupProgress{g: g, c: counter},
-		BeforeCommit: func(context.Context) error {
-			if err := lk.Check(); err != nil {
-				return fmt.Errorf("snapshot not saved: %w; the data already uploaded is kept, and the next backup reuses it", err)
-			}
-			return nil
-		}}
+		BeforeCommit: lockedCommit(lk)}
 	prog := g.ui.StartProgress("pg backup", counter)
 	res, err := take(r, popt)
 	prog.Stop()

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -108,13 +107,8 @@ func runSqliteBackup(cmd *cobra.Command, g *globals, o *sqliteBackupOpts, args [
 	counter.Scanning.Store(true)
 	bopt := sqlite.BackupOptions{Capture: copt, TempDir: o.tempDir, Archiver: archiver.Options{
 		Hostname: host, Tags: o.tags, Parent: parent, Logger: g.log, ProgramVersion: "rewind " + Version,
-		Progress: &backupProgress{g: g, c: counter},
-		BeforeCommit: func(context.Context) error {
-			if err := lk.Check(); err != nil {
-				return fmt.Errorf("snapshot not saved: %w; the data already uploaded is kept, and the next backup reuses it", err)
-			}
-			return nil
-		}}}
+		Progress:     &backupProgress{g: g, c: counter},
+		BeforeCommit: lockedCommit(lk)}}
 	prog := g.ui.StartProgress("sqlite backup", counter)
 	res, err := sqlite.Backup(ctx, r, args, bopt)
 	prog.Stop()
