@@ -34,22 +34,3 @@ func TestPrepareDest(t *testing.T) {
 		t.Fatalf("the existing file was changed: %q", b)
 	}
 }
-
-// findImage picks the one file of the image's size below the snapshot's
-// directory, whatever the path it was backed up from.
-func TestFindImage(t *testing.T) {
-	dir := t.TempDir()
-	deep := filepath.Join(dir, "var", "lib", "images")
-	if err := os.MkdirAll(deep, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, "other"), make([]byte, 10), 0o644)
-	want := filepath.Join(deep, "web1.img")
-	os.WriteFile(want, make([]byte, 4096), 0o644)
-	if got, err := findImage(dir, 4096); err != nil || got != want {
-		t.Fatalf("got %q, %v; want %q", got, err, want)
-	}
-	if _, err := findImage(dir, 999); err == nil {
-		t.Fatal("no file of that size: want an error")
-	}
-}

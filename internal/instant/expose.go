@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,36 +82,20 @@ func Expose(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot
 		return nil, fmt.Errorf("mount the repository at %s: %w", dir, err)
 	}
 	e := &Exposed{Dir: dir, server: server}
-	e.File, err = findImage(filepath.Join(dir, "ids", sn.ID.Short()), sn.Image.Size)
-	if err != nil {
+	rel, ok := mount.ImagePath(sn)
+	if !ok {
 		e.Unmount()
-		return nil, err
+		return nil, NotImageError(sn)
+	}
+	e.File = filepath.Join(dir, rel)
+	if st, err := os.Stat(e.File); err != nil || st.Size() != sn.Image.Size {
+		e.Unmount()
+		if err == nil {
+			err = fmt.Errorf("it has %d bytes, the snapshot says %d", st.Size(), sn.Image.Size)
+		}
+		return nil, fmt.Errorf("the image of snapshot %s in the mount: %w", sn.ID.Short(), err)
 	}
 	return e, nil
-}
-
-// findImage is the one regular file of size below dir.
-func findImage(dir string, size int64) (string, error) {
-	var found string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || found != "" {
-			return err
-		}
-		if d.Type().IsRegular() {
-			if st, err := d.Info(); err == nil && st.Size() == size {
-				found = p
-				return filepath.SkipAll
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return "", fmt.Errorf("find the image in the mount: %w", err)
-	}
-	if found == "" {
-		return "", fmt.Errorf("the mount shows no file of %d bytes under %s", size, dir)
-	}
-	return found, nil
 }
 
 // Unmount unmounts the mount (lazily when a file in it is still open)
