@@ -503,7 +503,7 @@ func TestMysqlRestoreGap(t *testing.T) {
 	p := binlog.Piece{Name: name, Start: 0, End: uint64(n), Txns: txns, Checksum: true, Stored: time.Now(),
 		FirstTime: time.Unix(txns[0].Time, 0).UTC(), LastTime: time.Unix(txns[len(txns)-1].Time, 0).UTC()}
 	host, _ := os.Hostname()
-	if _, err := binlog.Store(context.Background(), r, []binlog.Piece{p}, [][]byte{data[:n]}, binlog.StoreOptions{ServerID: 1, Host: host, NoCompact: true}); err != nil {
+	if _, err := binlog.Store(context.Background(), r, []binlog.Piece{p}, [][]byte{data[:n]}, binlog.StoreOptions{ServerID: 1, Host: host}); err != nil {
 		t.Fatal(err)
 	}
 	target := myTarget(t)

@@ -12,7 +12,7 @@ import (
 )
 
 // CompactAfter is how many index files written by single stores a source
-// may have before a store merges the source's index files into one.
+// may have before the receiver merges the source's index files into one.
 const CompactAfter = 32
 
 // RewriteOptions change Compact and Trim.

@@ -591,7 +591,7 @@ func (s *receiver) storeLocked(ctx context.Context) error {
 		p.Open = &OpenTxn{GTID: s.sc.open.String(), Standalone: s.sc.standalone, XA: s.sc.xa}
 	}
 	_, err := Store(ctx, s.r, []Piece{p}, [][]byte{s.data}, StoreOptions{Source: s.opt.Source, ServerID: s.serverID,
-		ServerUUID: s.uuid, Host: s.opt.Host, NoCompact: true})
+		ServerUUID: s.uuid, Host: s.opt.Host})
 	if err != nil {
 		s.storeErr = permanent{fmt.Errorf("store the binary log: %w", err)}
 		return s.storeErr

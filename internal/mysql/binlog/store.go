@@ -25,25 +25,18 @@ type StoreOptions struct {
 	ServerUUID string
 	Host       string
 	Now        func() time.Time
-	// NoCompact skips the compaction after the store.
-	NoCompact bool
-	// Small is how many single-store index files the source has (the
-	// caller's count; the store compacts when it reaches CompactAfter).
-	Small int
 }
 
 // StoreResult tells what Store did.
 type StoreResult struct {
 	IndexFile  id.ID
 	BlobsAdded int
-	// Compacted is set when a compaction ran after the store; CompactErr
-	// why it failed (the store itself succeeded).
-	Compacted  *RewriteResult
-	CompactErr error
 }
 
 // Store stores pieces (each p with its bytes data[i]) and returns once
 // they are durable: their packs, the index, and one binlog index file.
+// It does not compact: the receiver merges index files beside its stores
+// (Compact).
 // r is open with its index loaded, under the caller's shared lock.
 func Store(ctx context.Context, r *repository.Repository, pieces []Piece, data [][]byte, opt StoreOptions) (*StoreResult, error) {
 	if opt.Source == "" {
@@ -102,9 +95,6 @@ func Store(ctx context.Context, r *repository.Repository, pieces []Piece, data [
 		return nil, fmt.Errorf("store the binlog index file: %w", err)
 	}
 	res.IndexFile = name
-	if opt.Small+1 >= CompactAfter && !opt.NoCompact {
-		res.Compacted, res.CompactErr = Compact(ctx, r, opt.Source, RewriteOptions{Host: opt.Host})
-	}
 	return res, nil
 }
 
