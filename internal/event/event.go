@@ -4,7 +4,10 @@
 // status, metrics and notifications read the same records.
 package event
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Results of a run.
 const (
@@ -39,6 +42,18 @@ type Run struct {
 	Steps []Step `json:"steps,omitempty"`
 	// Attempt counts retries: 1 for the first.
 	Attempt int `json:"attempt"`
+	// Phases time the parts of a recover or a drill (restore, boot,
+	// probes); their sum is the measured time to recover.
+	Phases []Phase `json:"phases,omitempty"`
+	// Report is the whole report of a recover or a drill, as its command
+	// prints it with --json.
+	Report json.RawMessage `json:"report,omitempty"`
+}
+
+// Phase is one timed part of a run.
+type Phase struct {
+	Name     string        `json:"name"`
+	Duration time.Duration `json:"duration_ns"`
 }
 
 // Step is one step of a run, as it ran.
