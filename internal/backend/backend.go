@@ -81,12 +81,16 @@ const (
 	// one server's binlog files stored by rewind mysql binlog receive, the
 	// blobs holding their bytes, and where each transaction ends.
 	BinlogFile
+	// RunbookFile holds a recovery runbook of a host (rewind runbook):
+	// the steps to rebuild it, generated from its inventory, kept in the
+	// repository so that it survives the host.
+	RunbookFile
 
-	lastFileType = BinlogFile
+	lastFileType = RunbookFile
 )
 
 // AllTypes lists every FileType, for tools that walk a whole repository.
-var AllTypes = []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile, GCFile, HoldFile, PolicyFile, DamageFile, LabelFile, EventFile, InventoryFile, WALFile, BinlogFile}
+var AllTypes = []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile, GCFile, HoldFile, PolicyFile, DamageFile, LabelFile, EventFile, InventoryFile, WALFile, BinlogFile, RunbookFile}
 
 // String returns the folder name of the file type ("data" for packs).
 func (t FileType) String() string {
@@ -121,6 +125,8 @@ func (t FileType) String() string {
 		return "wal"
 	case BinlogFile:
 		return "binlog"
+	case RunbookFile:
+		return "runbooks"
 	}
 	return fmt.Sprintf("filetype(%d)", uint8(t))
 }

@@ -94,7 +94,7 @@ func TestCreateLayout(t *testing.T) {
 		t.Errorf("Location() = %q, want %q", be.Location(), dir)
 	}
 
-	want := map[string]bool{".": true, "keys": true, "data": true, "index": true, "snapshots": true, "locks": true, "gc": true, "holds": true, "policy": true, "damaged": true, "labels": true, "events": true, "inventory": true, "wal": true, "binlog": true}
+	want := map[string]bool{".": true, "keys": true, "data": true, "index": true, "snapshots": true, "locks": true, "gc": true, "holds": true, "policy": true, "damaged": true, "labels": true, "events": true, "inventory": true, "wal": true, "binlog": true, "runbooks": true}
 	for i := range 256 {
 		want[filepath.Join("data", string("0123456789abcdef"[i>>4])+string("0123456789abcdef"[i&15]))] = true
 	}

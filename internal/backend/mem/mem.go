@@ -157,7 +157,7 @@ func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(backend.
 	if err := ctx.Err(); err != nil {
 		return backend.Wrap("list", t.String(), err)
 	}
-	if t < backend.ConfigFile || t > backend.BinlogFile {
+	if t < backend.ConfigFile || t > backend.RunbookFile {
 		return backend.Permanent(fmt.Errorf("list: invalid file type %d", t))
 	}
 	var infos []backend.FileInfo

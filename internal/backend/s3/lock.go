@@ -106,7 +106,8 @@ func parseLockMeta(meta map[string]string) (ObjectLock, error) {
 // lockedType reports whether files of type t are written with a retention:
 // the ones a restore needs. Locks, prune marks, holds, policy, damage
 // records and labels are not, so that rewind can remove them as it always
-// does.
+// does; nor are runbooks, which rewind runbook replaces (keeping the newest
+// of each host) and can always write again from a locked inventory.
 func lockedType(t backend.FileType) bool {
 	switch t {
 	case backend.ConfigFile, backend.KeyFile, backend.PackFile, backend.IndexFile, backend.SnapshotFile, backend.InventoryFile:

@@ -157,7 +157,7 @@ func testInvalidHandles(t *testing.T, be backend.Backend) {
 		{Type: backend.LockFile, Name: strings.Repeat("f", 129)},
 		{Type: backend.ConfigFile, Name: "ab"},
 		{Type: 0, Name: "ab"},
-		{Type: backend.BinlogFile + 1, Name: "ab"},
+		{Type: backend.RunbookFile + 1, Name: "ab"},
 	}
 	for _, h := range bad {
 		if err := h.Valid(); err == nil {
@@ -179,7 +179,7 @@ func testInvalidHandles(t *testing.T, be backend.Backend) {
 		checkList(t, be, typ, nil)
 	}
 
-	for _, typ := range []backend.FileType{0, backend.BinlogFile + 1} {
+	for _, typ := range []backend.FileType{0, backend.RunbookFile + 1} {
 		err := be.List(ctx, typ, func(backend.FileInfo) error { return nil })
 		if err == nil {
 			t.Errorf("List(%v): no error", typ)
