@@ -258,6 +258,9 @@ func repoSection(in Input) Section {
 	} else {
 		items = append(items, "Its password was typed at a prompt: find it where your team keeps it. This runbook holds no secret.")
 	}
+	if strings.Contains(in.Repository, ":xxxxx@") {
+		items = append(items, "The REST server's password is shown as "+C("xxxxx")+": put it back where the commands below use the location.")
+	}
 	if strings.HasPrefix(in.Repository, "s3:") {
 		items = append(items, "The S3 access keys come from the environment ("+C("AWS_ACCESS_KEY_ID")+", "+C("AWS_SECRET_ACCESS_KEY")+"), as for the backups.")
 	}

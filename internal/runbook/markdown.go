@@ -103,7 +103,7 @@ func mdInline(s string, cell bool) string {
 		}
 		t := sg.Text
 		for j, r := range t {
-			if strings.ContainsRune("\\`*_[]<>|&#!~", r) || i == 0 && j == 0 && strings.ContainsRune("-+=", r) {
+			if strings.ContainsRune("\\`*_[]<>|&#!~", r) || !cell && i == 0 && j == 0 && strings.ContainsRune("-+=", r) {
 				b.WriteByte('\\')
 			}
 			b.WriteRune(r)

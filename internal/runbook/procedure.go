@@ -9,6 +9,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/event"
 	"github.com/rewind-backup/rewind/internal/inventory"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/ui"
 )
 
 // diskPlaceholders are the names the steps give the new disks, one per
@@ -29,7 +30,7 @@ func procedure(in Input) Section {
 	news := diskPlaceholders(len(disks))
 	var mapping []string
 	for i, dk := range disks {
-		mapping = append(mapping, C(news[i])+" for "+C(dk.Path)+" ("+humanSize(dk.SizeBytes)+")")
+		mapping = append(mapping, C(news[i])+" with the new disk for "+C(dk.Path)+" ("+ui.Bytes(dk.SizeBytes)+")")
 	}
 	recoverCmd := []string{"rewind", "recover", "--snapshot", sn.ID.Short()}
 	for _, n := range news {
@@ -60,10 +61,6 @@ func procedure(in Input) Section {
 		blocks = append(blocks, para("The recorded "+C(inv.Fstab.Path)+" (recover keeps UUIDs and labels; it rewrites device names such as /dev/sda2 to UUID= form):"), code(inv.Fstab.Content))
 	}
 	return Section{Title: "Steps", Blocks: blocks}
-}
-
-func humanSize(n int64) string {
-	return strings.TrimSpace(strings.Replace(fmt.Sprintf("%.1f GiB", float64(n)/(1<<30)), ".0 ", " ", 1))
 }
 
 // connect are the commands that point rewind at the repository and its
@@ -177,7 +174,7 @@ func measured(in Input) Section {
 			continue
 		}
 		e := r.run
-		head := fmt.Sprintf("The last %s started %s and ended %s", r.what, showTime(e.Start), e.Result)
+		head := fmt.Sprintf("The last %s started %s; result: %s", r.what, showTime(e.Start), e.Result)
 		if e.Snapshot != "" {
 			head += ", from snapshot " + C(shortID(e.Snapshot))
 		}
