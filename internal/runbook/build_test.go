@@ -47,8 +47,8 @@ func serverInput(t *testing.T) Input {
 			{Device: "/dev/vda3", Type: "swap", UUID: "0b3e8f7e-3c55-4d0c-9c36-b3e1a0b5d001", SizeBytes: 16 << 20},
 			{Device: "/dev/vda4", Type: "ext4", UUID: "6f1e2d3c-4b5a-4978-8796-a5b4c3d2e1f0", Label: "srv-root", SizeBytes: 206 << 20, UsedBytes: 41 << 20, Mounts: []inventory.Mount{{Target: "/", Root: "/"}}},
 		},
-		Fstab: &inventory.TextFile{Path: "/etc/fstab", Content: "LABEL=srv-root / ext4 defaults 0 1\nUUID=1234-ABCD /boot/efi vfat umask=0077 0 2\n/dev/vda3 none swap sw 0 0\n"},
-		Boot:  inventory.Boot{Mode: "uefi", Loaders: []string{"grub"}},
+		Fstab:  &inventory.TextFile{Path: "/etc/fstab", Content: "LABEL=srv-root / ext4 defaults 0 1\nUUID=1234-ABCD /boot/efi vfat umask=0077 0 2\n/dev/vda3 none swap sw 0 0\n"},
+		Boot:   inventory.Boot{Mode: "uefi", Loaders: []string{"grub"}},
 		Kernel: inventory.Kernel{Release: "6.1.0-28-amd64"},
 		OS:     map[string]string{"PRETTY_NAME": "Debian GNU/Linux 12 (bookworm)"},
 		Network: inventory.Network{
@@ -214,12 +214,12 @@ func TestHostileNames(t *testing.T) {
 
 func TestMarkdownInline(t *testing.T) {
 	for in, want := range map[string]string{
-		"a <b> & c":             `a \<b\> \& c`,
-		"- item":                `\- item`,
-		C("x`y"):                "``x`y``",
+		"a <b> & c":              `a \<b\> \& c`,
+		"- item":                 `\- item`,
+		C("x`y"):                 "``x`y``",
 		"see " + C("|") + " end": "see `|` end",
-		C("`a"):                 "`` `a ``",
-		"line\nbreak":           "line break",
+		C("`a"):                  "`` `a ``",
+		"line\nbreak":            "line break",
 	} {
 		if got := mdInline(in, false); got != want {
 			t.Errorf("mdInline(%q) = %q, want %q", in, got, want)

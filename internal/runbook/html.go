@@ -10,6 +10,7 @@ import (
 // value, so a host name or label cannot add markup or script.
 var htmlPage = template.Must(template.New("runbook").Funcs(template.FuncMap{
 	"segs":  segments,
+	"plain": plain,
 	"inc":   func(i int) int { return i + 1 },
 	"lines": func(cmds []string) string { return strings.Join(cmds, "\n") },
 }).Parse(`{{define "inline"}}{{range segs .}}{{if .Code}}<code>{{.Text}}</code>{{else}}{{.Text}}{{end}}{{end}}{{end -}}
@@ -17,7 +18,7 @@ var htmlPage = template.Must(template.New("runbook").Funcs(template.FuncMap{
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>{{template "inline" .Title}}</title>
+<title>{{plain .Title}}</title>
 <style>
 body { font-family: sans-serif; max-width: 60em; margin: 2em auto; line-height: 1.4; }
 table { border-collapse: collapse; } th, td { border: 1px solid #999; padding: 0.2em 0.5em; text-align: left; }

@@ -63,10 +63,17 @@ func procedure(in Input) Section {
 	return Section{Title: "Steps", Blocks: blocks}
 }
 
+// DefaultPasswordFile begins the PasswordFrom of a default repository,
+// followed by the file's path.
+const DefaultPasswordFile = "the default repository's password file "
+
 // connect are the commands that point rewind at the repository and its
 // password source.
 func connect(in Input) []string {
 	out := []string{"dhclient || udhcpc", cmd("export", "REWIND_REPOSITORY="+in.Repository)}
+	if f, ok := strings.CutPrefix(in.PasswordFrom, DefaultPasswordFile); ok {
+		return append(out, cmd("export", "REWIND_PASSWORD_FILE="+f))
+	}
 	name, val, _ := strings.Cut(in.PasswordFrom, " ")
 	switch name {
 	case "--password-file", "REWIND_PASSWORD_FILE":
