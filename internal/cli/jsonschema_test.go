@@ -540,6 +540,7 @@ var schemaTypes = map[string]reflect.Type{
 	"restore.image":        reflect.TypeFor[jsonRestoreImage](),
 	"instant":              reflect.TypeFor[jsonInstant](),
 	"export":               reflect.TypeFor[jsonExport](),
+	"runbook":              reflect.TypeFor[jsonRunbook](),
 }
 
 // fieldSpec is one row of a documented field table.
