@@ -179,6 +179,7 @@ func TestHostileNames(t *testing.T) {
 	in.Inventory.Filesystems[2].Label = "x`|" + evil
 	in.Inventory.Units = append(in.Inventory.Units, inventory.Unit{Name: "a;rm -rf /.service"})
 	in.Inventory.Fstab.Content += "# " + evil + "\n```\n"
+	in.Inventory.OS["PRETTY_NAME"] = evil
 	d, _, err := Build(in)
 	if err != nil {
 		t.Fatal(err)
@@ -204,6 +205,7 @@ func TestHostileNames(t *testing.T) {
 		"# Recovery runbook of `srv<script>alert(1)</script>`",
 		"rewind snapshots --host 'srv<script>alert(1)</script>'",
 		"'a;rm -rf /.service'",
+		"Operating system: \\<script\\>alert(1)\\</script\\>\n",
 		"````\n", // the fstab's ``` does not close its fence
 	} {
 		if !strings.Contains(md, want) {
