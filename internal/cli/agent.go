@@ -254,7 +254,7 @@ func (e *planEvents) repo(ctx context.Context, j *plan.Job) (*repository.Reposit
 }
 
 func (e *planEvents) Save(ctx context.Context, j *plan.Job, run *event.Run) error {
-	r, _, err := e.repo(ctx, j)
+	r, p, err := e.repo(ctx, j)
 	if err != nil {
 		return err
 	}
@@ -265,6 +265,7 @@ func (e *planEvents) Save(ctx context.Context, j *plan.Job, run *event.Run) erro
 	if _, err := event.Expire(ctx, r, run.Host, run.Job, time.Now()); err != nil {
 		e.g.log.Warn("event retention", "job", run.Job, "err", err)
 	}
+	refreshRunbookAfter(ctx, e.g, r, p, e.path, j, run)
 	return nil
 }
 

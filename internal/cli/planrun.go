@@ -130,5 +130,6 @@ func saveRunEvent(ctx context.Context, g *globals, p *plan.Plan, j *plan.Job, re
 	if _, err := event.Expire(ctx, r, rec.Host, rec.Job, time.Now()); err != nil {
 		g.log.Warn("event retention", "job", rec.Job, "err", err)
 	}
+	refreshRunbookAfter(ctx, g, r, p, p.Path, j, rec)
 	return nil
 }

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rewind-backup/rewind/internal/event"
-	"github.com/rewind-backup/rewind/internal/id"
 	"github.com/rewind-backup/rewind/internal/inventory"
 	"github.com/rewind-backup/rewind/internal/lock"
 	"github.com/rewind-backup/rewind/internal/plan"
@@ -104,34 +102,20 @@ func (g *globals) runRunbook(ctx context.Context, r *repository.Repository, o *r
 	if host == "" && o.snapshot == "" {
 		host = inventoryHost("")
 	}
-	sns, err := snapshot.List(ctx, r, func(id.ID, error) {})
-	if err != nil {
-		return err
-	}
-	sn, doc, err := inventory.OfSnapshot(ctx, r, o.snapshot, host)
+	in, sns, err := runbook.Gather(ctx, r, host, o.snapshot)
 	if err != nil {
 		if errors.Is(err, inventory.ErrNone) && o.snapshot == "" {
 			return withHint(err, inventoryHostsHint(sns))
 		}
 		return err
 	}
-	if o.host != "" && sn.Hostname != o.host {
-		return fmt.Errorf("snapshot %s is of host %q, not %q", sn.ID.Short(), sn.Hostname, o.host)
-	}
-	host = sn.Hostname
-	in := runbook.Input{Snapshot: sn, Inventory: doc, PasswordFrom: g.passwordFrom}
-	if in.PasswordFrom == "the prompt" {
-		in.PasswordFrom = ""
-	}
 	loc, err := g.location()
 	if err != nil {
 		return err
 	}
-	in.Repository = loc.String()
-	for _, s := range sns {
-		if s.Hostname == host {
-			in.Snapshots = append(in.Snapshots, s)
-		}
+	in.Repository, in.PasswordFrom = loc.String(), g.passwordFrom
+	if in.PasswordFrom == "the prompt" {
+		in.PasswordFrom = ""
 	}
 	if o.plan != "" {
 		if in.Plan, err = plan.Load(o.plan); err != nil {
@@ -139,46 +123,21 @@ func (g *globals) runRunbook(ctx context.Context, r *repository.Repository, o *r
 		}
 		in.PlanPath = o.plan
 	}
-	evs, _, err := event.List(ctx, r, event.Filter{Host: host})
+	w, err := runbook.Refresh(ctx, r, in, time.Now(), o.noStore)
 	if err != nil {
 		return err
 	}
-	for i := range evs {
-		switch evs[i].Kind {
-		case "drill":
-			in.Drill = &evs[i]
-		case "recover":
-			in.Recover = &evs[i]
-		}
-	}
-	d, facts, err := runbook.Build(in)
-	if err != nil {
-		return err
-	}
-	h, err := d.HTML()
-	if err != nil {
-		return err
-	}
-	rec := runbook.Record{Host: host, Time: time.Now(), Snapshot: sn.ID.String(), Markdown: string(d.Markdown()), HTML: string(h)}
-	out := RunbookJSON{Host: host, Snapshot: rec.Snapshot, Time: rec.Time.UTC(), BootMode: facts.BootMode, RTO: int64(facts.RTO), Format: o.format, Out: o.out}
+	out := RunbookJSON{Host: w.Facts.Host, Snapshot: w.Facts.Snapshot, Time: w.Record.Time, BootMode: w.Facts.BootMode,
+		RTO: int64(w.Facts.RTO), Format: o.format, Out: o.out, New: w.New}
 	if !o.noStore {
-		name, isNew, err := runbook.Write(ctx, r, rec, runbook.Keep)
-		if err != nil {
-			return err
-		}
-		out.ID, out.New = name.String(), isNew
-		if !isNew {
-			if st, err := runbook.Newest(ctx, r, host); err == nil {
-				out.Time = st.Time
-			}
-		}
+		out.ID = w.File.String()
 		verb := "stored as"
-		if !isNew {
+		if !w.New {
 			verb = "unchanged since"
 		}
-		g.ui.Infof("runbook of %s %s runbooks/%s\n", host, verb, name.Short())
+		g.ui.Infof("runbook of %s %s runbooks/%s\n", w.Facts.Host, verb, w.File.Short())
 	}
-	return g.emitRunbook(o, out, rec)
+	return g.emitRunbook(o, out, w.Record)
 }
 
 // emitRunbook writes the runbook in o.format to o.out or standard output.

@@ -167,3 +167,30 @@ func TestRunbookBadInput(t *testing.T) {
 		t.Errorf("bad input stored %d runbooks", len(files))
 	}
 }
+
+// TestRunbookAfterPlanRun: a files job run as the agent runs it (plan
+// run) leaves the host's runbook in the repository, naming the plan, the
+// job and the plan repository's password file; the next run's snapshot
+// makes a new runbook that names it.
+func TestRunbookAfterPlanRun(t *testing.T) {
+	a := newAgentEnv(t)
+	a.writePlan(a.filesJob("files", "daily", ""), "")
+	a.mustRun("plan", "run", "files", "--config", a.plan)
+	e := a.with("REWIND_REPOSITORY", a.repo, "REWIND_PASSWORD", testPassword)
+	r := e.mustRun("runbook", "--host", "testhost", "--stored")
+	md := string(r.stdout)
+	for _, want := range []string{"# Recovery runbook of `testhost`", "The plan of the host's jobs is `" + a.plan + "`",
+		"| `files` | files | daily |", "Its password is kept in: `--password-file " + a.pwfile + "`"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("stored runbook lacks %q:\n%s", want, md)
+		}
+	}
+	var rec event.Run
+	decodeStrict(t, a.mustRun("plan", "run", "files", "--config", a.plan, "--json").stdout, &rec)
+	files, _ := os.ReadDir(filepath.Join(a.repo, "runbooks"))
+	var st jsonRunbook
+	checkDoc(t, "runbook", e.mustRun("runbook", "--host", "testhost", "--stored", "--json").stdout, &st)
+	if len(files) != 2 || st.SnapshotID != rec.Snapshot {
+		t.Errorf("after the second run: %d runbook files, the newest restores %s; want 2 and %s", len(files), st.SnapshotID, rec.Snapshot)
+	}
+}

@@ -32,9 +32,12 @@ type Input struct {
 	// Plan is the host's plan when one was given, read from PlanPath.
 	Plan     *plan.Plan
 	PlanPath string
-	// Drill and Recover are the host's last drill and recover, if any.
-	Drill   *event.Stored
-	Recover *event.Stored
+	// Drill is the host's last successful drill, FailedDrill its last
+	// drill when that failed after Drill, Recover its last recover; each
+	// nil when there is none.
+	Drill       *event.Stored
+	FailedDrill *event.Stored
+	Recover     *event.Stored
 }
 
 // Facts are the headline facts of a runbook, for --json.
@@ -82,7 +85,7 @@ func Build(in Input) (*Doc, Facts, error) {
 		repoSection(in),
 		procedure(in),
 		measured(in),
-		warnings(inv))
+		warnings(in))
 	return d, f, nil
 }
 

@@ -271,3 +271,29 @@ func TestMinSize(t *testing.T) {
 		t.Errorf("minSize without used bytes = %d", got)
 	}
 }
+
+// TestFailedDrill: the RTO comes from the last successful drill, and a
+// drill that failed after it is a warning naming its error.
+func TestFailedDrill(t *testing.T) {
+	in := serverInput(t)
+	ok := *in.Drill
+	bad := ok
+	bad.Start, bad.Result, bad.Error, bad.Phases = ok.Start.Add(time.Hour), event.ResultFailed, "the boot marker never came", nil
+	rec := event.Stored{Run: event.Run{Kind: "recover", Start: ok.Start, Result: event.ResultSuccess}}
+	d, failed, r := lastRuns([]event.Stored{ok, rec, bad})
+	if d == nil || d.Start != ok.Start || failed == nil || failed.Error != bad.Error || r == nil || r.Kind != "recover" {
+		t.Fatalf("lastRuns: %v %v %v", d, failed, r)
+	}
+	if _, failed, _ := lastRuns([]event.Stored{bad, ok}); failed != nil {
+		t.Error("a drill that failed before the last success is still reported")
+	}
+	in.Drill, in.FailedDrill = d, failed
+	doc, facts, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := string(doc.Markdown())
+	if facts.RTO != Total(ok.Phases) || !strings.Contains(md, "failed: the boot marker never came") {
+		t.Errorf("RTO %v; runbook:\n%s", facts.RTO, md)
+	}
+}

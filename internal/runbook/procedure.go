@@ -203,8 +203,12 @@ func shortID(s string) string {
 	return s
 }
 
-func warnings(inv *inventory.Document) Section {
+func warnings(in Input) Section {
+	inv := in.Inventory
 	var items []string
+	if f := in.FailedDrill; f != nil {
+		items = append(items, "The last drill, on "+showTime(f.Start)+", failed: "+f.Error+". Recovery may not work as this runbook says: see "+C(cmd("rewind", "events", "--host", f.Host))+".")
+	}
 	if inv.MD != nil && len(inv.MD.Arrays) > 0 {
 		items = append(items, "The host has MD RAID arrays: recover rebuilds them only where the md driver and mdadm are available; check "+C("cat /proc/mdstat")+" after the recovery.")
 	}
