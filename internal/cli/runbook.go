@@ -74,8 +74,7 @@ no inventory can be read any more. See docs/RECOVERY.md.`,
 				return errors.New("--stored prints the stored runbook as it is: it takes no --snapshot, --plan or --no-store")
 			}
 			ctx := cmd.Context()
-			kind := lock.Shared
-			r, done, err := g.openLocked(ctx, kind, "runbook", false)
+			r, done, err := g.openLocked(ctx, lock.Shared, "runbook", false)
 			if err != nil {
 				return err
 			}
