@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -151,7 +152,7 @@ func (g *globals) emitRunbook(o *runbookOpts, out RunbookJSON, rec runbook.Recor
 		}
 		g.ui.Infof("wrote %s\n", o.out)
 	} else if !g.json {
-		_, err := os.Stdout.WriteString(text)
+		_, err := io.WriteString(g.ui.Out, text)
 		return err
 	}
 	if g.json {
