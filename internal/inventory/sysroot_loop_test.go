@@ -95,3 +95,34 @@ func TestEFILoaderIn(t *testing.T) {
 	}
 }
 
+
+// TestSystemDevices names the filesystems of the system's disks mounted
+// under its root, and not a tmpfs mounted there, nor filesystems of
+// other disks.
+func TestSystemDevices(t *testing.T) {
+	d := testutil.NewSystemDisk(t, testutil.SystemDiskOptions{})
+	testutil.MountTmpfs(t, filepath.Join(d.Root, "run"))
+	dev := func(p string) uint64 {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Dev
+	}
+	want := []uint64{dev(d.Root), dev(filepath.Join(d.Root, "boot"))}
+	slices.Sort(want)
+	for _, disks := range [][]string{{d.Dev}, nil} {
+		got, err := SystemDevices(Sources{Root: d.Root, Disks: disks})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("disks %v: devices %v, want %v (root, /boot)", disks, got, want)
+		}
+	}
+	// Another disk: nothing of this system.
+	other := testutil.LoopDisk(t, 1<<20)
+	if got, err := SystemDevices(Sources{Root: d.Root, Disks: []string{other}}); err != nil || len(got) != 0 {
+		t.Errorf("devices of another disk: %v %v", got, err)
+	}
+}
