@@ -95,7 +95,6 @@ func TestEFILoaderIn(t *testing.T) {
 	}
 }
 
-
 // TestSystemDevices names the filesystems of the system's disks mounted
 // under its root, and not a tmpfs mounted there, nor filesystems of
 // other disks.
