@@ -39,6 +39,7 @@ type backupOpts struct {
 	stream        streamOpts
 	img           imageOpts
 	list          listOpts
+	sys           sysrootOpts
 }
 
 func newBackupCmd(g *globals) *cobra.Command {
@@ -116,7 +117,7 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 			if o.img.on() {
 				return nil
 			}
-			if o.list.given() {
+			if o.list.given() || o.sys.root != "" {
 				return nil
 			}
 			return cobra.MinimumNArgs(1)(cmd, args)
@@ -143,11 +144,35 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 	o.stream.add(cmd)
 	o.img.add(cmd)
 	o.list.add(cmd)
+	o.sys.add(cmd)
 	return cmd
 }
 
 func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) error {
 	ctx := cmd.Context()
+	if o.sys.on() {
+		if o.img.on() || o.stream.on() {
+			return errors.New("--system-root and --disks are for a backup of files; they cannot be combined with --stdin, --device or --image")
+		}
+		if len(o.readFrom) > 0 && o.sys.root != "" {
+			return errors.New("--system-root reads every path below its folder; it cannot be combined with --read-from")
+		}
+		if err := o.sys.check(); err != nil {
+			return err
+		}
+		if o.sys.root != "" && len(args) == 0 && !o.list.given() {
+			args = []string{"/"}
+		}
+		if o.sys.root != "" && o.host == "" {
+			// The system's own name, checked before the repository is
+			// opened.
+			name, err := o.sys.hostname()
+			if err != nil {
+				return err
+			}
+			o.host = name
+		}
+	}
 	if o.img.on() {
 		if _, _, _, err := o.img.check(args, o.stream.on()); err != nil {
 			return err
@@ -156,7 +181,7 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 		// Every path is checked before the repository is opened (or
 		// created): a typo stores nothing.
 		var err error
-		if args, err = o.list.targets(args); err != nil {
+		if args, err = o.list.targets(args, o.sys.root); err != nil {
 			return err
 		}
 	} else if o.list.given() {
@@ -217,13 +242,18 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 	var inv *inventoryRun
 	var beforeSave func(context.Context, *snapshot.Snapshot) error
 	if !o.dryRun && !o.noInventory {
-		inv = startInventory(ctx, host)
+		inv = startInventoryOf(ctx, host, o.sys.sources())
 		defer inv.stop()
 		beforeSave = func(ctx context.Context, sn *snapshot.Snapshot) error { return inv.attach(ctx, g, r, listed, sn) }
+	}
+	crossDevs, err := o.sys.crossDevices()
+	if err != nil {
+		return err
 	}
 	counter := &ui.Counter{}
 	counter.Scanning.Store(true)
 	a, err := archiver.New(r, archiver.Options{
+		SystemRoot: o.sys.root, CrossDevices: crossDevs,
 		Hostname: host, Tags: o.tags, Excludes: excludes, ExcludeCaches: o.excludeCaches,
 		ExcludeNodump:    o.excludeNodump,
 		ExcludeIfPresent: o.ifPresent, ExcludeLargerThan: maxSize,
