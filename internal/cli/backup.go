@@ -45,7 +45,7 @@ type backupOpts struct {
 func newBackupCmd(g *globals) *cobra.Command {
 	o := &backupOpts{}
 	cmd := &cobra.Command{
-		Use:   "backup {PATH... | --files-from FILE | --stdin | --stdin-from-command -- CMD ARGS... | --device DEV | --image FILE}",
+		Use:   "backup {PATH... | --files-from FILE | --stdin | --stdin-from-command -- CMD ARGS... | --device DEV | --image FILE | --system-root DIR [PATH...]}",
 		Short: "Back up files and directories into a new snapshot",
 		Long: `Back up PATHs into a new snapshot. Files whose size, mtime, ctime and inode
 are the same as in the previous snapshot of the same host and paths are not
@@ -80,6 +80,15 @@ a folder (a read-only btrfs snapshot, a mounted LVM or ZFS snapshot) so that
 the snapshot shows the real paths, and a restore puts files back where they
 live. Give it once per copy; PATHs still name the real folders.
 
+With --system-root DIR, the system whose root filesystem is mounted at DIR
+and is not running (another machine's disk, a server's root mounted from a
+rescue system) is backed up as itself: PATHs (default /) are its own paths,
+read below DIR and stored as the system sees them; the hostname is read
+from DIR/etc/hostname; only its filesystems mounted below DIR that are on
+--disks are crossed, not virtual mounts; and the inventory records those
+disks and that root, not this host. --disks alone records only those disks
+in the running system's inventory.
+
 A backup of files also records the machine's inventory (disks, partition
 tables, filesystems, boot, network, packages, enabled units, users,
 crontabs) in the repository, reusing the last one of the host when nothing
@@ -108,7 +117,9 @@ some files could not be read (they are listed); 1 on a fatal error.`,
   rewind backup --stdin-from-command --stdin-filename /db/mydb.sql -- pg_dump mydb
   rewind backup --device /dev/vg0/root-snap
   rewind backup --image /var/lib/libvirt/images/web1.img
-  rewind backup --qemu-qmp /run/qemu/web1.qmp drive0`,
+  rewind backup --qemu-qmp /run/qemu/web1.qmp drive0
+  rewind backup --system-root /mnt/srv --disks /dev/sdb
+  rewind backup --system-root /mnt/srv --disks /dev/sdb,/dev/sdc /etc /home`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if o.stream.on() {
 				_, err := o.stream.checkArgs(cmd, args)
