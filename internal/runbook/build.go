@@ -110,6 +110,13 @@ func summary(in Input, f Facts) Section {
 	if inv.Kernel.Release != "" {
 		items = append(items, "Kernel: "+C(inv.Kernel.Release))
 	}
+	if ks := inv.Kernel.Installed; len(ks) > 0 {
+		var cs []string
+		for _, k := range ks {
+			cs = append(cs, C(k))
+		}
+		items = append(items, "Kernels installed in /boot: "+strings.Join(cs, ", "))
+	}
 	items = append(items,
 		"Snapshot to restore: "+C(sn.ID.String())+" ("+C(sn.ID.Short())+"), taken "+showTime(sn.Time),
 		"Inventory recorded: "+showTime(inv.Time),

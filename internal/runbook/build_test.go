@@ -49,7 +49,7 @@ func serverInput(t *testing.T) Input {
 		},
 		Fstab:  &inventory.TextFile{Path: "/etc/fstab", Content: "LABEL=srv-root / ext4 defaults 0 1\nUUID=1234-ABCD /boot/efi vfat umask=0077 0 2\n/dev/vda3 none swap sw 0 0\n"},
 		Boot:   inventory.Boot{Mode: "uefi", Loaders: []string{"grub"}},
-		Kernel: inventory.Kernel{Release: "6.1.0-28-amd64"},
+		Kernel: inventory.Kernel{Release: "6.1.0-28-amd64", Installed: []string{"6.1.0-27-amd64", "6.1.0-28-amd64"}},
 		OS:     map[string]string{"PRETTY_NAME": "Debian GNU/Linux 12 (bookworm)"},
 		Network: inventory.Network{
 			Interfaces: []inventory.Interface{
