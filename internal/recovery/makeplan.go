@@ -3,6 +3,7 @@ package recovery
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -325,10 +326,18 @@ func planFilesystems(doc *inventory.Document, p *Plan, newDev map[string]string,
 			p.Warnings = append(p.Warnings, fmt.Sprintf("%s: filesystem type %q is not made by recover; the partition is left empty", f.Device, f.Type))
 			continue
 		}
+		params := f.Params
+		if v, ok := strings.CutPrefix(f.Version, "FAT"); ok && f.Type == "vfat" {
+			params = maps.Clone(params)
+			if params == nil {
+				params = map[string]string{}
+			}
+			params["fat"] = v
+		}
 		p.Filesystems = append(p.Filesystems, FilesystemPlan{
 			Source: f.Device, Device: dev, Type: f.Type, UUID: f.UUID, Label: f.Label,
 			SizeBytes: newLen[f.Device], UsedBytes: f.UsedBytes,
-			Features: f.Features, Params: f.Params, Subvolumes: f.Subvolumes,
+			Features: f.Features, Params: params, Subvolumes: f.Subvolumes,
 		})
 	}
 	for _, ds := range doc.Disks {
