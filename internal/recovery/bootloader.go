@@ -144,7 +144,7 @@ func regenerateInitramfs(ctx context.Context, root string) (warning string, err 
 // installGrub installs GRUB for b into the recovered system at root.
 // grub-install on a loop disk needs a device.map naming it; one is
 // written for the run and removed after.
-func installGrub(ctx context.Context, b *bootPlan, root, host string) (warnings []string, err error) {
+func installGrub(ctx context.Context, b *bootPlan, root, host string, p *Plan, espMounted bool) (warnings []string, err error) {
 	mapPath := filepath.Join(root, "boot/grub/device.map")
 	if _, serr := os.Stat(mapPath); errors.Is(serr, os.ErrNotExist) {
 		if err := os.MkdirAll(filepath.Dir(mapPath), 0o755); err != nil {
@@ -154,6 +154,12 @@ func installGrub(ctx context.Context, b *bootPlan, root, host string) (warnings 
 			return nil, err
 		}
 		defer os.Remove(mapPath)
+	}
+	if b.platform == "x86_64-efi" && !espMounted {
+		if err := mkimageEFI(ctx, b, root, p); err != nil {
+			return nil, err
+		}
+		return efiEntry(ctx, b, host), nil
 	}
 	args := []string{"--target=" + b.platform}
 	c := cmd{name: b.tool}
@@ -178,18 +184,94 @@ func installGrub(ctx context.Context, b *bootPlan, root, host string) (warnings 
 	if b.platform != "x86_64-efi" {
 		return nil, nil
 	}
+	return efiEntry(ctx, b, host), nil
+}
+
+// efiEntry makes the NVRAM boot entry for the ESP, when this machine
+// booted by UEFI; otherwise it says why there is none.
+func efiEntry(ctx context.Context, b *bootPlan, host string) []string {
 	// The firmware boots \EFI\BOOT\BOOTX64.EFI from the ESP by itself;
 	// an NVRAM entry is made only when this machine is the one that
 	// will boot it (it booted by UEFI).
 	if _, err := os.Stat("/sys/firmware/efi"); err != nil {
-		return []string{"this machine did not boot by UEFI: no NVRAM boot entry made; the firmware finds \\EFI\\BOOT\\BOOTX64.EFI on the ESP by itself"}, nil
+		return []string{"this machine did not boot by UEFI: no NVRAM boot entry made; the firmware finds \\EFI\\BOOT\\BOOTX64.EFI on the ESP by itself"}
 	}
 	if _, err := lookPath("efibootmgr"); err != nil {
-		return []string{"efibootmgr is not installed: no NVRAM boot entry made; the firmware finds \\EFI\\BOOT\\BOOTX64.EFI on the ESP by itself"}, nil
+		return []string{"efibootmgr is not installed: no NVRAM boot entry made; the firmware finds \\EFI\\BOOT\\BOOTX64.EFI on the ESP by itself"}
 	}
 	label := "rewind " + host
 	if _, err := (cmd{name: "efibootmgr", args: []string{"-q", "-c", "-d", b.disk, "-p", strconv.Itoa(b.espNum), "-L", label, "-l", `\EFI\BOOT\BOOTX64.EFI`}}).run(ctx); err != nil {
-		return []string{fmt.Sprintf("no NVRAM boot entry: %v", err)}, nil
+		return []string{fmt.Sprintf("no NVRAM boot entry: %v", err)}
 	}
-	return nil, nil
+	return nil
+}
+
+// efiModules are what the UEFI image made by mkimageEFI holds: enough to
+// find the filesystem of /boot/grub and read its grub.cfg; the rest is
+// loaded from /boot/grub/x86_64-efi.
+var efiModules = []string{"part_gpt", "part_msdos", "fat", "ext2", "xfs", "btrfs", "search", "search_fs_uuid", "normal", "configfile", "linux", "echo", "test", "all_video", "gzio"}
+
+// mkimageEFI installs GRUB for UEFI without grub-install, which wants the
+// ESP mounted (this kernel may have no vfat): the platform's modules are
+// copied to /boot/grub/x86_64-efi and grub-mkimage writes
+// \EFI\BOOT\BOOTX64.EFI (the removable path) into the ESP's directory,
+// with a configuration that finds /boot/grub by its filesystem's UUID.
+func mkimageEFI(ctx context.Context, b *bootPlan, root string, p *Plan) error {
+	mods := "/usr/lib/grub/" + b.platform
+	if b.chroot {
+		mods = filepath.Join(root, mods)
+	}
+	dst := filepath.Join(root, "boot/grub", b.platform)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(mods)
+	if err != nil {
+		return fmt.Errorf("install GRUB: %w", err)
+	}
+	for _, e := range ents {
+		if ext := filepath.Ext(e.Name()); e.Type().IsRegular() && (ext == ".mod" || ext == ".lst") {
+			data, err := os.ReadFile(filepath.Join(mods, e.Name()))
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644)
+			}
+			if err != nil {
+				return fmt.Errorf("install GRUB modules: %w", err)
+			}
+		}
+	}
+	// The filesystem holding /boot/grub, and the path to it there.
+	var at MountPlan
+	for _, m := range p.Mounts {
+		if (m.Target == "/" || m.Target == "/boot") && len(m.Target) >= len(at.Target) {
+			at = m
+		}
+	}
+	uuid := ""
+	for _, f := range p.Filesystems {
+		if f.Device == at.Device {
+			uuid = f.UUID
+		}
+	}
+	if uuid == "" {
+		return fmt.Errorf("install GRUB: the filesystem of /boot has no UUID to find it by")
+	}
+	prefix := strings.TrimPrefix("/boot/grub", strings.TrimSuffix(at.Target, "/"))
+	if sv, ok := optionValue(at.Options, "subvol"); ok {
+		prefix = "/" + strings.Trim(sv, "/") + prefix
+	}
+	cfg := filepath.Join(root, "boot/grub/rewind-early.cfg")
+	if err := os.WriteFile(cfg, []byte("search --no-floppy --fs-uuid --set=root "+uuid+"\nset prefix=($root)"+prefix+"\n"), 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(cfg)
+	out := filepath.Join(root, b.esp, "EFI/BOOT/BOOTX64.EFI")
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	args := append([]string{"-O", b.platform, "-d", mods, "-c", cfg, "-p", prefix, "-o", out}, efiModules...)
+	if _, err := (cmd{name: "grub-mkimage", args: args}).run(ctx); err != nil {
+		return fmt.Errorf("install GRUB: %w", err)
+	}
+	return nil
 }

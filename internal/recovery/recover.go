@@ -203,12 +203,23 @@ func Recover(ctx context.Context, opt Options) (*Report, error) {
 				rep.Warnings = append(rep.Warnings, w)
 			}
 			if b.install {
-				ws, err := installGrub(ctx, b, sysRoot, rep.Host)
+				espMounted := !slices.ContainsFunc(m.fat, func(f fatDir) bool { return f.target == b.esp })
+				ws, err := installGrub(ctx, b, sysRoot, rep.Host, p, espMounted)
 				rep.Warnings = append(rep.Warnings, ws...)
-				return err
+				if err != nil {
+					return err
+				}
 			}
-			return nil
+			ws, err := m.writeFAT(ctx)
+			rep.Warnings = append(rep.Warnings, ws...)
+			return err
 		}); err != nil {
+			return finish(err)
+		}
+	} else {
+		ws, err := m.writeFAT(ctx)
+		rep.Warnings = append(rep.Warnings, ws...)
+		if err != nil {
 			return finish(err)
 		}
 	}
@@ -246,6 +257,15 @@ func checkTools(p *Plan) error {
 		need = append(need, mkfsTool(f.Type))
 		if f.Type == "btrfs" && len(f.Subvolumes) > 0 {
 			need = append(need, "btrfs")
+		}
+	}
+	for _, f := range p.Filesystems {
+		if f.Type == "vfat" && !kernelHas("vfat") {
+			need = append(need, "mcopy")
+			if p.BootMode == "uefi" {
+				need = append(need, "grub-mkimage")
+			}
+			break
 		}
 	}
 	var missing []string

@@ -22,6 +22,7 @@ var packages = map[string]string{
 	"mkfs.ext2": "e2fsprogs", "mkfs.ext3": "e2fsprogs", "mkfs.ext4": "e2fsprogs",
 	"mkfs.xfs": "xfsprogs", "mkfs.btrfs": "btrfs-progs", "btrfs": "btrfs-progs", "mkfs.vfat": "dosfstools",
 	"grub-install": "grub-pc-bin (BIOS) or grub-efi-amd64-bin (UEFI)", "efibootmgr": "efibootmgr",
+	"mcopy": "mtools", "grub-mkimage": "grub-common",
 }
 
 // lookPath finds a program in PATH, then in the sbin directories.
@@ -67,7 +68,8 @@ func (c cmd) run(ctx context.Context) (string, error) {
 		}
 	}
 	x := exec.CommandContext(ctx, p, c.args...)
-	x.Env = append(os.Environ(), "LC_ALL=C", "LANG=C")
+	// mtools refuses FATs whose size is not a floppy geometry unless told.
+	x.Env = append(os.Environ(), "LC_ALL=C", "LANG=C", "MTOOLS_SKIP_CHECK=1")
 	if c.chroot != "" {
 		x.SysProcAttr = &syscall.SysProcAttr{Chroot: c.chroot}
 		x.Dir = "/"
