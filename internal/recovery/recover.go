@@ -59,7 +59,7 @@ func Recover(ctx context.Context, opt Options) (*Report, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	rep := &Report{Start: time.Now().UTC(), Phases: []event.Phase{}, Fixed: []string{}, Warnings: []string{}}
+	rep := &Report{Start: time.Now().UTC(), Phases: []event.Phase{}, Fixed: []string{}, Warnings: []string{}, DryRun: opt.DryRun}
 	if opt.Snapshot != nil {
 		rep.Snapshot = opt.Snapshot.ID.String()
 	}
@@ -169,6 +169,7 @@ func Recover(ctx context.Context, opt Options) (*Report, error) {
 		}
 		st, err := rs.Restore(ctx, opt.Snapshot, root)
 		if st != nil {
+			rep.Files, rep.Bytes = st.Files, st.Bytes
 			for _, e := range st.NotBackedUp {
 				partial = append(partial, "not restored (the backup could not read it): "+e.Path)
 			}
