@@ -183,11 +183,15 @@ func printInventory(g *globals, sn *snapshot.Snapshot, d *inventory.Document) {
 			u.Printf("  Boot%s %s %s\n", e.Num, e.Label, e.Path)
 		}
 	}
-	u.Printf("Kernel: %s\n", d.Kernel.Release)
+	kernel := d.Kernel.Release
+	if kernel == "" && len(d.Kernel.Installed) > 0 {
+		kernel = strings.Join(d.Kernel.Installed, ", ") + " (installed)"
+	}
+	u.Printf("Kernel: %s\n", kernel)
 	if name := d.OS["PRETTY_NAME"]; name != "" {
 		u.Printf("System: %s\n", name)
 	}
-	u.Printf("Hostname: %s\n", d.Hostname.Kernel)
+	u.Printf("Hostname: %s\n", firstNonEmpty(d.Hostname.Kernel, d.Hostname.Etc))
 	u.Printf("\nNetwork\n")
 	for _, i := range d.Network.Interfaces {
 		var addrs []string
