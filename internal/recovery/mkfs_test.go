@@ -2,6 +2,8 @@ package recovery
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -129,4 +131,61 @@ func parseSubvolumesList(out string) []string {
 		}
 	}
 	return paths
+}
+
+// TestWriteTableDOSExtended writes a planned MBR table with an extended
+// partition and a logical one that grows, and reads it back with sfdisk.
+func TestWriteTableDOSExtended(t *testing.T) {
+	if !testutil.IsRoot() {
+		t.Skip("needs root")
+	}
+	testutil.RequireTool(t, "sfdisk")
+	testutil.RequireTool(t, "partx")
+	ctx := context.Background()
+	doc := &inventory.Document{Version: 1, Host: "old", Disks: []inventory.Disk{{Name: "sda", Path: "/dev/sda", SizeBytes: 512 * MiB, Table: &inventory.PartitionTable{
+		Type: "dos", ID: "0x1234abcd", SectorSize: 512, Partitions: []inventory.Partition{
+			{Number: 1, Path: "/dev/sda1", Start: 2048, Size: 100 * MiB / 512, Type: "83", Bootable: true},
+			{Number: 2, Path: "/dev/sda2", Start: 2048 + 100*MiB/512, Size: 400 * MiB / 512, Type: "5"},
+			{Number: 5, Path: "/dev/sda5", Start: 2048 + 101*MiB/512, Size: 399 * MiB / 512, Type: "83"},
+		}}}},
+		Filesystems: []inventory.Filesystem{{Device: "/dev/sda1", Type: "ext4", UUID: "u1", Mounts: []inventory.Mount{{Target: "/", Root: "/"}}}},
+	}
+	dev := testutil.LoopDisk(t, 700<<20)
+	tg, err := ProbeTarget(ctx, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := MakePlan(doc, []Target{tg}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeTable(ctx, p.Disks[0]); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		PT struct {
+			ID         string `json:"id"`
+			Partitions []struct {
+				Node     string `json:"node"`
+				Start    int64  `json:"start"`
+				Size     int64  `json:"size"`
+				Type     string `json:"type"`
+				Bootable bool   `json:"bootable"`
+			} `json:"partitions"`
+		} `json:"partitiontable"`
+	}
+	if err := json.Unmarshal([]byte(tool(t, "", "sfdisk", "-J", dev)), &got); err != nil {
+		t.Fatal(err)
+	}
+	ps := got.PT.Partitions
+	if got.PT.ID != "0x1234abcd" || len(ps) != 3 || !ps[0].Bootable || ps[1].Type != "5" || ps[2].Node != dev+"p5" {
+		t.Fatalf("table %+v", got.PT)
+	}
+	end := (ps[2].Start + ps[2].Size) * 512
+	if end > 700<<20 || end < 699<<20 || ps[1].Start+ps[1].Size < ps[2].Start+ps[2].Size {
+		t.Errorf("logical ends at %d, extended %+v", end, ps[1])
+	}
+	if _, err := os.Stat(dev + "p5"); err != nil {
+		t.Errorf("logical partition node: %v", err)
+	}
 }
