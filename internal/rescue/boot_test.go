@@ -78,7 +78,7 @@ func TestRescueBoots(t *testing.T) {
 	if err := os.Truncate(disk, 64<<20); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(q, "-machine", "accel=tcg", "-m", "1024", "-display", "none",
+	cmd := exec.Command(q, "-machine", "accel=tcg", "-m", "512", "-display", "none",
 		"-no-reboot", "-serial", "stdio", "-monitor", "none", "-nodefaults",
 		"-kernel", res.Kernel, "-initrd", res.Initrd,
 		"-append", "console=ttyS0,115200 quiet loglevel=1 panic=-1",

@@ -50,7 +50,7 @@ add to pxelinux.cfg/default (or the same in an iPXE script):
     INITRD initrd.img
     APPEND console=tty0 rewind.config=http://SERVER/recover.conf
 
-The image needs about three times the initramfs's size in memory.
+Give the machine at least 512 MB of memory.
 `)
 	if len(res.Missing) > 0 {
 		fmt.Fprintf(&b, "\nLeft out because this machine lacks them (also in /etc/rescue-missing):\n  %s\n", strings.Join(res.Missing, "\n  "))

@@ -20,6 +20,8 @@ var Tools = []string{
 	// boot loader
 	"grub-install", "grub-bios-setup", "grub-mkimage", "grub-probe", "grub-editenv",
 	"efibootmgr", "udevadm",
+	// an EFI system partition written without mounting it
+	"mcopy", "mmd", "mdir", "mformat",
 	"chroot",
 }
 
