@@ -110,10 +110,11 @@ func TestRescueBoots(t *testing.T) {
 	if f := strings.Fields(net); len(f) != 3 || f[2] != "10.0.2.15" {
 		t.Errorf("DHCP: %q, want an interface with 10.0.2.15", net)
 	}
-	c.Expect(t, MarkerUp, 30*time.Second)
-	c.Expect(t, "Where is the repository?", 10*time.Second)
-	t.Logf("boot to the prompt under TCG: %v", time.Since(boot).Round(100*time.Millisecond))
+	c.Expect(t, "Where is the repository?", 30*time.Second)
+	t.Logf("boot to the question under TCG: %v", time.Since(boot).Round(100*time.Millisecond))
 	c.Send(t, "") // no repository: straight to the shell
+	c.Expect(t, MarkerUp, 60*time.Second)
+	t.Logf("boot to %s (the filesystems' modules loaded) under TCG: %v", MarkerUp, time.Since(boot).Round(100*time.Millisecond))
 	c.Expect(t, "rewind recover --dry-run --disk /dev/sda", 10*time.Second)
 	// The quotes keep the tty's echo of each command from matching.
 	c.Send(t, `echo REWIND""-T1 $(rewind version)`)
@@ -128,6 +129,12 @@ func TestRescueBoots(t *testing.T) {
 	c.Send(t, `echo REWIND""-T3 $(cat /sys/block/vda/size) $(ip -4 addr show dev eth0 | grep -o 'inet [0-9./]*')`)
 	if l := c.Expect(t, "REWIND-T3", 20*time.Second); l != fmt.Sprintf("REWIND-T3 %d inet 10.0.2.15/24", (64<<20)/512) {
 		t.Errorf("disk and address in the rescue system: %q", l)
+	}
+	// The unattended path: rescue-recover runs rewind recover --config,
+	// here against a repository that does not exist (exit status 10).
+	c.Send(t, `printf 'repository: /nonexistent/repo\npassword-file: /tmp/pw\ndisks: [/dev/vda]\n' >/tmp/r.conf; echo pw >/tmp/pw; rescue-recover /tmp/r.conf`)
+	if l := c.Expect(t, MarkerRecoverFailed, 30*time.Second); l != MarkerRecoverFailed+" exit 10" {
+		t.Errorf("unattended recover without a repository: %q", l)
 	}
 	c.Send(t, "poweroff -f")
 }

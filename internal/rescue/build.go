@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/rewind-backup/rewind/internal/kmod"
+	"github.com/rewind-backup/rewind/internal/recovery"
 )
 
 // Options say what to build.
@@ -81,12 +82,17 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 		iso = t
 	}
 	var cfg []byte
+	var cfgPassword string
 	if opt.Config != "" {
 		b, err := os.ReadFile(opt.Config)
 		if err != nil {
 			return nil, fmt.Errorf("recover configuration: %w", err)
 		}
-		cfg = b
+		c, err := recovery.ParseConfig(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", opt.Config, err)
+		}
+		cfg, cfgPassword = b, c.PasswordFile
 	}
 	tree, err := kmod.Open(opt.Modules)
 	if err != nil {
@@ -96,6 +102,16 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 	im := newImage()
 	if err := addBase(im, opt, cfg); err != nil {
 		return nil, err
+	}
+	if cfgPassword != "" {
+		// The configuration's password file goes along when this machine
+		// has it; else the rescue system must find it at boot.
+		if err := im.copyFile(cfgPassword, cfgPassword); err != nil {
+			logf("the configuration's password-file %s is not copied into the image (%v): it must exist when the rescue system runs recover", cfgPassword, err)
+		} else {
+			im.chmod(cfgPassword, 0o600)
+			logf("the configuration's password-file %s is in the image: keep the image as safe as the password", cfgPassword)
+		}
 	}
 	missing := func(what string) {
 		res.Missing = append(res.Missing, what)
@@ -209,6 +225,7 @@ func addBase(im *image, opt Options, cfg []byte) error {
 	im.charDev("/dev/null", 0o666, 1, 3)
 	im.file("/init", 0o755, []byte(initScript))
 	im.file("/usr/share/udhcpc/default.script", 0o755, []byte(dhcpScript))
+	im.file(recoverScriptPath, 0o755, []byte(recoverScript))
 	im.file("/etc/motd", 0o644, []byte(motd))
 	im.file("/etc/profile", 0o644, []byte(profile))
 	im.file("/etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\n"))
@@ -287,33 +304,54 @@ func addTools(im *image, res *Result, missing func(string)) error {
 	return nil
 }
 
-// addModules copies the kernel modules in load order.
+// addModules copies the kernel modules with the two orders to load
+// them in: devices, then filesystems (their dependencies not loaded
+// with the devices).
 func addModules(ctx context.Context, im *image, tree *kmod.Tree, res *Result, missing func(string)) error {
-	var wanted []string
-	for _, m := range Modules {
-		switch {
-		case tree.Builtin(m):
-		case tree.Has(m):
-			wanted = append(wanted, m)
-		default:
-			missing("module " + m)
+	present := func(names []string) []string {
+		var out []string
+		for _, m := range names {
+			switch {
+			case tree.Builtin(m):
+			case tree.Has(m):
+				out = append(out, m)
+			default:
+				missing("module " + m)
+			}
 		}
+		return out
 	}
-	mods, err := tree.Order(ctx, wanted)
+	dev := present(DeviceModules)
+	fs := present(FilesystemModules)
+	first, err := tree.Order(ctx, dev)
 	if err != nil {
 		return fmt.Errorf("kernel modules: %w", err)
 	}
-	var order []string
-	for _, m := range mods {
+	all, err := tree.Order(ctx, append(dev, fs...))
+	if err != nil {
+		return fmt.Errorf("kernel modules: %w", err)
+	}
+	inFirst := map[string]bool{}
+	var order, later []string
+	for _, m := range first {
+		inFirst[m.Name] = true
+		order = append(order, m.Name+".ko")
+	}
+	for _, m := range all {
+		if !inFirst[m.Name] {
+			later = append(later, m.Name+".ko")
+		}
+	}
+	for _, m := range all {
 		b, err := m.Read(ctx)
 		if err != nil {
 			return err
 		}
 		im.file(modulesDir+"/"+m.Name+".ko", 0o644, b)
-		order = append(order, m.Name+".ko")
 		res.Modules = append(res.Modules, m.Name)
 	}
 	im.file(modulesDir+"/load.order", 0o644, []byte(strings.Join(order, "\n")+"\n"))
+	im.file(modulesDir+"/load-later.order", 0o644, []byte(strings.Join(later, "\n")+"\n"))
 	return nil
 }
 

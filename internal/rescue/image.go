@@ -84,6 +84,15 @@ func (im *image) charDev(p string, perm uint32, major, minor int) {
 	im.entries[im.canon(p)] = entry{mode: cpio.TypeChar | perm, major: major, minor: minor}
 }
 
+// chmod sets the permissions of what is at p.
+func (im *image) chmod(p string, perm uint32) {
+	c := im.canon(p)
+	if e, ok := im.entries[c]; ok {
+		e.mode = e.mode&0o170000 | perm
+		im.entries[c] = e
+	}
+}
+
 // copyFile stores the host file src (following links) at dst with its
 // permissions.
 func (im *image) copyFile(src, dst string) error {

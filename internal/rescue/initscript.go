@@ -17,7 +17,9 @@ const (
 // image; rewind.config=PATH on the kernel command line names another.
 const ConfigPath = "/etc/rewind/recover.conf"
 
-// modulesDir holds the modules and load.order, the order to insmod them.
+// modulesDir holds the modules, load.order (disks and network cards,
+// loaded first) and load-later.order (the rest, loaded in the
+// background), each in the order to insmod them.
 const modulesDir = "/lib/modules/rescue"
 
 // initScript is /init, run by busybox's shell.
@@ -32,10 +34,22 @@ $bb mount -t devtmpfs devtmpfs /dev 2>/dev/null
 $bb mkdir -p /dev/pts /run /tmp /mnt
 $bb mount -t devpts devpts /dev/pts
 $bb mount -t tmpfs tmpfs /run
-echo "rewind rescue: loading kernel modules"
-while read -r m; do
-  insmod ` + modulesDir + `/$m 2>/dev/null || echo "rewind rescue: insmod $m failed"
-done <` + modulesDir + `/load.order
+load() {
+  while read -r m; do
+    [ -n "$m" ] || continue
+    insmod ` + modulesDir + `/$m 2>/dev/null || echo "rewind rescue: insmod $m failed"
+  done <` + modulesDir + `/$1
+}
+echo "rewind rescue: loading the modules of disks and network cards"
+load load.order
+# The filesystems' modules (xfs and btrfs are large) load while DHCP
+# runs and the questions are answered.
+( load load-later.order; : >/run/modules-loaded ) &
+modules_wait() {
+  [ -e /run/modules-loaded ] && return
+  echo "rewind rescue: loading the filesystems' modules"
+  while [ ! -e /run/modules-loaded ]; do sleep 0.2; done
+}
 # network cards appear while their drivers probe
 i=0
 while [ $i -lt 30 ] && [ -z "$(ls /sys/class/net | grep -v '^lo$')" ]; do sleep 0.1; i=$((i+1)); done
@@ -49,7 +63,6 @@ for d in /sys/class/net/*; do
   udhcpc -i "$n" -b -t 4 -T 2 -A 10 -s /usr/share/udhcpc/default.script >/dev/null 2>&1
 done
 [ -s /etc/rescue-missing ] && echo "rewind rescue: not in this image (see /etc/rescue-missing): $(tr '\n' ' ' </etc/rescue-missing)"
-echo ` + MarkerUp + `
 cfg=
 reboot=
 for a in $(cat /proc/cmdline); do
@@ -60,18 +73,9 @@ for a in $(cat /proc/cmdline); do
 done
 [ -z "$cfg" ] && [ -f ` + ConfigPath + ` ] && cfg=` + ConfigPath + `
 if [ -n "$cfg" ]; then
-  case "$cfg" in
-  http://*) wget -q -O /etc/rewind/fetched.conf "$cfg" && cfg=/etc/rewind/fetched.conf ;;
-  esac
-  echo "rewind rescue: running rewind recover --config $cfg"
-  rewind recover --config "$cfg"
-  rc=$?
-  if [ $rc -eq 0 ]; then
-    echo ` + MarkerRecoverOK + `
-    if [ -n "$reboot" ]; then sync; echo "rewind rescue: rebooting"; reboot -f; fi
-  else
-    echo "` + MarkerRecoverFailed + ` exit $rc"
-  fi
+  modules_wait
+  echo ` + MarkerUp + `
+  ` + recoverScriptPath + ` "$cfg" && [ -n "$reboot" ] && { sync; echo "rewind rescue: rebooting"; reboot -f; }
 else
   echo
   echo "Where is the repository? (PATH, s3:https://HOST/BUCKET, ...; empty to skip)"
@@ -98,9 +102,44 @@ else
       ;;
     esac
   fi
+  modules_wait
+  echo ` + MarkerUp + `
 fi
 cat /etc/motd
 exec setsid cttyhack sh -l
+`
+
+// recoverScriptPath runs the unattended recover; init calls it, and so
+// can a person at the shell.
+const recoverScriptPath = "/usr/local/bin/rescue-recover"
+
+// recoverScript is rescue-recover CONFIG: rewind recover --config with
+// the configuration from a path or an http:// URL, and a marker line.
+const recoverScript = `#!/bin/busybox sh
+cfg="$1"
+if [ -z "$cfg" ]; then
+  echo "usage: rescue-recover CONFIG (a file, or an http:// URL)" >&2
+  exit 2
+fi
+case "$cfg" in
+http://*)
+  mkdir -p /etc/rewind
+  if ! wget -q -O /etc/rewind/fetched.conf "$cfg"; then
+    echo "` + MarkerRecoverFailed + ` cannot fetch $cfg"
+    exit 1
+  fi
+  cfg=/etc/rewind/fetched.conf
+  ;;
+esac
+echo "rewind rescue: running rewind recover --config $cfg"
+rewind recover --config "$cfg"
+rc=$?
+if [ $rc -eq 0 ]; then
+  echo ` + MarkerRecoverOK + `
+else
+  echo "` + MarkerRecoverFailed + ` exit $rc"
+fi
+exit $rc
 `
 
 // dhcpScript is udhcpc's script: it configures the address, the default

@@ -51,11 +51,11 @@ terminal_input console serial
 terminal_output console serial
 set timeout=5
 menuentry "rewind rescue system" {
-  linux /boot/vmlinuz console=tty0
+  linux /boot/vmlinuz console=tty0 quiet
   initrd /boot/initrd.img
 }
 menuentry "rewind rescue system (serial console ttyS0)" {
-  linux /boot/vmlinuz console=tty0 console=ttyS0,115200
+  linux /boot/vmlinuz console=tty0 console=ttyS0,115200 quiet
   initrd /boot/initrd.img
 }
 `

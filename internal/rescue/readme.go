@@ -48,7 +48,7 @@ add to pxelinux.cfg/default (or the same in an iPXE script):
   LABEL rescue
     KERNEL vmlinuz
     INITRD initrd.img
-    APPEND console=tty0 rewind.config=http://SERVER/recover.conf
+    APPEND console=tty0 quiet rewind.config=http://SERVER/recover.conf
 
 Give the machine at least 512 MB of memory.
 `)

@@ -39,19 +39,21 @@ var GrubSkip = []string{"/usr/lib/grub/x86_64-efi/monolithic"}
 // over HTTPS, and mke2fs's defaults.
 var ExtraFiles = []string{"/etc/ssl/certs/ca-certificates.crt", "/etc/mke2fs.conf"}
 
-// Modules are the kernel modules the image loads, dependencies added:
-// disk controllers, filesystems, network cards, loop devices. One that
-// is built into the kernel is not needed; one that the kernel has in
-// neither form is listed as missing.
-var Modules = []string{
-	// disks
-	"virtio_pci", "ahci", "ata_piix", "sd_mod", "sr_mod", "virtio_blk", "virtio_scsi", "nvme",
-	// filesystems
-	"crc32c_generic", "ext4", "xfs", "btrfs", "vfat", "nls_cp437", "nls_iso8859_1", "nls_utf8", "isofs",
-	// network
-	"af_packet", "e1000", "e1000e", "virtio_net", "r8169",
-	"loop",
-}
+// DeviceModules and FilesystemModules are the kernel modules the image
+// loads, dependencies added: first disk controllers, network cards and
+// loop devices, then, in the background while DHCP runs and questions
+// are answered, filesystems. One built into the kernel is not needed;
+// one the kernel has in neither form is listed as missing.
+var (
+	DeviceModules = []string{
+		"virtio_pci", "ahci", "ata_piix", "sd_mod", "sr_mod", "virtio_blk", "virtio_scsi", "nvme",
+		"af_packet", "e1000", "e1000e", "virtio_net", "r8169",
+		"loop",
+	}
+	FilesystemModules = []string{
+		"crc32c_generic", "ext4", "xfs", "btrfs", "vfat", "nls_cp437", "nls_iso8859_1", "nls_utf8", "isofs",
+	}
+)
 
 // lookTool finds a tool on $PATH, then in ToolDirs; "" when absent.
 func lookTool(name string) string {
