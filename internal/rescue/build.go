@@ -233,6 +233,8 @@ func addBase(im *image, opt Options, cfg []byte) error {
 	im.file("/etc/hosts", 0o644, []byte("127.0.0.1 localhost rescue\n::1 localhost\n"))
 	im.file("/etc/nsswitch.conf", 0o644, []byte("hosts: files dns\n"))
 	im.file("/etc/hostname", 0o644, []byte("rescue\n"))
+	// what mke2fs and others read to know what is mounted
+	im.symlink("/etc/mtab", "/proc/self/mounts")
 	if cfg != nil {
 		im.file(ConfigPath, 0o600, cfg)
 	}
