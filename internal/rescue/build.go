@@ -260,6 +260,18 @@ func addBase(im *image, opt Options, cfg []byte) error {
 // platform folders, and busybox's applet links where no tool is.
 func addTools(im *image, res *Result, missing func(string)) error {
 	names := map[string]bool{}
+	withLibs := func(p string) error {
+		libs, err := Libraries(p, LibDirs)
+		if err != nil {
+			return err
+		}
+		for _, l := range libs {
+			if err := im.copyLib(l); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for _, t := range Tools {
 		p := lookTool(t)
 		if p == "" {
@@ -271,18 +283,9 @@ func addTools(im *image, res *Result, missing func(string)) error {
 		}
 		names[t] = true
 		res.Tools = append(res.Tools, t)
-		if !IsELF(p) {
-			continue
-		}
-		libs, err := Libraries(p, LibDirs)
-		if err != nil {
-			return fmt.Errorf("%s: %w", t, err)
-		}
-		for _, l := range libs {
-			if !im.has(l) {
-				if err := im.copyFile(l, l); err != nil {
-					return fmt.Errorf("%s: %w", t, err)
-				}
+		if IsELF(p) {
+			if err := withLibs(p); err != nil {
+				return fmt.Errorf("%s: %w", t, err)
 			}
 		}
 	}
@@ -291,8 +294,15 @@ func addTools(im *image, res *Result, missing func(string)) error {
 			missing("folder " + d)
 			continue
 		}
-		if err := im.copyTree(d); err != nil {
+		progs, err := im.copyTree(d)
+		if err != nil {
 			return err
+		}
+		// Debian keeps grub-bios-setup here, outside $PATH.
+		for _, p := range progs {
+			if err := withLibs(p); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
 		}
 	}
 	// busybox's applets, where a real tool does not stand (the real

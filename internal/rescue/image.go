@@ -108,10 +108,38 @@ func (im *image) copyFile(src, dst string) error {
 	return nil
 }
 
+// copyLib stores a shared library at its path; a symbolic link (the
+// loader's /lib64/ld-linux-x86-64.so.2, libfoo.so.1 -> libfoo.so.1.2)
+// becomes a link to the file, stored once at its real path.
+func (im *image) copyLib(p string) error {
+	if im.has(p) {
+		return nil
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSymlink == 0 {
+		return im.copyFile(p, p)
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return err
+	}
+	if !im.has(real) {
+		if err := im.copyFile(real, real); err != nil {
+			return err
+		}
+	}
+	im.symlink(p, "/"+im.canon(real))
+	return nil
+}
+
 // copyTree stores the host folder src and everything under it at the
-// same place.
-func (im *image) copyTree(src string) error {
-	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+// same place, and returns the ELF programs among the files.
+func (im *image) copyTree(src string) ([]string, error) {
+	var progs []string
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -127,10 +155,14 @@ func (im *image) copyTree(src string) error {
 			}
 			im.symlink(p, t)
 		case d.Type().IsRegular():
+			if info, err := d.Info(); err == nil && info.Mode()&0o111 != 0 && IsELF(p) {
+				progs = append(progs, p)
+			}
 			return im.copyFile(p, p)
 		}
 		return nil
 	})
+	return progs, err
 }
 
 // cpioGzip writes the image as a gzipped newc cpio archive, each folder

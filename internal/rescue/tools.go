@@ -26,7 +26,7 @@ var Tools = []string{
 }
 
 // ToolDirs are searched for Tools after $PATH.
-var ToolDirs = []string{"/usr/sbin", "/usr/bin", "/sbin", "/bin"}
+var ToolDirs = []string{"/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/lib/grub/i386-pc"}
 
 // GrubDirs are GRUB's platform files that grub-install reads.
 var GrubDirs = []string{"/usr/lib/grub/i386-pc", "/usr/lib/grub/x86_64-efi"}
