@@ -334,7 +334,7 @@ func addModules(ctx context.Context, im *image, tree *kmod.Tree, res *Result, mi
 		return out
 	}
 	dev := present(DeviceModules)
-	fs := present(FilesystemModules)
+	fs := present(LaterModules)
 	first, err := tree.Order(ctx, dev)
 	if err != nil {
 		return fmt.Errorf("kernel modules: %w", err)

@@ -40,11 +40,25 @@ load() {
     insmod ` + modulesDir + `/$m 2>/dev/null || echo "rewind rescue: insmod $m failed"
   done <` + modulesDir + `/$1
 }
-echo "rewind rescue: loading the modules of disks and network cards"
+# dhcp_all starts udhcpc once on every wired card (mkdir is the lock:
+# the background loader calls it too, for cards its drivers found).
+dhcp_all() {
+  for d in /sys/class/net/*; do
+    n=${d##*/}
+    [ "$n" = lo ] && continue
+    [ "$(cat $d/type)" = 1 ] || continue
+    mkdir /run/dhcp.$n 2>/dev/null || continue
+    ip link set "$n" up
+    echo "rewind rescue: DHCP on $n"
+    udhcpc -i "$n" -b -t 4 -T 2 -A 10 -s /usr/share/udhcpc/default.script >/dev/null 2>&1
+  done
+}
+echo "rewind rescue: loading the modules of disks, network cards and keyboards"
 load load.order
-# The filesystems' modules (xfs and btrfs are large) load while DHCP
-# runs and the questions are answered.
-( load load-later.order; : >/run/modules-loaded ) &
+# The filesystems' modules (xfs and btrfs are large) and the drivers of
+# server controllers and cards load while DHCP runs and the questions
+# are answered; cards they find get DHCP then.
+( load load-later.order; dhcp_all; : >/run/modules-loaded ) &
 modules_wait() {
   [ -e /run/modules-loaded ] && return
   echo "rewind rescue: loading the filesystems' modules"
@@ -54,14 +68,7 @@ modules_wait() {
 i=0
 while [ $i -lt 30 ] && [ -z "$(ls /sys/class/net | grep -v '^lo$')" ]; do sleep 0.1; i=$((i+1)); done
 ip link set lo up
-for d in /sys/class/net/*; do
-  n=${d##*/}
-  [ "$n" = lo ] && continue
-  [ "$(cat $d/type)" = 1 ] || continue
-  ip link set "$n" up
-  echo "rewind rescue: DHCP on $n"
-  udhcpc -i "$n" -b -t 4 -T 2 -A 10 -s /usr/share/udhcpc/default.script >/dev/null 2>&1
-done
+dhcp_all
 [ -s /etc/rescue-missing ] && echo "rewind rescue: not in this image (see /etc/rescue-missing): $(tr '\n' ' ' </etc/rescue-missing)"
 cfg=
 reboot=

@@ -19,11 +19,12 @@ initrd.img   the initramfs: busybox, a static rewind, the tools recover
 		b.WriteString("rescue.iso   a bootable ISO (BIOS and UEFI) holding both\n")
 	}
 	b.WriteString(`
-The system configures every wired network card by DHCP, prints
-REWIND-RESCUE-UP, then either runs "rewind recover --config FILE" on its
-own (FILE from rewind.config=FILE on the kernel command line, or the one
-built in with --config; rewind.reboot reboots when it succeeds) or asks
-for the repository and its password and leaves you at a shell:
+The system configures every wired network card by DHCP, then either runs
+"rewind recover --config FILE" on its own (FILE from rewind.config=FILE
+on the kernel command line, or the one built in with --config;
+rewind.reboot reboots when it succeeds) or asks for the repository and
+its password and leaves you at a shell. It prints REWIND-RESCUE-UP when
+all its kernel modules are loaded, before recover or the shell.
 
   rewind snapshots
   rewind recover --dry-run --disk /dev/sda

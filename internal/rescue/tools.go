@@ -39,19 +39,26 @@ var GrubSkip = []string{"/usr/lib/grub/x86_64-efi/monolithic"}
 // over HTTPS, and mke2fs's defaults.
 var ExtraFiles = []string{"/etc/ssl/certs/ca-certificates.crt", "/etc/mke2fs.conf"}
 
-// DeviceModules and FilesystemModules are the kernel modules the image
-// loads, dependencies added: first disk controllers, network cards and
-// loop devices, then, in the background while DHCP runs and questions
-// are answered, filesystems. One built into the kernel is not needed;
-// one the kernel has in neither form is listed as missing.
+// DeviceModules and LaterModules are the kernel modules the image loads,
+// dependencies added. DeviceModules come first: common disk
+// controllers, network cards, USB keyboards and disks, loop devices.
+// LaterModules load in the background while DHCP runs and questions are
+// answered: filesystems, and the drivers of server RAID/SAS controllers,
+// hypervisors' devices and server network cards (a card found then gets
+// DHCP too). One built into the kernel is not needed; one the kernel has
+// in neither form is listed as missing.
 var (
 	DeviceModules = []string{
 		"virtio_pci", "ahci", "ata_piix", "sd_mod", "sr_mod", "virtio_blk", "virtio_scsi", "nvme",
 		"af_packet", "e1000", "e1000e", "virtio_net", "r8169",
+		"xhci_pci", "ehci_pci", "ohci_pci", "uhci_hcd", "usbhid", "hid_generic", "usb_storage", "uas",
 		"loop",
 	}
-	FilesystemModules = []string{
+	LaterModules = []string{
 		"crc32c_generic", "ext4", "xfs", "btrfs", "vfat", "nls_cp437", "nls_iso8859_1", "nls_utf8", "isofs",
+		"megaraid_sas", "mpt3sas", "hpsa", "smartpqi", "aacraid",
+		"vmw_pvscsi", "vmxnet3", "hv_storvsc", "hv_netvsc", "xen_blkfront", "xen_netfront",
+		"igb", "ixgbe", "i40e", "tg3", "bnx2", "bnxt_en",
 	}
 )
 
