@@ -136,6 +136,11 @@ func TestRescueBoots(t *testing.T) {
 	if l := c.Expect(t, MarkerRecoverFailed, 30*time.Second); l != MarkerRecoverFailed+" exit 10" {
 		t.Errorf("unattended recover without a repository: %q", l)
 	}
+	// Leaving the shell starts another instead of ending init.
+	c.Send(t, "exit")
+	c.Expect(t, "the shell ended, here is another", 10*time.Second)
+	c.Send(t, `echo REWIND""-T4 alive`)
+	c.Expect(t, "REWIND-T4 alive", 10*time.Second)
 	c.Send(t, "poweroff -f")
 }
 

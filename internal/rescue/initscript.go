@@ -113,7 +113,11 @@ else
   echo ` + MarkerUp + `
 fi
 cat /etc/motd
-exec setsid cttyhack sh -l
+# init must not end (the kernel panics): a shell that exits is replaced.
+while :; do
+  setsid cttyhack sh -l
+  echo "rewind rescue: the shell ended, here is another (poweroff -f or reboot -f to stop)"
+done
 `
 
 // recoverScriptPath runs the unattended recover; init calls it, and so
