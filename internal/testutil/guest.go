@@ -180,7 +180,7 @@ func BuildGuestDisk() (string, error) {
 		h.Write(part)
 	}
 	for _, m := range mods {
-		fmt.Fprintf(h, "%s;", m.rel)
+		fmt.Fprintf(h, "%s;", m.Rel)
 	}
 	key := hex.EncodeToString(h.Sum(nil))[:16]
 	dir := filepath.Join(testCacheDir(), "guest")
@@ -275,4 +275,20 @@ func projectFile(rel string) (string, error) {
 		}
 		dir = up
 	}
+}
+
+// GuestKernelDir returns the unpacked Debian kernel package the guest
+// boots (boot/vmlinuz-*, lib/modules/*/), fetched by
+// scripts/guest-kernel.sh when missing.
+func GuestKernelDir(t testing.TB) string {
+	t.Helper()
+	d, err := guestKernelDir()
+	var m *missingError
+	if errors.As(err, &m) {
+		unavailable(t, "guest kernel: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("guest kernel: %v", err)
+	}
+	return d
 }

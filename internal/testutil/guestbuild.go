@@ -3,127 +3,64 @@ package testutil
 import (
 	"bytes"
 	"compress/gzip"
-	"debug/elf"
+	"context"
 	"encoding/binary"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/rewind-backup/rewind/internal/cpio"
+	"github.com/rewind-backup/rewind/internal/kmod"
 )
 
-// kmod is one kernel module of the guest: its file, relative to
-// lib/modules/VERSION/kernel, and the path its bytes are read from.
-type kmod struct {
-	name, rel, path string
-}
-
-// moduleOrder finds the modules wanted and those they depend on (the
-// "depends=" of each .ko's .modinfo section: the package has no
-// modules.dep, depmod makes it on install), dependencies first.
-func moduleOrder(kdir string, wanted []string) ([]kmod, error) {
+// moduleOrder finds the modules wanted in the unpacked kernel package
+// kdir and those they depend on, dependencies first (internal/kmod: the
+// package has no modules.dep, depmod makes it on install).
+func moduleOrder(kdir string, wanted []string) ([]kmod.Module, error) {
 	roots, _ := filepath.Glob(filepath.Join(kdir, "lib", "modules", "*", "kernel"))
 	if len(roots) != 1 {
 		return nil, fmt.Errorf("no single lib/modules/*/kernel in %s", kdir)
 	}
-	byName := map[string]kmod{}
-	err := filepath.WalkDir(roots[0], func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".ko") {
-			return err
-		}
-		name := strings.ReplaceAll(strings.TrimSuffix(d.Name(), ".ko"), "-", "_")
-		rel, _ := filepath.Rel(roots[0], p)
-		byName[name] = kmod{name: name, rel: rel, path: p}
-		return nil
-	})
+	tree, err := kmod.Open(filepath.Dir(roots[0]))
 	if err != nil {
 		return nil, err
 	}
-	var order []kmod
-	seen := map[string]bool{}
-	var visit func(name string) error
-	visit = func(name string) error {
-		if seen[name] {
-			return nil
-		}
-		seen[name] = true
-		m, ok := byName[name]
-		if !ok {
-			return fmt.Errorf("module %s is not in %s", name, roots[0])
-		}
-		deps, err := moduleDepends(m.path)
-		if err != nil {
-			return err
-		}
-		for _, d := range deps {
-			if err := visit(d); err != nil {
-				return err
-			}
-		}
-		order = append(order, m)
-		return nil
-	}
-	for _, w := range wanted {
-		if err := visit(w); err != nil {
-			return nil, err
-		}
-	}
-	return order, nil
-}
-
-// moduleDepends reads a module's "depends=a,b" from its .modinfo.
-func moduleDepends(path string) ([]string, error) {
-	f, err := elf.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	s := f.Section(".modinfo")
-	if s == nil {
-		return nil, fmt.Errorf("%s has no .modinfo", path)
-	}
-	data, err := s.Data()
-	if err != nil {
-		return nil, err
-	}
-	for _, kv := range bytes.Split(data, []byte{0}) {
-		if v, ok := bytes.CutPrefix(kv, []byte("depends=")); ok && len(v) > 0 {
-			return strings.Split(strings.ReplaceAll(string(v), "-", "_"), ","), nil
-		}
-	}
-	return nil, nil
+	return tree.Order(context.Background(), wanted)
 }
 
 // guestInitramfs is the guest's initramfs, with /disk to mount its disk on.
-func guestInitramfs(busybox []byte, mods []kmod) ([]byte, error) {
+func guestInitramfs(busybox []byte, mods []kmod.Module) ([]byte, error) {
 	return busyboxInitramfs(guestInit, []string{"disk"}, busybox, mods)
 }
 
 // busyboxInitramfs is a gzipped cpio (newc) archive: init as /init,
 // busybox, the modules in load order (modules.order), /dev/console and
 // the empty directories dirs besides bin, dev, proc, sys and lib.
-func busyboxInitramfs(init string, dirs []string, busybox []byte, mods []kmod) ([]byte, error) {
+func busyboxInitramfs(init string, dirs []string, busybox []byte, mods []kmod.Module) ([]byte, error) {
 	var raw bytes.Buffer
-	w := &cpioWriter{w: &raw}
+	w := cpio.NewWriter(&raw)
 	for _, d := range append([]string{"bin", "dev", "proc", "sys", "lib", "lib/modules"}, dirs...) {
-		w.add(d, 0o040755, nil, 0, 0)
+		w.Dir(d, 0o755)
 	}
-	w.add("dev/console", 0o020600, nil, 5, 1)
-	w.add("init", 0o100755, []byte(init), 0, 0)
-	w.add("bin/busybox", 0o100755, busybox, 0, 0)
+	w.CharDev("dev/console", 0o600, 5, 1)
+	w.File("init", 0o755, []byte(init))
+	w.File("bin/busybox", 0o755, busybox)
 	var order []string
 	for _, m := range mods {
-		b, err := os.ReadFile(m.path)
+		b, err := os.ReadFile(m.Path)
 		if err != nil {
 			return nil, err
 		}
-		w.add("lib/modules/"+m.name+".ko", 0o100644, b, 0, 0)
-		order = append(order, m.name+".ko")
+		w.File("lib/modules/"+m.Name+".ko", 0o644, b)
+		order = append(order, m.Name+".ko")
 	}
-	w.add("modules.order", 0o100644, []byte(strings.Join(order, "\n")+"\n"), 0, 0)
-	w.add("TRAILER!!!", 0, nil, 0, 0)
+	w.File("modules.order", 0o644, []byte(strings.Join(order, "\n")+"\n"))
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
 	var gz bytes.Buffer
 	z := gzip.NewWriter(&gz)
 	if _, err := z.Write(raw.Bytes()); err != nil {
@@ -133,34 +70,6 @@ func busyboxInitramfs(init string, dirs []string, busybox []byte, mods []kmod) (
 		return nil, err
 	}
 	return gz.Bytes(), nil
-}
-
-// cpioWriter writes the "newc" format the kernel unpacks: a 110-byte
-// ASCII header, the name with its NUL, the data, each padded to 4 bytes.
-type cpioWriter struct {
-	w   *bytes.Buffer
-	ino int
-}
-
-func (c *cpioWriter) add(name string, mode uint32, data []byte, rmaj, rmin int) {
-	c.ino++
-	nlink := 1
-	if mode&0o170000 == 0o040000 {
-		nlink = 2
-	}
-	fmt.Fprintf(c.w, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
-		c.ino, mode, 0, 0, nlink, 0, len(data), 0, 0, rmaj, rmin, len(name)+1, 0)
-	c.w.WriteString(name)
-	c.w.WriteByte(0)
-	c.pad()
-	c.w.Write(data)
-	c.pad()
-}
-
-func (c *cpioWriter) pad() {
-	for c.w.Len()%4 != 0 {
-		c.w.WriteByte(0)
-	}
 }
 
 // guestFAT makes the partition's FAT filesystem in the file part, with

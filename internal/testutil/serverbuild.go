@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/rewind-backup/rewind/internal/kmod"
 )
 
 // serverIn is everything a server disk is built from, read once to
@@ -15,7 +17,7 @@ type serverIn struct {
 	busybox []byte
 	vmlinuz string // path in the kernel package
 	kernel  string // its version
-	mods    []kmod
+	mods    []kmod.Module
 	grub    []byte // GRUB's kernel.img of the mode's platform
 	tools   map[string]string
 }
@@ -90,7 +92,7 @@ func (in *serverIn) hash(h hash.Hash) {
 		h.Write(part)
 	}
 	for _, m := range in.mods {
-		fmt.Fprintf(h, "%s;", m.rel)
+		fmt.Fprintf(h, "%s;", m.Rel)
 	}
 }
 
