@@ -218,6 +218,7 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		newMountCmd(g),
 		newInstantCmd(g),
 		newExportCmd(g),
+		newDrillCmd(g),
 	)
 	return root
 }
