@@ -21,6 +21,7 @@ test:
 	bash scripts/mariadb.sh
 	bash scripts/fuse.sh
 	bash scripts/qemu.sh
+	bash scripts/recovery.sh
 	bash scripts/smtp.sh
 	bash scripts/promtool.sh
 	$(GO) test -count=1 -timeout 30m ./...

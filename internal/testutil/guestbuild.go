@@ -96,16 +96,22 @@ func moduleDepends(path string) ([]string, error) {
 	return nil, nil
 }
 
-// guestInitramfs is a gzipped cpio (newc) archive: /init, busybox, the
-// modules in load order (modules.order) and /dev/console.
+// guestInitramfs is the guest's initramfs, with /disk to mount its disk on.
 func guestInitramfs(busybox []byte, mods []kmod) ([]byte, error) {
+	return busyboxInitramfs(guestInit, []string{"disk"}, busybox, mods)
+}
+
+// busyboxInitramfs is a gzipped cpio (newc) archive: init as /init,
+// busybox, the modules in load order (modules.order), /dev/console and
+// the empty directories dirs besides bin, dev, proc, sys and lib.
+func busyboxInitramfs(init string, dirs []string, busybox []byte, mods []kmod) ([]byte, error) {
 	var raw bytes.Buffer
 	w := &cpioWriter{w: &raw}
-	for _, d := range []string{"bin", "dev", "proc", "sys", "disk", "lib", "lib/modules"} {
+	for _, d := range append([]string{"bin", "dev", "proc", "sys", "lib", "lib/modules"}, dirs...) {
 		w.add(d, 0o040755, nil, 0, 0)
 	}
 	w.add("dev/console", 0o020600, nil, 5, 1)
-	w.add("init", 0o100755, []byte(guestInit), 0, 0)
+	w.add("init", 0o100755, []byte(init), 0, 0)
 	w.add("bin/busybox", 0o100755, busybox, 0, 0)
 	var order []string
 	for _, m := range mods {
@@ -216,20 +222,27 @@ func guestAssemble(disk, part string, mbrCode []byte) error {
 	if _, err := f.WriteAt(mbr, 0); err != nil {
 		return err
 	}
-	// Only the partition's non-zero 64 KiB runs are written: the image
-	// stays sparse.
+	if err := writeSparse(f, p, guestPartStart*512); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// writeSparse writes only data's non-zero 64 KiB runs to f at off, so
+// that a sparse image stays sparse.
+func writeSparse(f *os.File, data []byte, off int64) error {
 	const run = 64 << 10
 	zero := make([]byte, run)
-	for off := 0; off < len(p); off += run {
-		b := p[off:min(off+run, len(p))]
+	for i := 0; i < len(data); i += run {
+		b := data[i:min(i+run, len(data))]
 		if bytes.Equal(b, zero[:len(b)]) {
 			continue
 		}
-		if _, err := f.WriteAt(b, int64(guestPartStart*512+off)); err != nil {
+		if _, err := f.WriteAt(b, off+int64(i)); err != nil {
 			return err
 		}
 	}
-	return f.Close()
+	return nil
 }
 
 // runErr runs a program; its output is in the error when it fails.
