@@ -1,10 +1,15 @@
 package drill
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+
 	"bufio"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/rewind-backup/rewind/internal/plan"
 	"net"
 	"os"
 	"path/filepath"
@@ -67,8 +72,8 @@ func TestTrend(t *testing.T) {
 func TestQEMUArgsIsolated(t *testing.T) {
 	args := strings.Join(qemuArgs(BootOptions{Disk: "/d.qcow2", MemoryMiB: 256}, "tcg", map[int]int{80: 4000, 22: 4001}, "/s.log", "/q.sock", "/vars.fd"), " ")
 	for _, want := range []string{
-		"-nic user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:4001-:22,hostfwd=tcp:127.0.0.1:4000-:80 ",
-		"-serial file:/s.log", "file=/d.qcow2,format=qcow2,if=virtio", "if=pflash,format=raw,unit=1,file=/vars.fd",
+		"-netdev user,id=rewind-net,restrict=on,hostfwd=tcp:127.0.0.1:4001-:22,hostfwd=tcp:127.0.0.1:4000-:80 ",
+		"-serial file:/s.log", "file=/d.qcow2,format=qcow2,if=none", "if=pflash,format=raw,unit=1,file=/vars.fd",
 		"name=org.qemu.guest_agent.0", "-accel tcg",
 	} {
 		if !strings.Contains(args, want) {
@@ -179,5 +184,85 @@ func TestWorkDirKeep(t *testing.T) {
 	k, err := workDir(filepath.Join(d, "new"))
 	if err != nil || filepath.Base(k) != "new" {
 		t.Errorf("new keep folder: %q %v", k, err)
+	}
+}
+
+// fakeVM is a VM without QEMU: a serial log the test writes and guest
+// ports forwarded to servers of the test.
+func fakeVM(t *testing.T, fwd map[int]int) *VM {
+	dir, err := os.MkdirTemp("", "rw-fvm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	vm := &VM{Serial: filepath.Join(dir, "serial.log"), Agent: filepath.Join(dir, "qga.sock"), Forwarded: fwd, exited: make(chan struct{}), stderr: &tail{max: 100}}
+	os.WriteFile(vm.Serial, []byte("GRUB\nREWIND-SERVER-UP rewind-srv\n"), 0o600)
+	return vm
+}
+
+// TestProbes: each kind of probe passes against a service that answers
+// right and fails with a message that says what was wrong, after its
+// retries, against one that does not.
+func TestProbes(t *testing.T) {
+	mismatchWait, agentWait = 300*time.Millisecond, 300*time.Millisecond
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/missing" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte("token-42\n"))
+	}))
+	defer srv.Close()
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	closed, _ := freePort() // nothing listens there
+	vm := fakeVM(t, map[int]int{80: port, 22: closed})
+	silent, err := net.Listen("unix", vm.Agent) // a channel without qemu-ga
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for _, s := range []string{"marker REWIND-SERVER-UP", "tcp 80", "http / 80", "http / 80 token-42", "http /missing 80 404"} {
+		p, _ := plan.ParseProbe(s)
+		if err := runProbe(ctx, vm, p); err != nil {
+			t.Errorf("%s: %v", s, err)
+		}
+	}
+	for s, want := range map[string]string{
+		"http / 80 other-token": `without "other-token" in its body`,
+		"http /missing 80":      "404 Not Found, want a 2xx status",
+		"http / 80 500":         "200 OK, want 500",
+		"unit nginx.service":    "need qemu-guest-agent",
+		"http / 8080":           "guest port 8080 is not forwarded",
+	} {
+		p, _ := plan.ParseProbe(s)
+		pctx, pcancel := context.WithTimeout(ctx, 3*time.Second)
+		err := runProbe(pctx, vm, p)
+		pcancel()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error with %q", s, err, want)
+		}
+	}
+	// A port nothing listens on, or a marker never printed: retried
+	// until the time is up.
+	for s, want := range map[string]string{"tcp 22": "connect to guest port 22", "marker login:": `"login:" not on the serial console`} {
+		p, _ := plan.ParseProbe(s)
+		pctx, pcancel := context.WithTimeout(ctx, 700*time.Millisecond)
+		err := runProbe(pctx, vm, p)
+		pcancel()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error with %q", s, err, want)
+		}
 	}
 }

@@ -18,6 +18,11 @@ import (
 // login prompt on the serial console.
 const DefaultMarker = "login:"
 
+// mismatchWait is how long a probe whose service answers wrongly (a
+// wrong status or body) is retried: long enough for a service that is
+// still starting, short of the drill's whole timeout.
+var mismatchWait = 30 * time.Second
+
 // agentWait is how long a unit probe waits for the guest agent to
 // answer once the guest has booted, before it says qemu-ga is missing.
 var agentWait = 60 * time.Second
@@ -57,7 +62,7 @@ func (vm *VM) seen(text string) error {
 func (vm *VM) hostAddr(port int) (string, error) {
 	hp, ok := vm.Forwarded[port]
 	if !ok {
-		return "", fmt.Errorf("guest port %d is not forwarded", port)
+		return "", &giveUp{fmt.Errorf("guest port %d is not forwarded", port)}
 	}
 	return fmt.Sprintf("127.0.0.1:%d", hp), nil
 }
@@ -134,9 +139,11 @@ func excerpt(b []byte, n int) string {
 }
 
 // runProbe retries p until it passes, ctx ends or the guest stops. A
-// unit probe gives up after agentWait when no guest agent answers.
+// unit probe gives up after agentWait when no guest agent answers, and
+// a probe answered wrongly after mismatchWait of wrong answers.
 func runProbe(ctx context.Context, vm *VM, p plan.Probe) error {
 	start := time.Now()
+	var firstWrong time.Time
 	every := 250 * time.Millisecond
 	if p.Kind == plan.ProbeUnit {
 		every = time.Second
@@ -145,6 +152,15 @@ func runProbe(ctx context.Context, vm *VM, p plan.Probe) error {
 		err := tryProbe(c, vm, p)
 		if errors.Is(err, ErrNoAgent) && time.Since(start) >= agentWait {
 			return &giveUp{err}
+		}
+		var wrong *probeMismatch
+		if errors.As(err, &wrong) {
+			if firstWrong.IsZero() {
+				firstWrong = time.Now()
+			}
+			if time.Since(firstWrong) >= mismatchWait {
+				return &giveUp{err}
+			}
 		}
 		return err
 	})

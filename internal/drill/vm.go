@@ -91,14 +91,16 @@ func qemuArgs(o BootOptions, accel string, fwd map[int]int, serial, agent, ovmfV
 			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
 			"-drive", "if=pflash,format=raw,unit=1,file="+ovmfVars)
 	}
-	args = append(args, "-drive", "file="+o.Disk+",format=qcow2,if=virtio")
+	args = append(args, "-drive", "file="+o.Disk+",format=qcow2,if=none,id=rewind-disk",
+		"-device", "virtio-blk-pci,drive=rewind-disk,bootindex=0")
 	// restrict=on: the guest can reach neither the host nor any network;
-	// only the forwarded ports reach the guest, from 127.0.0.1.
-	nic := "user,model=virtio-net-pci,restrict=on"
+	// only the forwarded ports reach the guest, from 127.0.0.1. No option
+	// ROM: the guest boots from its disk, never from the network.
+	netdev := "user,id=rewind-net,restrict=on"
 	for _, gp := range sortedPorts(fwd) {
-		nic += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", fwd[gp], gp)
+		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", fwd[gp], gp)
 	}
-	args = append(args, "-nic", nic,
+	args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,netdev=rewind-net,romfile=",
 		"-device", "virtio-serial-pci",
 		"-chardev", "socket,id=rewind-qga,path="+agent+",server=on,wait=off",
 		"-device", "virtserialport,chardev=rewind-qga,name=org.qemu.guest_agent.0")
