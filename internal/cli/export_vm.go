@@ -105,4 +105,3 @@ func (g *globals) runExportVM(ctx context.Context, ref, out, sizeArg string, sf 
 	}
 	return nil
 }
-
