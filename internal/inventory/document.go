@@ -101,7 +101,10 @@ type Filesystem struct {
 	Version   string `json:"version,omitempty"`
 	BlockSize int    `json:"block_size,omitempty"`
 	// SizeBytes is the size of the device the filesystem is on.
-	SizeBytes int64   `json:"size_bytes"`
+	SizeBytes int64 `json:"size_bytes"`
+	// UsedBytes is what the filesystem holds (statfs of its mount, when
+	// mounted); recover refuses a partition smaller than it.
+	UsedBytes int64   `json:"used_bytes,omitempty"`
 	Mounts    []Mount `json:"mounts,omitempty"`
 	// Features are the filesystem's feature flags: ext4 from dumpe2fs,
 	// xfs from xfs_info ("crc=1"), btrfs from its superblock.

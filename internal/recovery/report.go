@@ -29,4 +29,9 @@ type Report struct {
 	// on its new disks (fstab, crypttab, grub.cfg), with what changed.
 	Fixed    []string `json:"fixed"`
 	Warnings []string `json:"warnings"`
+	// Files and Bytes are what the restore phase wrote.
+	Files int64 `json:"files_restored"`
+	Bytes int64 `json:"bytes_restored"`
+	// DryRun: only the plan was made; nothing was written.
+	DryRun bool `json:"dry_run,omitempty"`
 }
