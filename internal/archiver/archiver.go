@@ -109,6 +109,9 @@ func New(r *repository.Repository, opt Options) (*Archiver, error) {
 	if opt.ReadFrom, err = checkReadFrom(opt.ReadFrom); err != nil {
 		return nil, err
 	}
+	if err := applySystemRoot(&opt); err != nil {
+		return nil, err
+	}
 	var store blobStore = repoStore{r}
 	if opt.DryRun {
 		store = newDryStore(r)

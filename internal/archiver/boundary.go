@@ -32,11 +32,11 @@ type Boundary struct {
 
 // crosses decides whether the walk goes into the directory n at p, whose
 // parent directory is on device dev (0: no limit). Without
-// OneFileSystem, or on the same device, it does. Otherwise a btrfs
+// OneFileSystem, on the same device, or on one of CrossDevices, it does. Otherwise a btrfs
 // subvolume is crossed with CrossSubvolumes, and anything else is a
 // boundary: recorded, logged, and not crossed.
 func (a *Archiver) crosses(p string, n *tree.Node, dev uint64) bool {
-	if dev == 0 || !a.opt.OneFileSystem || n.DeviceID == dev {
+	if dev == 0 || !a.opt.OneFileSystem || n.DeviceID == dev || slices.Contains(a.opt.CrossDevices, n.DeviceID) {
 		return true
 	}
 	kind := boundaryKind(a.src(p))

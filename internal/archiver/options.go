@@ -37,6 +37,18 @@ type Options struct {
 	// below Real is read below Source, and recorded under Real
 	// (readfrom.go).
 	ReadFrom []ReadFrom
+	// SystemRoot, when set, is the root directory of a system that is not
+	// running (another machine's disk mounted here): every path, the
+	// backup targets included, is that system's own ("/etc"), read below
+	// SystemRoot (SystemRoot/etc), so that the snapshot and a restore
+	// show the system's paths (sysroot.go). It implies OneFileSystem and
+	// CrossSubvolumes: only CrossDevices are entered besides the
+	// targets' own filesystems. It cannot be combined with ReadFrom.
+	SystemRoot string
+	// CrossDevices are device numbers (st_dev) that OneFileSystem
+	// crosses into anyway: the filesystems of a SystemRoot that belong to
+	// its disks, and not the virtual ones mounted among them.
+	CrossDevices []uint64
 	// Parent is the snapshot to compare with; nil reads every file.
 	Parent *snapshot.Snapshot
 	// Changes, with a Parent, makes the backup partial: only what it

@@ -183,11 +183,11 @@ func printInventory(g *globals, sn *snapshot.Snapshot, d *inventory.Document) {
 			u.Printf("  Boot%s %s %s\n", e.Num, e.Label, e.Path)
 		}
 	}
-	u.Printf("Kernel: %s\n", d.Kernel.Release)
+	u.Printf("Kernel: %s\n", firstNonEmpty(d.Kernel.Release, strings.Join(d.Kernel.Installed, ", ")+" (installed)"))
 	if name := d.OS["PRETTY_NAME"]; name != "" {
 		u.Printf("System: %s\n", name)
 	}
-	u.Printf("Hostname: %s\n", d.Hostname.Kernel)
+	u.Printf("Hostname: %s\n", firstNonEmpty(d.Hostname.Kernel, d.Hostname.Etc))
 	u.Printf("\nNetwork\n")
 	for _, i := range d.Network.Interfaces {
 		var addrs []string

@@ -18,6 +18,11 @@ import (
 type Sources struct {
 	// Root is the system's root directory, for /etc, /var and /boot
 	// ("" is "/"). Packages are read from its dpkg or rpm database.
+	// A Root other than "/" is a system that is not running: its
+	// mounts are those at or below Root, named as that system sees
+	// them ("/", "/boot/efi"); its boot mode comes from its disks; the
+	// running kernel, host name, network and EFI variables of this host
+	// are not recorded.
 	Root string
 	// Sys and Proc are where sysfs and procfs are mounted ("": /sys,
 	// /proc).
@@ -33,10 +38,15 @@ type Sources struct {
 	Now func() time.Time
 }
 
+// root is the path of p, a path of the system, on this host. Inside a
+// foreign root, symbolic links are followed within it (resolveIn).
 func (s Sources) root(p string) string {
 	r := s.Root
 	if r == "" {
 		r = "/"
+	}
+	if fr := s.foreignRoot(); fr != "" {
+		return resolveIn(fr, p)
 	}
 	return filepath.Join(r, p)
 }
@@ -59,11 +69,17 @@ func (s Sources) proc(p string) string {
 
 // collector is one run of Collect.
 type collector struct {
-	src  Sources
-	run  Runner
-	doc  *Document
-	mu   sync.Mutex // guards warn: the groups of steps run at once
-	warn map[string]bool
+	src Sources
+	run Runner
+	doc *Document
+	// root is Sources.Root when it is a system that is not running
+	// (foreignRoot), else "".
+	root string
+	// hostMounts are where each recorded device is mounted on this host
+	// (mountinfo targets, before they are mapped into root).
+	hostMounts map[string][]string
+	mu         sync.Mutex // guards warn: the groups of steps run at once
+	warn       map[string]bool
 }
 
 // warnf records something that could not be collected.
@@ -109,7 +125,7 @@ func sysString(path string) string {
 // Collect records the machine that src describes. Problems with single
 // sources are warnings in the document; the error is only for ctx ending.
 func Collect(ctx context.Context, src Sources, host string) (*Document, error) {
-	c := &collector{src: src, run: src.Runner, warn: map[string]bool{}}
+	c := &collector{src: src, run: src.Runner, root: src.foreignRoot(), hostMounts: map[string][]string{}, warn: map[string]bool{}}
 	if c.run == nil {
 		c.run = ExecRunner{}
 	}

@@ -48,6 +48,7 @@ func Diff(a, b *Document) []Change {
 	d.field("kernel", "", "release", a.Kernel.Release, b.Kernel.Release)
 	d.field("kernel", "", "version", a.Kernel.Version, b.Kernel.Version)
 	d.field("kernel", "", "cmdline", a.Kernel.Cmdline, b.Kernel.Cmdline)
+	d.field("kernel", "", "installed", strings.Join(a.Kernel.Installed, " "), strings.Join(b.Kernel.Installed, " "))
 	for _, k := range unionKeys(a.OS, b.OS) {
 		d.field("os", k, "value", a.OS[k], b.OS[k])
 	}

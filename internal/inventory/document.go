@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
+	"slices"
 	"time"
 )
 
@@ -102,8 +104,9 @@ type Filesystem struct {
 	BlockSize int    `json:"block_size,omitempty"`
 	// SizeBytes is the size of the device the filesystem is on.
 	SizeBytes int64 `json:"size_bytes"`
-	// UsedBytes is what the filesystem holds (statfs of its mount, when
-	// mounted); recover refuses a partition smaller than it.
+	// UsedBytes is what the filesystem holds (statfs: blocks minus free
+	// blocks, times the block size) when it is mounted; 0 when not.
+	// Compared with a tolerance (SameContent): use changes all the time.
 	UsedBytes int64   `json:"used_bytes,omitempty"`
 	Mounts    []Mount `json:"mounts,omitempty"`
 	// Features are the filesystem's feature flags: ext4 from dumpe2fs,
@@ -189,11 +192,16 @@ type EFIEntry struct {
 	Path   string `json:"path"`
 }
 
-// Kernel is the running kernel.
+// Kernel is the running kernel, and the kernels installed in /boot.
+// For a system that is not running (Sources.Root), Release, Version and
+// Cmdline are empty: the kernel running here is not that system's.
 type Kernel struct {
 	Release string `json:"release"`
 	Version string `json:"version"`
 	Cmdline string `json:"cmdline"`
+	// Installed are the releases of the kernel images in /boot
+	// (vmlinuz-<release>), oldest first.
+	Installed []string `json:"installed,omitempty"`
 }
 
 // Hostname holds the kernel's host name and /etc/hostname.
@@ -311,5 +319,26 @@ func SameContent(a, b *Document) bool {
 func contentJSON(d *Document) ([]byte, error) {
 	c := *d
 	c.Time = time.Time{}
+	c.Filesystems = slices.Clone(d.Filesystems)
+	for i := range c.Filesystems {
+		c.Filesystems[i].UsedBytes = usedBucket(c.Filesystems[i].UsedBytes)
+	}
 	return json.Marshal(&c)
+}
+
+// usedBucket rounds a used size down to its bucket: eight buckets per
+// power of two, each 1/8 of it wide. Two inventories whose filesystems'
+// use is in the same bucket are the same content, so that a backup does
+// not store a new inventory for every file written since the last one;
+// the recorded value, the one first collected, stays within 12.5% of
+// the use at any later backup naming it.
+func usedBucket(n int64) int64 {
+	if n <= 0 {
+		return 0
+	}
+	l := bits.Len64(uint64(n))
+	if l <= 4 {
+		return n
+	}
+	return int64(l)<<3 | (n>>(l-4))&7
 }

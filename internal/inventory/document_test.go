@@ -80,10 +80,11 @@ func write(t *testing.T, root, path, content string) {
 	}
 }
 
-// TestCollectFixture reads a system from fixture directories: the root's
-// /etc, a fake sysfs and procfs, and canned program outputs.
-func TestCollectFixture(t *testing.T) {
-	root, sys, proc := t.TempDir(), t.TempDir(), t.TempDir()
+// fixtureSystem writes a system to fixture directories: the root's /etc,
+// a fake sysfs and procfs whose mountinfo mounts sda1 at mountAt, and
+// canned program outputs.
+func fixtureSystem(t *testing.T, root, mountAt string) (sys, proc string, run fakeRunner) {
+	sys, proc = t.TempDir(), t.TempDir()
 	write(t, root, "etc/passwd", "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice,,,:/home/alice:/bin/zsh\n")
 	write(t, root, "etc/group", "root:x:0:\nsudo:x:27:alice,bob\n")
 	write(t, root, "etc/shadow", "root:$6$secret:19000:0:99999:7:::\n")
@@ -93,7 +94,18 @@ func TestCollectFixture(t *testing.T) {
 	write(t, root, "etc/cron.d/backup", "0 2 * * * root rewind backup /\n")
 	write(t, root, "var/spool/cron/crontabs/alice", "@reboot echo hi\n")
 	write(t, root, "boot/grub/grub.cfg", "menuentry\n")
-	write(t, root, "etc/os-release", "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n")
+	write(t, root, "boot/vmlinuz-6.1.0-9-amd64", "")
+	write(t, root, "boot/vmlinuz-6.1.0-18-amd64", "")
+	write(t, root, "usr/lib/os-release", "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n")
+	// An absolute link, as Debian's resolv.conf often is: read inside
+	// the root, not from this host.
+	write(t, root, "run/resolv/resolv.conf", "nameserver 192.0.2.53\n")
+	if err := os.Symlink("/run/resolv/resolv.conf", filepath.Join(root, "etc/resolv.conf")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../usr/lib/os-release", filepath.Join(root, "etc/os-release")); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.MkdirAll(filepath.Join(root, "etc/systemd/system/multi-user.target.wants"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -112,8 +124,10 @@ func TestCollectFixture(t *testing.T) {
 	write(t, proc, "sys/kernel/osrelease", "6.1.0-18-amd64\n")
 	write(t, proc, "sys/kernel/hostname", "web1\n")
 	write(t, proc, "cmdline", "BOOT_IMAGE=/vmlinuz root=UUID=abc ro quiet\n")
-	write(t, proc, "self/mountinfo", "26 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw,errors=remount-ro\n")
-	run := fakeRunner{
+	write(t, proc, "self/mountinfo", "26 1 8:1 / "+mountAt+" rw,relatime - ext4 /dev/sda1 rw,errors=remount-ro\n"+
+		"27 26 0:5 / "+mountAt+"/proc rw - proc proc rw\n"+
+		"28 1 8:1 /srv /srv rw,relatime - ext4 /dev/sda1 rw,errors=remount-ro\n")
+	run = fakeRunner{
 		"sfdisk -J /dev/sda": `{"partitiontable":{"label":"gpt","id":"D1A2","device":"/dev/sda","unit":"sectors","firstlba":34,"lastlba":2097118,"sectorsize":512,
 			"partitions":[{"node":"/dev/sda1","start":2048,"size":2095071,"type":"0FC63DAF-8483-4772-8E79-3D69D8477DE4","uuid":"P1","name":"root"}]}}`,
 		"blkid -p -o export /dev/sda1":   "DEVNAME=/dev/sda1\nUUID=abc\nTYPE=ext4\nLABEL=root\n",
@@ -123,6 +137,15 @@ func TestCollectFixture(t *testing.T) {
 		"ip -j -4 route show table main": `[{"dst":"default","gateway":"192.0.2.1","dev":"eth0"}]`,
 		"ip -j -6 route show table main": `[]`,
 	}
+	return sys, proc, run
+}
+
+// TestCollectFixture reads a system that is not running, rooted at a
+// fixture directory (Sources.Root), with a fake sysfs and procfs and
+// canned program outputs.
+func TestCollectFixture(t *testing.T) {
+	root := t.TempDir()
+	sys, proc, run := fixtureSystem(t, root, root)
 	doc, err := Collect(context.Background(), Sources{Root: root, Sys: sys, Proc: proc, Runner: run,
 		Now: func() time.Time { return time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC) }}, "web1")
 	if err != nil {
@@ -138,23 +161,35 @@ func TestCollectFixture(t *testing.T) {
 		t.Fatalf("filesystems: %+v", doc.Filesystems)
 	}
 	fs := doc.Filesystems[0]
-	if fs.UUID != "abc" || fs.Label != "root" || len(fs.Mounts) != 1 || fs.Mounts[0].Super != "rw,errors=remount-ro" ||
+	// Mounted at root: "/" for that system; its mount on /srv of this
+	// host and the procfs under root are not the system's.
+	if fs.UUID != "abc" || fs.Label != "root" || len(fs.Mounts) != 1 || fs.Mounts[0].Target != "/" || fs.Mounts[0].Super != "rw,errors=remount-ro" ||
 		!slices.Equal(fs.Features, []string{"has_journal", "extent"}) || fs.Params["Block count"] != "261883" || fs.Params["Free blocks"] != "" {
 		t.Errorf("filesystem: %+v", fs)
 	}
-	if doc.Boot.Mode != "uefi" || !slices.Equal(doc.Boot.Loaders, []string{"grub"}) || doc.Boot.EFI == nil ||
-		!slices.Equal(doc.Boot.EFI.Order, []string{"0001", "0000"}) || len(doc.Boot.EFI.Entries) != 2 ||
-		doc.Boot.EFI.Entries[1].Label != "debian" || !strings.Contains(doc.Boot.EFI.Entries[1].Path, "shimx64") {
+	// statfs of root: a temporary directory's filesystem holds something.
+	if fs.UsedBytes <= 0 {
+		t.Errorf("used bytes %d", fs.UsedBytes)
+	}
+	// No ESP on the disk: bios, whatever this host's firmware is, and no
+	// EFI variables of this host.
+	if doc.Boot.Mode != "bios" || !slices.Equal(doc.Boot.Loaders, []string{"grub"}) || doc.Boot.EFI != nil {
 		t.Errorf("boot: %+v %+v", doc.Boot, doc.Boot.EFI)
 	}
-	if doc.Kernel.Release != "6.1.0-18-amd64" || doc.Hostname.Etc != "web1" || doc.OS["PRETTY_NAME"] != "Debian GNU/Linux 12 (bookworm)" {
-		t.Errorf("kernel, host, os: %+v %+v %v", doc.Kernel, doc.Hostname, doc.OS)
+	if doc.Kernel.Release != "" || doc.Kernel.Cmdline != "" || !slices.Equal(doc.Kernel.Installed, []string{"6.1.0-9-amd64", "6.1.0-18-amd64"}) {
+		t.Errorf("kernel: %+v", doc.Kernel)
+	}
+	if doc.Hostname.Etc != "web1" || doc.Hostname.Kernel != "" || doc.OS["PRETTY_NAME"] != "Debian GNU/Linux 12 (bookworm)" {
+		t.Errorf("host, os: %+v %v", doc.Hostname, doc.OS)
 	}
 	if len(doc.Users) != 2 || doc.Users[1] != (User{Name: "alice", UID: 1000, GID: 1000, Gecos: "Alice,,,", Home: "/home/alice", Shell: "/bin/zsh"}) {
 		t.Errorf("users: %+v", doc.Users)
 	}
 	if len(doc.Groups) != 2 || !slices.Equal(doc.Groups[1].Members, []string{"alice", "bob"}) {
 		t.Errorf("groups: %+v", doc.Groups)
+	}
+	if doc.Fstab == nil || doc.Fstab.Content != "UUID=abc / ext4 errors=remount-ro 0 1\n" {
+		t.Errorf("fstab: %+v", doc.Fstab)
 	}
 	b, _ := json.Marshal(doc)
 	if strings.Contains(string(b), "secret") || strings.Contains(string(b), "$6$") {
@@ -170,12 +205,45 @@ func TestCollectFixture(t *testing.T) {
 	if !slices.Equal(paths, []string{"/etc/crontab", "/etc/cron.d/backup", "/var/spool/cron/crontabs/alice"}) {
 		t.Errorf("crontabs: %v", paths)
 	}
-	if len(doc.Network.Interfaces) != 1 || doc.Network.Interfaces[0].Addresses[0].CIDR != "192.0.2.7/24" || len(doc.Network.Routes) != 1 {
+	// This host's interfaces are not that system's; its resolv.conf is.
+	if len(doc.Network.Interfaces) != 0 || len(doc.Network.Routes) != 0 || doc.Network.Resolv != "nameserver 192.0.2.53\n" {
 		t.Errorf("network: %+v", doc.Network)
 	}
 	// No dpkg database in the fixture: a warning, not a failure.
 	if !slices.ContainsFunc(doc.Warnings, func(w string) bool { return strings.Contains(w, "packages") }) {
 		t.Errorf("warnings: %v", doc.Warnings)
+	}
+}
+
+// TestCollectFixtureRunning reads the running system's kernel, firmware
+// and network from a fake sysfs, procfs and program outputs (its files
+// are this host's own).
+func TestCollectFixtureRunning(t *testing.T) {
+	sys, proc, run := fixtureSystem(t, t.TempDir(), "/")
+	doc, err := Collect(context.Background(), Sources{Sys: sys, Proc: proc, Runner: run}, "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Filesystems) != 1 {
+		t.Fatalf("filesystems: %+v", doc.Filesystems)
+	}
+	var targets []string
+	for _, m := range doc.Filesystems[0].Mounts {
+		targets = append(targets, m.Target)
+	}
+	if !slices.Equal(targets, []string{"/", "/srv"}) || doc.Filesystems[0].UsedBytes <= 0 {
+		t.Errorf("filesystem: %+v", doc.Filesystems[0])
+	}
+	if doc.Boot.Mode != "uefi" || doc.Boot.EFI == nil ||
+		!slices.Equal(doc.Boot.EFI.Order, []string{"0001", "0000"}) || len(doc.Boot.EFI.Entries) != 2 ||
+		doc.Boot.EFI.Entries[1].Label != "debian" || !strings.Contains(doc.Boot.EFI.Entries[1].Path, "shimx64") {
+		t.Errorf("boot: %+v %+v", doc.Boot, doc.Boot.EFI)
+	}
+	if doc.Kernel.Release != "6.1.0-18-amd64" || doc.Kernel.Cmdline == "" || doc.Hostname.Kernel != "web1" {
+		t.Errorf("kernel, host: %+v %+v", doc.Kernel, doc.Hostname)
+	}
+	if len(doc.Network.Interfaces) != 1 || doc.Network.Interfaces[0].Addresses[0].CIDR != "192.0.2.7/24" || len(doc.Network.Routes) != 1 {
+		t.Errorf("network: %+v", doc.Network)
 	}
 }
 

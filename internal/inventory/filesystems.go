@@ -35,11 +35,18 @@ func (c *collector) filesystems(ctx context.Context) {
 			continue
 		}
 		sectors, _ := strconv.ParseInt(sysString(c.src.sys("class/block/"+name+"/size")), 10, 64)
+		hostMounts := append(slices.Clone(mounts[majmin]), mounts[dev]...)
 		f := Filesystem{
 			Device: dev, Type: kv["TYPE"], UUID: kv["UUID"], UUIDSub: kv["UUID_SUB"],
 			Label: kv["LABEL"], Version: kv["VERSION"], BlockSize: atoi(kv["BLOCK_SIZE"]),
 			SizeBytes: sectors * 512,
-			Mounts:    append(mounts[majmin], mounts[dev]...),
+			Mounts:    systemMounts(c.root, hostMounts),
+		}
+		for _, m := range hostMounts {
+			c.hostMounts[dev] = append(c.hostMounts[dev], m.Target)
+		}
+		if len(hostMounts) > 0 {
+			f.UsedBytes = usedBytes(hostMounts[0].Target)
 		}
 		if err != nil {
 			c.doc.Filesystems = append(c.doc.Filesystems, f)
@@ -144,8 +151,8 @@ func (c *collector) ext4Features(ctx context.Context, f *Filesystem) {
 
 func (c *collector) xfsFeatures(ctx context.Context, f *Filesystem) {
 	target := f.Device
-	if len(f.Mounts) > 0 {
-		target = f.Mounts[0].Target
+	if m := c.hostMounts[f.Device]; len(m) > 0 {
+		target = m[0]
 	}
 	out, err := c.run.Run(ctx, "xfs_info", target)
 	if err != nil {
@@ -187,11 +194,11 @@ func (c *collector) btrfsFeatures(ctx context.Context, f *Filesystem) {
 			f.Params[fs[0]] = fs[1]
 		}
 	}
-	if len(f.Mounts) == 0 {
+	if len(c.hostMounts[f.Device]) == 0 {
 		c.warnf("btrfs %s: not mounted, so its subvolumes and profiles are not recorded", f.Device)
 		return
 	}
-	mnt := f.Mounts[0].Target
+	mnt := c.hostMounts[f.Device][0]
 	if out, err := c.run.Run(ctx, "btrfs", "filesystem", "df", mnt); err != nil {
 		c.toolFailed("btrfs profiles of "+f.Device, err)
 	} else {

@@ -25,7 +25,11 @@ var bootConfigs = []struct{ path, loader string }{
 func (c *collector) boot(ctx context.Context) {
 	b := &c.doc.Boot
 	b.Mode = "bios"
-	if statOK(c.src.sys("firmware/efi")) {
+	switch {
+	case c.root != "":
+		// Not running: the firmware here is another machine's.
+		b.Mode = c.diskBootMode(ctx)
+	case statOK(c.src.sys("firmware/efi")):
 		b.Mode = "uefi"
 	}
 	for _, bc := range bootConfigs {
@@ -36,7 +40,7 @@ func (c *collector) boot(ctx context.Context) {
 			}
 		}
 	}
-	if b.Mode != "uefi" {
+	if b.Mode != "uefi" || c.root != "" {
 		return
 	}
 	out, err := c.run.Run(ctx, "efibootmgr", "-v")
@@ -88,11 +92,16 @@ func isHex(s string) bool {
 
 func (c *collector) kernel(context.Context) {
 	k := &c.doc.Kernel
-	k.Release = sysString(c.src.proc("sys/kernel/osrelease"))
-	k.Version = sysString(c.src.proc("sys/kernel/version"))
-	k.Cmdline = sysString(c.src.proc("cmdline"))
-	if k.Release == "" {
-		c.warnf("kernel release: %s not readable", c.src.proc("sys/kernel/osrelease"))
+	k.Installed = c.installedKernels()
+	if c.root == "" {
+		k.Release = sysString(c.src.proc("sys/kernel/osrelease"))
+		k.Version = sysString(c.src.proc("sys/kernel/version"))
+		k.Cmdline = sysString(c.src.proc("cmdline"))
+		if k.Release == "" {
+			c.warnf("kernel release: %s not readable", c.src.proc("sys/kernel/osrelease"))
+		}
+	} else if len(k.Installed) == 0 {
+		c.warnf("kernels: no vmlinuz-* in %s", c.src.root("/boot"))
 	}
 	data, missing := c.readFile(c.src.root("/etc/os-release"))
 	if missing {
@@ -108,7 +117,9 @@ func (c *collector) kernel(context.Context) {
 }
 
 func (c *collector) hostname(context.Context) {
-	c.doc.Hostname.Kernel = sysString(c.src.proc("sys/kernel/hostname"))
+	if c.root == "" {
+		c.doc.Hostname.Kernel = sysString(c.src.proc("sys/kernel/hostname"))
+	}
 	if data, missing := c.readFile(c.src.root("/etc/hostname")); !missing {
 		c.doc.Hostname.Etc = strings.TrimSpace(data)
 	}
@@ -132,6 +143,10 @@ func (c *collector) network(ctx context.Context) {
 	n := &c.doc.Network
 	if data, missing := c.readFile(c.src.root("/etc/resolv.conf")); !missing {
 		n.Resolv = data
+	}
+	if c.root != "" {
+		// This host's interfaces and routes are not that system's.
+		return
 	}
 	out, err := c.run.Run(ctx, "ip", "-j", "addr", "show")
 	if err != nil {
