@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 
 	"github.com/rewind-backup/rewind/internal/inventory"
 	"github.com/rewind-backup/rewind/internal/recovery"
@@ -10,7 +9,10 @@ import (
 	"github.com/rewind-backup/rewind/internal/snapshot"
 )
 
-// recoverOnto rebuilds the snapshot's machine onto target.
+// recoverOnto rebuilds the snapshot's machine onto target, the loop
+// device of a VM disk being made. The snapshot holds the system at its
+// own paths (backup --system-root); the boot mode is the recorded one.
 func recoverOnto(ctx context.Context, g *globals, r *repository.Repository, sn *snapshot.Snapshot, doc *inventory.Document, t recovery.Target) (*recovery.Report, error) {
-	return nil, errors.New("recovery.Recover is not merged yet")
+	return recovery.Recover(ctx, recovery.Options{Repo: r, Snapshot: sn, Inventory: doc, Targets: []recovery.Target{t},
+		BootMode: bootMode(doc), Log: g.log})
 }
