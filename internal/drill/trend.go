@@ -22,8 +22,8 @@ type Past struct {
 	// of the host, MedianChange minus the median of all the host's
 	// successful drills before it; nil for the first successful one and
 	// for a failed drill (whose RTO measures nothing).
-	PrevChange   *float64 `json:"rto_change_seconds"`
-	MedianChange *float64 `json:"rto_change_median_seconds"`
+	PrevChange   *float64 `json:"rto_change_seconds,omitempty"`
+	MedianChange *float64 `json:"rto_change_median_seconds,omitempty"`
 }
 
 // Trend turns the drill events of rs (oldest first, any kinds) into
