@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -77,9 +78,17 @@ func ReadPathList(file string, format ListFormat) ([]ListedPath, error) {
 // CheckListed makes sure that every listed path exists, before anything
 // is stored: a path that does not is named with the file and line it
 // came from.
-func CheckListed(paths []ListedPath) error {
+func CheckListed(paths []ListedPath) error { return CheckListedIn("", paths) }
+
+// CheckListedIn is CheckListed for the paths of a system whose root is
+// mounted at root (Options.SystemRoot; "" is this one): each must be
+// absolute, and is looked for below root.
+func CheckListedIn(root string, paths []ListedPath) error {
 	for _, p := range paths {
-		if _, err := os.Lstat(p.Path); err != nil {
+		if root != "" && !filepath.IsAbs(p.Path) {
+			return fmt.Errorf("%q (line %d of %s): with a system root, list the system's absolute paths (such as /etc); nothing was backed up", p.Path, p.Line, p.File)
+		}
+		if _, err := os.Lstat(filepath.Join(root, p.Path)); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("%q (line %d of %s) does not exist; nothing was backed up", p.Path, p.Line, p.File)
 			}

@@ -39,12 +39,13 @@ type backupOpts struct {
 	stream        streamOpts
 	img           imageOpts
 	list          listOpts
+	sys           sysrootOpts
 }
 
 func newBackupCmd(g *globals) *cobra.Command {
 	o := &backupOpts{}
 	cmd := &cobra.Command{
-		Use:   "backup {PATH... | --files-from FILE | --stdin | --stdin-from-command -- CMD ARGS... | --device DEV | --image FILE}",
+		Use:   "backup {PATH... | --files-from FILE | --stdin | --stdin-from-command -- CMD ARGS... | --device DEV | --image FILE | --system-root DIR [PATH...]}",
 		Short: "Back up files and directories into a new snapshot",
 		Long: `Back up PATHs into a new snapshot. Files whose size, mtime, ctime and inode
 are the same as in the previous snapshot of the same host and paths are not
@@ -79,6 +80,15 @@ a folder (a read-only btrfs snapshot, a mounted LVM or ZFS snapshot) so that
 the snapshot shows the real paths, and a restore puts files back where they
 live. Give it once per copy; PATHs still name the real folders.
 
+With --system-root DIR, the system whose root filesystem is mounted at DIR
+and is not running (another machine's disk, a server's root mounted from a
+rescue system) is backed up as itself: PATHs (default /) are its own paths,
+read below DIR and stored as the system sees them; the hostname is read
+from DIR/etc/hostname; only its filesystems mounted below DIR that are on
+--disks are crossed, not virtual mounts; and the inventory records those
+disks and that root, not this host. --disks alone records only those disks
+in the running system's inventory.
+
 A backup of files also records the machine's inventory (disks, partition
 tables, filesystems, boot, network, packages, enabled units, users,
 crontabs) in the repository, reusing the last one of the host when nothing
@@ -107,7 +117,9 @@ some files could not be read (they are listed); 1 on a fatal error.`,
   rewind backup --stdin-from-command --stdin-filename /db/mydb.sql -- pg_dump mydb
   rewind backup --device /dev/vg0/root-snap
   rewind backup --image /var/lib/libvirt/images/web1.img
-  rewind backup --qemu-qmp /run/qemu/web1.qmp drive0`,
+  rewind backup --qemu-qmp /run/qemu/web1.qmp drive0
+  rewind backup --system-root /mnt/srv --disks /dev/sdb
+  rewind backup --system-root /mnt/srv --disks /dev/sdb,/dev/sdc /etc /home`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if o.stream.on() {
 				_, err := o.stream.checkArgs(cmd, args)
@@ -116,7 +128,7 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 			if o.img.on() {
 				return nil
 			}
-			if o.list.given() {
+			if o.list.given() || o.sys.root != "" {
 				return nil
 			}
 			return cobra.MinimumNArgs(1)(cmd, args)
@@ -143,11 +155,35 @@ some files could not be read (they are listed); 1 on a fatal error.`,
 	o.stream.add(cmd)
 	o.img.add(cmd)
 	o.list.add(cmd)
+	o.sys.add(cmd)
 	return cmd
 }
 
 func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) error {
 	ctx := cmd.Context()
+	if o.sys.on() {
+		if o.img.on() || o.stream.on() {
+			return errors.New("--system-root and --disks are for a backup of files; they cannot be combined with --stdin, --device or --image")
+		}
+		if len(o.readFrom) > 0 && o.sys.root != "" {
+			return errors.New("--system-root reads every path below its folder; it cannot be combined with --read-from")
+		}
+		if err := o.sys.check(); err != nil {
+			return err
+		}
+		if o.sys.root != "" && len(args) == 0 && !o.list.given() {
+			args = []string{"/"}
+		}
+		if o.sys.root != "" && o.host == "" {
+			// The system's own name, checked before the repository is
+			// opened.
+			name, err := o.sys.hostname()
+			if err != nil {
+				return err
+			}
+			o.host = name
+		}
+	}
 	if o.img.on() {
 		if _, _, _, err := o.img.check(args, o.stream.on()); err != nil {
 			return err
@@ -156,7 +192,7 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 		// Every path is checked before the repository is opened (or
 		// created): a typo stores nothing.
 		var err error
-		if args, err = o.list.targets(args); err != nil {
+		if args, err = o.list.targets(args, o.sys.root); err != nil {
 			return err
 		}
 	} else if o.list.given() {
@@ -217,13 +253,18 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOpts, args []string) err
 	var inv *inventoryRun
 	var beforeSave func(context.Context, *snapshot.Snapshot) error
 	if !o.dryRun && !o.noInventory {
-		inv = startInventory(ctx, host)
+		inv = startInventoryOf(ctx, host, o.sys.sources())
 		defer inv.stop()
 		beforeSave = func(ctx context.Context, sn *snapshot.Snapshot) error { return inv.attach(ctx, g, r, listed, sn) }
+	}
+	crossDevs, err := o.sys.crossDevices()
+	if err != nil {
+		return err
 	}
 	counter := &ui.Counter{}
 	counter.Scanning.Store(true)
 	a, err := archiver.New(r, archiver.Options{
+		SystemRoot: o.sys.root, CrossDevices: crossDevs,
 		Hostname: host, Tags: o.tags, Excludes: excludes, ExcludeCaches: o.excludeCaches,
 		ExcludeNodump:    o.excludeNodump,
 		ExcludeIfPresent: o.ifPresent, ExcludeLargerThan: maxSize,

@@ -23,12 +23,18 @@ type inventoryRun struct {
 // startInventory starts collecting the inventory of this machine for
 // host.
 func startInventory(ctx context.Context, host string) *inventoryRun {
+	return startInventoryOf(ctx, host, inventory.Sources{})
+}
+
+// startInventoryOf starts collecting the inventory of the system src
+// describes (backup --system-root, --disks) for host.
+func startInventoryOf(ctx context.Context, host string, src inventory.Sources) *inventoryRun {
 	ctx, cancel := context.WithCancel(ctx)
 	ir := &inventoryRun{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(ir.done)
 		start := time.Now()
-		ir.doc, ir.err = inventory.Collect(ctx, inventory.Sources{}, host)
+		ir.doc, ir.err = inventory.Collect(ctx, src, host)
 		ir.took = time.Since(start)
 	}()
 	return ir

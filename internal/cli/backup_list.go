@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -28,10 +29,14 @@ func (o *listOpts) add(cmd *cobra.Command) {
 func (o *listOpts) given() bool { return len(o.lines)+len(o.verbatim)+len(o.raw) > 0 }
 
 // targets returns args followed by the listed paths, after checking that
-// every one of them exists.
-func (o *listOpts) targets(args []string) ([]string, error) {
+// every one of them exists: below root, when it is the system root of
+// --system-root ("" otherwise), where each must be absolute.
+func (o *listOpts) targets(args []string, root string) ([]string, error) {
 	for _, a := range args {
-		if _, err := os.Lstat(a); err != nil {
+		if root != "" && !filepath.IsAbs(a) {
+			return nil, fmt.Errorf("backup path %q: with --system-root, give the system's own absolute paths (such as /etc); nothing was backed up", a)
+		}
+		if _, err := os.Lstat(filepath.Join(root, a)); err != nil {
 			return nil, fmt.Errorf("backup path %q: %w; nothing was backed up", a, err)
 		}
 	}
@@ -54,7 +59,7 @@ func (o *listOpts) targets(args []string) ([]string, error) {
 			if len(listed) == 0 {
 				return nil, fmt.Errorf("%s lists no paths; nothing was backed up", f)
 			}
-			if err := archiver.CheckListed(listed); err != nil {
+			if err := archiver.CheckListedIn(root, listed); err != nil {
 				return nil, err
 			}
 			for _, l := range listed {

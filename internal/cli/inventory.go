@@ -183,7 +183,11 @@ func printInventory(g *globals, sn *snapshot.Snapshot, d *inventory.Document) {
 			u.Printf("  Boot%s %s %s\n", e.Num, e.Label, e.Path)
 		}
 	}
-	u.Printf("Kernel: %s\n", firstNonEmpty(d.Kernel.Release, strings.Join(d.Kernel.Installed, ", ")+" (installed)"))
+	kernel := d.Kernel.Release
+	if kernel == "" && len(d.Kernel.Installed) > 0 {
+		kernel = strings.Join(d.Kernel.Installed, ", ") + " (installed)"
+	}
+	u.Printf("Kernel: %s\n", kernel)
 	if name := d.OS["PRETTY_NAME"]; name != "" {
 		u.Printf("System: %s\n", name)
 	}
