@@ -219,6 +219,7 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		newInstantCmd(g),
 		newExportCmd(g),
 		newDrillCmd(g),
+		newRecoverCmd(g),
 	)
 	return root
 }
