@@ -58,7 +58,7 @@ func TestTrend(t *testing.T) {
 	if r := rows[4]; r.PrevChange == nil || *r.PrevChange != -10 || *r.MedianChange != 26-34 {
 		t.Errorf("third success of a: change %v, median change %v; want -10, -8", *r.PrevChange, *r.MedianChange)
 	}
-	v := Verified(rs)
+	v := Verified(append(rs, drillEvent("a", "s5", event.ResultFailed, t0.Add(6*time.Hour), s, s, s)))
 	if len(v) != 4 || v["s2"] != rs[4].End || !v["s3"].Equal(rs[3].End) {
 		t.Errorf("verified %v", v)
 	}
