@@ -224,14 +224,14 @@ func runDrillReport(ctx context.Context, g *globals, host string) error {
 		return err
 	}
 	defer r.Close()
-	rs, bad, err := event.List(ctx, r, event.Filter{Host: host})
+	rs, bad, err := event.List(ctx, r, event.Filter{})
 	if err != nil {
 		return err
 	}
 	for _, b := range bad {
 		g.ui.Warnf("event %s cannot be read: %v\n", b.File.Short(), b.Err)
 	}
-	rows := drill.Trend(rs)
+	rows := drill.Trend(rs, host)
 	if g.json {
 		return g.ui.JSONDoc(rows)
 	}

@@ -39,7 +39,12 @@ func TestTrend(t *testing.T) {
 		drillEvent("a", "s2", event.ResultSuccess, t0.Add(4*time.Hour), 12*s, 20*s, 4*s), // 36
 		drillEvent("a", "s4", event.ResultSuccess, t0.Add(5*time.Hour), 10*s, 15*s, 1*s), // 26
 	}
-	rows := Trend(rs)
+	// Run by an agent on "agent1": the report names the host drilled.
+	rs[3].Host, rs[3].Report = "agent1", []byte(`{"hostname":"b"}`)
+	if only := Trend(rs, "b"); len(only) != 1 || only[0].Snapshot != "s3" {
+		t.Errorf("drills of b: %+v", only)
+	}
+	rows := Trend(rs, "")
 	if len(rows) != 5 {
 		t.Fatalf("%d rows, want 5 drills: %+v", len(rows), rows)
 	}

@@ -1,6 +1,7 @@
 package drill
 
 import (
+	"encoding/json"
 	"slices"
 	"time"
 
@@ -26,25 +27,43 @@ type Past struct {
 	MedianChange *float64 `json:"rto_change_median_seconds,omitempty"`
 }
 
+// drilledHost is the host a drill event drilled: its report's, else the
+// event's (an agent records its runs under its own host, and may drill
+// another).
+func drilledHost(e *event.Stored) string {
+	var rep struct {
+		Host string `json:"hostname"`
+	}
+	if len(e.Report) > 0 && json.Unmarshal(e.Report, &rep) == nil && rep.Host != "" {
+		return rep.Host
+	}
+	return e.Host
+}
+
 // Trend turns the drill events of rs (oldest first, any kinds) into
-// rows, oldest first.
-func Trend(rs []event.Stored) []Past {
+// rows, oldest first; host, when not empty, keeps the drills of that
+// host only.
+func Trend(rs []event.Stored, host string) []Past {
 	out := []Past{}
 	byHost := map[string][]float64{} // successful RTOs so far, per host
 	for _, e := range rs {
 		if e.Kind != Kind {
 			continue
 		}
-		p := Past{Time: e.Start, Host: e.Host, Snapshot: e.Snapshot, Result: e.Result, Error: e.Error,
+		h := drilledHost(&e)
+		if host != "" && h != host {
+			continue
+		}
+		p := Past{Time: e.Start, Host: h, Snapshot: e.Snapshot, Result: e.Result, Error: e.Error,
 			Restore: PhaseSeconds(e.Phases, PhaseRestore), Boot: PhaseSeconds(e.Phases, PhaseBoot), Probes: PhaseSeconds(e.Phases, PhaseProbes)}
 		p.RTO = p.Restore + p.Boot + p.Probes
 		if e.Result == event.ResultSuccess {
-			if prev := byHost[e.Host]; len(prev) > 0 {
+			if prev := byHost[h]; len(prev) > 0 {
 				d := p.RTO - prev[len(prev)-1]
 				m := p.RTO - Median(prev)
 				p.PrevChange, p.MedianChange = &d, &m
 			}
-			byHost[e.Host] = append(byHost[e.Host], p.RTO)
+			byHost[h] = append(byHost[h], p.RTO)
 		}
 		out = append(out, p)
 	}
