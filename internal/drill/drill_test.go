@@ -271,3 +271,20 @@ func TestProbes(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseAgentLine: any line from the guest is skipped, taken or
+// reported as the agent's error, never a panic.
+func FuzzParseAgentLine(f *testing.F) {
+	for _, s := range []string{`{"return": 7}`, "\xff{\"return\": {\"pid\": 1}}\n", `{"error": {"class": "GenericError", "desc": "no"}}`, `{"return": null}`, "garbage", ""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		ret, err := parseAgentLine("guest-exec", line, nil)
+		if ret != nil && err != nil {
+			t.Fatalf("both a return and an error: %s, %v", ret, err)
+		}
+		if ret != nil && !json.Valid(ret) {
+			t.Fatalf("return %q is not JSON", ret)
+		}
+	})
+}

@@ -81,22 +81,14 @@ func (a *agent) call(ctx context.Context, wait time.Duration, cmd string, args a
 		if err != nil {
 			return fmt.Errorf("guest agent %s: %w", cmd, err)
 		}
-		// qemu-ga may send 0xff before a reply to resynchronise.
-		line = []byte(strings.TrimLeft(string(line), "\xff \r\n"))
-		if len(line) == 0 {
+		ret, err := parseAgentLine(cmd, line, accept)
+		if err != nil {
+			return err
+		}
+		if ret == nil {
 			continue
 		}
-		var r agentReply
-		if err := json.Unmarshal(line, &r); err != nil {
-			continue
-		}
-		if r.Error != nil {
-			return fmt.Errorf("guest agent %s: %s (%s)", cmd, r.Error.Desc, r.Error.Class)
-		}
-		if r.Return == nil || (accept != nil && !accept(r.Return)) {
-			continue
-		}
-		return json.Unmarshal(r.Return, out)
+		return json.Unmarshal(ret, out)
 	}
 }
 
@@ -153,4 +145,26 @@ func (a *agent) UnitActive(ctx context.Context, unit string) error {
 		return fmt.Errorf("unit %s is %s, not active", unit, state)
 	}
 	return nil
+}
+
+// parseAgentLine reads one line qemu-ga wrote in answer to cmd: the
+// return to use, nil for a line to skip (noise, a stale reply accept
+// refuses), or the error the agent returned.
+func parseAgentLine(cmd string, line []byte, accept func(json.RawMessage) bool) (json.RawMessage, error) {
+	// qemu-ga may send 0xff before a reply to resynchronise.
+	line = []byte(strings.TrimLeft(string(line), "\xff \r\n"))
+	if len(line) == 0 {
+		return nil, nil
+	}
+	var r agentReply
+	if err := json.Unmarshal(line, &r); err != nil {
+		return nil, nil
+	}
+	if r.Error != nil {
+		return nil, fmt.Errorf("guest agent %s: %s (%s)", cmd, r.Error.Desc, r.Error.Class)
+	}
+	if r.Return == nil || (accept != nil && !accept(r.Return)) {
+		return nil, nil
+	}
+	return r.Return, nil
 }
