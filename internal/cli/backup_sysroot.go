@@ -34,7 +34,7 @@ func (o *sysrootOpts) on() bool { return o.root != "" || len(o.disks) > 0 }
 // like a system's root (an etc folder), and each disk must be a block
 // device. It makes root absolute.
 func (o *sysrootOpts) check() error {
-	for _, d := range o.disks {
+	for i, d := range o.disks {
 		fi, err := os.Stat(d)
 		if err != nil {
 			return fmt.Errorf("--disks %s: %w; give whole disks such as /dev/sdb", d, err)
@@ -42,6 +42,16 @@ func (o *sysrootOpts) check() error {
 		if fi.Mode()&os.ModeDevice == 0 || fi.Mode()&os.ModeCharDevice != 0 {
 			return fmt.Errorf("--disks %s: not a block device; give whole disks such as /dev/sdb", d)
 		}
+		// /dev/disk/by-id/... names are links: the inventory records the
+		// kernel's name.
+		dev, err := filepath.EvalSymlinks(d)
+		if err != nil {
+			return fmt.Errorf("--disks %s: %w", d, err)
+		}
+		if _, err := os.Stat(filepath.Join("/sys/class/block", filepath.Base(dev), "partition")); err == nil {
+			return fmt.Errorf("--disks %s: a partition, not a whole disk; give the disk that holds it", d)
+		}
+		o.disks[i] = dev
 	}
 	if o.root == "" {
 		return nil

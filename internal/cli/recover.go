@@ -279,7 +279,7 @@ func printRecoverPlan(g *globals, rep *recovery.Report) {
 		}
 	}
 	u.Printf("\nFilesystems\n")
-	ft := ui.NewTable("  Device", "Type", "UUID", "Label", "Size", "Holds").Right(4, 5)
+	ft := ui.NewTable("Device", "Type", "UUID", "Label", "Size", "Holds").Right(4, 5)
 	for _, f := range p.Filesystems {
 		ft.Row(f.Device, f.Type, f.UUID, f.Label, ui.Bytes(f.SizeBytes), ui.Bytes(f.UsedBytes))
 	}

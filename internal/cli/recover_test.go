@@ -197,6 +197,13 @@ func TestRecoverCommand(t *testing.T) {
 	if devSum(t, target) != before {
 		t.Fatal("--dry-run changed the target")
 	}
+	text := e.mustRun("recover", "--snapshot", id[:8], "--root", root, "--disk", target, "--dry-run")
+	t.Logf("recover --dry-run:\n%s%s", text.stdout, text.stderr)
+	for _, want := range []string{"recover cli-src from snapshot " + id[:8] + ", bios boot", target + "p1", "Filesystems", "cli-root", "on /", "dry run: nothing was written"} {
+		if !strings.Contains(string(text.stdout), want) {
+			t.Errorf("dry run text lacks %q", want)
+		}
+	}
 	// Without --yes and without a terminal, nothing is written.
 	r = e.expectCode(ExitFatal, "recover", "--snapshot", id, "--root", root, "--disk", target)
 	if !strings.Contains(string(r.stderr), "--yes") || devSum(t, target) != before {

@@ -3,6 +3,7 @@ package inventory
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -91,4 +92,46 @@ func TestSameContentUsedBytes(t *testing.T) {
 	if a.Filesystems[0].UsedBytes != 1000<<20 {
 		t.Error("SameContent changed its argument")
 	}
+}
+
+// FuzzResolveIn: whatever the path and the links met on the way, the
+// path found is inside the root.
+func FuzzResolveIn(f *testing.F) {
+	f.Add("/etc/resolv.conf")
+	f.Add("/../../etc/escape/x")
+	f.Add("etc//loop/../../..")
+	f.Add("/etc/up/up/up")
+	root := f.TempDir()
+	for link, target := range map[string]string{
+		"etc/resolv.conf": "/run/x/resolv.conf",
+		"etc/escape":      "../../../../../etc",
+		"etc/loop":        "/etc/loop",
+		"etc/up":          "..",
+	} {
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(link)), 0o755); err != nil {
+			f.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			f.Fatal(err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		got := resolveIn(root, p)
+		if got != root && !strings.HasPrefix(got, root+"/") {
+			t.Fatalf("resolveIn(%q) = %s, outside %s", p, got, root)
+		}
+	})
+}
+
+// FuzzEFILoaderListed: any mdir output is read without a panic, and a
+// loader is found only on a line naming an .efi file three levels down.
+func FuzzEFILoaderListed(f *testing.F) {
+	f.Add("::/EFI/\n::/EFI/BOOT/\n::/EFI/BOOT/BOOTX64.EFI\n")
+	f.Add("::/\n")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, out string) {
+		if efiLoaderListed(out) && !strings.Contains(strings.ToLower(out), ".efi") {
+			t.Fatalf("a loader found in %q", out)
+		}
+	})
 }

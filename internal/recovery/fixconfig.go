@@ -99,7 +99,7 @@ func FixKernelArgs(content string, uuids map[string]string) (string, []string) {
 
 // fixConfigs applies the fixes to the restored system at root and
 // returns what changed, one line per change ("/etc/fstab line 3: ...").
-func fixConfigs(root string, doc *inventory.Document, p *Plan) ([]string, error) {
+func fixConfigs(root string, doc *inventory.Document, p *Plan, renamed map[string]string) ([]string, error) {
 	uuids := uuidOf(doc, p)
 	var fixed []string
 	for _, c := range []struct {
@@ -122,6 +122,8 @@ func fixConfigs(root string, doc *inventory.Document, p *Plan) ([]string, error)
 			return fixed, err
 		}
 		out, changes := c.fix(string(data), uuids)
+		out, more := ReplaceUUIDs(out, renamed)
+		changes = append(changes, more...)
 		if len(changes) == 0 {
 			continue
 		}
@@ -134,4 +136,21 @@ func fixConfigs(root string, doc *inventory.Document, p *Plan) ([]string, error)
 		}
 	}
 	return fixed, nil
+}
+
+// ReplaceUUIDs replaces every occurrence of each old UUID (a filesystem
+// made with a new one) with the new, in any letter case: fstab's UUID=,
+// grub.cfg's search --fs-uuid and root=UUID=.
+func ReplaceUUIDs(content string, renamed map[string]string) (string, []string) {
+	var changes []string
+	for old, nu := range renamed {
+		re := regexp.MustCompile(`(?i)` + regexp.QuoteMeta(old))
+		n := len(re.FindAllStringIndex(content, -1))
+		if n == 0 {
+			continue
+		}
+		content = re.ReplaceAllLiteralString(content, nu)
+		changes = append(changes, fmt.Sprintf("UUID %s -> %s (%d places)", old, nu, n))
+	}
+	return content, changes
 }

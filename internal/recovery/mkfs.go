@@ -28,25 +28,47 @@ var ext4Volatile = map[string]bool{"needs_recovery": true, "orphan_present": tru
 // makeFS makes f on its device. The recorded features are asked for;
 // when this machine's mkfs does not know one of them, the filesystem is
 // made with its defaults instead and the returned warning says so.
-func makeFS(ctx context.Context, f FilesystemPlan, tmp string) (warning string, err error) {
+//
+// A btrfs whose UUID another device of this machine holds (the source
+// disk still attached, a drill on the machine itself) cannot be made
+// with it: mkfs.btrfs and btrfstune refuse, and the kernel could not
+// tell the two apart. It is made with a new UUID, returned in newUUID,
+// and the bootloader phase rewrites the configuration that names the
+// old one.
+func makeFS(ctx context.Context, f FilesystemPlan, tmp string) (newUUID, warning string, err error) {
 	full, plain := mkfsArgs(f)
 	c := cmd{name: mkfsTool(f.Type), args: full}
-	if _, err = c.run(ctx); err != nil && !slices.Equal(full, plain) {
+	_, err = c.run(ctx)
+	if err != nil && f.Type == "btrfs" && strings.Contains(err.Error(), "non-unique UUID") {
+		f.UUID = ""
+		full, plain = mkfsArgs(f)
+		c.args = full
+		if _, err = c.run(ctx); err == nil {
+			out, berr := (cmd{name: "blkid", args: []string{"-p", "-o", "value", "-s", "UUID", f.Device}}).run(ctx)
+			if berr != nil {
+				return "", "", fmt.Errorf("mkfs %s on %s: the new UUID: %w", f.Type, f.Device, berr)
+			}
+			newUUID = strings.TrimSpace(out)
+			warning = fmt.Sprintf("%s: another device of this machine holds the btrfs UUID recorded for it: made with the new UUID %s (configuration naming the old one is rewritten)", f.Device, newUUID)
+			f.UUID = newUUID
+		}
+	}
+	if err != nil && !slices.Equal(full, plain) {
 		ferr := err
 		c.args = plain
 		if _, err = c.run(ctx); err == nil {
-			warning = fmt.Sprintf("%s: made without the recorded features (%v)", f.Device, ferr)
+			warning = strings.TrimPrefix(warning+"; ", "; ") + fmt.Sprintf("%s: made without the recorded features (%v)", f.Device, ferr)
 		}
 	}
 	if err != nil {
-		return "", fmt.Errorf("mkfs %s on %s: %w", f.Type, f.Device, err)
+		return "", "", fmt.Errorf("mkfs %s on %s: %w", f.Type, f.Device, err)
 	}
 	if f.Type == "btrfs" && len(f.Subvolumes) > 0 {
 		if err := makeSubvolumes(ctx, f, tmp); err != nil {
-			return warning, err
+			return newUUID, warning, err
 		}
 	}
-	return warning, nil
+	return newUUID, warning, nil
 }
 
 // mkfsArgs are the arguments that make f with its UUID, label and

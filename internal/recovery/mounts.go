@@ -93,6 +93,11 @@ func (m *mounts) mountSystem(root string, p *Plan) error {
 	for _, mp := range p.Mounts {
 		dir := filepath.Join(root, filepath.Clean("/"+mp.Target))
 		opts := mp.Options
+		if mp.Type == "xfs" {
+			// The recorded filesystem may be mounted on this machine
+			// under the same UUID (a drill of the machine itself).
+			opts = strings.TrimPrefix(opts+",nouuid", ",")
+		}
 		if mp.Type == "vfat" {
 			// The restore sets modes and owners that FAT cannot hold:
 			// "quiet" makes FAT accept them as it does at boot.

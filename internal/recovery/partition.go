@@ -38,10 +38,10 @@ func SfdiskScript(t *inventory.PartitionTable) string {
 				fields = append(fields, "uuid="+p.UUID)
 			}
 			if p.Name != "" {
-				fields = append(fields, "name="+strconv.Quote(p.Name))
+				fields = append(fields, "name="+sfdiskQuote(p.Name))
 			}
 			if p.Attrs != "" {
-				fields = append(fields, "attrs="+strconv.Quote(p.Attrs))
+				fields = append(fields, "attrs="+sfdiskQuote(p.Attrs))
 			}
 		}
 		if p.Bootable {
@@ -64,4 +64,22 @@ func writeTable(ctx context.Context, d DiskPlan) error {
 		return fmt.Errorf("partition %s: %w", d.Target, err)
 	}
 	return nil
+}
+
+// sfdiskQuote quotes a value of an sfdisk script. sfdisk reads \xHH
+// escapes in quoted values (not \"), so quotes, backslashes and control
+// characters are written that way.
+func sfdiskQuote(v string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '"' || c == '\\' || c < 0x20 || c == 0x7f {
+			fmt.Fprintf(&b, "\\x%02x", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	b.WriteByte('"')
+	return b.String()
 }

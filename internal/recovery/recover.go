@@ -136,14 +136,19 @@ func Recover(ctx context.Context, opt Options) (*Report, error) {
 		return finish(err)
 	}
 	defer os.RemoveAll(tmp)
+	renamed := map[string]string{} // recorded UUID -> the one made
 	if err := phase(PhaseMkfs, func() error {
-		for _, f := range p.Filesystems {
-			w, err := makeFS(ctx, f, tmp)
+		for i, f := range p.Filesystems {
+			newUUID, w, err := makeFS(ctx, f, tmp)
+			if w != "" {
+				rep.Warnings = append(rep.Warnings, w)
+			}
 			if err != nil {
 				return err
 			}
-			if w != "" {
-				rep.Warnings = append(rep.Warnings, w)
+			if newUUID != "" {
+				renamed[f.UUID] = newUUID
+				p.Filesystems[i].UUID = newUUID
 			}
 		}
 		return nil
@@ -188,7 +193,7 @@ func Recover(ctx context.Context, opt Options) (*Report, error) {
 
 	if !opt.NoBootloader {
 		if err := phase(PhaseBootloader, func() error {
-			fixed, err := fixConfigs(sysRoot, opt.Inventory, p)
+			fixed, err := fixConfigs(sysRoot, opt.Inventory, p, renamed)
 			rep.Fixed = append(rep.Fixed, fixed...)
 			if err != nil {
 				return err

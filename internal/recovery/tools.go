@@ -18,7 +18,7 @@ var ErrMissingTool = errors.New("program not installed")
 
 // packages name the Debian package of each program recover runs.
 var packages = map[string]string{
-	"sfdisk": "fdisk", "partx": "util-linux", "mkswap": "util-linux", "wipefs": "util-linux",
+	"sfdisk": "fdisk", "partx": "util-linux", "blkid": "util-linux", "mkswap": "util-linux", "wipefs": "util-linux",
 	"mkfs.ext2": "e2fsprogs", "mkfs.ext3": "e2fsprogs", "mkfs.ext4": "e2fsprogs",
 	"mkfs.xfs": "xfsprogs", "mkfs.btrfs": "btrfs-progs", "btrfs": "btrfs-progs", "mkfs.vfat": "dosfstools",
 	"grub-install": "grub-pc-bin (BIOS) or grub-efi-amd64-bin (UEFI)", "efibootmgr": "efibootmgr",

@@ -1,8 +1,11 @@
 package testutil
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -82,5 +85,74 @@ func checkServerLayout(t *testing.T, d *ServerDisk) {
 		if err != nil || !strings.Contains(s, "TYPE="+c.typ) || !strings.Contains(s, "UUID="+c.uuid) || !strings.Contains(s, "LABEL="+c.l) {
 			t.Errorf("filesystem at %d: %v: %s; want %s %s %s", c.off, err, s, c.typ, c.uuid, c.l)
 		}
+	}
+}
+
+// The attached server shows its root and ESP where a --system-root
+// backup reads them, and the UEFI build's loader is on the ESP.
+func TestAttachServer(t *testing.T) {
+	RequireRoot(t)
+	d := BuildServerDisk(t, ServerOptions{Mode: "uefi"})
+	a := AttachServer(t, d.Path)
+	for name, want := range map[string]string{
+		"/etc/hostname":       ServerHostname + "\n",
+		"/srv/www/index.html": ServerDefaultToken,
+		"/etc/fstab":          serverFstab(),
+	} {
+		b, err := os.ReadFile(a.Root + name)
+		if err != nil || string(b) != want {
+			t.Errorf("%s: %q, %v; want %q", name, b, err, want)
+		}
+	}
+	if a.ESPMounted {
+		if _, err := os.Stat(a.Root + "/boot/efi/EFI/BOOT/BOOTX64.EFI"); err != nil {
+			t.Error(err)
+		}
+	} else if out, err := exec.Command(serverToolPath("mdir"), "-b", "-i", a.Part(2), "::/EFI/BOOT").CombinedOutput(); err != nil || !strings.Contains(string(out), "BOOTX64.EFI") {
+		t.Errorf("mdir ::/EFI/BOOT on %s: %v: %s", a.Part(2), err, out)
+	}
+	for _, name := range []string{"/boot/vmlinuz-" + d.Kernel,
+		"/boot/initrd.img-" + d.Kernel, "/boot/grub/grub.cfg", "/usr/sbin/update-initramfs", "/sbin/init"} {
+		if _, err := os.Stat(a.Root + name); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// recordTB records a fatal failure instead of failing the test, so a
+// test can check that a helper fails.
+type recordTB struct {
+	testing.TB
+	fatal string
+}
+
+func (r *recordTB) Helper() {}
+
+func (r *recordTB) Fatalf(format string, args ...any) {
+	r.fatal = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// A disk that does not boot fails WaitReady at once (SeaBIOS finds
+// nothing and QEMU exits), not after ServerBootTimeout.
+func TestServerBootFailsFast(t *testing.T) {
+	RequireQEMU(t)
+	blank := filepath.Join(t.TempDir(), "blank.img")
+	if err := os.WriteFile(blank, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := &recordTB{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		BootServer(r, blank, "bios").WaitReady()
+	}()
+	select {
+	case <-done:
+	case <-time.After(ServerBootTimeout / 2):
+		t.Fatal("WaitReady on a blank disk still waits")
+	}
+	if !strings.Contains(r.fatal, "QEMU exited before") {
+		t.Fatalf("WaitReady on a blank disk: %q", r.fatal)
 	}
 }

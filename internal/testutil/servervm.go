@@ -65,6 +65,9 @@ func BootServer(t testing.TB, disk, mode string) *ServerVM {
 	}
 	args := []string{"-m", "512", "-display", "none", "-no-reboot", "-nodefaults",
 		"-serial", "stdio", "-monitor", "none",
+		// SeaBIOS prints only on VGA: with nothing to boot it resets
+		// after a second, and -no-reboot makes QEMU exit.
+		"-boot", "strict=on,reboot-timeout=1000",
 		"-drive", "file=" + disk + ",format=" + format + ",if=none,id=disk0",
 		"-device", "virtio-blk-pci,drive=disk0,bootindex=0",
 		"-netdev", fmt.Sprintf("user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:80", port),
@@ -121,15 +124,67 @@ func (v *ServerVM) WaitFor(marker string, d time.Duration) string {
 	return v.Console.Expect(v.t, marker, d)
 }
 
+// serverBootFailures are console lines that mean the boot will not
+// reach ServerReady: the firmware found nothing to boot, GRUB failed,
+// the kernel panicked or an init script gave up.
+var serverBootFailures = []string{
+	"No bootable option or device", // OVMF
+	"EFI Internal Shell",           // OVMF fell back to its shell
+	"Entering rescue mode",         // GRUB found no prefix or module
+	"Failed to boot",               // GRUB: every menu entry failed
+	"you need to load the kernel first",
+	"Kernel panic",
+	"REWIND-ERROR",
+}
+
 // WaitReady waits for ServerUp, ServerFstab and ServerReady and returns
-// the hostname the server printed and whether its fstab mounted.
+// the hostname the server printed and whether its fstab mounted. It
+// fails the test as soon as the console shows a failed boot.
 func (v *ServerVM) WaitReady() (hostname string, fstabOK bool) {
 	v.t.Helper()
-	up := v.WaitFor(ServerUp, ServerBootTimeout)
+	up := v.waitUnlessFailed(ServerUp, ServerBootTimeout)
 	hostname = strings.TrimSpace(strings.TrimPrefix(up, ServerUp))
-	fstabOK = strings.TrimSpace(strings.TrimPrefix(v.WaitFor(ServerFstab, time.Minute), ServerFstab)) == "ok"
-	v.WaitFor(ServerReady, time.Minute)
+	fstab := v.waitUnlessFailed(ServerFstab, time.Minute)
+	fstabOK = strings.TrimSpace(strings.TrimPrefix(fstab, ServerFstab)) == "ok"
+	v.waitUnlessFailed(ServerReady, time.Minute)
 	return hostname, fstabOK
+}
+
+// waitUnlessFailed is WaitFor, failing early on a serverBootFailures line.
+func (v *ServerVM) waitUnlessFailed(marker string, d time.Duration) string {
+	v.t.Helper()
+	c := v.Console
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		for i, l := range c.all {
+			if c.used[i] {
+				continue
+			}
+			if j := strings.Index(l, marker); j >= 0 {
+				c.used[i] = true
+				c.mu.Unlock()
+				return l[j:]
+			}
+			for _, f := range serverBootFailures {
+				if strings.Contains(l, f) {
+					c.mu.Unlock()
+					v.t.Fatalf("the server's boot failed (%q) before %q; the console read:\n%s", f, marker, c.Text())
+				}
+			}
+		}
+		eof := c.eof
+		c.mu.Unlock()
+		if eof {
+			v.t.Fatalf("QEMU exited before a line %q; the console read:\n%s", marker, c.Text())
+		}
+		select {
+		case <-c.more:
+		case <-deadline.C:
+			v.t.Fatalf("no line %q within %v; the console read:\n%s", marker, d, c.Text())
+		}
+	}
 }
 
 // HTTPGet fetches path (such as "/") from the server's port 80 through
