@@ -100,7 +100,7 @@ const (
 )
 
 // serverVersion changes when the builder changes what it builds.
-const serverVersion = "3"
+const serverVersion = "4"
 
 // ServerOptions say which server to build.
 type ServerOptions struct {

@@ -58,6 +58,8 @@ echo "` + ServerFstab + ` $ok"
 ip link set lo up
 ip addr add 10.0.2.15/24 dev eth0 && ip link set eth0 up && ip route add default via 10.0.2.2 || echo "REWIND-ERROR network"
 httpd -p 80 -h /srv/www || echo "REWIND-ERROR httpd"
+# READY once port 80 listens (state 0A in /proc/net/tcp).
+for i in $(seq 1 100); do grep -q ':0050 00000000:0000 0A' /proc/net/tcp && break; sleep 0.1; done
 echo ` + ServerReady + `
 while read -r cmd rest; do
   case "$cmd" in

@@ -188,10 +188,16 @@ func (v *ServerVM) waitUnlessFailed(marker string, d time.Duration) string {
 }
 
 // HTTPGet fetches path (such as "/") from the server's port 80 through
-// the forwarded port and returns the body of a 200 answer.
+// the forwarded port and returns the body of a 200 answer. A refused or
+// reset connection is tried again for a few seconds.
 func (v *ServerVM) HTTPGet(path string) (string, error) {
 	c := &http.Client{Timeout: 20 * time.Second}
-	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d%s", v.Port, path))
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", v.Port, path)
+	resp, err := c.Get(url)
+	for i := 0; err != nil && i < 10; i++ {
+		time.Sleep(500 * time.Millisecond)
+		resp, err = c.Get(url)
+	}
 	if err != nil {
 		return "", err
 	}
