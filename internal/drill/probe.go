@@ -101,8 +101,6 @@ func tryHTTP(ctx context.Context, vm *VM, p plan.Probe) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+p.Path, nil)
 	if err != nil {
 		return err
@@ -148,7 +146,16 @@ func runProbe(ctx context.Context, vm *VM, p plan.Probe) error {
 	if p.Kind == plan.ProbeUnit {
 		every = time.Second
 	}
+	// Each try waits for an answer for 1 s, then 2, 4, up to 10 s: QEMU's
+	// user network accepts a connection while the guest's network is
+	// still down, and nothing answers it, so early tries must end soon
+	// for the probe to pass close to the moment the service does; a
+	// slow service still gets its 10 s later on.
+	wait := time.Second
 	return vm.waitFor(ctx, every, func(c context.Context) error {
+		c, cancel := context.WithTimeout(c, wait)
+		defer cancel()
+		wait = min(2*wait, 10*time.Second)
 		err := tryProbe(c, vm, p)
 		if errors.Is(err, ErrNoAgent) && time.Since(start) >= agentWait {
 			return &giveUp{err}
