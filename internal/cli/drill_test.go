@@ -13,15 +13,15 @@ import (
 	"github.com/rewind-backup/rewind/internal/testutil"
 )
 
-// backupServer builds the test server (BIOS) with token, backs it up as
+// backupServer builds the test server (mode bios or uefi) with token, backs it up as
 // a system that is not running (its root mounted from a loop device)
 // into a new repository and returns the repository and the snapshot.
 // Loop device and mount are gone when it returns.
-func backupServer(t *testing.T, token string) (*env, string) {
+func backupServer(t *testing.T, mode, token string) (*env, string) {
 	t.Helper()
 	testutil.RequireRoot(t)
 	testutil.RequireQEMU(t)
-	d := testutil.BuildServerDisk(t, testutil.ServerOptions{Mode: "bios", Token: token})
+	d := testutil.BuildServerDisk(t, testutil.ServerOptions{Mode: mode, Token: token})
 	ctx := context.Background()
 	dev, err := loopdev.Attach(ctx, d.Path)
 	if err != nil {
@@ -69,7 +69,7 @@ func backupServer(t *testing.T, token string) (*env, string) {
 // naming the probe, and drill --report lists both. Three boots in all.
 func TestExportVMAndDrill(t *testing.T) {
 	const token = "drill-token-5b21"
-	e, id := backupServer(t, token)
+	e, id := backupServer(t, "bios", token)
 
 	// A VM disk too small for the data: refused, nothing left behind.
 	small := e.path("small.qcow2")
