@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/event"
+	"github.com/rewind-backup/rewind/internal/inventory"
 )
 
 func drillEvent(host, snap, result string, start time.Time, restore, boot, probes time.Duration) event.Stored {
@@ -287,4 +288,21 @@ func FuzzParseAgentLine(f *testing.F) {
 			t.Fatalf("return %q is not JSON", ret)
 		}
 	})
+}
+
+// TestRecordedDisk: the VM disk stands for the one disk with a partition
+// table; none, or several, are refused with what to do.
+func TestRecordedDisk(t *testing.T) {
+	tbl := &inventory.PartitionTable{Type: "gpt"}
+	one := &inventory.Document{Disks: []inventory.Disk{{Path: "/dev/sda", SizeBytes: 1 << 30, Table: tbl}, {Path: "/dev/sr0"}}}
+	if d, err := RecordedDisk(one); err != nil || d.Path != "/dev/sda" {
+		t.Errorf("one disk: %+v, %v", d, err)
+	}
+	two := &inventory.Document{Disks: []inventory.Disk{{Path: "/dev/sda", Table: tbl}, {Path: "/dev/sdb", Table: tbl}}}
+	if _, err := RecordedDisk(two); err == nil || !strings.Contains(err.Error(), "had 2 disks (/dev/sda, /dev/sdb)") || !strings.Contains(err.Error(), "rewind recover") {
+		t.Errorf("two disks: %v", err)
+	}
+	if _, err := RecordedDisk(&inventory.Document{}); err == nil || !strings.Contains(err.Error(), "--system-root") {
+		t.Errorf("no disk: %v", err)
+	}
 }
