@@ -112,7 +112,7 @@ func (c *jobCtl) run() {
 
 func isBackup(j *plan.Job) bool {
 	switch j.Kind {
-	case plan.KindCheck, plan.KindForget, plan.KindCopy:
+	case plan.KindCheck, plan.KindForget, plan.KindCopy, plan.KindDrill:
 		return false
 	}
 	return true

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rewind-backup/rewind/internal/event"
 	"github.com/rewind-backup/rewind/internal/instant"
 	"github.com/rewind-backup/rewind/internal/qemu"
 	"github.com/rewind-backup/rewind/internal/ui"
@@ -30,14 +31,19 @@ type ExportSummary struct {
 	Size            int64   `json:"size"`
 	BytesWritten    int64   `json:"bytes_written"`
 	DurationSeconds float64 `json:"duration_seconds"`
+	// With --vm: the boot mode of the rebuilt machine, the snapshot's
+	// host and the timed phases (recover onto the work file, convert).
+	BootMode string        `json:"boot_mode,omitempty"`
+	Host     string        `json:"hostname,omitempty"`
+	Phases   []event.Phase `json:"phases,omitempty"`
 }
 
 func newExportCmd(g *globals) *cobra.Command {
 	var sf snapFilter
-	var out string
+	var out, vm, size string
 	cmd := &cobra.Command{
-		Use:   "export --qcow2 OUT SNAPSHOT[:IMAGE]",
-		Short: "Write a device or image snapshot as a standalone qcow2 disk",
+		Use:   "export --qcow2 OUT SNAPSHOT[:IMAGE] | --vm OUT [--size N] [SNAPSHOT]",
+		Short: "Write a snapshot as a standalone qcow2 disk, or rebuild a machine as a VM disk",
 		Long: `Write the disk of a device or image snapshot (backup --device or --image) as
 a standalone qcow2 file OUT, which QEMU, libvirt or Proxmox boot without
 the repository. Holes and free space stay unallocated in OUT. OUT must not
@@ -45,22 +51,53 @@ exist. The image is read through a private read-only FUSE mount of the
 repository by qemu-img convert: needs qemu-utils and FUSE (/dev/fuse,
 fuse3).
 
-IMAGE, when given, must name the snapshot's image (its path or file name).`,
+IMAGE, when given, must name the snapshot's image (its path or file name).
+
+--vm OUT (P2V) rebuilds the machine a files snapshot recorded (its
+inventory: partition table, filesystems with their UUIDs and labels, boot
+loader) onto a new VM disk OUT in qcow2, ready to boot under QEMU/KVM or to
+import into a hypervisor: the same recovery as rewind recover, onto a
+sparse work file next to OUT attached as a loop device, then converted.
+SNAPSHOT defaults to the newest snapshot with an inventory of this host
+(or of --host). The disk's size is the recorded disk's unless --size says
+(the last partition grows or shrinks to fit). Machines of one disk only.
+Needs root, losetup, sfdisk, the mkfs tools, GRUB and qemu-img
+(docs/RECOVERY.md). On failure nothing is left behind.`,
 		Example: `  rewind export --qcow2 /var/lib/libvirt/images/web1.qcow2 latest --tag image
-  rewind export --qcow2 web1.qcow2 4f2a91c3 --json`,
-		Args: cobra.ExactArgs(1),
+  rewind export --qcow2 web1.qcow2 4f2a91c3 --json
+  rewind export --vm /var/lib/libvirt/images/web1.qcow2 --host web1
+  rewind export --vm web1.qcow2 --size 20G 4f2a91c3 --json`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.runExport(cmd.Context(), args[0], out, sf)
+			arg := ""
+			if len(args) == 1 {
+				arg = args[0]
+			}
+			if vm != "" {
+				if out != "" {
+					return errors.New("export: give --qcow2 (an image snapshot) or --vm (a machine), not both")
+				}
+				return g.runExportVM(cmd.Context(), arg, vm, size, sf)
+			}
+			if size != "" {
+				return errors.New("export: --size is for --vm")
+			}
+			if arg == "" {
+				return errors.New("export: name the snapshot to export (an ID, or latest)")
+			}
+			return g.runExport(cmd.Context(), arg, out, sf)
 		},
 	}
 	sf.add(cmd)
 	cmd.Flags().StringVar(&out, "qcow2", "", "write the qcow2 disk to `OUT` (a new file)")
+	cmd.Flags().StringVar(&vm, "vm", "", "rebuild the snapshot's machine as a VM disk `OUT` (qcow2, a new file)")
+	cmd.Flags().StringVar(&size, "size", "", "with --vm: the VM disk's `size` (20G; default the recorded disk's)")
 	return cmd
 }
 
 func (g *globals) runExport(ctx context.Context, arg, out string, sf snapFilter) error {
 	if out == "" {
-		return errors.New("export: give --qcow2 OUT, the qcow2 file to write")
+		return errors.New("export: give --qcow2 OUT, the qcow2 file to write (or --vm OUT to rebuild a machine)")
 	}
 	out, _ = filepath.Abs(out)
 	if _, err := os.Lstat(out); err == nil {

@@ -33,6 +33,12 @@ type jsonExport struct {
 	Size            int64   `json:"size"`
 	BytesWritten    int64   `json:"bytes_written"`
 	DurationSeconds float64 `json:"duration_seconds"`
+	BootMode        string  `json:"boot_mode"`
+	Hostname        string  `json:"hostname"`
+	Phases          []struct {
+		Name       string `json:"name"`
+		DurationNS int64  `json:"duration_ns"`
+	} `json:"phases"`
 }
 
 // guestTimeout bounds each wait for the guest under TCG on a busy machine.

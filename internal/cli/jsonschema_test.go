@@ -157,30 +157,31 @@ type jsonSnapshotSummary struct {
 }
 
 type jsonSnapshot struct {
-	ID             string               `json:"id"`
-	ShortID        string               `json:"short_id"`
-	Time           time.Time            `json:"time"`
-	Parent         string               `json:"parent"`
-	Tree           []string             `json:"tree"`
-	Paths          []string             `json:"paths"`
-	Hostname       string               `json:"hostname"`
-	Username       string               `json:"username"`
-	UID            uint32               `json:"uid"`
-	GID            uint32               `json:"gid"`
-	Tags           []string             `json:"tags"`
-	Excludes       []string             `json:"excludes"`
-	ProgramVersion string               `json:"program_version"`
-	Protected      bool                 `json:"protected"`
-	Original       string               `json:"original"`
-	CopiedFrom     string               `json:"copied_from"`
-	Rewrite        *jsonRewriteRecord   `json:"rewrite"`
-	TaggedFrom     string               `json:"tagged_from"`
-	Inventory      string               `json:"inventory"`
-	Postgres       *jsonPGInfo          `json:"postgres"`
-	SQLite         []jsonSQLiteCapture  `json:"sqlite"`
-	MySQL          *jsonMySQLInfo       `json:"mysql"`
-	Image          *jsonImageSummary    `json:"image"`
-	Summary        *jsonSnapshotSummary `json:"summary"`
+	ID              string               `json:"id"`
+	ShortID         string               `json:"short_id"`
+	Time            time.Time            `json:"time"`
+	Parent          string               `json:"parent"`
+	Tree            []string             `json:"tree"`
+	Paths           []string             `json:"paths"`
+	Hostname        string               `json:"hostname"`
+	Username        string               `json:"username"`
+	UID             uint32               `json:"uid"`
+	GID             uint32               `json:"gid"`
+	Tags            []string             `json:"tags"`
+	Excludes        []string             `json:"excludes"`
+	ProgramVersion  string               `json:"program_version"`
+	Protected       bool                 `json:"protected"`
+	VerifiedByDrill *time.Time           `json:"verified_by_drill"`
+	Original        string               `json:"original"`
+	CopiedFrom      string               `json:"copied_from"`
+	Rewrite         *jsonRewriteRecord   `json:"rewrite"`
+	TaggedFrom      string               `json:"tagged_from"`
+	Inventory       string               `json:"inventory"`
+	Postgres        *jsonPGInfo          `json:"postgres"`
+	SQLite          []jsonSQLiteCapture  `json:"sqlite"`
+	MySQL           *jsonMySQLInfo       `json:"mysql"`
+	Image           *jsonImageSummary    `json:"image"`
+	Summary         *jsonSnapshotSummary `json:"summary"`
 }
 
 // jsonSQLiteCapture is an element of a snapshot's "sqlite" field.
@@ -434,6 +435,11 @@ type jsonRun struct {
 		DurationNS int64  `json:"duration_ns"`
 	} `json:"steps"`
 	Attempt int `json:"attempt"`
+	Phases  []struct {
+		Name       string `json:"name"`
+		DurationNS int64  `json:"duration_ns"`
+	} `json:"phases"`
+	Report map[string]any `json:"report"`
 }
 
 // jsonStoredRun is one element of `events --json`.
@@ -541,6 +547,8 @@ var schemaTypes = map[string]reflect.Type{
 	"instant":              reflect.TypeFor[jsonInstant](),
 	"export":               reflect.TypeFor[jsonExport](),
 	"runbook":              reflect.TypeFor[jsonRunbook](),
+	"drill":                reflect.TypeFor[jsonDrill](),
+	"drill.past":           reflect.TypeFor[jsonDrillPast](),
 }
 
 // fieldSpec is one row of a documented field table.

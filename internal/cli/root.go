@@ -220,6 +220,7 @@ both. A password command is killed after --password-timeout (default 60s).`,
 		newExportCmd(g),
 		newRunbookCmd(g),
 		newRescueCmd(g),
+		newDrillCmd(g),
 		newRecoverCmd(g),
 	)
 	return root

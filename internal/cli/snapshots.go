@@ -1,7 +1,13 @@
 package cli
 
 import (
+	"context"
 	"strings"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/drill"
+	"github.com/rewind-backup/rewind/internal/event"
+	"github.com/rewind-backup/rewind/internal/repository"
 
 	"github.com/rewind-backup/rewind/internal/hold"
 	"github.com/rewind-backup/rewind/internal/snapshot"
@@ -16,6 +22,9 @@ type SnapshotJSON struct {
 	ShortID string `json:"short_id"`
 	// Protected is true while the snapshot is under legal hold.
 	Protected bool `json:"protected,omitempty"`
+	// VerifiedByDrill is the end of the newest successful drill of the
+	// snapshot (rewind drill), which proved it recovers.
+	VerifiedByDrill *time.Time `json:"verified_by_drill,omitempty"`
 }
 
 func newSnapshotsCmd(g *globals) *cobra.Command {
@@ -45,12 +54,16 @@ after the ID marks a snapshot under legal hold (rewind protect).`,
 				return err
 			}
 			warnUnreadableHolds(g, holds)
+			verified := drillVerified(ctx, g, r)
 			f := sf.filter()
 			out := []SnapshotJSON{}
 			protected := 0
 			for _, sn := range sns {
 				if f.Match(sn) {
 					j := SnapshotJSON{Snapshot: sn, ID: sn.ID.String(), ShortID: sn.ID.Short(), Protected: holds.Protected(sn.ID)}
+					if t, ok := verified[j.ID]; ok {
+						j.VerifiedByDrill = &t
+					}
 					if j.Protected {
 						protected++
 					}
@@ -61,7 +74,16 @@ after the ID marks a snapshot under legal hold (rewind protect).`,
 				return g.ui.JSONDoc(out)
 			}
 			// A protected snapshot has a "*" right after its ID.
-			t := ui.NewTable("ID", "Time", "Host", "Tags", "Paths")
+			drilled := false
+			for _, s := range out {
+				drilled = drilled || s.VerifiedByDrill != nil
+			}
+			cols := []string{"ID", "Time", "Host", "Tags", "Paths"}
+			if drilled {
+				// Only when a drill verified one: the usual listing stays as it was.
+				cols = append(cols, "Verified by drill")
+			}
+			t := ui.NewTable(cols...)
 			for _, s := range out {
 				mark := ""
 				if s.Protected {
@@ -72,7 +94,15 @@ after the ID marks a snapshot under legal hold (rewind protect).`,
 					// A device or image: one path, and its size.
 					paths += " (" + ui.Bytes(s.Image.Size) + ")"
 				}
-				t.Row(s.ShortID+mark, s.Time.Local().Format(timeFormat), s.Hostname, strings.Join(s.Tags, ","), paths)
+				row := []string{s.ShortID + mark, s.Time.Local().Format(timeFormat), s.Hostname, strings.Join(s.Tags, ","), paths}
+				if drilled {
+					v := ""
+					if s.VerifiedByDrill != nil {
+						v = s.VerifiedByDrill.Local().Format(timeFormat)
+					}
+					row = append(row, v)
+				}
+				t.Row(row...)
 			}
 			g.ui.Table(t)
 			if protected > 0 {
@@ -85,4 +115,15 @@ after the ID marks a snapshot under legal hold (rewind protect).`,
 	}
 	sf.add(cmd)
 	return cmd
+}
+
+// drillVerified maps snapshot IDs to their newest successful drill, from
+// one listing of the event log; a log that cannot be read only warns.
+func drillVerified(ctx context.Context, g *globals, r *repository.Repository) map[string]time.Time {
+	rs, _, err := event.List(ctx, r, event.Filter{})
+	if err != nil {
+		g.ui.Warnf("warning: the event log cannot be read, drills are not shown: %v\n", err)
+		return nil
+	}
+	return drill.Verified(rs)
 }

@@ -50,6 +50,8 @@ type status struct {
 // childResult is how a rewind child ended.
 type childResult struct {
 	summary *summary
+	// raw is the summary line as the child wrote it (a drill's report).
+	raw     []byte
 	partial bool // exit status 3
 }
 
@@ -120,6 +122,7 @@ func (s *state) readChild(out io.Reader, what string, res *childResult) {
 			var sum summary
 			if err := json.Unmarshal(line, &sum); err == nil {
 				res.summary = &sum
+				res.raw = append([]byte(nil), line...)
 			}
 		case "status":
 			var st status

@@ -337,6 +337,9 @@ func (s *state) work(ctx context.Context) bool {
 			args = append(args, "--tag", t)
 		}
 		args = append(args, retentionArgs(j.Retention)...)
+	case plan.KindDrill:
+		args = append([]string{"drill"}, repoFlags(s.repo, j.Limits)...)
+		args = append(args, drillArgs(j, s.host)...)
 	case plan.KindCopy:
 		ok := true
 		for _, to := range j.CopyTo {
@@ -353,6 +356,9 @@ func (s *state) work(ctx context.Context) bool {
 	if err == nil && res.summary != nil && args[0] == "backup" {
 		sum := res.summary
 		s.rec.Snapshot, s.rec.Files, s.rec.Bytes, s.rec.Added = sum.SnapshotID, sum.TotalFiles, sum.TotalBytes, sum.DataAdded
+	}
+	if args[0] == "drill" && res != nil {
+		s.drillResult(res.raw)
 	}
 	if err == nil && args[0] == "backup" && s.rec.Snapshot == "" {
 		err = errors.New("rewind backup: ended without a summary")

@@ -40,6 +40,7 @@ type Metrics struct {
 	target, running                        *prometheus.GaugeVec
 	runs                                   *prometheus.CounterVec
 	lag                                    *lagCollector
+	drill                                  drillGauges
 }
 
 // New returns the metrics of host's jobs, labelled host and job.
@@ -66,6 +67,7 @@ func newMetrics(host string, now func() time.Time) *Metrics {
 		Help: "Runs of the job that ended, by result: success, warning (snapshot saved, some files unreadable) or failed.",
 	}, []string{"host", "job", "result"})
 	m.reg.MustRegister(m.runs)
+	m.drill = newDrillGauges(m.reg)
 	m.lag = &lagCollector{
 		desc:   prometheus.NewDesc("rewind_job_rpo_lag_seconds", "Time since the job's newest restorable point, at scrape time.", []string{"host", "job"}, nil),
 		host:   host,
@@ -122,6 +124,10 @@ func (m *Metrics) RunFinished(r *event.Run) {
 	} else {
 		m.lastOK.WithLabelValues(m.host, job).Set(1)
 		m.lastSuccess.WithLabelValues(m.host, job).Set(end)
+	}
+	if r.Kind == drillKind {
+		m.drill.finished(r, m.host)
+		return
 	}
 	if r.Snapshot != "" {
 		m.files.WithLabelValues(m.host, job).Set(float64(r.Files))

@@ -309,3 +309,42 @@ func TestServe(t *testing.T) {
 		t.Error("Serve on an address in use succeeded")
 	}
 }
+
+// TestDrillMetrics: a successful drill sets the drilled host's RTO, its
+// phases and the time of its success; a failed one only marks the last
+// run failed and keeps the measured figures.
+func TestDrillMetrics(t *testing.T) {
+	m := newMetrics("agent1", func() time.Time { return t0 })
+	ok := &event.Run{Host: "agent1", Job: "weekly-drill", Kind: "drill", Result: event.ResultSuccess, Start: t0, End: t0.Add(time.Minute),
+		Snapshot: "abc", Report: []byte(`{"hostname":"web1"}`),
+		Phases: []event.Phase{{Name: "restore", Duration: 30 * time.Second}, {Name: "boot", Duration: 20 * time.Second}, {Name: "probes", Duration: 2 * time.Second}}}
+	m.RunFinished(ok)
+	failed := *ok
+	failed.Result, failed.End = event.ResultFailed, t0.Add(2*time.Hour)
+	m.RunFinished(&failed)
+	var buf bytes.Buffer
+	path := filepath.Join(t.TempDir(), "m.prom")
+	if err := m.WriteTextfile(path); err != nil {
+		t.Fatal(err)
+	}
+	text, _ := os.ReadFile(path)
+	buf.Write(text)
+	promtoolCheck(t, buf.Bytes())
+	mfs := parse(t, buf.Bytes())
+	web1 := map[string]string{"host": "web1"}
+	for name, want := range map[string]float64{
+		"rewind_drill_rto_seconds":                    52,
+		"rewind_drill_last_success_timestamp_seconds": float64(t0.Add(time.Minute).Unix()),
+		"rewind_drill_last_run_success":               0,
+	} {
+		if v, ok := value(mfs, name, web1); !ok || v != want {
+			t.Errorf("%s{host=web1} = %v (%v), want %v", name, v, ok, want)
+		}
+	}
+	if v, ok := value(mfs, "rewind_drill_phase_seconds", map[string]string{"host": "web1", "phase": "boot"}); !ok || v != 20 {
+		t.Errorf("boot phase %v (%v), want 20", v, ok)
+	}
+	if _, ok := value(mfs, "rewind_job_rpo_lag_seconds", nil); ok {
+		t.Error("a drill set a restorable point")
+	}
+}

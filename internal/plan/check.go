@@ -31,7 +31,10 @@ type Env interface {
 const MinContinuousRPO = 5 * time.Second
 
 // Kinds lists the job kinds, including those not available yet.
-var Kinds = []string{KindFiles, KindStdinCommand, KindCheck, KindCopy, KindForget, KindPostgres, KindMySQL, KindSQLite}
+var Kinds = []string{KindFiles, KindStdinCommand, KindCheck, KindCopy, KindForget, KindDrill, KindPostgres, KindMySQL, KindSQLite}
+
+// available is how many of Kinds can run.
+const available = 6
 
 // NotifyEvents are the values of notify.on.
 var NotifyEvents = []string{"failure", "recovery", "rpo", "success"}
@@ -170,14 +173,14 @@ func (c *checker) job(j *Job) {
 	f := "jobs." + j.Name
 	switch j.Kind {
 	case "":
-		c.errorf(f, "kind is required: one of %s", strings.Join(Kinds[:5], ", "))
+		c.errorf(f, "kind is required: one of %s", strings.Join(Kinds[:available], ", "))
 		return
 	case KindPostgres, KindMySQL, KindSQLite:
 		c.errorf(f+".kind", "kind %q is not available yet", j.Kind)
 		return
-	case KindFiles, KindStdinCommand, KindCheck, KindCopy, KindForget:
+	case KindFiles, KindStdinCommand, KindCheck, KindCopy, KindForget, KindDrill:
 	default:
-		c.errorf(f+".kind", "unknown kind %q: one of %s%s", j.Kind, strings.Join(Kinds[:5], ", "), suggest(j.Kind, Kinds))
+		c.errorf(f+".kind", "unknown kind %q: one of %s%s", j.Kind, strings.Join(Kinds[:available], ", "), suggest(j.Kind, Kinds))
 		return
 	}
 	if j.Repository == "" {
@@ -210,6 +213,18 @@ func (c *checker) job(j *Job) {
 	case KindForget:
 		if j.Retention == nil {
 			c.errorf(f, "a forget job needs retention")
+		}
+	case KindDrill:
+		c.drill(j, f)
+	}
+	if j.Kind != KindDrill {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"host", j.DrillHost != ""}, {"probes", len(j.Probes) > 0}, {"timeout", j.Timeout != 0}} {
+			if k.set {
+				c.errorf(f+"."+k.key, "%s is only for drill jobs", k.key)
+			}
 		}
 	}
 	if j.Kind != KindFiles {
@@ -477,5 +492,25 @@ func (c *checker) metrics(m *Metrics) {
 		} else if c.env != nil {
 			c.envErr("metrics.textfile", "directory", c.env.PathExists(filepath.Dir(m.Textfile)))
 		}
+	}
+}
+
+// MinDrillTimeout is the shortest boot-and-probe time a drill job may set.
+const MinDrillTimeout = 10 * time.Second
+
+func (c *checker) drill(j *Job, f string) {
+	for i, s := range j.Probes {
+		if _, err := ParseProbe(s); err != nil {
+			c.errorf(fmt.Sprintf("%s.probes[%d]", f, i), "%v", err)
+		}
+	}
+	if j.Timeout != 0 && j.Timeout.D() < MinDrillTimeout {
+		c.errorf(f+".timeout", "%v is too short to boot a server: at least %v", j.Timeout, MinDrillTimeout)
+	}
+	if j.DrillHost != "" && strings.ContainsAny(j.DrillHost, " \t\n/") {
+		c.errorf(f+".host", "%q is not a host name", j.DrillHost)
+	}
+	if len(j.Tags) > 0 || len(j.CopyTo) > 0 || j.Retention != nil {
+		c.errorf(f, "a drill job saves no snapshot: tags, copy_to and retention do not apply")
 	}
 }

@@ -57,6 +57,7 @@ const (
 	KindCheck        = "check"         // rewind check [--read-data-subset]
 	KindCopy         = "copy"          // rewind copy to copy_to repositories
 	KindForget       = "forget"        // rewind forget --prune with the job's retention
+	KindDrill        = "drill"         // rewind drill: restore as a VM, boot, probe
 	// KindPostgres, KindMySQL and KindSQLite are reserved for the
 	// database backups (issues 12 and 13); a plan naming them is refused
 	// until those commands exist.
@@ -94,6 +95,13 @@ type Job struct {
 
 	// check
 	ReadDataSubset string `yaml:"read_data_subset,omitempty" json:"read_data_subset,omitempty"`
+
+	// drill: the host whose newest snapshot is restored (default the
+	// plan's host), the probes (ParseProbe) and the most time the boot
+	// and probes may take.
+	DrillHost string   `yaml:"host,omitempty" json:"host,omitempty"`
+	Probes    []string `yaml:"probes,omitempty" json:"probes,omitempty"`
+	Timeout   Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 
 	// Schedule is "continuous", a systemd OnCalendar expression, or a
 	// five-field cron expression; empty means "only when run by hand".

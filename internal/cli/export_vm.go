@@ -1,0 +1,107 @@
+package cli
+
+// rewind export --vm: P2V, the machine a files snapshot recorded rebuilt
+// onto a new qcow2 VM disk (internal/drill.ExportVM over
+// internal/recovery).
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/drill"
+	"github.com/rewind-backup/rewind/internal/inventory"
+	"github.com/rewind-backup/rewind/internal/lock"
+	"github.com/rewind-backup/rewind/internal/qemu"
+	"github.com/rewind-backup/rewind/internal/recovery"
+	"github.com/rewind-backup/rewind/internal/repository"
+	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/ui"
+)
+
+// machineSnapshot resolves ref (an ID, "latest" or "") to a snapshot with
+// an inventory: "latest" and "" are the newest one of host.
+func machineSnapshot(ctx context.Context, r *repository.Repository, ref, host string) (*snapshot.Snapshot, *inventory.Document, error) {
+	sn, doc, err := inventory.OfSnapshot(ctx, r, ref, host)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: a VM is rebuilt from the inventory a files backup records", err)
+	}
+	return sn, doc, nil
+}
+
+// snapshotHost is the host --host names (its first), else this machine.
+func snapshotHost(sf snapFilter) string {
+	if len(sf.hosts) > 0 {
+		return sf.hosts[0]
+	}
+	return inventoryHost("")
+}
+
+// bootMode is the recorded boot mode, bios when the inventory says none.
+func bootMode(doc *inventory.Document) string {
+	if doc.Boot.Mode == "" {
+		return "bios"
+	}
+	return doc.Boot.Mode
+}
+
+// exportVM rebuilds sn onto a new VM disk out.
+func (g *globals) exportVM(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, doc *inventory.Document, out string, size int64) (*drill.Export, error) {
+	return drill.ExportVM(ctx, drill.ExportOptions{Out: out, Size: size, Inventory: doc, Log: g.log,
+		Recover: func(ctx context.Context, t recovery.Target) (*recovery.Report, error) {
+			return recoverOnto(ctx, g, r, sn, doc, t)
+		}})
+}
+
+func (g *globals) runExportVM(ctx context.Context, ref, out, sizeArg string, sf snapFilter) error {
+	var size int64
+	if sizeArg != "" {
+		n, err := parseSize(sizeArg)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("export: --size %q: give a size such as 20G", sizeArg)
+		}
+		size = n
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("export --vm: rebuilding a machine needs root (loop devices, mkfs, mount)")
+	}
+	if _, err := os.Lstat(out); err == nil {
+		return fmt.Errorf("export: %s exists: give a new file name (export never overwrites)", out)
+	}
+	if _, err := qemu.LookPath(qemu.ImgProgram); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	t0 := time.Now()
+	r, done, err := g.openLocked(ctx, lock.Shared, "export --vm", true)
+	if err != nil {
+		return err
+	}
+	defer done()
+	sn, doc, err := machineSnapshot(ctx, r, ref, snapshotHost(sf))
+	if err != nil {
+		return fmt.Errorf("export --vm: %w", err)
+	}
+	ex, err := g.exportVM(ctx, r, sn, doc, out, size)
+	if err != nil {
+		return fmt.Errorf("export --vm: %w", err)
+	}
+	sum := ExportSummary{MessageType: "summary", SnapshotID: sn.ID.String(), Target: ex.Out, Format: qemu.FormatQcow2,
+		Size: ex.Size, BytesWritten: ex.BytesWritten, DurationSeconds: time.Since(t0).Seconds(),
+		BootMode: bootMode(doc), Host: sn.Hostname, Phases: ex.Phases}
+	if g.json {
+		g.ui.JSONLine(sum)
+		return nil
+	}
+	var ph []string
+	for _, p := range ex.Phases {
+		ph = append(ph, fmt.Sprintf("%s %.1f s", p.Name, p.Duration.Seconds()))
+	}
+	g.ui.Printf("rebuilt %s of %s (%s) as VM disk %s (qcow2, %s, %s on disk) in %.1f s: %s\n",
+		sn.ID.Short(), sn.Hostname, sum.BootMode, ex.Out, ui.Bytes(ex.Size), ui.Bytes(ex.BytesWritten), sum.DurationSeconds, strings.Join(ph, ", "))
+	if sum.BootMode == "uefi" {
+		g.ui.Printf("boot it with UEFI firmware (OVMF), e.g. qemu-system-x86_64 -bios /usr/share/OVMF/OVMF_CODE.fd ...\n")
+	}
+	return nil
+}
