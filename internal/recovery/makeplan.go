@@ -58,7 +58,7 @@ func MakePlan(doc *inventory.Document, targets []Target, m *Mapping) (*Plan, err
 	}
 	newDev := map[string]string{} // recorded partition -> new device
 	newLen := map[string]int64{}
-	used := usedBytes(doc)
+	used := roomNeededBy(doc)
 	var sizes map[string]int64
 	if m != nil {
 		sizes = m.Sizes
@@ -159,11 +159,12 @@ func diskNames(ds []inventory.Disk) string {
 	return strings.Join(n, ", ")
 }
 
-// usedBytes maps each recorded device to what its filesystem holds.
-func usedBytes(doc *inventory.Document) map[string]int64 {
+// roomNeededBy maps each recorded device to the smallest partition its
+// filesystem fits once made anew (roomNeeded).
+func roomNeededBy(doc *inventory.Document) map[string]int64 {
 	u := map[string]int64{}
 	for _, f := range doc.Filesystems {
-		u[f.Device] = f.UsedBytes
+		u[f.Device] = roomNeeded(f)
 	}
 	return u
 }
@@ -255,7 +256,7 @@ func planDisk(d inventory.Disk, t Target, sizes map[string]int64, used map[strin
 			}
 		}
 		if need := used[pt.Path]; need > 0 && size < need {
-			return nil, fmt.Errorf("%w: %s would shrink to %d bytes on %s, but its filesystem holds %d bytes: %d bytes missing (use a larger disk, or give another partition less room with --map)",
+			return nil, fmt.Errorf("%w: %s would shrink to %d bytes on %s, but its filesystem needs %d bytes (its data and the new filesystem's own structures): %d bytes missing (use a larger disk, or give another partition less room with --map)",
 				ErrTooSmall, pt.Path, max(size, 0), t.Path, need, need-max(size, 0))
 		}
 		if size < MiB && (i == last || sized) {

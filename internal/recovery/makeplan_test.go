@@ -104,7 +104,7 @@ func TestMakePlanShrink(t *testing.T) {
 	// Root sized to 50 MiB by the map while it holds 100 MiB.
 	m := &Mapping{Sizes: map[string]int64{"sda2": 50 * MiB}}
 	_, err = MakePlan(doc, []Target{{Path: "/dev/loop7", SizeBytes: 2 << 30, SectorSize: 512}}, m)
-	if !errors.Is(err, ErrTooSmall) || !strings.Contains(err.Error(), "52428800 bytes missing") {
+	if !errors.Is(err, ErrTooSmall) || !strings.Contains(err.Error(), "60817408 bytes missing") {
 		t.Errorf("root shrunk below its data: %v", err)
 	}
 	// Root at 200 MiB by the map: swap moves down and takes the rest.
@@ -125,7 +125,7 @@ func TestMakePlanLastHoldsData(t *testing.T) {
 	doc := gptDoc(0)
 	doc.Filesystems[2] = inventory.Filesystem{Device: "/dev/sda3", Type: "xfs", UUID: "x", SizeBytes: 300 * MiB, UsedBytes: 200 * MiB}
 	_, err := MakePlan(doc, []Target{{Path: "/dev/vdc", SizeBytes: 800 * MiB, SectorSize: 512}}, nil)
-	if !errors.Is(err, ErrTooSmall) || !strings.Contains(err.Error(), "/dev/sda3") || !strings.Contains(err.Error(), "111149056 bytes missing") {
+	if !errors.Is(err, ErrTooSmall) || !strings.Contains(err.Error(), "/dev/sda3") || !strings.Contains(err.Error(), "183500800 bytes missing") {
 		t.Errorf("err %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/repository"
 	"github.com/rewind-backup/rewind/internal/restorer"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/ui"
 )
 
 // Options are what Recover rebuilds, from where, onto what.
@@ -185,6 +186,12 @@ func Recover(ctx context.Context, opt Options) (*Report, error) {
 		if errors.Is(err, restorer.ErrIncomplete) || errors.Is(err, restorer.ErrNotAllKept) {
 			return nil
 		}
+		if errors.Is(err, restorer.ErrDiskFull) {
+			// The restorer's advice (free space, restore again) is for a
+			// restore into a filesystem that has other content; these
+			// filesystems are new, and only a larger one helps.
+			return fmt.Errorf("%w (%w) after %d files, %d bytes: the snapshot holds more than the inventory recorded for its filesystems; use a larger disk, or give the full partition more room with --map", ErrTooSmall, restorer.ErrDiskFull, rep.Files, rep.Bytes)
+		}
 		return err
 	}); err != nil {
 		return finish(err)
@@ -233,7 +240,7 @@ func Recover(ctx context.Context, opt Options) (*Report, error) {
 		return finish(err)
 	}
 	if len(partial) > 0 {
-		return finish(fmt.Errorf("%w: %d entries not restored exactly (listed in the report)", ErrPartial, len(partial)))
+		return finish(fmt.Errorf("%w: %s not restored exactly (listed in the report)", ErrPartial, ui.Count(int64(len(partial)), "entry", "entries")))
 	}
 	return finish(nil)
 }
