@@ -19,6 +19,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/event"
 	"github.com/rewind-backup/rewind/internal/inventory"
+	"github.com/rewind-backup/rewind/internal/qemu"
 )
 
 func drillEvent(host, snap, result string, start time.Time, restore, boot, probes time.Duration) event.Stored {
@@ -201,7 +202,7 @@ func fakeVM(t *testing.T, fwd map[int]int) *VM {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	vm := &VM{Serial: filepath.Join(dir, "serial.log"), Agent: filepath.Join(dir, "qga.sock"), Forwarded: fwd, exited: make(chan struct{}), stderr: &tail{max: 100}}
+	vm := &VM{Serial: filepath.Join(dir, "serial.log"), Agent: filepath.Join(dir, "qga.sock"), Forwarded: fwd, exited: make(chan struct{}), stderr: &qemu.Tail{Max: 100}}
 	os.WriteFile(vm.Serial, []byte("GRUB\nREWIND-SERVER-UP rewind-srv\n"), 0o600)
 	return vm
 }

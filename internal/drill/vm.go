@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -51,17 +50,7 @@ type VM struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	waitErr error
-	stderr  *tail
-}
-
-// kvmUsable reports whether /dev/kvm opens.
-func kvmUsable() bool {
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	if err != nil {
-		return false
-	}
-	f.Close()
-	return true
+	stderr  *qemu.Tail
 }
 
 // freePort asks the kernel for a free TCP port on 127.0.0.1.
@@ -120,8 +109,8 @@ func Boot(ctx context.Context, o BootOptions) (*VM, error) {
 		o.MemoryMiB = 1024
 	}
 	vm := &VM{Serial: filepath.Join(o.Dir, "serial.log"), Agent: filepath.Join(o.Dir, "qga.sock"),
-		Accel: "tcg", Forwarded: map[int]int{}, exited: make(chan struct{}), stderr: &tail{max: 4096}}
-	if kvmUsable() {
+		Accel: "tcg", Forwarded: map[int]int{}, exited: make(chan struct{}), stderr: &qemu.Tail{Max: 4096}}
+	if qemu.KVMUsable() {
 		vm.Accel = "kvm"
 	}
 	for _, p := range o.Ports {
@@ -219,29 +208,6 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
-}
-
-// tail keeps the last max bytes written to it.
-type tail struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = t.b[len(t.b)-t.max:]
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
 }
 
 // waitFor polls every interval until try succeeds, ctx ends or the VM

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -56,18 +55,8 @@ type VM struct {
 	qmp                 *qemu.Client
 	exited              chan struct{}
 	waitErr             error
-	stderr              *tailBuffer
+	stderr              *qemu.Tail
 	copied              chan struct{}
-}
-
-// KVMUsable reports whether /dev/kvm can be opened for the guest.
-func KVMUsable() bool {
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	if err != nil {
-		return false
-	}
-	f.Close()
-	return true
 }
 
 // Start creates the overlay on opt.Image and starts QEMU with KVM when
@@ -86,7 +75,7 @@ func Start(ctx context.Context, opt Options) (*VM, error) {
 		Log:     filepath.Join(opt.StateDir, "serial.log"),
 		Accel:   "tcg",
 		exited:  make(chan struct{}),
-		stderr:  &tailBuffer{max: 4096},
+		stderr:  &qemu.Tail{Max: 4096},
 		copied:  make(chan struct{}),
 	}
 	if err := qemu.CreateOverlay(ctx, vm.Overlay, opt.Image, qemu.FormatRaw); err != nil {
@@ -99,7 +88,7 @@ func Start(ctx context.Context, opt Options) (*VM, error) {
 		"-qmp", "unix:" + sock + ",server=on,wait=off",
 		"-m", fmt.Sprint(opt.MemoryMiB),
 	}
-	if KVMUsable() {
+	if qemu.KVMUsable() {
 		vm.Accel = "kvm"
 		args = append(args, "-accel", "kvm", "-cpu", "host")
 	} else {
@@ -251,27 +240,4 @@ func (vm *VM) Kill() {
 		vm.cmd.Process.Kill()
 	}
 	<-vm.exited
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = t.b[len(t.b)-t.max:]
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
 }
