@@ -2,10 +2,7 @@ package cli
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,20 +81,6 @@ func recTool(t *testing.T, stdin, name string, args ...string) string {
 		t.Fatalf("%s %v: %v", name, args, err)
 	}
 	return string(out)
-}
-
-func devSum(t *testing.T, dev string) string {
-	t.Helper()
-	f, err := os.Open(dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // recoverSource makes a BIOS machine without a boot loader on a loop
@@ -187,14 +170,14 @@ func TestRecoverCommand(t *testing.T) {
 
 	id, root := recoverSource(t, e)
 	target := testutil.LoopDisk(t, 128<<20)
-	before := devSum(t, target)
+	before := testutil.ContentSum(t, target)
 	r = e.mustRun("recover", "--snapshot", id[:8], "--root", root, "--disk", target, "--dry-run", "--json")
 	var rep jsonRecoverReport
 	decodeStrict(t, r.stdout, &rep)
 	if !rep.DryRun || rep.Hostname != "cli-src" || len(rep.Plan.Disks) != 1 || rep.Plan.Disks[0].Target != target || len(rep.Phases) != 1 {
 		t.Errorf("dry run report %+v", rep)
 	}
-	if devSum(t, target) != before {
+	if testutil.ContentSum(t, target) != before {
 		t.Fatal("--dry-run changed the target")
 	}
 	text := e.mustRun("recover", "--snapshot", id[:8], "--root", root, "--disk", target, "--dry-run")
@@ -206,7 +189,7 @@ func TestRecoverCommand(t *testing.T) {
 	}
 	// Without --yes and without a terminal, nothing is written.
 	r = e.expectCode(ExitFatal, "recover", "--snapshot", id, "--root", root, "--disk", target)
-	if !strings.Contains(string(r.stderr), "--yes") || devSum(t, target) != before {
+	if !strings.Contains(string(r.stderr), "--yes") || testutil.ContentSum(t, target) != before {
 		t.Errorf("unconfirmed: %s", r.stderr)
 	}
 

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -135,20 +134,6 @@ func mtools(t *testing.T, name string, args ...string) string {
 		t.Fatalf("%s %v: %v", name, args, err)
 	}
 	return string(out)
-}
-
-func diskSum(t *testing.T, dev string) string {
-	t.Helper()
-	f, err := os.Open(dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 type sourceSystem struct {
@@ -328,15 +313,15 @@ func TestRecover(t *testing.T) {
 			opt := Options{Repo: src.repo, Snapshot: src.sn, Inventory: src.doc, Targets: []Target{tg}, Root: src.root}
 
 			// A dry run plans and checks, and writes nothing.
-			before := diskSum(t, dev)
+			before := testutil.ContentSum(t, dev)
 			dry := opt
 			dry.DryRun = true
 			rep, err := Recover(ctx, dry)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.Plan == nil || len(rep.Phases) != 1 || diskSum(t, dev) != before {
-				t.Fatalf("dry run: %+v, disk changed %v", rep, diskSum(t, dev) != before)
+			if rep.Plan == nil || len(rep.Phases) != 1 || testutil.ContentSum(t, dev) != before {
+				t.Fatalf("dry run: %+v, disk changed %v", rep, testutil.ContentSum(t, dev) != before)
 			}
 
 			rep, err = Recover(ctx, opt)
@@ -484,12 +469,12 @@ func TestRecoverRefuses(t *testing.T) {
 	opt := Options{Repo: src.repo, Snapshot: src.sn, Inventory: src.doc, Targets: []Target{tg}, Root: src.root}
 	refused := func(name string, opt Options, dev string, want error, text string) {
 		t.Helper()
-		before := diskSum(t, dev)
+		before := testutil.ContentSum(t, dev)
 		_, err := Recover(ctx, opt)
 		if !errors.Is(err, want) || !strings.Contains(err.Error(), text) {
 			t.Errorf("%s: %v, want %v with %q", name, err, want, text)
 		}
-		if diskSum(t, dev) != before {
+		if testutil.ContentSum(t, dev) != before {
 			t.Errorf("%s: the target changed", name)
 		}
 	}
