@@ -66,6 +66,11 @@ same with another file (or an http:// URL).`,
 			if err != nil {
 				return fmt.Errorf("rescue build: %w", err)
 			}
+			if g.json {
+				return g.ui.JSONDoc(rescueBuildJSON{Kernel: res.Kernel, Initrd: res.Initrd, ISO: res.ISO, Readme: res.Readme,
+					InitrdBytes: res.InitrdBytes, ImageBytes: res.ImageBytes,
+					Tools: nonNil(res.Tools), Modules: nonNil(res.Modules), Missing: nonNil(res.Missing)})
+			}
 			g.ui.Printf("kernel     %s\n", res.Kernel)
 			g.ui.Printf("initramfs  %s (%s, %s unpacked; %s, %s)\n", res.Initrd, ui.Bytes(res.InitrdBytes), ui.Bytes(res.ImageBytes),
 				ui.Count(int64(len(res.Tools)), "tool", "tools"), ui.Count(int64(len(res.Modules)), "module", "modules"))
@@ -86,4 +91,25 @@ same with another file (or an http:// URL).`,
 	f.StringVar(&opt.Config, "config", "", "bake in this recover configuration `file`: the rescue system recovers unattended")
 	f.BoolVar(&opt.ISO, "iso", false, "also make rescue.iso (needs grub-mkrescue and xorriso)")
 	return cmd
+}
+
+// rescueBuildJSON is `rescue build --json` (docs/JSON.md).
+type rescueBuildJSON struct {
+	Kernel      string   `json:"kernel"`
+	Initrd      string   `json:"initrd"`
+	ISO         string   `json:"iso,omitempty"`
+	Readme      string   `json:"readme"`
+	InitrdBytes int64    `json:"initrd_bytes"`
+	ImageBytes  int64    `json:"image_bytes"`
+	Tools       []string `json:"tools"`
+	Modules     []string `json:"modules"`
+	Missing     []string `json:"missing"`
+}
+
+// nonNil makes an absent list an empty JSON array.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -40,4 +41,22 @@ func TestRescueBuildErrors(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.path("out"))); !os.IsNotExist(err) {
 		t.Errorf("the output folder was made: %v", err)
 	}
+}
+
+// jsonRescueBuild is the strict copy of `rescue build --json` that
+// docs/JSON.md's schema is checked against.
+type jsonRescueBuild struct {
+	Kernel      string   `json:"kernel"`
+	Initrd      string   `json:"initrd"`
+	ISO         string   `json:"iso,omitempty"`
+	Readme      string   `json:"readme"`
+	InitrdBytes int64    `json:"initrd_bytes"`
+	ImageBytes  int64    `json:"image_bytes"`
+	Tools       []string `json:"tools"`
+	Modules     []string `json:"modules"`
+	Missing     []string `json:"missing"`
+}
+
+func init() {
+	schemaTypes["rescue.build"] = reflect.TypeFor[jsonRescueBuild]()
 }
