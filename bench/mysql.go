@@ -568,6 +568,9 @@ func (m *myRun) writes(ctx context.Context, want *string) error {
 	if loadErr != nil {
 		return loadErr
 	}
+	if n, err := load.failed(); n > 0 {
+		m.h.log.Warn("MariaDB: some transactions of the load could not run", "failed", n, "first", err)
+	}
 	if sampleErr != nil {
 		return fmt.Errorf("sampler: %w", sampleErr)
 	}

@@ -211,10 +211,25 @@ func (l *myLoad) run(ctx context.Context) (int, error) {
 	wg.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.errs) > 0 {
+	// A transaction the load could not run (a connection that timed out
+	// on a machine busy with other work) is only one fewer commit: the
+	// figures are taken from the commits the server acknowledged. More
+	// than 1% failed, or an early stop, means the load itself is broken.
+	if len(l.errs) > 10 || len(l.errs)*100 > l.done+len(l.errs) {
 		return l.done, fmt.Errorf("write load: %d transactions failed, the first: %w", len(l.errs), l.errs[0])
 	}
 	return l.done, nil
+}
+
+// failed is how many transactions the load could not run, and the first
+// such error.
+func (l *myLoad) failed() (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.errs) == 0 {
+		return 0, nil
+	}
+	return len(l.errs), l.errs[0]
 }
 
 func (l *myLoad) txn(ctx context.Context, db *sql.DB, r *rand.Rand) error {
