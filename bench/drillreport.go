@@ -39,16 +39,18 @@ func (r *drillReport) markdown() string {
 			accel = "KVM"
 		}
 	}
-	fmt.Fprintf(&b, "The tests' server (internal/testutil/server*.go: a %s GPT disk with a BIOS boot partition, an ESP, swap and an ext4 root "+
+	fmt.Fprintf(&b, "The tests' server (internal/testutil/server*.go: a %d MiB GPT disk with a BIOS boot partition, an ESP, swap and an ext4 root "+
 		"holding Debian's kernel, GRUB and a busybox userland that starts httpd on port 80) is attached as a loop device, its root mounted "+
 		"read-only and backed up with `rewind backup --system-root DIR --disks /dev/loopN` (the ESP is not mounted: this kernel has no vfat, "+
 		"see docs/RECOVERY.md). Then, %d rounds per boot mode: `rewind drill --host rewind-srv --probe \"marker REWIND-SERVER-READY\" "+
 		"--probe \"http / 80 TOKEN\" --probe \"tcp 80\" --json` (the snapshot rebuilt as a VM disk, booted under QEMU %s with 512 MiB on a "+
 		"restricted user network, probed), whose phases and RTO are read from its JSON; `rewind recover --disk /dev/loopM --yes --json` onto "+
-		"a blank sparse file 1.5 times the disk's size (%s), whose phases are read from its report; and, as the baseline with the same data, "+
+		"a blank sparse file 1.5 times the disk's size (%d MiB), whose phases are read from its report; and, as the baseline with the same data, "+
 		"`rewind restore latest --target DIR` into an empty folder, synced: the files only, no disk rebuilt, no boot loader. "+
-		"Medians of the rounds; boot also as min–max, since it swings with the machine's load under TCG.\n\n",
-		fmtBytes(float64(r.firstDisk())), r.Rounds, accel, fmtBytes(float64(r.firstDisk()*3/2)))
+		"Each column is the median of its own rounds (so the RTO's median need not be the sum of the phases' medians); boot also as "+
+		"min–max, since it swings with the machine's load under TCG. The drill's restore phase is a whole recover onto a loop disk over a "+
+		"sparse file plus its conversion to qcow2 (internal/drill/export.go).\n\n",
+		r.firstDisk()>>20, r.Rounds, accel, r.firstDisk()*3/2>>20)
 	b.WriteString("There is no peer figure. Relax-and-Recover (ReaR, Debian's 2.7) is the open anchor of issue 15, but it images the " +
 		"running host (`rear mkrescue` on the machine itself) and recovers from its own rescue system booted on the target; it cannot back up " +
 		"a server disk mounted at a folder, nor rebuild it as a VM and probe it, so it was not run against this server. The plain restore " +
@@ -81,6 +83,11 @@ func (r *drillReport) markdown() string {
 			fmtSecs(c.Restore), fmtSecs(c.Bootloader), fmtSecs(c.Wall), fmtSecs(p), fmtRatio(c.Wall/p))
 	}
 
+	b.WriteString("\nThe boot loader phase differs by mode: for BIOS recover runs grub-install onto the loop disk (with a device.map); for UEFI, " +
+		"as this kernel cannot mount the new ESP (no vfat), it writes \\EFI\\BOOT\\BOOTX64.EFI with grub-mkimage and mtools instead " +
+		"(internal/recovery/bootloader.go), which is quicker. The phases are the command's own; its time also holds starting, opening the " +
+		"repository and attaching the partitions, as the plain restore's time (the whole command, then a sync) does: compare the two commands, " +
+		"not the restore phase with the plain restore.\n")
 	b.WriteString("\n### Recovery: raw figures per round\n\n")
 	b.WriteString("| boot mode | round | drill: restore / boot / probes = RTO (command) | recover: partition / mkfs / restore / boot loader (command) | plain restore |\n|---|---:|---|---|---:|\n")
 	for _, m := range r.Modes {
@@ -151,6 +158,9 @@ func (r *drillReport) closing() string {
 				fmtSecs(c.Wall), fmtSecs(c.Restore), fmtSecs(p), fmtSecs(c.Wall-p))
 		}
 	}
+	b.WriteString("The probes' second or so is the TCP probe's own wait: it keeps the connection open for 1 s to tell a service that " +
+		"listens from QEMU's forwarder accepting with nothing behind it (internal/drill/probe.go); the marker and HTTP probes pass at once " +
+		"once the marker has ended the boot. ")
 	fmt.Fprintf(&b, "The server is tiny (%s of files), so the restore is short and the boot under TCG dominates the RTO; "+
 		"the boot swings from round to round with the machine's load, not with rewind. With a real server the restore grows with its data "+
 		"while the boot does not (and KVM, which this machine lacks, would shorten it). Each drill costs one QEMU boot, which is why no smoke "+
