@@ -54,6 +54,14 @@ bench-mount:
 bench-images:
 	$(GO) run ./bench -images only
 
+.PHONY: bench-drill
+
+# bench-drill runs the bare-metal recovery section of issue 15 alone (root,
+# QEMU: drill, recover and a plain restore of the tests' server) and
+# rewrites its section of BENCHMARKS.md.
+bench-drill:
+	$(GO) run ./bench -drill only
+
 # fuzz runs every fuzz target for FUZZTIME each, for long runs: e.g.
 # `make fuzz FUZZTIME=10m`. Seed corpora are in each package's
 # testdata/fuzz/<Target>; a failing input is written there too.

@@ -66,6 +66,7 @@ type config struct {
 	my       myConfig
 	mount    string // the mount section: off or only
 	images   string // the images section: off or only
+	drill    drillConfig
 }
 
 // optionalEnv names the variable that lets a broken rewind through.
@@ -90,6 +91,7 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	var cpRates string
 	var pgRender string
 	var myRender string
+	var drillRender string
 	fs.IntVar(&cfg.rounds, "n", 3, "rounds of the whole comparison; medians are reported")
 	fs.StringVar(&cfg.dataDir, "data", "/var/tmp/rwbench-data", "folder for the datasets, work copies, repositories and logs")
 	fs.StringVar(&sets, "sets", "tree,image,small", "comma-separated datasets: tree, image, small")
@@ -128,6 +130,9 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.StringVar(&myRender, "mysql-render", "", "MariaDB: render the section from a saved `mysql.json` (runs/logs/mysql.json) into -out instead of measuring")
 	fs.StringVar(&cfg.mount, "mount", modeOff, "mount section (reads and find through rewind mount, root and FUSE): off, or only (alone; replaces its section of -out)")
 	fs.StringVar(&cfg.images, "images", modeOff, "images section (device and image backups against restic, root): off, or only (alone; replaces its section of -out)")
+	fs.StringVar(&cfg.drill.mode, "drill", modeOff, "bare-metal recovery section (drill, recover and a plain restore of the tests' server; root, QEMU): off, or only (alone; replaces its section of -out)")
+	fs.IntVar(&cfg.drill.rounds, "drill-rounds", 3, "drill: drills and recovers per boot mode (medians are reported)")
+	fs.StringVar(&drillRender, "drill-render", "", "drill: render the section from a saved `drill.json` (runs/drill.json) into -out instead of measuring")
 	fs.StringVar(&limit, "limit", "", "internal: run one machine-limit operation (read, walk, copy) and exit")
 	fs.StringVar(&src, "src", "", "internal: source folder for -limit")
 	fs.StringVar(&dst, "dst", "", "internal: target folder for -limit copy")
@@ -145,6 +150,9 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	if myRender != "" {
 		return renderMySQL(ctx, myRender, cfg.out)
+	}
+	if drillRender != "" {
+		return renderSaved(ctx, drillRender, cfg.out, drillTitle, &drillReport{})
 	}
 	cfg.sets = splitList(sets)
 	explicit := map[string]bool{}
@@ -231,6 +239,9 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 		return fmt.Errorf("-sqlite %q: want off or only", cfg.sq.mode)
 	}
 	if err := cfg.inst.validate(); err != nil {
+		return err
+	}
+	if err := cfg.drill.validate(); err != nil {
 		return err
 	}
 	if err := validate(&cfg); err != nil {
@@ -378,6 +389,9 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 		}
 		_, err = prepareSets(ctx, log, cfg, dataDir, mkdata)
 		return err
+	}
+	if cfg.drill.mode == modeOnly {
+		return drillOnlyRun(ctx, log, cfg, root, tmp, dataDir)
 	}
 	if cfg.inst.mode == instantOnly {
 		return instantOnlyRun(ctx, log, cfg, root, tmp, dataDir)
