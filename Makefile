@@ -3,8 +3,11 @@ GO ?= go
 
 .PHONY: build test bench bench-smoke bench-smoke-pg fuzz
 
+# build makes a static binary (no cgo: rewind needs none), so the same
+# file runs on any Linux of the architecture and inside the rescue image
+# (rewind rescue build, docs/RECOVERY.md).
 build:
-	$(GO) build -o bin/rewind ./cmd/rewind
+	CGO_ENABLED=0 $(GO) build -o bin/rewind ./cmd/rewind
 
 # test installs what the tests need (see scripts/test-deps.sh; the SMTP
 # server and promtool of the notification and metrics tests come from
