@@ -147,7 +147,7 @@ func runDrill(ctx context.Context, g *globals, o drillOpts) error {
 		Host: sn.Hostname, Snapshot: sn.ID.String(), BootMode: bootMode(doc),
 		Probes: probes, Timeout: o.timeout, Keep: o.keep, MemoryMiB: o.memory, Log: g.log,
 		Restore: func(ctx context.Context, out string) (*drill.Export, error) {
-			return g.exportVM(ctx, r, sn, doc, out, 0)
+			return g.exportVM(ctx, r, sn, doc, out, nil)
 		},
 	})
 	out := DrillJSON{MessageType: "summary", Report: *rep}

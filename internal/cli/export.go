@@ -36,11 +36,22 @@ type ExportSummary struct {
 	BootMode string        `json:"boot_mode,omitempty"`
 	Host     string        `json:"hostname,omitempty"`
 	Phases   []event.Phase `json:"phases,omitempty"`
+	// With --vm: every VM disk written, the boot disk (Target) first.
+	Disks []ExportDisk `json:"disks,omitempty"`
+}
+
+// ExportDisk is one VM disk of `export --vm` (docs/JSON.md).
+type ExportDisk struct {
+	Target       string `json:"target"`
+	Size         int64  `json:"size"`
+	BytesWritten int64  `json:"bytes_written"`
+	RecordedDisk string `json:"recorded_disk"`
 }
 
 func newExportCmd(g *globals) *cobra.Command {
 	var sf snapFilter
-	var out, vm, size string
+	var out, vm string
+	var size []string
 	cmd := &cobra.Command{
 		Use:   "export --qcow2 OUT SNAPSHOT[:IMAGE] | --vm OUT [--size N] [SNAPSHOT]",
 		Short: "Write a snapshot as a standalone qcow2 disk, or rebuild a machine as a VM disk",
@@ -60,13 +71,24 @@ import into a hypervisor: the same recovery as rewind recover, onto a
 sparse work file next to OUT attached as a loop device, then converted.
 SNAPSHOT defaults to the newest snapshot with an inventory of this host
 (or of --host). The disk's size is the recorded disk's unless --size says
-(the last partition grows or shrinks to fit). Machines of one disk only.
+(the last partition grows or shrinks to fit).
+
+A machine of several disks (system and data) becomes one qcow2 per
+recorded disk: OUT is the boot disk (the one holding /boot or /, else the
+first), the others are OUT with -2, -3... before the extension
+(web1.qcow2, web1-2.qcow2, in the inventory's order), recovered together
+so fstab's mounts across disks are rebuilt. --size may be repeated, in
+the order of the files: the first sizes OUT, the second OUT-2 and so on;
+disks without one keep their recorded size. Attach all of them to the VM,
+OUT as its boot disk.
+
 Needs root, losetup, sfdisk, the mkfs tools, GRUB and qemu-img
 (docs/RECOVERY.md). On failure nothing is left behind.`,
 		Example: `  rewind export --qcow2 /var/lib/libvirt/images/web1.qcow2 latest --tag image
   rewind export --qcow2 web1.qcow2 4f2a91c3 --json
   rewind export --vm /var/lib/libvirt/images/web1.qcow2 --host web1
-  rewind export --vm web1.qcow2 --size 20G 4f2a91c3 --json`,
+  rewind export --vm web1.qcow2 --size 20G 4f2a91c3 --json
+  rewind export --vm web1.qcow2 --size 20G --size 100G --host web1`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			arg := ""
@@ -79,7 +101,7 @@ Needs root, losetup, sfdisk, the mkfs tools, GRUB and qemu-img
 				}
 				return g.runExportVM(cmd.Context(), arg, vm, size, sf)
 			}
-			if size != "" {
+			if len(size) > 0 {
 				return errors.New("export: --size is for --vm")
 			}
 			if arg == "" {
@@ -91,7 +113,7 @@ Needs root, losetup, sfdisk, the mkfs tools, GRUB and qemu-img
 	sf.add(cmd)
 	cmd.Flags().StringVar(&out, "qcow2", "", "write the qcow2 disk to `OUT` (a new file)")
 	cmd.Flags().StringVar(&vm, "vm", "", "rebuild the snapshot's machine as a VM disk `OUT` (qcow2, a new file)")
-	cmd.Flags().StringVar(&size, "size", "", "with --vm: the VM disk's `size` (20G; default the recorded disk's)")
+	cmd.Flags().StringArrayVar(&size, "size", nil, "with --vm: the VM disk's `size` (20G; default the recorded disk's); repeat it for the disks of a machine of several, in the order of the files")
 	return cmd
 }
 

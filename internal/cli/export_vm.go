@@ -47,22 +47,23 @@ func bootMode(doc *inventory.Document) string {
 	return doc.Boot.Mode
 }
 
-// exportVM rebuilds sn onto a new VM disk out.
-func (g *globals) exportVM(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, doc *inventory.Document, out string, size int64) (*drill.Export, error) {
-	return drill.ExportVM(ctx, drill.ExportOptions{Out: out, Size: size, Inventory: doc, Log: g.log,
-		Recover: func(ctx context.Context, t recovery.Target) (*recovery.Report, error) {
+// exportVM rebuilds sn onto new VM disks, out the boot disk; sizes are
+// the disks' in the order of the files (nil: the recorded ones).
+func (g *globals) exportVM(ctx context.Context, r *repository.Repository, sn *snapshot.Snapshot, doc *inventory.Document, out string, sizes []int64) (*drill.Export, error) {
+	return drill.ExportVM(ctx, drill.ExportOptions{Out: out, Sizes: sizes, Inventory: doc, Log: g.log,
+		Recover: func(ctx context.Context, t []recovery.Target) (*recovery.Report, error) {
 			return recoverOnto(ctx, g, r, sn, doc, t)
 		}})
 }
 
-func (g *globals) runExportVM(ctx context.Context, ref, out, sizeArg string, sf snapFilter) error {
-	var size int64
-	if sizeArg != "" {
-		n, err := parseSize(sizeArg)
+func (g *globals) runExportVM(ctx context.Context, ref, out string, sizeArgs []string, sf snapFilter) error {
+	var sizes []int64
+	for _, a := range sizeArgs {
+		n, err := parseSize(a)
 		if err != nil || n <= 0 {
-			return fmt.Errorf("export: --size %q: give a size such as 20G", sizeArg)
+			return fmt.Errorf("export: --size %q: give a size such as 20G", a)
 		}
-		size = n
+		sizes = append(sizes, n)
 	}
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("export --vm: rebuilding a machine needs root (loop devices, mkfs, mount)")
@@ -83,13 +84,16 @@ func (g *globals) runExportVM(ctx context.Context, ref, out, sizeArg string, sf 
 	if err != nil {
 		return fmt.Errorf("export --vm: %w", err)
 	}
-	ex, err := g.exportVM(ctx, r, sn, doc, out, size)
+	ex, err := g.exportVM(ctx, r, sn, doc, out, sizes)
 	if err != nil {
 		return fmt.Errorf("export --vm: %w", err)
 	}
 	sum := ExportSummary{MessageType: "summary", SnapshotID: sn.ID.String(), Target: ex.Out, Format: qemu.FormatQcow2,
 		Size: ex.Size, BytesWritten: ex.BytesWritten, DurationSeconds: time.Since(t0).Seconds(),
 		BootMode: bootMode(doc), Host: sn.Hostname, Phases: ex.Phases}
+	for _, d := range ex.Disks {
+		sum.Disks = append(sum.Disks, ExportDisk{Target: d.Out, Size: d.Size, BytesWritten: d.BytesWritten, RecordedDisk: d.Recorded})
+	}
 	if g.json {
 		g.ui.JSONLine(sum)
 		return nil
@@ -100,6 +104,12 @@ func (g *globals) runExportVM(ctx context.Context, ref, out, sizeArg string, sf 
 	}
 	g.ui.Printf("rebuilt %s of %s (%s) as VM disk %s (qcow2, %s, %s on disk) in %.1f s: %s\n",
 		sn.ID.Short(), sn.Hostname, sum.BootMode, ex.Out, ui.Bytes(ex.Size), ui.Bytes(ex.BytesWritten), sum.DurationSeconds, strings.Join(ph, ", "))
+	if len(ex.Disks) > 1 {
+		g.ui.Printf("the machine had %s; attach them all, %s first (the boot disk):\n", ui.Count(int64(len(ex.Disks)), "disk", "disks"), ex.Out)
+		for _, d := range ex.Disks {
+			g.ui.Printf("  %s  %s  (recorded %s)\n", d.Out, ui.Bytes(d.Size), d.Recorded)
+		}
+	}
 	if sum.BootMode == "uefi" {
 		g.ui.Printf("boot it with UEFI firmware (OVMF), e.g. qemu-system-x86_64 -bios /usr/share/OVMF/OVMF_CODE.fd ...\n")
 	}

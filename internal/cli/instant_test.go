@@ -39,6 +39,12 @@ type jsonExport struct {
 		Name       string `json:"name"`
 		DurationNS int64  `json:"duration_ns"`
 	} `json:"phases"`
+	Disks []struct {
+		Target       string `json:"target"`
+		Size         int64  `json:"size"`
+		BytesWritten int64  `json:"bytes_written"`
+		RecordedDisk string `json:"recorded_disk"`
+	} `json:"disks"`
 }
 
 // guestTimeout bounds each wait for the guest under TCG on a busy machine.

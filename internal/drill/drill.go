@@ -31,7 +31,8 @@ type Options struct {
 	// removed.
 	Keep      string
 	MemoryMiB int
-	// Restore writes the VM disk out (qcow2), as ExportVM does.
+	// Restore writes the VM disk out (qcow2), as ExportVM does; the
+	// other disks of a machine of several are its Export's Disks.
 	Restore func(ctx context.Context, out string) (*Export, error)
 	Log     *slog.Logger
 }
@@ -96,7 +97,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			ports = append(ports, p.Port)
 		}
 	}
-	vm, err := Boot(ctx, BootOptions{Disk: disk, Dir: dir, BootMode: o.BootMode, MemoryMiB: o.MemoryMiB, Ports: ports})
+	var more []string
+	if ex != nil && len(ex.Disks) > 1 {
+		for _, d := range ex.Disks[1:] {
+			more = append(more, d.Out)
+		}
+	}
+	vm, err := Boot(ctx, BootOptions{Disk: disk, More: more, Dir: dir, BootMode: o.BootMode, MemoryMiB: o.MemoryMiB, Ports: ports})
 	if err != nil {
 		rep.addPhase(PhaseBoot, time.Since(t1))
 		return fail(fmt.Errorf("boot: %w", err))

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"github.com/rewind-backup/rewind/internal/plan"
 	"net"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/event"
 	"github.com/rewind-backup/rewind/internal/inventory"
 	"github.com/rewind-backup/rewind/internal/qemu"
+	"github.com/rewind-backup/rewind/internal/recovery"
 )
 
 func drillEvent(host, snap, result string, start time.Time, restore, boot, probes time.Duration) event.Stored {
@@ -86,6 +88,24 @@ func TestQEMUArgsIsolated(t *testing.T) {
 		if !strings.Contains(args, want) {
 			t.Errorf("QEMU args lack %q:\n%s", want, args)
 		}
+	}
+}
+
+// TestQEMUArgsSeveralDisks: every disk of the machine is attached on
+// virtio-blk, only the boot disk with a boot index.
+func TestQEMUArgsSeveralDisks(t *testing.T) {
+	args := strings.Join(qemuArgs(BootOptions{Disk: "/d.qcow2", More: []string{"/d-2.qcow2", "/d-3.qcow2"}, MemoryMiB: 256}, "tcg", nil, "/s.log", "/q.sock", ""), " ")
+	for _, want := range []string{
+		"-drive file=/d.qcow2,format=qcow2,if=none,id=rewind-disk -device virtio-blk-pci,drive=rewind-disk,bootindex=0 ",
+		"-drive file=/d-2.qcow2,format=qcow2,if=none,id=rewind-disk2 -device virtio-blk-pci,drive=rewind-disk2 ",
+		"-drive file=/d-3.qcow2,format=qcow2,if=none,id=rewind-disk3 -device virtio-blk-pci,drive=rewind-disk3 ",
+	} {
+		if !strings.Contains(args, want) {
+			t.Errorf("QEMU args lack %q:\n%s", want, args)
+		}
+	}
+	if strings.Count(args, "bootindex") != 1 {
+		t.Errorf("more than one boot index:\n%s", args)
 	}
 }
 
@@ -291,19 +311,84 @@ func FuzzParseAgentLine(f *testing.F) {
 	})
 }
 
-// TestRecordedDisk: the VM disk stands for the one disk with a partition
-// table; none, or several, are refused with what to do.
-func TestRecordedDisk(t *testing.T) {
-	tbl := &inventory.PartitionTable{Type: "gpt"}
-	one := &inventory.Document{Disks: []inventory.Disk{{Path: "/dev/sda", SizeBytes: 1 << 30, Table: tbl}, {Path: "/dev/sr0"}}}
-	if d, err := RecordedDisk(one); err != nil || d.Path != "/dev/sda" {
-		t.Errorf("one disk: %+v, %v", d, err)
+// TestRecordedDisks: the VM disks stand for the disks with a partition
+// table, the boot disk (the one holding /boot, else /, else the first)
+// first; none is refused with what to do. DiskFile names the others.
+func TestRecordedDisks(t *testing.T) {
+	tbl := func(parts ...string) *inventory.PartitionTable {
+		pt := &inventory.PartitionTable{Type: "gpt"}
+		for _, p := range parts {
+			pt.Partitions = append(pt.Partitions, inventory.Partition{Path: p})
+		}
+		return pt
 	}
-	two := &inventory.Document{Disks: []inventory.Disk{{Path: "/dev/sda", Table: tbl}, {Path: "/dev/sdb", Table: tbl}}}
-	if _, err := RecordedDisk(two); err == nil || !strings.Contains(err.Error(), "had 2 disks (/dev/sda, /dev/sdb)") || !strings.Contains(err.Error(), "rewind recover") {
-		t.Errorf("two disks: %v", err)
+	paths := func(ds []*inventory.Disk) string {
+		var s []string
+		for _, d := range ds {
+			s = append(s, d.Path)
+		}
+		return strings.Join(s, " ")
 	}
-	if _, err := RecordedDisk(&inventory.Document{}); err == nil || !strings.Contains(err.Error(), "--system-root") {
+	one := &inventory.Document{Disks: []inventory.Disk{{Path: "/dev/sda", SizeBytes: 1 << 30, Table: tbl("/dev/sda1")}, {Path: "/dev/sr0"}}}
+	if ds, order, err := RecordedDisks(one); err != nil || paths(ds) != "/dev/sda" || fmt.Sprint(order) != "[0]" {
+		t.Errorf("one disk: %s %v, %v", paths(ds), order, err)
+	}
+	mounted := func(dev, target string) inventory.Filesystem {
+		return inventory.Filesystem{Device: dev, Type: "ext4", Mounts: []inventory.Mount{{Target: target}}}
+	}
+	// The data disk is recorded first; / is on the second.
+	two := &inventory.Document{Disks: []inventory.Disk{{Path: "/dev/sda", Table: tbl("/dev/sda1")}, {Path: "/dev/sdb", Table: tbl("/dev/sdb1", "/dev/sdb2")}},
+		Filesystems: []inventory.Filesystem{mounted("/dev/sda1", "/srv/data"), mounted("/dev/sdb2", "/")}}
+	if ds, order, err := RecordedDisks(two); err != nil || paths(ds) != "/dev/sdb /dev/sda" || fmt.Sprint(order) != "[1 0]" {
+		t.Errorf("root on the second disk: %s %v, %v", paths(ds), order, err)
+	}
+	// /boot wins over /.
+	three := &inventory.Document{Disks: []inventory.Disk{{Path: "/dev/sda", Table: tbl("/dev/sda1")}, {Path: "/dev/sdb", Table: tbl("/dev/sdb1")}, {Path: "/dev/sdc", Table: tbl("/dev/sdc1")}},
+		Filesystems: []inventory.Filesystem{mounted("/dev/sda1", "/"), mounted("/dev/sdc1", "/boot")}}
+	if ds, order, err := RecordedDisks(three); err != nil || paths(ds) != "/dev/sdc /dev/sda /dev/sdb" || fmt.Sprint(order) != "[2 0 1]" {
+		t.Errorf("/boot on the third disk: %s %v, %v", paths(ds), order, err)
+	}
+	// Nothing mounted: the first.
+	bare := &inventory.Document{Disks: []inventory.Disk{{Path: "/dev/sda", Table: tbl()}, {Path: "/dev/sdb", Table: tbl()}}}
+	if ds, _, err := RecordedDisks(bare); err != nil || paths(ds) != "/dev/sda /dev/sdb" {
+		t.Errorf("no mounts: %s, %v", paths(ds), err)
+	}
+	if _, _, err := RecordedDisks(&inventory.Document{}); err == nil || !strings.Contains(err.Error(), "--system-root") {
 		t.Errorf("no disk: %v", err)
+	}
+	for _, c := range [][3]string{{"/v/web1.qcow2", "0", "/v/web1.qcow2"}, {"/v/web1.qcow2", "1", "/v/web1-2.qcow2"},
+		{"/v/web1.qcow2", "2", "/v/web1-3.qcow2"}, {"/v/web1", "1", "/v/web1-2"}} {
+		var n int
+		fmt.Sscan(c[1], &n)
+		if got := DiskFile(c[0], n); got != c[2] {
+			t.Errorf("DiskFile(%s, %d) = %s, want %s", c[0], n, got, c[2])
+		}
+	}
+}
+
+// TestExportVMSizeRefusals: more sizes than disks, or an existing second
+// output, are refused before anything is made.
+func TestExportVMSizeRefusals(t *testing.T) {
+	if _, err := qemu.LookPath(qemu.ImgProgram); err != nil {
+		t.Skip(err)
+	}
+	tbl := &inventory.PartitionTable{Type: "gpt"}
+	doc := &inventory.Document{Disks: []inventory.Disk{{Path: "/dev/sda", SizeBytes: 1 << 30, Table: tbl}, {Path: "/dev/sdb", SizeBytes: 1 << 30, Table: tbl}}}
+	called := false
+	rec := func(context.Context, []recovery.Target) (*recovery.Report, error) { called = true; return nil, nil }
+	dir := t.TempDir()
+	out := filepath.Join(dir, "vm.qcow2")
+	_, err := ExportVM(context.Background(), ExportOptions{Out: out, Sizes: []int64{1 << 30, 1 << 30, 1 << 30}, Inventory: doc, Recover: rec})
+	if err == nil || !strings.Contains(err.Error(), "3 sizes for 2 disks") || !strings.Contains(err.Error(), "/dev/sda, /dev/sdb") {
+		t.Errorf("three sizes for two disks: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "vm-2.qcow2"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ExportVM(context.Background(), ExportOptions{Out: out, Inventory: doc, Recover: rec}); err == nil || !strings.Contains(err.Error(), "vm-2.qcow2 exists") {
+		t.Errorf("the second output exists: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 || called {
+		t.Errorf("a refused export made %v (recover called: %v)", ents, called)
 	}
 }

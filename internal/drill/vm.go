@@ -30,6 +30,9 @@ type BootOptions struct {
 	// it). Dir holds the serial log, the guest agent's socket and the
 	// UEFI variables.
 	Disk, Dir string
+	// More are the machine's other disks (qcow2), attached after Disk
+	// without a boot index.
+	More []string
 	// BootMode is bios or uefi.
 	BootMode  string
 	MemoryMiB int
@@ -82,6 +85,10 @@ func qemuArgs(o BootOptions, accel string, fwd map[int]int, serial, agent, ovmfV
 	}
 	args = append(args, "-drive", "file="+o.Disk+",format=qcow2,if=none,id=rewind-disk",
 		"-device", "virtio-blk-pci,drive=rewind-disk,bootindex=0")
+	for i, d := range o.More {
+		id := fmt.Sprintf("rewind-disk%d", i+2)
+		args = append(args, "-drive", "file="+d+",format=qcow2,if=none,id="+id, "-device", "virtio-blk-pci,drive="+id)
+	}
 	// restrict=on: the guest can reach neither the host nor any network;
 	// only the forwarded ports reach the guest, from 127.0.0.1. No option
 	// ROM: the guest boots from its disk, never from the network.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -54,6 +55,18 @@ const (
 	// ServerDefaultSize is the disk's size unless ServerOptions.SizeBytes
 	// says otherwise.
 	ServerDefaultSize = 512 << 20
+	// ServerDataLabel is the ext4 label of the data disk's one
+	// partition (ServerOptions.DataDiskBytes), mounted at
+	// ServerDataMount by the server's fstab.
+	ServerDataLabel = "srv-data"
+	ServerDataMount = "/srv/data"
+	// ServerDataFile is the URL path of the file on the data disk, which
+	// httpd serves: /srv/www/data.txt is a symlink to
+	// ServerDataMount/data.txt.
+	ServerDataFile = "/data.txt"
+	// ServerDefaultDataToken is data.txt's content unless
+	// ServerOptions.DataToken says otherwise.
+	ServerDefaultDataToken = "rewind-server-data-1"
 	// ServerRegenerated is the file the server's update-initramfs
 	// stand-in writes (see serverUpdateInitramfs).
 	ServerRegenerated = "/boot/initramfs-regenerated"
@@ -65,6 +78,10 @@ const (
 	ServerDiskGUID = "8d1c2f5e-0b0a-4c6e-9a11-5e5e00000000"
 	ServerRootUUID = "5e5e5e5e-0004-4000-8000-000000000004"
 	ServerSwapUUID = "5e5e5e5e-0003-4000-8000-000000000003"
+	// The data disk's GPT GUID, its partition's UUID and its ext4 UUID.
+	ServerDataDiskGUID = "8d1c2f5e-0b0a-4c6e-9a11-5e5ed0000000"
+	ServerDataPartUUID = "5e5ed001-0000-4000-8000-000000000001"
+	ServerDataUUID     = "5e5ed0d0-0001-4000-8000-000000000001"
 	// ServerESPUUID is the vfat volume ID as blkid and fstab show it.
 	ServerESPUUID = "5E5E-0002"
 )
@@ -113,6 +130,15 @@ type ServerOptions struct {
 	// Token is /srv/www/index.html's content (GET / returns it),
 	// ServerDefaultToken when empty.
 	Token string
+	// DataDiskBytes, when not 0, adds a second disk (ServerDisk.DataPath,
+	// a whole number of MiB, at least 16 MiB): a GPT of one ext4
+	// partition (ServerDataLabel, ServerDataUUID) that the root's fstab
+	// mounts at ServerDataMount by UUID=, holding data.txt with
+	// DataToken, served as ServerDataFile. Without it the server is the
+	// one-disk server, byte for byte.
+	DataDiskBytes int64
+	// DataToken is data.txt's content, ServerDefaultDataToken when empty.
+	DataToken string
 }
 
 // ServerDisk is a built server disk, a private copy for one test.
@@ -121,6 +147,10 @@ type ServerDisk struct {
 	Mode      string
 	SizeBytes int64
 	Token     string
+	// DataPath is the data disk (raw, sparse) when
+	// ServerOptions.DataDiskBytes asked for one, else empty.
+	DataPath  string
+	DataToken string
 	// Kernel is the kernel's version ("6.1.0-57-amd64"): /boot holds
 	// vmlinuz-Kernel and initrd.img-Kernel.
 	Kernel string
@@ -132,7 +162,7 @@ var serverCache struct {
 	built map[string]serverBuilt
 }
 
-type serverBuilt struct{ path, kernel string }
+type serverBuilt struct{ path, dataPath, kernel string }
 
 // BuildServerDisk builds the server disk of opt (or finds it in the cache
 // ${XDG_CACHE_HOME:-~/.cache}/rewind-test/server/, keyed by everything
@@ -170,7 +200,14 @@ func BuildServerDiskAt(dir string, opt ServerOptions) (*ServerDisk, error) {
 	if out, err := exec.Command("cp", "--sparse=always", "--reflink=auto", b.path, path).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("copy the server disk: %v: %s", err, out)
 	}
-	return &ServerDisk{Path: path, Mode: opt.Mode, SizeBytes: opt.SizeBytes, Token: opt.Token, Kernel: b.kernel}, nil
+	d := &ServerDisk{Path: path, Mode: opt.Mode, SizeBytes: opt.SizeBytes, Token: opt.Token, Kernel: b.kernel}
+	if b.dataPath != "" {
+		d.DataPath, d.DataToken = filepath.Join(dir, "server-"+opt.Mode+"-data.img"), opt.DataToken
+		if out, err := exec.Command("cp", "--sparse=always", "--reflink=auto", b.dataPath, d.DataPath).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("copy the server's data disk: %v: %s", err, out)
+		}
+	}
+	return d, nil
 }
 
 func (o ServerOptions) normal() (ServerOptions, error) {
@@ -186,6 +223,14 @@ func (o ServerOptions) normal() (ServerOptions, error) {
 	if o.Token == "" {
 		o.Token = ServerDefaultToken
 	}
+	if o.DataDiskBytes != 0 {
+		if o.DataDiskBytes < 16<<20 || o.DataDiskBytes%(1<<20) != 0 {
+			return o, fmt.Errorf("server data disk size %d: want a whole number of MiB, at least 16 MiB", o.DataDiskBytes)
+		}
+		if o.DataToken == "" {
+			o.DataToken = ServerDefaultDataToken
+		}
+	}
 	return o, nil
 }
 
@@ -197,6 +242,9 @@ func cachedServer(opt ServerOptions) (serverBuilt, error) {
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s|%s|%d|%q|", serverVersion, opt.Mode, opt.SizeBytes, opt.Token)
+	if opt.DataDiskBytes != 0 {
+		fmt.Fprintf(h, "data|%d|%q|%s|", opt.DataDiskBytes, opt.DataToken, serverFstab(true))
+	}
 	in.hash(h)
 	key := hex.EncodeToString(h.Sum(nil))[:16]
 	serverCache.Lock()
@@ -207,7 +255,14 @@ func cachedServer(opt ServerOptions) (serverBuilt, error) {
 	dir := filepath.Join(testCacheDir(), "server")
 	path := filepath.Join(dir, "server-"+opt.Mode+"-"+key+".img")
 	b := serverBuilt{path: path, kernel: in.kernel}
-	if _, err := os.Stat(path); err != nil {
+	if opt.DataDiskBytes != 0 {
+		b.dataPath = strings.TrimSuffix(path, ".img") + "-data.img"
+	}
+	_, err = os.Stat(path)
+	if err == nil && b.dataPath != "" {
+		_, err = os.Stat(b.dataPath)
+	}
+	if err != nil {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return b, err
 		}
@@ -221,6 +276,16 @@ func cachedServer(opt ServerOptions) (serverBuilt, error) {
 			return b, err
 		}
 		// A rename is atomic: parallel test binaries build the same file.
+		// The data disk goes first: the root's presence says both are.
+		if b.dataPath != "" {
+			data := filepath.Join(work, "data.img")
+			if err := buildServerData(work, data, opt, in); err != nil {
+				return b, err
+			}
+			if err := os.Rename(data, b.dataPath); err != nil {
+				return b, err
+			}
+		}
 		if err := os.Rename(disk, path); err != nil {
 			return b, err
 		}

@@ -106,7 +106,7 @@ func TestAttachServer(t *testing.T) {
 	for name, want := range map[string]string{
 		"/etc/hostname":       ServerHostname + "\n",
 		"/srv/www/index.html": ServerDefaultToken,
-		"/etc/fstab":          serverFstab(),
+		"/etc/fstab":          serverFstab(false),
 	} {
 		b, err := os.ReadFile(a.Root + name)
 		if err != nil || string(b) != want {
@@ -163,5 +163,41 @@ func TestServerBootFailsFast(t *testing.T) {
 	}
 	if !strings.Contains(r.fatal, "QEMU exited before") {
 		t.Fatalf("WaitReady on a blank disk: %q", r.fatal)
+	}
+}
+
+// TestServerDataDisk: DataDiskBytes adds a second disk, a GPT of one
+// ext4 partition (label, UUIDs fixed) holding data.txt, mounted by the
+// root's fstab at ServerDataMount; the root disk keeps its layout, and
+// the one-disk server's fstab has no such entry. No boot: the drill test
+// of internal/cli boots it.
+func TestServerDataDisk(t *testing.T) {
+	d := BuildServerDisk(t, ServerOptions{Mode: "bios", DataDiskBytes: 32 << 20, DataToken: "data-tok-1"})
+	checkServerLayout(t, d)
+	if d.DataPath == "" || d.DataToken != "data-tok-1" {
+		t.Fatalf("no data disk: %+v", d)
+	}
+	if st, err := os.Stat(d.DataPath); err != nil || st.Size() != 32<<20 {
+		t.Fatalf("data disk %s: %v", d.DataPath, err)
+	}
+	out, err := exec.Command(serverToolPath("sfdisk"), "--dump", d.DataPath).CombinedOutput()
+	dump := strings.ToLower(string(out))
+	if err != nil || !strings.Contains(dump, "label-id: "+ServerDataDiskGUID) || !strings.Contains(dump, "start=        2048") ||
+		!strings.Contains(dump, "uuid="+ServerDataPartUUID) || strings.Count(dump, "start=") != 1 {
+		t.Errorf("data disk table: %v:\n%s", err, out)
+	}
+	if blkid, err := lookTool("blkid"); err == nil {
+		out, err := exec.Command(blkid, "-p", "-O", "1048576", "-o", "export", d.DataPath).CombinedOutput()
+		s := string(out)
+		if err != nil || !strings.Contains(s, "TYPE=ext4") || !strings.Contains(s, "UUID="+ServerDataUUID) || !strings.Contains(s, "LABEL="+ServerDataLabel) {
+			t.Errorf("data filesystem: %v: %s", err, s)
+		}
+	}
+	if f := serverFstab(true); !strings.Contains(f, "UUID="+ServerDataUUID+" /srv/data ext4 ") || strings.Contains(serverFstab(false), ServerDataUUID) {
+		t.Errorf("fstab with the data disk:\n%s", f)
+	}
+	plain := BuildServerDisk(t, ServerOptions{Mode: "bios"})
+	if plain.DataPath != "" {
+		t.Errorf("the one-disk server has a data disk %s", plain.DataPath)
 	}
 }

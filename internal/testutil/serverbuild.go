@@ -87,7 +87,7 @@ func lookTool(name string) (string, error) {
 func (in *serverIn) hash(h hash.Hash) {
 	for _, part := range [][]byte{in.busybox, in.grub, []byte(in.vmlinuz),
 		[]byte(serverInitramfsInit), []byte(serverRootInit), []byte(serverUpdateInitramfs),
-		[]byte(serverFstab()), []byte(serverGrubCfg(in.kernel))} {
+		[]byte(serverFstab(false)), []byte(serverGrubCfg(in.kernel))} {
 		fmt.Fprintf(h, "%d:", len(part))
 		h.Write(part)
 	}
@@ -207,7 +207,7 @@ func serverRootTree(dir string, opt ServerOptions, in *serverIn) error {
 		{"sbin/init", 0o755, []byte(serverRootInit)},
 		{"usr/sbin/update-initramfs", 0o755, []byte(serverUpdateInitramfs)},
 		{"etc/hostname", 0o644, []byte(ServerHostname + "\n")},
-		{"etc/fstab", 0o644, []byte(serverFstab())},
+		{"etc/fstab", 0o644, []byte(serverFstab(opt.DataDiskBytes != 0))},
 		{"etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\n")},
 		{"etc/group", 0o644, []byte("root:x:0:\n")},
 		{"srv/www/index.html", 0o644, []byte(opt.Token)},
@@ -219,6 +219,14 @@ func serverRootTree(dir string, opt ServerOptions, in *serverIn) error {
 		p := filepath.Join(dir, f.name)
 		_ = os.Remove(p) // a busybox link of that name (sbin/init)
 		if err := os.WriteFile(p, f.data, f.mode); err != nil {
+			return err
+		}
+	}
+	if opt.DataDiskBytes != 0 {
+		if err := os.MkdirAll(filepath.Join(dir, ServerDataMount), 0o755); err != nil {
+			return err
+		}
+		if err := os.Symlink(ServerDataMount+ServerDataFile, filepath.Join(dir, "srv/www", ServerDataFile)); err != nil {
 			return err
 		}
 	}
@@ -276,4 +284,41 @@ func serverSwap(work, disk string, in *serverIn) error {
 		return err
 	}
 	return f.Close()
+}
+
+// buildServerData writes the server's data disk, a new sparse file: a
+// GPT of one partition filling it, ext4 holding data.txt.
+func buildServerData(work, disk string, opt ServerOptions, in *serverIn) error {
+	f, err := os.OpenFile(disk, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(opt.DataDiskBytes)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	const start = 2048
+	n := opt.DataDiskBytes/512 - start - serverGPTTail
+	size := n - n%2048
+	table := fmt.Sprintf("label: gpt\nlabel-id: %s\nstart=%d, size=%d, type=%s, uuid=%s, name=\"data\"\n",
+		strings.ToUpper(ServerDataDiskGUID), start, size, strings.ToUpper(ServerPartTypes[3]), strings.ToUpper(ServerDataPartUUID))
+	cmd := exec.Command(serverToolPath("sfdisk"), "--quiet", "--no-reread", "--no-tell-kernel", disk)
+	cmd.Stdin = strings.NewReader(table)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("sfdisk %s: %v: %s", disk, err, out)
+	}
+	tree := filepath.Join(work, "data")
+	if err := os.MkdirAll(tree, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tree, "data.txt"), []byte(opt.DataToken), 0o644); err != nil {
+		return err
+	}
+	return runErr(in.tools["mkfs.ext4"], "-q", "-F", "-t", "ext4", "-b", "4096", "-I", "256", "-i", "16384",
+		"-L", ServerDataLabel, "-U", ServerDataUUID,
+		"-E", fmt.Sprintf("offset=%d,nodiscard", start*512), "-d", tree,
+		disk, fmt.Sprintf("%dk", size/2))
 }

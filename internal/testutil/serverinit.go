@@ -91,13 +91,18 @@ out=` + ServerRegenerated + `
 echo "update-initramfs: wrote $out"
 `
 
-// serverFstab is the root's /etc/fstab.
-func serverFstab() string {
-	return fmt.Sprintf(`# /etc/fstab of the rewind test server
+// serverFstab is the root's /etc/fstab; data adds the data disk's
+// entry.
+func serverFstab(data bool) string {
+	s := fmt.Sprintf(`# /etc/fstab of the rewind test server
 UUID=%s / ext4 errors=remount-ro 0 1
 UUID=%s /boot/efi vfat umask=0077 0 2
 UUID=%s none swap sw 0 0
 `, ServerRootUUID, ServerESPUUID, ServerSwapUUID)
+	if data {
+		s += fmt.Sprintf("UUID=%s %s ext4 defaults 0 2\n", ServerDataUUID, ServerDataMount)
+	}
+	return s
 }
 
 // serverGrubCfg is /boot/grub/grub.cfg: one entry, no menu.

@@ -51,8 +51,9 @@ func RequireOVMF(t testing.TB) {
 // network (restrict=on: no way out, only the forwarded port in) and the
 // serial console on stdio. mode "uefi" boots through OVMF with a private
 // copy of its variable store, "bios" through SeaBIOS. KVM is used when
-// /dev/kvm opens, TCG otherwise.
-func BootServer(t testing.TB, disk, mode string) *ServerVM {
+// /dev/kvm opens, TCG otherwise. more are further disks (the data disk,
+// raw or qcow2), each on its own virtio-blk without a boot index.
+func BootServer(t testing.TB, disk, mode string, more ...string) *ServerVM {
 	t.Helper()
 	RequireQEMU(t)
 	format, err := diskFormat(disk)
@@ -69,9 +70,18 @@ func BootServer(t testing.TB, disk, mode string) *ServerVM {
 		// after a second, and -no-reboot makes QEMU exit.
 		"-boot", "strict=on,reboot-timeout=1000",
 		"-drive", "file=" + disk + ",format=" + format + ",if=none,id=disk0",
-		"-device", "virtio-blk-pci,drive=disk0,bootindex=0",
+		"-device", "virtio-blk-pci,drive=disk0,bootindex=0"}
+	for i, d := range more {
+		f, err := diskFormat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := fmt.Sprintf("disk%d", i+1)
+		args = append(args, "-drive", "file="+d+",format="+f+",if=none,id="+id, "-device", "virtio-blk-pci,drive="+id)
+	}
+	args = append(args,
 		"-netdev", fmt.Sprintf("user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:80", port),
-		"-device", "virtio-net-pci,netdev=net0,romfile="}
+		"-device", "virtio-net-pci,netdev=net0,romfile=")
 	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
 		f.Close()
 		args = append(args, "-accel", "kvm")
