@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -72,7 +74,7 @@ func startMount(t *testing.T, e *env, dir string, args ...string) *mounted {
 		case <-m.exited:
 		case <-time.After(30 * time.Second):
 			m.cmd.Process.Kill()
-			<-m.exited
+			m.waitKilled()
 		}
 		if isMountpoint(t, dir) {
 			exec.Command(fusermount, "-u", "-z", dir).Run()
@@ -89,7 +91,53 @@ func startMount(t *testing.T, e *env, dir string, args ...string) *mounted {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The mount is in the table before go-fuse's WaitMount has done: it
+	// then polls a file of the new mount from the mounting process
+	// itself. Killed in between, that process can never exit (its own
+	// FUSE request has no one left to answer it): wait for the line it
+	// prints once mounted, unless it was told to print nothing.
+	if !slices.ContainsFunc(args, func(a string) bool { return a == "--json" || a == "--quiet" || a == "-q" }) {
+		for deadline := time.Now().Add(60 * time.Second); !strings.Contains(m.log(), "repository mounted at"); {
+			if time.Now().After(deadline) {
+				t.Fatalf("rewind mount did not say it was mounted after 60 s: %s", m.log())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	return m
+}
+
+// waitKilled waits for a killed mount process; one stuck on its own
+// mount's FUSE connection is freed by aborting that connection
+// (/sys/fs/fuse/connections), so that no test waits forever.
+func (m *mounted) waitKilled() {
+	select {
+	case <-m.exited:
+		return
+	case <-time.After(10 * time.Second):
+	}
+	abortFUSE(m.dir)
+	<-m.exited
+}
+
+// abortFUSE aborts the FUSE connection of the mount at dir, if any,
+// mounting the fusectl filesystem first where it is not (root only).
+func abortFUSE(dir string) {
+	const conns = "/sys/fs/fuse/connections"
+	if ents, err := os.ReadDir(conns); err == nil && len(ents) == 0 {
+		syscall.Mount("fusectl", conns, "fusectl", 0, "")
+	}
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == dir {
+			_, minor, _ := strings.Cut(f[2], ":")
+			os.WriteFile(filepath.Join(conns, minor, "abort"), []byte("1"), 0o200)
+		}
+	}
 }
 
 func (m *mounted) log() string {
@@ -104,6 +152,8 @@ func (m *mounted) wait() int {
 	select {
 	case <-m.exited:
 	case <-time.After(30 * time.Second):
+		m.cmd.Process.Kill()
+		m.waitKilled()
 		m.t.Fatalf("rewind mount still running 30 s after being told to stop: %s", m.log())
 	}
 	if ee, ok := m.err.(*exec.ExitError); ok {
