@@ -190,7 +190,7 @@ func Recover(ctx context.Context, opt Options) (*Report, error) {
 			// The restorer's advice (free space, restore again) is for a
 			// restore into a filesystem that has other content; these
 			// filesystems are new, and only a larger one helps.
-			return fmt.Errorf("%w (%w) after %d files, %d bytes: the snapshot holds more than the inventory recorded for its filesystems; use a larger disk, or give the full partition more room with --map", ErrTooSmall, restorer.ErrDiskFull, rep.Files, rep.Bytes)
+			return fmt.Errorf("%w (%w) after %s, %s: the snapshot holds more than the inventory recorded for its filesystems; use a larger disk, or give the full partition more room with --map", ErrTooSmall, restorer.ErrDiskFull, ui.Count(rep.Files, "file", "files"), ui.Bytes(rep.Bytes))
 		}
 		return err
 	}); err != nil {
