@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/rewind-backup/rewind/internal/progpath"
 )
 
 // ErrNoTool: the program is not installed.
@@ -48,14 +50,8 @@ type ExecRunner struct {
 
 // lookPath finds name in PATH, then in /usr/sbin and /sbin.
 func lookPath(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
+	if p := progpath.Find(name, slices.Concat(progpath.Sbin, []string{"/usr/bin", "/bin"})); p != "" {
 		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
 	}
 	return "", fmt.Errorf("%s: %w", name, ErrNoTool)
 }

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rewind-backup/rewind/internal/progpath"
 )
 
 // ErrNoTool: a program this package runs is not installed.
@@ -26,14 +28,8 @@ var ErrNoTool = errors.New("program not found")
 // LookPath finds a program in PATH, then in the sbin directories that a
 // user's PATH may leave out.
 func LookPath(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
+	if p := progpath.Find(name, progpath.Sbin); p != "" {
 		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin"} {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
 	}
 	return "", fmt.Errorf("%s: %w (install util-linux)", name, ErrNoTool)
 }

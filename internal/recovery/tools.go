@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/rewind-backup/rewind/internal/progpath"
 )
 
 // ErrMissingTool: a program recover needs is not installed. The message
@@ -27,20 +29,15 @@ var packages = map[string]string{
 
 // lookPath finds a program in PATH, then in the sbin directories.
 func lookPath(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
 	// A PATH that names sbin directories is taken as it is (a test, or an
 	// administrator, can hide a program); otherwise the sbin directories
 	// a user's PATH leaves out are searched too.
+	dirs := progpath.Sbin
 	if filepath.IsAbs(name) || strings.Contains(os.Getenv("PATH"), "sbin") {
-		return "", fmt.Errorf("%w: %s", ErrMissingTool, name)
+		dirs = nil
 	}
-	for _, dir := range []string{"/usr/sbin", "/sbin"} {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
+	if p := progpath.Find(name, dirs); p != "" {
+		return p, nil
 	}
 	pkg := packages[name]
 	if pkg == "" {

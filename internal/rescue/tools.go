@@ -1,9 +1,8 @@
 package rescue
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
+
+	"github.com/rewind-backup/rewind/internal/progpath"
 )
 
 // Tools are the programs recover runs, looked up on the host and copied
@@ -63,15 +62,4 @@ var (
 )
 
 // lookTool finds a tool on $PATH, then in ToolDirs; "" when absent.
-func lookTool(name string) string {
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, d := range ToolDirs {
-		p := filepath.Join(d, name)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	return ""
-}
+func lookTool(name string) string { return progpath.Find(name, ToolDirs) }

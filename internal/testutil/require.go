@@ -2,9 +2,9 @@ package testutil
 
 import (
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/rewind-backup/rewind/internal/progpath"
 )
 
 // CI reports whether the tests run under continuous integration (CI=true),
@@ -27,14 +27,8 @@ func RequireRoot(t testing.TB) {
 // not lead). If it is missing the test is skipped, or failed under CI=true.
 func RequireTool(t testing.TB, name string) string {
 	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
+	if p := progpath.Find(name, progpath.Sbin); p != "" {
 		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin"} {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p
-		}
 	}
 	unavailable(t, "%s not found (install it, e.g. apt-get install acl attr e2fsprogs xfsprogs btrfs-progs)", name)
 	return ""

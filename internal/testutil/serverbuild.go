@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/rewind-backup/rewind/internal/kmod"
+
+	"github.com/rewind-backup/rewind/internal/progpath"
 )
 
 // serverIn is everything a server disk is built from, read once to
@@ -72,14 +74,8 @@ func serverInputs(opt ServerOptions) (*serverIn, error) {
 
 // lookTool finds a program in PATH, /usr/sbin or /sbin.
 func lookTool(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
+	if p := progpath.Find(name, progpath.Sbin); p != "" {
 		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin"} {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
 	}
 	return "", fmt.Errorf("%s not found", name)
 }
