@@ -32,21 +32,6 @@ import (
 
 const drillTitle = "## Bare-metal recovery (issue 15): drill RTO of the test server"
 
-type drillConfig struct {
-	mode   string
-	rounds int
-}
-
-func (dc drillConfig) validate() error {
-	if dc.mode != modeOff && dc.mode != modeOnly {
-		return fmt.Errorf("-drill %q: want off or only", dc.mode)
-	}
-	if dc.rounds < 1 {
-		return fmt.Errorf("-drill-rounds %d: give at least 1", dc.rounds)
-	}
-	return nil
-}
-
 // drillRound is one drill's phases, in seconds.
 type drillRound struct {
 	Restore float64 `json:"restore_seconds"`
@@ -96,7 +81,7 @@ func drillProbes(token string) []string {
 	return []string{"marker " + testutil.ServerReady, "http / 80 " + token, "tcp 80"}
 }
 
-func runDrillBench(ctx context.Context, log *slog.Logger, dc drillConfig, bin, dir string) (*drillReport, error) {
+func runDrillBench(ctx context.Context, log *slog.Logger, dc roundsSection, bin, dir string) (*drillReport, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("-drill only needs root (loop devices, mount, recover, drill)")
 	}
@@ -136,7 +121,7 @@ func ovmfPresent() bool {
 	return true
 }
 
-func drillOneMode(ctx context.Context, log *slog.Logger, dc drillConfig, bin, dir, mode string) (drillMode, error) {
+func drillOneMode(ctx context.Context, log *slog.Logger, dc roundsSection, bin, dir, mode string) (drillMode, error) {
 	m := drillMode{Mode: mode}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return m, err

@@ -29,26 +29,6 @@ import (
 
 const instantTitle = "## Instant recovery (issue 14): `rewind instant` against a full restore"
 
-const (
-	instantOff  = "off"
-	instantOnly = "only"
-)
-
-type instantConfig struct {
-	mode   string
-	rounds int
-}
-
-func (ic instantConfig) validate() error {
-	if ic.mode != instantOff && ic.mode != instantOnly {
-		return fmt.Errorf("-instant %q: want off or only", ic.mode)
-	}
-	if ic.rounds < 1 {
-		return fmt.Errorf("-instant-rounds %d: give at least 1", ic.rounds)
-	}
-	return nil
-}
-
 // instantDisk is the figures of one disk.
 type instantDisk struct {
 	Name        string  `json:"name"`
@@ -67,7 +47,7 @@ type instantReport struct {
 }
 
 // runInstant measures each disk: the median of rounds boots and restores.
-func runInstantBench(ctx context.Context, log *slog.Logger, ic instantConfig, bin, dir string) (*instantReport, error) {
+func runInstantBench(ctx context.Context, log *slog.Logger, ic roundsSection, bin, dir string) (*instantReport, error) {
 	guest, err := testutil.BuildGuestDisk()
 	if err != nil {
 		return nil, fmt.Errorf("guest disk: %w", err)

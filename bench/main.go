@@ -59,14 +59,14 @@ type config struct {
 	rewind   string // a rewind binary to use instead of building ./cmd/rewind
 	optional bool   // rewind may be missing or broken (RWBENCH_REWIND_OPTIONAL)
 	cp       cpConfig
-	inst     instantConfig
+	inst     roundsSection
 	pg       pgConfig
 	sq       sqliteConfig
 	qemu     string
 	my       myConfig
 	mount    string // the mount section: off or only
 	images   string // the images section: off or only
-	drill    drillConfig
+	drill    roundsSection
 }
 
 // optionalEnv names the variable that lets a broken rewind through.
@@ -119,7 +119,7 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	fs.IntVar(&cfg.sq.rate, "sqlite-rate", 100, "SQLite: the writer's transactions per second")
 	fs.DurationVar(&cfg.sq.duration, "sqlite-duration", time.Minute, "SQLite: how long the writer runs (-smoke: 8s)")
 	fs.DurationVar(&cfg.sq.interval, "sqlite-interval", time.Second, "SQLite: rewind watch --interval")
-	fs.StringVar(&cfg.inst.mode, "instant", instantOff, "instant-recovery section (rewind instant against a full restore of the tests' 1 GiB guest): off, or only (alone; replaces its section of -out)")
+	fs.StringVar(&cfg.inst.mode, "instant", modeOff, "instant-recovery section (rewind instant against a full restore of the tests' 1 GiB guest): off, or only (alone; replaces its section of -out)")
 	fs.IntVar(&cfg.inst.rounds, "instant-rounds", 3, "instant: boots and restores per disk (the median is reported)")
 	fs.StringVar(&cfg.my.mode, "mysql", myOn, "MariaDB section against mariabackup + restic: on (after the PostgreSQL one), off (the report keeps the last one), or only (alone; replaces its section of -out)")
 	fs.IntVar(&cfg.my.sizeMB, "mysql-size", 1024, "MariaDB: size of the sysbench-style database in MB (-smoke: 8)")
@@ -238,10 +238,10 @@ func mainErr(ctx context.Context, log *slog.Logger, args []string) error {
 	if cfg.sq.mode != sqliteOff && cfg.sq.mode != sqliteOnly {
 		return fmt.Errorf("-sqlite %q: want off or only", cfg.sq.mode)
 	}
-	if err := cfg.inst.validate(); err != nil {
+	if err := cfg.inst.validate("instant"); err != nil {
 		return err
 	}
-	if err := cfg.drill.validate(); err != nil {
+	if err := cfg.drill.validate("drill"); err != nil {
 		return err
 	}
 	if err := validate(&cfg); err != nil {
@@ -393,7 +393,7 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 	if cfg.drill.mode == modeOnly {
 		return drillOnlyRun(ctx, log, cfg, root, tmp, dataDir)
 	}
-	if cfg.inst.mode == instantOnly {
+	if cfg.inst.mode == modeOnly {
 		return instantOnlyRun(ctx, log, cfg, root, tmp, dataDir)
 	}
 	if cfg.sq.mode == sqliteOnly {

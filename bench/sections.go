@@ -137,3 +137,21 @@ func renderSaved(ctx context.Context, from, out, title string, rep sectionReport
 	}
 	return writeTitled(out, title, rep.markdown())
 }
+
+// roundsSection is the setting of a section that only runs alone and
+// repeats its measurement: -NAME off|only and -NAME-rounds N.
+type roundsSection struct {
+	mode   string
+	rounds int
+}
+
+// validate checks the flags -name and -name-rounds.
+func (rs roundsSection) validate(name string) error {
+	if rs.mode != modeOff && rs.mode != modeOnly {
+		return fmt.Errorf("-%s %q: want off or only", name, rs.mode)
+	}
+	if rs.rounds < 1 {
+		return fmt.Errorf("-%s-rounds %d: give at least 1", name, rs.rounds)
+	}
+	return nil
+}
