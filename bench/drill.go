@@ -28,6 +28,8 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/loopdev"
 	"github.com/rewind-backup/rewind/internal/testutil"
+
+	"github.com/rewind-backup/rewind/internal/qemu/uefi"
 )
 
 const drillTitle = "## Bare-metal recovery (issue 15): drill RTO of the test server"
@@ -113,7 +115,7 @@ func runDrillBench(ctx context.Context, log *slog.Logger, dc roundsSection, bin,
 }
 
 func ovmfPresent() bool {
-	for _, p := range []string{testutil.OVMFCode, testutil.OVMFVars} {
+	for _, p := range []string{uefi.Code, uefi.Vars} {
 		if _, err := os.Stat(p); err != nil {
 			return false
 		}

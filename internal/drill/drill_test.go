@@ -79,7 +79,7 @@ func TestTrend(t *testing.T) {
 // TestQEMUArgsIsolated: the guest's network is restricted and only the
 // probed ports are forwarded, from 127.0.0.1.
 func TestQEMUArgsIsolated(t *testing.T) {
-	args := strings.Join(qemuArgs(BootOptions{Disk: "/d.qcow2", MemoryMiB: 256}, "tcg", map[int]int{80: 4000, 22: 4001}, "/s.log", "/q.sock", "/vars.fd"), " ")
+	args := strings.Join(qemuArgs(BootOptions{Disk: "/d.qcow2", MemoryMiB: 256}, "tcg", map[int]int{80: 4000, 22: 4001}, "/s.log", "/q.sock", []string{"-drive", "if=pflash,format=raw,unit=1,file=/vars.fd"}), " ")
 	for _, want := range []string{
 		"-netdev user,id=rewind-net,restrict=on,hostfwd=tcp:127.0.0.1:4001-:22,hostfwd=tcp:127.0.0.1:4000-:80 ",
 		"-serial file:/s.log", "file=/d.qcow2,format=qcow2,if=none", "if=pflash,format=raw,unit=1,file=/vars.fd",
@@ -94,7 +94,7 @@ func TestQEMUArgsIsolated(t *testing.T) {
 // TestQEMUArgsSeveralDisks: every disk of the machine is attached on
 // virtio-blk, only the boot disk with a boot index.
 func TestQEMUArgsSeveralDisks(t *testing.T) {
-	args := strings.Join(qemuArgs(BootOptions{Disk: "/d.qcow2", More: []string{"/d-2.qcow2", "/d-3.qcow2"}, MemoryMiB: 256}, "tcg", nil, "/s.log", "/q.sock", ""), " ")
+	args := strings.Join(qemuArgs(BootOptions{Disk: "/d.qcow2", More: []string{"/d-2.qcow2", "/d-3.qcow2"}, MemoryMiB: 256}, "tcg", nil, "/s.log", "/q.sock", nil), " ")
 	for _, want := range []string{
 		"-drive file=/d.qcow2,format=qcow2,if=none,id=rewind-disk -device virtio-blk-pci,drive=rewind-disk,bootindex=0 ",
 		"-drive file=/d-2.qcow2,format=qcow2,if=none,id=rewind-disk2 -device virtio-blk-pci,drive=rewind-disk2 ",

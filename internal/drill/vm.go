@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net"
 	"os"
@@ -16,12 +15,8 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/qemu"
-)
 
-// Firmware of a UEFI boot (Debian's ovmf package).
-var (
-	OVMFCode = "/usr/share/OVMF/OVMF_CODE.fd"
-	OVMFVars = "/usr/share/OVMF/OVMF_VARS.fd"
+	"github.com/rewind-backup/rewind/internal/qemu/uefi"
 )
 
 // BootOptions describe the VM a drill boots.
@@ -66,9 +61,9 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// qemuArgs builds QEMU's command line; ovmfVars is the guest's copy of
-// the UEFI variables ("" for BIOS).
-func qemuArgs(o BootOptions, accel string, fwd map[int]int, serial, agent, ovmfVars string) []string {
+// qemuArgs builds QEMU's command line; firmware are the UEFI firmware's
+// arguments (uefi.Args; none for BIOS).
+func qemuArgs(o BootOptions, accel string, fwd map[int]int, serial, agent string, firmware []string) []string {
 	args := []string{"-name", "rewind-drill", "-nodefaults", "-no-user-config",
 		"-display", "none", "-monitor", "none", "-no-reboot",
 		"-serial", "file:" + serial,
@@ -78,11 +73,7 @@ func qemuArgs(o BootOptions, accel string, fwd map[int]int, serial, agent, ovmfV
 	if accel == "kvm" {
 		args = append(args, "-cpu", "host")
 	}
-	if ovmfVars != "" {
-		args = append(args,
-			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
-			"-drive", "if=pflash,format=raw,unit=1,file="+ovmfVars)
-	}
+	args = append(args, firmware...)
 	args = append(args, "-drive", "file="+o.Disk+",format=qcow2,if=none,id=rewind-disk",
 		"-device", "virtio-blk-pci,drive=rewind-disk,bootindex=0")
 	for i, d := range o.More {
@@ -130,16 +121,13 @@ func Boot(ctx context.Context, o BootOptions) (*VM, error) {
 		}
 		vm.Forwarded[p] = hp
 	}
-	vars := ""
+	var firmware []string
 	switch o.BootMode {
 	case "bios", "":
 	case "uefi":
-		if _, err := os.Stat(OVMFCode); err != nil {
-			return nil, fmt.Errorf("the snapshot's machine boots with UEFI and %s is missing: install the ovmf package", OVMFCode)
-		}
-		vars = filepath.Join(o.Dir, "OVMF_VARS.fd")
-		if err := copyFile(OVMFVars, vars); err != nil {
-			return nil, fmt.Errorf("the UEFI variables: %w (install the ovmf package)", err)
+		var err error
+		if firmware, err = uefi.Args(o.Dir); err != nil {
+			return nil, fmt.Errorf("the snapshot's machine boots with UEFI: %w", err)
 		}
 	default:
 		return nil, fmt.Errorf("boot mode %q: rewind boots bios or uefi machines", o.BootMode)
@@ -148,7 +136,7 @@ func Boot(ctx context.Context, o BootOptions) (*VM, error) {
 		return nil, err
 	}
 	os.Remove(vm.Agent)
-	vm.cmd = exec.Command(bin, qemuArgs(o, vm.Accel, vm.Forwarded, vm.Serial, vm.Agent, vars)...)
+	vm.cmd = exec.Command(bin, qemuArgs(o, vm.Accel, vm.Forwarded, vm.Serial, vm.Agent, firmware)...)
 	vm.cmd.Stdout, vm.cmd.Stderr = vm.stderr, vm.stderr
 	// The guest dies with rewind, whatever ends it.
 	vm.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -198,23 +186,6 @@ func (vm *VM) Console(max int) string {
 		b = b[len(b)-max:]
 	}
 	return string(b)
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // waitFor polls every interval until try succeeds, ctx ends or the VM

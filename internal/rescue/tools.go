@@ -1,7 +1,6 @@
 package rescue
 
 import (
-
 	"github.com/rewind-backup/rewind/internal/progpath"
 )
 

@@ -8,21 +8,16 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rewind-backup/rewind/internal/qemu/uefi"
 )
 
 // ServerBootTimeout is how long ServerVM.WaitReady waits: a TCG boot of
 // the server takes 10-20 s on an idle machine, much longer on a busy one.
 const ServerBootTimeout = 4 * time.Minute
-
-// OVMF's firmware and the template of its variable store (Debian's ovmf).
-const (
-	OVMFCode = "/usr/share/OVMF/OVMF_CODE.fd"
-	OVMFVars = "/usr/share/OVMF/OVMF_VARS.fd"
-)
 
 // ServerVM is a server booted under QEMU: its serial console, and its
 // port 80 forwarded to 127.0.0.1:Port. It is killed when the test ends.
@@ -39,7 +34,7 @@ type ServerVM struct {
 // or fails it under CI=true.
 func RequireOVMF(t testing.TB) {
 	t.Helper()
-	for _, p := range []string{OVMFCode, OVMFVars} {
+	for _, p := range []string{uefi.Code, uefi.Vars} {
 		if _, err := os.Stat(p); err != nil {
 			unavailable(t, "OVMF: %v (run scripts/recovery.sh as root: ovmf)", err)
 		}
@@ -92,12 +87,11 @@ func BootServer(t testing.TB, disk, mode string, more ...string) *ServerVM {
 	case "bios":
 	case "uefi":
 		RequireOVMF(t)
-		vars := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
-		if err := copyFile(OVMFVars, vars); err != nil {
+		fw, err := uefi.Args(t.TempDir())
+		if err != nil {
 			t.Fatal(err)
 		}
-		args = append(args, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
-			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
+		args = append(args, fw...)
 	default:
 		t.Fatalf("BootServer: mode %q, want bios or uefi", mode)
 	}
@@ -298,12 +292,4 @@ func freeTCPPort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func copyFile(from, to string) error {
-	b, err := os.ReadFile(from)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(to, b, 0o644)
 }
